@@ -1,0 +1,91 @@
+"""Agreement and efficiency metrics between curves."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def _pair(pred, obs):
+    pred = np.asarray(pred, dtype=float).ravel()
+    obs = np.asarray(obs, dtype=float).ravel()
+    if pred.shape != obs.shape:
+        raise ValueError(f"pred ({pred.size}) and obs ({obs.size}) must have the same length.")
+    if pred.size == 0:
+        raise ValueError("pred and obs are empty.")
+    if not (np.all(np.isfinite(pred)) and np.all(np.isfinite(obs))):
+        raise ValueError("pred and obs must be finite.")
+    return pred, obs
+
+
+def rel_mae(pred, obs) -> float:
+    """Relative mean absolute error ``mean(|pred - obs| / |obs|)`` (the paper's relMAE).
+
+    Examples
+    --------
+    >>> rel_mae([1.1, 1.8], [1.0, 2.0])
+    0.1
+    """
+    pred, obs = _pair(pred, obs)
+    if np.any(obs == 0):
+        raise ValueError("relMAE is undefined where an observed value is 0; use an absolute "
+                         "error instead.")
+    return float(round(np.mean(np.abs(pred - obs) / np.abs(obs)), 15))
+
+
+def r_squared(pred, obs) -> float:
+    """Coefficient of determination of observed values by predictions, ``1 - SS_res / SS_tot``.
+
+    A perfectly flat observed curve has SS_tot = 0 and no defined R^2: NaN is returned with a
+    ``RuntimeWarning`` saying so.
+
+    Examples
+    --------
+    >>> r_squared([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
+    1.0
+    """
+    pred, obs = _pair(pred, obs)
+    ss_tot = float(((obs - obs.mean()) ** 2).sum())
+    if ss_tot == 0:
+        warnings.warn("R^2 is undefined for a flat observed curve (zero variance); returning NaN.",
+                      RuntimeWarning, stacklevel=2)
+        return float("nan")
+    return 1.0 - float(((obs - pred) ** 2).sum()) / ss_tot
+
+
+def capture_rate(selector, oracle, random):
+    """Share of the oracle's gain over random that a selector captures, per N.
+
+    ``(selector - random) / (oracle - random)``. At N = 1 every selector equals random and the
+    share is undefined (0/0): those entries are NaN by definition. Use :func:`mean_capture_rate`
+    for one number.
+
+    Examples
+    --------
+    >>> capture_rate([0.1, 0.15], [0.1, 0.2], [0.1, 0.1]).round(6).tolist()
+    [nan, 0.5]
+    """
+    sel = np.asarray(selector, dtype=float)
+    orc = np.asarray(oracle, dtype=float)
+    rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
+    gap = orc - rnd
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.abs(gap) > 1e-15, (sel - rnd) / gap, np.nan)
+
+
+def mean_capture_rate(selector, oracle, random) -> float:
+    """Gain-weighted capture over all N: ``sum(selector - random) / sum(oracle - random)``.
+
+    Examples
+    --------
+    >>> mean_capture_rate([0.1, 0.15, 0.2], [0.1, 0.2, 0.3], 0.1)
+    0.5
+    """
+    sel = np.asarray(selector, dtype=float)
+    orc = np.asarray(oracle, dtype=float)
+    rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
+    gap = float((orc - rnd).sum())
+    if gap <= 0:
+        raise ValueError("the oracle never beats random on these N; capture is undefined.")
+    return float(round((sel - rnd).sum() / gap, 15))

@@ -1,0 +1,157 @@
+"""Simulated score tables with known collapse and hacking, for tests, demos and planning.
+
+The generative model follows the assumptions of the paper's theory, so the truth is known:
+
+* user u has a mean reward ``mu_u ~ N(mu, user_mu_sd^2)`` and a within-query spread ``sigma_u``
+  (``sigma`` for every user unless ``collapsed_sigma_ratio`` < 1, which gives the users that
+  collapse first a smaller spread, as the paper observes for deterministic reward models);
+* each query has ``n_candidates`` candidates with true reward ``r = mu_u + sigma_u z``,
+  ``z ~ N(0, 1)`` i.i.d.;
+* a reward model scores a candidate ``s = b_u (rho_q z + sqrt(1 - rho_q^2) e)`` with fresh
+  ``e ~ N(0, 1)``, so the population correlation within the query is exactly ``rho_q``;
+* per reward model, the ``round(alpha * n_users)`` users with the highest latent difficulty are
+  collapsed: their scores are near-constant (``b_u`` is 1/100 of the others') with correlation
+  ``rho_collapsed``; among the other users, ``round(beta * q)`` of each user's ``q`` queries per
+  split are hacked (``rho_q = rho_minus``) and the rest have ``rho_q = rho_plus``;
+* a probabilistic model gets a ``var_<rm>`` column that grows with its absolute error.
+
+Under these assumptions the exact Best-of-N curve is
+``mu + [(1-alpha)((1-beta) rho_plus + beta rho_minus) + alpha rho_collapsed] sigma E[max_N]``
+(up to the finite-sample noise of the pools), which is what the tests check the package
+recovers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SimulatedRM:
+    """Known failure rates and correlations of one simulated reward model."""
+
+    alpha: float = 0.0
+    beta: float = 0.0
+    rho_plus: float = 0.6
+    rho_minus: float = -0.3
+    rho_collapsed: float = 0.0
+    with_variance: bool = False
+
+    @property
+    def rho_total(self) -> float:
+        rho_eff = (1 - self.beta) * self.rho_plus + self.beta * self.rho_minus
+        return (1 - self.alpha) * rho_eff + self.alpha * self.rho_collapsed
+
+
+#: The default trio mimics the paper's qualitative findings: the global model is stable but
+#: weakly personal, the deterministic user model collapses and hacks, the probabilistic one
+#: does neither.
+DEFAULT_MODELS = {
+    "global": SimulatedRM(alpha=0.0, beta=0.3, rho_plus=0.4, rho_minus=-0.2),
+    "det": SimulatedRM(alpha=0.25, beta=0.3, rho_plus=0.6, rho_minus=-0.3, rho_collapsed=-0.03),
+    "prob": SimulatedRM(alpha=0.0, beta=0.1, rho_plus=0.6, rho_minus=-0.15, with_variance=True),
+}
+
+
+def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: int = 30, *,
+                         n_train_queries: int | None = None, models: dict | None = None,
+                         mu: float = 0.15, sigma: float = 0.05, user_mu_sd: float = 0.02,
+                         collapsed_sigma_ratio: float = 1.0, clip: bool = False,
+                         seed: int = 0) -> pd.DataFrame:
+    """A score table drawn from the theory's own assumptions, with known truth.
+
+    Parameters
+    ----------
+    n_users : int
+        Users.
+    n_queries : int
+        Validation queries per user (``split == "val"``).
+    n_candidates : int
+        Candidates per query (the pool size).
+    n_train_queries : int, optional
+        Training queries per user (``split == "train"``); default ``n_queries``.
+    models : dict of str -> SimulatedRM, optional
+        Reward models to simulate; column ``score_<name>`` (and ``var_<name>`` when
+        ``with_variance``). Default :data:`DEFAULT_MODELS` (global, det, prob).
+    mu, sigma : float
+        Mean reward and within-query standard deviation.
+    user_mu_sd : float
+        Spread of the user means.
+    collapsed_sigma_ratio : float, default 1.0
+        Spread of the hardest user relative to the easiest, in (0, 1]; below 1 the users that
+        collapse (the hardest) get lower label variance. Keep 1 for exact-theory checks.
+    clip : bool, default False
+        Clip rewards to [0, 1] like ROUGE (breaks exact normality near 0).
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``user_id``, ``query_id``, ``cand_id``, ``split``, ``reward``, ``score_<rm>``,
+        ``var_<rm>``, plus ``difficulty`` (latent, per user) for reference.
+
+    Examples
+    --------
+    >>> t = simulate_score_table(n_users=3, n_queries=2, n_candidates=4, seed=0)
+    >>> t.shape[0], sorted(c for c in t.columns if c.startswith("score_"))
+    (48, ['score_det', 'score_global', 'score_prob'])
+    """
+    if n_users < 1 or n_queries < 1 or n_candidates < 2:
+        raise ValueError("need n_users >= 1, n_queries >= 1 and n_candidates >= 2.")
+    if not 0 < collapsed_sigma_ratio <= 1:
+        raise ValueError(f"collapsed_sigma_ratio must be in (0, 1]; got {collapsed_sigma_ratio}.")
+    models = DEFAULT_MODELS if models is None else models
+    n_train = n_queries if n_train_queries is None else int(n_train_queries)
+    rng = np.random.default_rng(seed)
+
+    difficulty = rng.permutation(n_users) / max(n_users - 1, 1)  # 0 easiest .. 1 hardest
+    mu_u = mu + user_mu_sd * rng.standard_normal(n_users)
+    sigma_u = sigma * (1.0 - (1.0 - collapsed_sigma_ratio) * difficulty)
+
+    splits = ["train"] * n_train + ["val"] * n_queries
+    q_per_user = len(splits)
+    n_rows = n_users * q_per_user * n_candidates
+    user_idx = np.repeat(np.arange(n_users), q_per_user * n_candidates)
+    q_local = np.tile(np.repeat(np.arange(q_per_user), n_candidates), n_users)
+    z = rng.standard_normal(n_rows)
+    reward = mu_u[user_idx] + sigma_u[user_idx] * z
+    if clip:
+        reward = np.clip(reward, 0.0, 1.0)
+    table = pd.DataFrame({
+        "user_id": np.char.add("user_", np.char.zfill(user_idx.astype(str), 3)),
+        "query_id": np.char.add(
+            np.char.add("user_", np.char.zfill(user_idx.astype(str), 3)),
+            np.char.add("/q", np.char.zfill(q_local.astype(str), 3))),
+        "cand_id": np.tile(np.arange(n_candidates), n_users * q_per_user),
+        "split": np.asarray(splits)[q_local],
+        "reward": reward,
+    })
+    order = np.argsort(-difficulty, kind="stable")  # hardest first
+    for name, rm in models.items():
+        collapsed = np.zeros(n_users, dtype=bool)
+        collapsed[order[: int(round(rm.alpha * n_users))]] = True
+        rho_q = np.empty((n_users, q_per_user))
+        for u in range(n_users):
+            if collapsed[u]:
+                rho_q[u] = rm.rho_collapsed
+                continue
+            for split_name in ("train", "val"):
+                idx = np.flatnonzero(np.asarray(splits) == split_name)
+                n_hack = int(round(rm.beta * idx.size))
+                hacked = rng.choice(idx, size=n_hack, replace=False)
+                rho_q[u, idx] = rm.rho_plus
+                rho_q[u, hacked] = rm.rho_minus
+        rho_rows = rho_q[user_idx, q_local]
+        e = rng.standard_normal(n_rows)
+        latent = rho_rows * z + np.sqrt(1.0 - rho_rows ** 2) * e
+        scale = np.where(collapsed[user_idx], 0.001, 0.1)
+        table[f"score_{name}"] = 0.5 + scale * latent
+        if rm.with_variance:
+            # predicted variance grows with the model's own error, as a learned variance head's does
+            err = np.abs(latent - z)
+            table[f"var_{name}"] = 1e-4 + 0.002 * err + 0.0005 * rng.random(n_rows)
+    table["difficulty"] = difficulty[user_idx]
+    return table

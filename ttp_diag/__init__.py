@@ -19,7 +19,8 @@ True
 
 __version__ = "0.1.0"
 
-from .bon import bon_curve, bon_curves, bon_per_query, selection_weights
+from . import io
+from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .diagnostics import Diagnostics, diagnose
 from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
 from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
@@ -42,8 +43,9 @@ from .theory import (
 )
 
 __all__ = [
+    "io",
     "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
-    "bon_curve", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
+    "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "collapsed_refinement", "correlation_scaling", "curve_shape", "diagnose",
     "effective_correlation", "expected_max_normal", "mean_capture_rate", "n_to_close_gap",
     "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",

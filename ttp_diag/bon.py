@@ -77,13 +77,18 @@ def _query_utilities(prep: Prepared, scores: np.ndarray | str, ns: np.ndarray,
     gid = np.cumsum(new_group) - 1
     if gid[-1] + 1 < len(gid):  # only pay for the averaging when ties exist
         r_sorted = (np.bincount(gid, weights=r_sorted) / np.bincount(gid))[gid]
-    m_rows = sizes[q_sorted]
+    # Weights depend only on (pool size, rank, N), and tables have few distinct pool sizes: build
+    # a small lookup table per N and index it, instead of evaluating gammaln on every row.
+    pool_sizes = np.unique(sizes)
+    size_slot = np.zeros(pool_sizes.max() + 1, dtype=np.int64)
+    size_slot[pool_sizes] = np.arange(pool_sizes.size)
+    offsets = np.concatenate(([0], np.cumsum(pool_sizes)[:-1]))
+    lut_m = np.repeat(pool_sizes, pool_sizes)
+    lut_k = np.arange(lut_m.size) - np.repeat(offsets, pool_sizes)
+    row_slot = offsets[size_slot[sizes[q_sorted]]] + rank
     for j, n in enumerate(ns):
-        if pool == "clip":
-            n_rows = np.minimum(n, m_rows)
-        else:
-            n_rows = n
-        w = selection_weights(m_rows, rank, n_rows)
+        n_lut = np.minimum(n, lut_m) if pool == "clip" else n
+        w = selection_weights(lut_m, lut_k, n_lut)[row_slot]
         out[:, j] = np.bincount(q_sorted, weights=w * r_sorted, minlength=nq)
     return out
 
@@ -166,11 +171,21 @@ def bon_per_query(table: pd.DataFrame, score: str, ns, *, split: str | None = "v
     })
 
 
-def _user_means(prep: Prepared, util: np.ndarray) -> np.ndarray:
-    """Per-user mean over queries: array (n_users, len(ns))."""
+def _user_sums(prep: Prepared, util: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user sum of query utilities (n_users, len(ns)) and query counts (n_users,).
+
+    Sums and counts add up across partitions of a table that keep each user's queries whole,
+    which is how :func:`bon_curve_dataset` reuses this engine unchanged.
+    """
     counts = np.bincount(prep.user_of_query, minlength=prep.n_users).astype(float)
     sums = np.stack([np.bincount(prep.user_of_query, weights=util[:, j], minlength=prep.n_users)
                      for j in range(util.shape[1])], axis=1)
+    return sums, counts
+
+
+def _user_means(prep: Prepared, util: np.ndarray) -> np.ndarray:
+    """Per-user mean over queries: array (n_users, len(ns))."""
+    sums, counts = _user_sums(prep, util)
     return sums / counts[:, None]
 
 
@@ -270,3 +285,71 @@ def bon_curves(table: pd.DataFrame, scores, ns, **kwargs) -> pd.DataFrame:
     table = validate_score_table(table, scores=list(scores), split=split)
     return pd.concat([bon_curve(table, s, ns, split=None, validate=False, **kwargs)
                       for s in scores], ignore_index=True)
+
+
+def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
+                      users_per_chunk: int = 50_000, pool: str = "error",
+                      progress: bool = False) -> pd.DataFrame:
+    """:func:`bon_curve` for a Parquet file or dataset too large for memory.
+
+    Reads the ``user_id`` column first, then the table in chunks of whole users (a query belongs
+    to one user, so every chunk holds whole queries), runs the same exact engine on each chunk and
+    adds the per-user sums. The result equals ``bon_curve(pd.read_parquet(source), ...)``.
+
+    Parameters
+    ----------
+    source : str, path or pyarrow.dataset.Dataset
+        A Parquet file, a directory of Parquet files, or a dataset.
+    score, ns, split, pool
+        As in :func:`bon_curve`.
+    users_per_chunk : int
+        Users read at once; memory grows with it.
+    progress : bool
+        Print one line per chunk.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``selector``, ``n``, ``utility``.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    ns = _as_int_ns(ns)
+    dataset = source if isinstance(source, ds.Dataset) else ds.dataset(str(source),
+                                                                       format="parquet")
+    names = set(dataset.schema.names)
+    columns = ["user_id", "query_id", "cand_id", "reward"]
+    if score not in SPECIAL_SELECTORS:
+        columns.append(score)
+    if split is not None and "split" in names:
+        columns.append("split")
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise ScoreTableError(f"dataset is missing column(s) {missing}; it has "
+                              f"{sorted(names)}.")
+    users = pd.unique(dataset.to_table(columns=["user_id"]).column("user_id").to_pandas())
+    total_sums, total_counts = None, 0.0
+    n_chunks = (len(users) + users_per_chunk - 1) // users_per_chunk
+    for i in range(n_chunks):
+        chunk_users = users[i * users_per_chunk:(i + 1) * users_per_chunk]
+        flt = pc.field("user_id").isin(list(chunk_users))
+        part = dataset.to_table(columns=columns, filter=flt).to_pandas()
+        try:
+            part = validate_score_table(part, scores=[score], split=split)
+        except ScoreTableError as exc:
+            if "no rows with split" in str(exc):
+                continue  # this chunk's users have no rows of the requested split
+            raise
+        prep = prepare(part)
+        _check_pool(prep, ns, pool)
+        _, values = _selector_values(part, score)
+        sums, counts = _user_sums(prep, _query_utilities(prep, values, ns, pool))
+        means = sums / counts[:, None]
+        total_sums = means.sum(axis=0) if total_sums is None else total_sums + means.sum(axis=0)
+        total_counts += len(counts)
+        if progress:
+            print(f"chunk {i + 1}/{n_chunks}: {len(part):,} rows, {len(counts):,} users")
+    if total_sums is None:
+        raise ScoreTableError(f"no rows with split == {split!r} in the dataset.")
+    return pd.DataFrame({"selector": score, "n": ns, "utility": total_sums / total_counts})

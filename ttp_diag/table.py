@@ -70,8 +70,10 @@ def _check_numeric(table: pd.DataFrame, col: str) -> np.ndarray:
             kinds.append(f"{int(np.isinf(values).sum())} inf")
         raise ScoreTableError(
             f"column {col!r} has {int(bad.sum())} non-finite value(s) ({', '.join(kinds)}) in "
-            f"{len(pd.unique(qids))} query(ies), e.g. query_id {_examples(qids)}; drop or "
-            f"re-score those rows (e.g. table = table[np.isfinite(table[{col!r}])]) before analysis."
+            f"{len(pd.unique(qids))} query(ies), e.g. query_id {_examples(qids)}; drop "
+            f"or "
+            f"re-score those rows (e.g. table = table[np.isfinite(table[{col!r}])]) "
+            f"before analysis."
         )
     return values
 

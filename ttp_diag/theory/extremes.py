@@ -33,7 +33,8 @@ def _as_ns(ns, name: str = "ns") -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"{name} is empty; pass at least one candidate count N >= 1.")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf ({arr.ravel().tolist()}); pass finite N >= 1.")
+        raise ValueError(
+            f"{name} contains NaN or inf ({arr.ravel().tolist()}); pass finite N >= 1.")
     if np.any(arr < 1):
         bad = arr[arr < 1].ravel().tolist()
         raise ValueError(f"{name} must be >= 1 (got {bad}); N is the number of candidates sampled.")

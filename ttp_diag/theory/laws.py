@@ -121,7 +121,7 @@ def effective_correlation(beta: float, rho_plus: float, rho_minus: float) -> flo
 
 def total_correlation(alpha: float, beta: float, rho_plus: float, rho_minus: float,
                       rho_collapsed: float = 0.0) -> float:
-    """Population correlation multiplying the oracle gain: ``(1-alpha) rho_eff + alpha rho_collapsed``.
+    """Population correlation scaling the oracle gain, ``(1-alpha) rho_eff + alpha rho_coll``.
 
     With ``rho_collapsed = 0`` this is the factor of Proposition 4.4; otherwise of Eq. (30).
 

@@ -165,7 +165,8 @@ def n_to_close_gap(share, diagnostics=None, calibration=None, n_ref: int = 30, *
         shape = calibration.shape if calibration is not None else "sqrt_log"
     shares = np.atleast_1d(np.asarray(share, dtype=float))
     if np.any(~np.isfinite(shares)) or np.any(shares <= 0):
-        raise ValueError(f"share must be > 0 (a fraction of the oracle gap); got {shares.tolist()}.")
+        raise ValueError(
+            f"share must be > 0 (a fraction of the oracle gap); got {shares.tolist()}.")
     target = shares * float(curve_shape(n_ref, shape))
     out = np.full(shares.shape, np.inf)
     if rho_total > 0:

@@ -1,0 +1,410 @@
+"""A-priori risk of collapse and hacking from labels alone (paper appendix C.3, Tables A13/A14).
+
+Before any reward model is trained, the training labels already say where it is likely to
+fail:
+
+* **users** whose ground-truth rewards barely vary (low label std) give an MSE-trained model
+  almost no signal and tend to *collapse* (rho_u < 0.1);
+* **queries** whose candidates barely differ in quality (low candidate-quality spread) tend to
+  be *hacked* (rho_q < 0).
+
+:func:`label_risk` computes both statistics from one split (default ``"train"``) and splits
+users and queries into low/high halves. :func:`risk_report` adds, for a scored table, the
+realised collapse and hacking rates of each half (Tables A13 and A14) and writes CSV,
+markdown and HTML.
+
+Examples
+--------
+>>> from ttp_diag import simulate_score_table
+>>> t = simulate_score_table(n_users=20, n_queries=6, n_candidates=10, seed=0)
+>>> rep = risk_report(t, scores=["score_det", "score_prob"])
+>>> list(rep.collapse_table.columns[:3])
+['score', 'n_low', 'n_high']
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ttp_diag.table import score_columns, validate_score_table
+
+__all__ = ["LabelRisk", "RiskReport", "label_risk", "risk_report"]
+
+
+def _halves(values: pd.Series, ids: pd.Series) -> np.ndarray:
+    """``"low"``/``"high"`` halves by rank; ties broken by id so the halves are balanced.
+
+    With an odd count the middle element goes to ``"high"``.
+    """
+    frame = pd.DataFrame({"v": values.to_numpy(), "id": ids.astype(str).to_numpy()})
+    order = frame.sort_values(["v", "id"], kind="mergesort").index.to_numpy()
+    half = np.empty(len(frame), dtype=object)
+    half[order] = np.where(np.arange(len(frame)) < len(frame) // 2, "low", "high")
+    return half
+
+
+@dataclass
+class LabelRisk:
+    """Label statistics and risk halves (see :func:`label_risk`).
+
+    Attributes
+    ----------
+    users : pandas.DataFrame
+        ``user_id, n_queries, n_candidates, label_mean, label_std, half, collapse_risk,
+        low_spread_share, hacking_risk``. ``label_std`` is the std (ddof=1) of all the user's
+        candidate rewards; ``half`` is ``"low"``/``"high"`` by rank; ``collapse_risk`` is
+        ``"high"`` for the low half. ``low_spread_share`` is the share of the user's queries in
+        the low-spread half; ``hacking_risk`` is ``"high"`` when it exceeds one half.
+    queries : pandas.DataFrame
+        ``user_id, query_id, n_candidates, spread, half, hacking_risk``; ``spread`` is the
+        std (ddof=1) of the query's candidate rewards.
+    split : str or None
+        The split the labels came from.
+    user_std_threshold, query_spread_threshold : float
+        Largest value in the low half (the boundary used).
+    """
+
+    users: pd.DataFrame
+    queries: pd.DataFrame
+    split: str | None
+    user_std_threshold: float
+    query_spread_threshold: float
+
+
+def label_risk(table: pd.DataFrame, *, split: str | None = "train") -> LabelRisk:
+    """Per-user label std and per-query candidate-quality spread with low/high halves.
+
+    Uses only ``user_id``, ``query_id``, ``cand_id`` and ``reward``: no reward model is needed.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A score table (score columns, if any, are ignored).
+    split : str or None, default "train"
+        Split whose labels are used (``None``: every row).
+
+    Returns
+    -------
+    LabelRisk
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"user_id": ["a"] * 4 + ["b"] * 4, "query_id": list("ppqqrrss"),
+    ...                   "cand_id": [0, 1] * 4, "reward": [0, 0.1, 0, 0.1, 0, 0.9, 0.2, 0.8]})
+    >>> label_risk(t, split=None).users[["user_id", "collapse_risk"]].values.tolist()
+    [['a', 'high'], ['b', 'low']]
+    """
+    t = validate_score_table(table, scores=[], split=split)
+    r = t["reward"].astype(float)
+    q = (
+        t.assign(reward=r)
+        .groupby(["user_id", "query_id"], sort=True)["reward"]
+        .agg(n_candidates="size", spread=lambda v: float(v.std(ddof=1)))
+        .reset_index()
+    )
+    q["half"] = _halves(q["spread"], q["query_id"])
+    q["hacking_risk"] = np.where(q["half"] == "low", "high", "low")
+    u = (
+        t.assign(reward=r)
+        .groupby("user_id", sort=True)
+        .agg(
+            n_queries=("query_id", "nunique"),
+            n_candidates=("reward", "size"),
+            label_mean=("reward", "mean"),
+            label_std=("reward", lambda v: float(v.std(ddof=1))),
+        )
+        .reset_index()
+    )
+    u["half"] = _halves(u["label_std"], u["user_id"])
+    u["collapse_risk"] = np.where(u["half"] == "low", "high", "low")
+    share = q.assign(low=q["half"] == "low").groupby("user_id")["low"].mean()
+    u["low_spread_share"] = u["user_id"].map(share).astype(float)
+    u["hacking_risk"] = np.where(u["low_spread_share"] > 0.5, "high", "low")
+    u_low = u.loc[u["half"] == "low", "label_std"]
+    q_low = q.loc[q["half"] == "low", "spread"]
+    return LabelRisk(
+        users=u,
+        queries=q,
+        split=split,
+        user_std_threshold=float(u_low.max()) if len(u_low) else float("nan"),
+        query_spread_threshold=float(q_low.max()) if len(q_low) else float("nan"),
+    )
+
+
+def _rate_row(flag: pd.Series, half: pd.Series) -> dict:
+    low, high = flag[half == "low"], flag[half == "high"]
+    row = {
+        "n_low": int(low.size),
+        "n_high": int(high.size),
+        "rate_low": float(low.mean()) if low.size else float("nan"),
+        "rate_high": float(high.mean()) if high.size else float("nan"),
+        "rate_all": float(flag.mean()) if flag.size else float("nan"),
+    }
+    row["ratio_low_high"] = (row["rate_low"] / row["rate_high"]
+                             if row["rate_high"] > 0 else float("nan"))
+    if low.size and high.size:
+        table = [[int(low.sum()), int(low.size - low.sum())],
+                 [int(high.sum()), int(high.size - high.sum())]]
+        row["fisher_p"] = float(stats.fisher_exact(table).pvalue)
+    else:
+        row["fisher_p"] = float("nan")
+    return row
+
+
+@dataclass
+class RiskReport:
+    """A-priori risk and realised failure rates (see :func:`risk_report`).
+
+    Attributes
+    ----------
+    prior : LabelRisk
+        Label statistics of ``label_split`` (the a-priori part).
+    users : pandas.DataFrame
+        Eval-split users with their a-priori ``half`` and, per score, ``rho_u__<score>`` and
+        ``collapsed__<score>``.
+    queries : pandas.DataFrame
+        Eval-split queries with ``spread``, ``half`` and, per score, ``rho_q__<score>`` and
+        ``hacked__<score>`` (``rho_q < 0``; NaN where the correlation is undefined).
+    collapse_table : pandas.DataFrame
+        Table A13: per score ``n_low, n_high, rate_low, rate_high, rate_all, ratio_low_high,
+        fisher_p`` (rate = share of users with rho_u < ``collapse_threshold``).
+    hacking_table : pandas.DataFrame
+        Table A14: the same for queries (rate = share of queries with a defined rho_q that is
+        negative), plus ``n_undefined``.
+    label_split, eval_split : str or None
+    notes : list of str
+    """
+
+    prior: LabelRisk
+    users: pd.DataFrame
+    queries: pd.DataFrame
+    collapse_table: pd.DataFrame
+    hacking_table: pd.DataFrame
+    label_split: str | None
+    eval_split: str | None
+    collapse_threshold: float
+    notes: list = field(default_factory=list)
+
+    # ------------------------------------------------------------------ text
+    def summary(self) -> str:
+        p = self.prior
+        lines = [
+            f"A-priori risk from {p.split or 'all'} labels: {len(p.users)} users, "
+            f"{len(p.queries)} queries.",
+            f"  users with label std <= {p.user_std_threshold:.4f} (low half, "
+            f"{int((p.users.half == 'low').sum())} users) are at high collapse risk;",
+            f"  queries with candidate spread <= {p.query_spread_threshold:.4f} (low half) are at "
+            f"high hacking risk.",
+        ]
+        for r in self.collapse_table.itertuples():
+            lines.append(f"  {r.score}: collapse low/high half {r.rate_low:.0%}/{r.rate_high:.0%}"
+                         f" (Fisher p={r.fisher_p:.2g})")
+        for r in self.hacking_table.itertuples():
+            lines.append(f"  {r.score}: hacking low/high half {r.rate_low:.0%}/{r.rate_high:.0%}"
+                         f" (Fisher p={r.fisher_p:.2g})")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def _tables(self) -> list[tuple[str, str, pd.DataFrame]]:
+        users = self.prior.users.sort_values("label_std").reset_index(drop=True)
+        return [
+            ("Table A13: user-level collapse rate by label-std half",
+             f"Share of users with rho_u < {self.collapse_threshold:g} in the "
+             f"{self.eval_split or 'all'} "
+             f"split; halves by per-user label std of the {self.label_split or 'all'} split.",
+             self.collapse_table),
+            ("Table A14: query-level hacking rate by candidate-spread half",
+             "Share of queries with rho_q < 0 among queries with a defined correlation; halves by "
+             "the std of each query's candidate rewards (labels only).",
+             self.hacking_table),
+            ("Per-user a-priori risk",
+             "label_std: std of the user's candidate rewards; collapse_risk high = low half; "
+             "low_spread_share: share of the user's queries in the low-spread half.",
+             users),
+        ]
+
+    def to_markdown(self) -> str:
+        """The report as GitHub-flavoured markdown."""
+        from ttp_diag.report import markdown_table
+
+        parts = ["# Risk report", "", "```", self.summary(), "```", ""]
+        for title, caption, df in self._tables():
+            parts += [f"## {title}", "", caption, "", markdown_table(df), ""]
+        return "\n".join(parts)
+
+    def to_html(self, images=None) -> str:
+        """The report as one self-contained HTML page (no external resources).
+
+        Parameters
+        ----------
+        images : list of (caption, png_bytes), optional
+            Figures to embed (base64) after the summary.
+        """
+        import base64
+
+        body = [f"<h1>Risk report</h1><pre>{html.escape(self.summary())}</pre>"]
+        for caption, png in images or []:
+            b64 = base64.b64encode(png).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(caption)}" '
+                        f'src="data:image/png;base64,{b64}"><figcaption>{html.escape(caption)}'
+                        f"</figcaption></figure>")
+        for title, caption, df in self._tables():
+            body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>")
+            body.append(df.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0))
+        return _HTML_PAGE.format(title="Risk report", body="\n".join(body))
+
+    def save(self, out_dir, images=None) -> dict:
+        """Write CSVs, ``risk_report.md`` and ``risk_report.html`` into ``out_dir`` (atomic).
+
+        ``images`` (list of (caption, png_bytes)) are embedded in the HTML page.
+
+        Returns
+        -------
+        dict
+            name -> path of every file written.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {
+            "risk_users.csv": self.prior.users.to_csv(index=False),
+            "risk_queries.csv": self.prior.queries.to_csv(index=False),
+            "risk_eval_users.csv": self.users.to_csv(index=False),
+            "risk_eval_queries.csv": self.queries.to_csv(index=False),
+            "table_a13_collapse_by_half.csv": self.collapse_table.to_csv(index=False),
+            "table_a14_hacking_by_half.csv": self.hacking_table.to_csv(index=False),
+            "risk_report.md": self.to_markdown(),
+            "risk_report.html": self.to_html(images),
+        }
+        written = {}
+        for name, text in files.items():
+            written[name] = atomic_write_text(out / name, text)
+        return written
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}}
+table{{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}}
+th,td{{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right}}
+th{{background:#f3f3f3}} pre{{background:#f7f7f7;padding:0.8em;overflow-x:auto}}
+img{{max-width:100%;height:auto;border:1px solid #eee;margin:0.5em 0}}
+</style></head><body>
+{body}
+</body></html>
+"""
+
+
+def atomic_write_text(path, text: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return str(path)
+
+
+def risk_report(
+    table: pd.DataFrame,
+    scores: list[str] | None = None,
+    *,
+    label_split: str | None = "train",
+    eval_split: str | None = "val",
+    collapse_threshold: float = 0.1,
+    diagnostics: dict | None = None,
+) -> RiskReport:
+    """A-priori risk from labels and, for each score, realised rates by half (Tables A13/A14).
+
+    User halves come from the per-user label std of ``label_split`` (the training labels: a
+    genuinely a-priori split). When the table has no rows of that split the eval split's labels
+    are used instead and a note says so. Query halves come from the candidate-reward spread of
+    the eval split's own queries (they are different queries from the training ones; the spread
+    uses labels only, no reward model).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Score table.
+    scores : list of str, optional
+        Score columns to evaluate (default: every ``score_*`` column; ``[]`` for the
+        a-priori part only).
+    label_split : str or None, default "train"
+    eval_split : str or None, default "val"
+    collapse_threshold : float, default 0.1
+    diagnostics : dict, optional
+        score -> precomputed :func:`ttp_diag.diagnose` result on ``eval_split``.
+
+    Returns
+    -------
+    RiskReport
+    """
+    from ttp_diag.diagnostics import diagnose
+
+    notes = []
+    scores = list(score_columns(table) if scores is None else scores)
+    has_label_split = (
+        label_split is None
+        or ("split" in table.columns and bool((table["split"] == label_split).any()))
+    )
+    if not has_label_split:
+        notes.append(
+            f"no rows with split == {label_split!r}: user halves use the {eval_split!r} labels "
+            f"(still label-only, but not from a separate training split)."
+        )
+        label_split = eval_split
+    prior = label_risk(table, split=label_split)
+    evalt = validate_score_table(table, scores=scores, split=eval_split)
+    ev = label_risk(evalt, split=None)
+
+    users = ev.users[["user_id", "label_std"]].rename(columns={"label_std": "eval_label_std"})
+    users = users.merge(
+        prior.users[["user_id", "label_std", "half", "collapse_risk"]], on="user_id", how="left"
+    )
+    n_missing = int(users["half"].isna().sum())
+    if n_missing:
+        notes.append(f"{n_missing} eval user(s) have no {label_split!r} labels; they are left "
+                     f"out of the halves (half = NaN).")
+    queries = ev.queries[["user_id", "query_id", "n_candidates", "spread", "half"]].copy()
+
+    c_rows, h_rows = [], []
+    for score in scores:
+        d = (diagnostics or {}).get(score) or diagnose(
+            evalt, score, collapse_threshold=collapse_threshold, split=None, validate=False)
+        pu = d.per_user.set_index("user_id")
+        users[f"rho_u__{score}"] = users["user_id"].map(pu["rho_u"])
+        users[f"collapsed__{score}"] = users["user_id"].map(pu["collapsed"]).astype(bool)
+        pq = d.per_query.set_index("query_id")
+        rho_q = queries["query_id"].map(pq["rho_q"]).astype(float)
+        undefined = queries["query_id"].map(pq["undefined"]).astype(bool)
+        queries[f"rho_q__{score}"] = rho_q.where(~undefined)
+        queries[f"hacked__{score}"] = (rho_q < 0).where(~undefined)
+        ok = users["half"].notna()
+        c_rows.append({"score": score, **_rate_row(
+            users.loc[ok, f"collapsed__{score}"].astype(float), users.loc[ok, "half"])})
+        okq = ~undefined
+        row = _rate_row(queries.loc[okq, f"hacked__{score}"].astype(float),
+                        queries.loc[okq, "half"])
+        row["n_undefined"] = int(undefined.sum())
+        h_rows.append({"score": score, **row})
+    cols = ["score", "n_low", "n_high", "rate_low", "rate_high", "rate_all", "ratio_low_high",
+            "fisher_p"]
+    return RiskReport(
+        prior=prior,
+        users=users,
+        queries=queries,
+        collapse_table=pd.DataFrame(c_rows, columns=cols),
+        hacking_table=pd.DataFrame(h_rows, columns=cols + ["n_undefined"]),
+        label_split=label_split,
+        eval_split=eval_split,
+        collapse_threshold=float(collapse_threshold),
+        notes=notes,
+    )

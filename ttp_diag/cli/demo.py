@@ -25,29 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from ttp_diag.cli._args import parse_ns, split_list
+
 SHAPES = ("sqrt_log", "gaussian")
 
 
-def _split_list(values) -> list[str] | None:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; ``None`` stays ``None``."""
-    if values is None:
-        return None
-    out = [v.strip() for item in values for v in str(item).split(",") if v.strip()]
-    return out or None
-
-
-def _parse_ns(values) -> list[int] | None:
-    items = _split_list(values)
-    if items is None:
-        return None
-    try:
-        ns = [int(x) for x in items]
-    except ValueError:
-        raise ValueError(f"--ns must be whole numbers, e.g. --ns 1 5 10 or --ns 1,5,10; got "
-                         f"{' '.join(items)!r}.") from None
-    if any(n < 1 for n in ns):
-        raise ValueError(f"--ns values must be >= 1; got {ns}.")
-    return sorted(set(ns))
 
 
 def register(sub) -> None:
@@ -370,7 +352,7 @@ def run(args) -> int:
             provenance = demo_provenance()
         except (ImportError, FileNotFoundError):
             provenance = None
-    run_demo(table, args.out, scores=_split_list(args.scores), ns=_parse_ns(args.ns),
+    run_demo(table, args.out, scores=split_list(args.scores), ns=parse_ns(args.ns),
              split=args.split, var=args.var, source=source, reward_label=label,
              cost_per_candidate=args.cost_per_candidate, n_boot=args.n_boot,
              provenance=provenance)

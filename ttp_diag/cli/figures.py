@@ -44,7 +44,7 @@ def load_tasks(paths, names=None) -> dict:
 
 
 def run(args) -> int:
-    from ttp_diag.cli.demo import _parse_ns, _split_list
+    from ttp_diag.cli._args import parse_ns, split_list
     from ttp_diag.plots.figures import write_all_figures
 
     tasks = load_tasks(args.tables, args.names)
@@ -55,8 +55,8 @@ def run(args) -> int:
                              f"got {len(args.training_baseline)}.")
         base = dict(zip(tasks, args.training_baseline))
     print(f"ttp-diag figures: {len(tasks)} table(s): {', '.join(tasks)}")
-    paths = write_all_figures(tasks, args.out, scores=_split_list(args.scores),
-                              ns=_parse_ns(args.ns), shapes=tuple(args.shapes),
+    paths = write_all_figures(tasks, args.out, scores=split_list(args.scores),
+                              ns=parse_ns(args.ns), shapes=tuple(args.shapes),
                               split=args.split, training_baseline=base,
                               reward_label=args.reward_label)
     print(f"wrote {len(paths)} figures to {Path(args.out).resolve()}")

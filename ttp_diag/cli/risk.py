@@ -30,11 +30,11 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ttp_diag.analysis import risk_report
-    from ttp_diag.cli.demo import _split_list
+    from ttp_diag.cli._args import split_list
     from ttp_diag.io import read_table
 
     table = read_table(args.table)
-    scores = _split_list(args.scores)
+    scores = split_list(args.scores)
     if scores is not None and [s.lower() for s in scores] == ["none"]:
         scores = []
     rep = risk_report(table, scores, label_split=args.label_split, eval_split=args.eval_split,

@@ -10,6 +10,8 @@ import pytest
 from ttp_diag.gen.candidates import CandidateGenerator, generate_candidates, load_candidates
 
 torch = pytest.importorskip("torch")
+# Tiny models on a shared 2-core machine: more threads only add spin-waiting (10-50x slower).
+torch.set_num_threads(1)
 pytest.importorskip("transformers")
 
 from ttp_diag.gen.backends import tiny_random_backend  # noqa: E402
@@ -167,3 +169,79 @@ def test_query_files_are_plain_json(tmp_path):
     rec = json.loads(f.read_text())
     assert rec["texts"] == ["x", "y"] and rec["n_requested"] == 2
     assert json.loads((tmp_path / "_settings.json").read_text())["n"] == 2
+
+
+def test_vllm_adapter_with_a_stand_in_module(monkeypatch):
+    """vLLM cannot run here; check the adapter's calls against a stand-in module."""
+    import sys
+    import types
+
+    from ttp_diag.gen.backends import VLLMBackend
+
+    calls = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            calls["params"] = kw
+
+    class Tok:
+        chat_template = "x"
+
+        def apply_chat_template(self, msgs, tokenize, add_generation_prompt):
+            assert tokenize is False and add_generation_prompt is True
+            return f"<user>{msgs[0]['content']}</user>"
+
+    class LLM:
+        def __init__(self, model, **kw):
+            calls["llm"] = (model, kw)
+
+        def get_tokenizer(self):
+            return Tok()
+
+        def generate(self, prompts, params, use_tqdm=False):
+            calls["prompts"] = prompts
+            n = calls["params"]["n"]
+            out = types.SimpleNamespace
+            return [out(outputs=[out(text=f" Line {i}\nmore") for i in range(n)]) for _ in prompts]
+
+    monkeypatch.setitem(
+        sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+    )
+    be = VLLMBackend(
+        "/models/x", first_line=True, tensor_parallel_size=2, gpu_memory_utilization=0.8
+    )
+    got = be.generate(["a", "b"], n=3, temperature=1.7, top_p=0.9, max_new_tokens=16, seed=5)
+    assert got == [["Line 0", "Line 1", "Line 2"]] * 2
+    assert calls["llm"] == ("/models/x", {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.8})
+    assert calls["params"] == {
+        "n": 3,
+        "temperature": 1.7,
+        "top_p": 0.9,
+        "max_tokens": 16,
+        "seed": 5,
+    }
+    assert calls["prompts"] == ["<user>a</user>", "<user>b</user>"]
+
+
+def test_backend_argument_checks():
+    be = tiny_random_backend()
+    with pytest.raises(TypeError, match="single str"):
+        be.generate("hello", n=1)
+    with pytest.raises(ValueError, match="temperature"):
+        be.generate(["a"], n=1, temperature=0)
+    with pytest.raises(ValueError, match="n must be"):
+        be.generate(["a"], n=0)
+    assert be.generate([], n=2) == []
+
+
+def test_first_line_postprocessing_and_early_stop():
+    from ttp_diag.gen.backends import _postprocess
+
+    assert _postprocess("\n\n### Headline: Big News Today\nSecond line", True) == "Big News Today"
+    assert _postprocess("  Title:  A Study Of Things ", True) == "A Study Of Things"
+    assert _postprocess("Breaking: markets fall\nx", True) == "Breaking: markets fall"
+    assert _postprocess("\n \n", True) == ""
+    assert _postprocess(" keep\nall ", False) == "keep\nall"
+    be = tiny_random_backend(first_line=True)
+    outs = be.generate(["abc"], n=8, temperature=2.0, max_new_tokens=40, seed=0)
+    assert all("\n" not in t for t in outs[0])

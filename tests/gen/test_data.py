@@ -219,3 +219,43 @@ def test_huffpost_set_loads_and_is_time_ordered():
     for _, g in ex.examples.groupby("user_id"):
         d = g.sort_values("position")["date"].tolist()
         assert d == sorted(d)
+
+
+def test_load_demo_missing_file_is_a_clear_error(monkeypatch):
+    import ttp_diag.datasets as ds
+
+    monkeypatch.setattr(ds, "_TABLE", "no_such_demo.parquet")
+    with pytest.raises(FileNotFoundError, match="build_demo_data.py"):
+        ds.load_demo()
+
+
+def test_load_demo_contract():
+    import ttp_diag.datasets as ds
+
+    try:
+        table = ds.load_demo()
+    except FileNotFoundError:
+        pytest.skip("the demo table has not been built yet")
+    for col in (
+        "user_id",
+        "query_id",
+        "cand_id",
+        "split",
+        "reward",
+        "score_global",
+        "score_det",
+        "score_prob",
+        "var_prob",
+        "text",
+    ):
+        assert col in table.columns
+    assert set(table["split"]) == {"train", "val"}
+    assert not table.duplicated(["query_id", "cand_id"]).any()
+    assert table.groupby("query_id")["user_id"].nunique().max() == 1
+    assert table["reward"].between(0, 1).all()
+    assert (ds.load_demo("val")["split"] == "val").all()
+    prov = ds.demo_provenance()
+    assert prov["attribution"]["license"].startswith("CC BY 4.0")
+    assert {u["user_id"] for u in prov["user_slice"]} == set(table["user_id"])
+    with pytest.raises(ValueError, match="split"):
+        ds.load_demo("test")

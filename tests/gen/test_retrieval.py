@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
+# Tiny models on a shared 2-core machine: more threads only add spin-waiting (10-50x slower).
+torch.set_num_threads(1)
 pytest.importorskip("transformers")
 
 from ttp_diag.gen.retrieval import MiniLMEncoder, mean_pool, retrieve_history  # noqa: E402

@@ -96,7 +96,7 @@ def test_contrastive_three_items_hand():
 def test_contrastive_no_pairs_is_zero_with_gradient():
     mu = T([0.3, 0.2], requires_grad=True)
     loss = high_score_contrastive(mu, T([0.4, 0.1]))  # no label above 0.5
-    assert float(loss) == 0.0
+    assert float(loss.detach()) == 0.0
     loss.backward()
     assert mu.grad is not None
 
@@ -212,6 +212,14 @@ def test_user_models_round_trip_and_resume(tiny, tmp_path, kind, monkeypatch):
     # The retrained user is identical to the first run (seeded by user id, not position).
     np.testing.assert_array_equal(np.asarray(again.predict(df)), np.asarray(rms.predict(df)))
 
+    # Stale files: user 2's train labels change -> only user 2 is retrained.
+    calls.clear()
+    changed = df.copy()
+    sel = (changed.user_id == "user 2") & (changed.split == "train")
+    changed.loc[sel, "reward"] = 1.0 - changed.loc[sel, "reward"]
+    UserRewardModels(kind, tiny, output_dir=out, **FAST).fit(changed)
+    assert calls == [f"{kind} RM user 2"]
+
 
 def test_user_training_sees_only_train_split(tiny, monkeypatch):
     df = _table(n_users=2)
@@ -320,7 +328,7 @@ def test_variance_head_starts_inside_clamp(tiny):
     y = df.reward.to_numpy()
     rms._reset_trainable(0, y)
     b = rms._net.head.last_bias("sigma")
-    v0 = float(torch.nn.functional.softplus(b))
+    v0 = float(torch.nn.functional.softplus(b.detach()))
     assert v0 == pytest.approx(max(np.var(y), 1e-3), rel=1e-4)
     assert v0 < 0.5
 

@@ -91,6 +91,15 @@ def test_fit_score_resume_and_parquet(tiny, tmp_path, monkeypatch):
     out3 = score_table(df, load_reward_models(tmp_path / "rm"))
     pd.testing.assert_frame_equal(out, out3)
 
+    # Other labels or other settings: the saved Global RM is stale and retrained.
+    with pytest.raises(AssertionError, match="retrained"):
+        fit_reward_models(df.assign(reward=1 - df.reward), kinds=["global"],
+                          output_dir=tmp_path / "rm", backbone=tiny, settings=FAST,
+                          kind_settings={"global": {"epochs": 2}})
+    with pytest.raises(AssertionError, match="retrained"):
+        fit_reward_models(df, kinds=["global"], output_dir=tmp_path / "rm", backbone=tiny,
+                          settings=FAST)  # epochs 1 instead of 2
+
 
 def test_subset_of_models_and_errors(tiny):
     df = add_rm_inputs(_candidates(n_users=1), "lamp4")

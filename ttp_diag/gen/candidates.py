@@ -200,6 +200,7 @@ class CandidateGenerator:
         examples: pd.DataFrame,
         out_dir: str | os.PathLike,
         callback: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> pd.DataFrame:
         """Generate (or resume) candidates for ``examples`` into ``out_dir``.
 
@@ -213,6 +214,9 @@ class CandidateGenerator:
         callback : callable, optional
             Called with each query id right after its file is written (progress hooks;
             tests raise from it to simulate a crash).
+        should_stop : callable, optional
+            Checked before each chunk; when it returns True generation stops cleanly and
+            the queries finished so far are returned (``stats_["complete"]`` is False).
 
         Returns
         -------
@@ -258,8 +262,12 @@ class CandidateGenerator:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(recs), initial=len(done), desc="candidates", unit="query")
+        stopped = False
         try:
             for chunk in todo:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
                 seed = _chunk_seed(self.seed, [r["query_id"] for r in chunk])
                 tb = time.perf_counter()
                 outs = self.backend.generate(
@@ -323,8 +331,9 @@ class CandidateGenerator:
             "samples_generated": n_new_c,
             "seconds": elapsed,
             "ms_per_sample": 1000 * elapsed / n_new_c if n_new_c else None,
+            "complete": not stopped,
         }
-        return load_candidates(out_dir, examples)
+        return load_candidates(out_dir, examples, allow_missing=stopped)
 
 
 def load_candidates(

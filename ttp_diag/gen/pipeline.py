@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
@@ -51,6 +52,39 @@ __all__ = [
 ]
 
 STAGES = ("data", "prompts", "candidates", "labels", "rms", "scores")
+
+_STAGE_FILES = {
+    "data": ["examples.parquet", "items.parquet"],
+    "prompts": ["prompts.parquet"],
+    "labels": ["labeled.parquet"],
+    "scores": ["scores.parquet"],
+}
+
+# The first stage whose result each setting changes (unlisted settings: "data").
+_KEY_STAGE = {
+    "retrieval_k": "prompts",
+    "retrieval_max_chars": "prompts",
+    "policy": "prompts",
+    "persona_samples": "prompts",
+    "backend": "candidates",
+    "model": "candidates",
+    "dtype": "candidates",
+    "backend_kwargs": "candidates",
+    "n": "candidates",
+    "temperature": "candidates",
+    "top_p": "candidates",
+    "max_new_tokens": "candidates",
+    "batch_size": "candidates",
+    "seed": "candidates",
+    "dedup": "candidates",
+    "first_line": "candidates",
+    "label": "labels",
+    "extra_labels": "labels",
+    "rm_kinds": "rms",
+    "rm_backbone": "rms",
+    "rm_settings": "rms",
+    "rm_kind_settings": "rms",
+}
 
 # Settings that do not change any stage's result (how fast, how verbose, how far).
 _RUNTIME_KEYS = {
@@ -99,6 +133,14 @@ class RunConfig:
         with ``allow_partial=True``).
     allow_partial : bool
         Continue after the candidate stage with the queries that have candidates.
+    label : {"rouge", "minilm"}
+        The reward: ``(ROUGE-1 F + ROUGE-L F) / 2`` (the paper's) or the MiniLM cosine
+        similarity to the gold text (its BERTScore variant). The other one can be added as
+        an extra column with ``extra_labels``.
+    extra_labels : list of str
+        Also store ``reward_<label>`` columns (e.g. ``["minilm"]``).
+    label_workers : int, optional
+        Processes for ROUGE (default: all cores; small inputs run in-process).
     rm_kinds : list of str
         Subset of ``["global", "det", "prob"]``.
     rm_backbone : str, optional
@@ -144,6 +186,8 @@ class RunConfig:
     order: str = "given"
     candidate_time_budget_s: float | None = None
     allow_partial: bool = False
+    label: str = "rouge"
+    extra_labels: list[str] = field(default_factory=list)
     label_workers: int | None = None
     rm_kinds: list[str] = field(default_factory=lambda: ["global", "det", "prob"])
     rm_backbone: str | None = None
@@ -184,6 +228,9 @@ class RunConfig:
             raise ValueError(
                 f"data_format must be 'jsonl', 'lamp' or 'longlamp', got {self.data_format!r}"
             )
+        for lab in [self.label, *self.extra_labels]:
+            if lab not in ("rouge", "minilm"):
+                raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
         if self.order not in ("given", "val_first"):
             raise ValueError(f"order must be 'given' or 'val_first', got {self.order!r}")
         bad = [k for k in self.rm_kinds if k not in ("global", "det", "prob")]
@@ -262,19 +309,40 @@ class _Run:
         self.summary["config"] = self.c
         atomic_write_text(self.summary_path, json.dumps(self.summary, indent=1, default=str))
 
+    def _stage_started(self, stage: str) -> bool:
+        """Whether a stage has (part of) a result on disk."""
+        if stage == "candidates":
+            d = self.p("candidates")
+            return self.p("candidates.parquet").is_file() or (
+                d.is_dir()
+                and any(f.suffix == ".json" and not f.name.startswith("_") for f in d.iterdir())
+            )
+        if stage == "rms":
+            return self.p("rm").is_dir() and any(self.p("rm").iterdir())
+        return any(self.p(f).is_file() for f in _STAGE_FILES[stage])
+
     def check_config(self) -> None:
+        """Refuse settings that would change a stage whose result is already on disk.
+
+        A setting may change freely as long as the first stage it affects has not started
+        (e.g. reward-model settings while candidates are still being generated).
+        """
         path = self.p("config.json")
         if path.is_file():
             old = json.loads(path.read_text())
-            diff = {
-                k: (old.get(k), v)
-                for k, v in self.c.items()
-                if k not in _RUNTIME_KEYS and old.get(k) != v
-            }
+            diff = {}
+            for k, v in self.c.items():
+                if k in _RUNTIME_KEYS or old.get(k) == v:
+                    continue
+                stage = _KEY_STAGE.get(k, "data")
+                if k in ("backend", "model", "seed") and self.c["policy"] != "rag":
+                    stage = "prompts"  # personas are written by the generator
+                if self._stage_started(stage):
+                    diff[k] = (old.get(k), v)
             if diff:
                 raise ValueError(
-                    f"{self.dir} was made with other settings {diff} (old, new); "
-                    "use a new run folder, or the old settings to resume"
+                    f"{self.dir} was made with other settings {diff} (old, new) and the stages "
+                    "they affect have results; use a new run folder, or the old settings to resume"
                 )
         atomic_write_text(path, json.dumps(self.c, indent=1))
 
@@ -414,7 +482,7 @@ class _Run:
         cand_p = self.p("candidates.parquet")
         if cand_p.is_file():
             return pd.read_parquet(cand_p)
-        from ttp_diag.gen.candidates import CandidateGenerator, load_candidates
+        from ttp_diag.gen.candidates import CandidateGenerator
 
         c = self.c
         self.torch_threads()
@@ -431,42 +499,38 @@ class _Run:
         )
         budget = c["candidate_time_budget_s"]
         t0 = time.perf_counter()
-        if budget is not None:
-
-            class _OutOfTime(Exception):
-                pass
-
-            def stop(_qid):
-                if time.perf_counter() - t0 > budget:
-                    raise _OutOfTime
-
-            try:
-                cands = gen.run(prompts, self.p("candidates"), callback=stop)
-            except _OutOfTime:
-                cands = None
-        else:
-            cands = gen.run(prompts, self.p("candidates"))
-        secs = time.perf_counter() - t0
         prev = self.summary["stages"].get("candidates", {})
-        total_secs = prev.get("seconds_total", 0.0) + secs
-        stats = getattr(gen, "stats_", {})
-        if cands is None:
-            done = load_candidates(self.p("candidates"), prompts, allow_missing=True)
-            self.record(
-                "candidates",
-                None,
-                seconds_total=round(total_secs, 1),
-                complete=False,
-                queries_done=int(done["query_id"].nunique()),
-                queries=int(len(prompts)),
-            )
-            if not c["allow_partial"]:
+
+        def stop() -> bool:
+            return budget is not None and time.perf_counter() - t0 > budget
+
+        cands = None
+        try:
+            cands = gen.run(prompts, self.p("candidates"), should_stop=stop)
+        finally:
+            # Recorded even when the run is interrupted (Ctrl-C), so that wall time
+            # accumulates over sessions.
+            secs = time.perf_counter() - t0
+            total_secs = prev.get("seconds_total", 0.0) + secs
+            if cands is None or not getattr(gen, "stats_", {}).get("complete", True):
+                n_done = len(list(self.p("candidates").glob("*.json"))) - 1
+                self.record(
+                    "candidates",
+                    None,
+                    seconds_total=round(total_secs, 1),
+                    complete=False,
+                    queries_done=int(n_done if cands is None else cands["query_id"].nunique()),
+                    queries=int(len(prompts)),
+                )
+        stats = gen.stats_
+        if not stats["complete"]:
+            if not c["allow_partial"] or cands.empty:
                 raise TimeoutError(
                     f"candidate time budget of {budget} s used up with "
-                    f"{done['query_id'].nunique()} of "
+                    f"{cands['query_id'].nunique()} of "
                     f"{len(prompts)} queries done; run again to resume, or pass allow_partial=True"
                 )
-            return done
+            return cands
         atomic_write_parquet(cands, cand_p)
         self.record(
             "candidates",
@@ -492,11 +556,28 @@ class _Run:
         t0 = time.perf_counter()
         gold = prompts[["query_id", "body", "output"]].rename(columns={"output": "gold"})
         table = cands.merge(gold, on="query_id", how="left", validate="many_to_one")
-        kw = {"workers": self.c["label_workers"]} if self.c["label_workers"] else {}
-        try:
-            table = label_table(table, text_col="text", gold_col="gold", **kw)
-        except TypeError:
-            table = label_table(table, text_col="text", gold_col="gold")
+        rouge = label_table(
+            table,
+            text_col="text",
+            gold_col="gold",
+            out_col="reward_rouge",
+            n_jobs=self.c["label_workers"],
+            progress=self.c["progress"],
+        )["reward_rouge"].to_numpy()
+        labels = {"rouge": rouge}
+        if "minilm" in {self.c["label"], *self.c["extra_labels"]}:
+            from ttp_diag.gen.labels import minilm_similarity
+
+            sim = minilm_similarity(
+                table["text"].tolist(), table["gold"].tolist(), device=self.c["device"]
+            )
+            # Cosine can be negative; rewards live in [0, 1] like ROUGE.
+            labels["minilm"] = np.clip(sim, 0.0, 1.0)
+        table = table.copy()
+        table["reward"] = labels[self.c["label"]]
+        for name in self.c["extra_labels"]:
+            if name != self.c["label"]:
+                table[f"reward_{name}"] = labels[name]
         atomic_write_parquet(table, lab_p)
         self.record(
             "labels",
@@ -601,10 +682,13 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     if stop >= 3:
         labeled = r.stage_labels(cands, prompts)
         outputs["labeled"] = labeled
-    if stop >= 4:
+    if stop >= 5 and r.p("scores.parquet").is_file():
+        # Finished before: no need to load the reward models again.
+        outputs["scores"] = pd.read_parquet(r.p("scores.parquet"))
+    elif stop >= 4:
         table, models = r.stage_rms(labeled)
-    if stop >= 5:
-        outputs["scores"] = r.stage_scores(table, models)
+        if stop >= 5:
+            outputs["scores"] = r.stage_scores(table, models)
     r.summary["last_invocation_seconds"] = round(time.perf_counter() - t_start, 2)
     r.record("_end", None)
     r.summary["stages"].pop("_end", None)

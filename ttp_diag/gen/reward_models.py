@@ -36,8 +36,9 @@ Losses:
 Per-user models share one backbone in memory: for each user the LoRA weights are reset
 (seeded by the user id), trained on that user's train-split rows only, and saved with the
 user's head as one small safetensors file; prediction swaps these tensors in and out of the
-same network. A fit with ``output_dir`` set skips users whose file already exists, so a
-killed run resumes where it stopped.
+same network. A fit with ``output_dir`` set skips users whose file already exists and was
+trained on the same rows (a fingerprint of texts and labels is stored with it), so a killed
+run resumes where it stopped; a directory written with other settings is refused.
 
 The appendix table of learning rates and epochs (A16) is not in the paper text we have, so
 the defaults are ours: AdamW, LoRA lr 2e-4, head lr 1e-3, weight decay 0.01, 5% linear
@@ -82,6 +83,7 @@ __all__ = [
     "UserRewardModels",
     "bce_loss",
     "bounded_variance",
+    "data_fingerprint",
     "default_backbone",
     "make_tiny_backbone",
     "extreme_score_weights",
@@ -384,6 +386,26 @@ def _user_seed(random_state: int, user_id: str) -> int:
 def _user_key(user_id: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(user_id))[:80]
     return f"{safe}-{zlib.crc32(str(user_id).encode()):08x}"
+
+
+def data_fingerprint(texts: Sequence[str], labels) -> str:
+    """SHA-256 (16 hex digits) of training texts and labels, to detect stale saved models.
+
+    Examples
+    --------
+    >>> data_fingerprint(["a"], [0.5]) == data_fingerprint(["a"], [0.5])
+    True
+    >>> data_fingerprint(["a"], [0.5]) == data_fingerprint(["a"], [0.25])
+    False
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.float64)).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _check_labels(y: np.ndarray, name: str = "labels") -> np.ndarray:
@@ -1077,6 +1099,7 @@ class GlobalRewardModel(_RewardModelBase):
         self._build(two_heads=False)
         ids = self._tokenize(texts)
         self.history_ = self._train(ids, y, g, int(self.random_state), "global RM")
+        self.history_["data_sha"] = data_fingerprint(texts, y)
         self.n_features_in_ = 1
         return self
 
@@ -1175,8 +1198,8 @@ class UserRewardModels(_RewardModelBase):
         Local model directory; default all-MiniLM-L6-v2 (offline).
     output_dir : path-like, optional
         Where each user's LoRA + head file is written as soon as it is trained
-        (``users/<id>.safetensors``, atomic). Users whose file exists are loaded, not
-        retrained, so an interrupted fit resumes.
+        (``users/<id>.safetensors``, atomic). Users whose file exists and whose training
+        rows are unchanged are loaded, not retrained, so an interrupted fit resumes.
     text_col : str, default "rm_text"
         Column holding the formatted reward-model input when ``fit``/``predict`` get a
         DataFrame.
@@ -1335,15 +1358,21 @@ class UserRewardModels(_RewardModelBase):
         all_ids = self._tokenize(texts)
         for u in tqdm(user_list, desc=f"{self.kind} user RMs", disable=not self.verbose):
             f = out_dir / "users" / f"{_user_key(u)}.safetensors" if out_dir else None
-            if f is not None and f.exists():
-                self._states[u], self.history_[u] = _read_user_file(f)
-                self.history_[u].pop("_user_id", None)
-                self.history_[u]["resumed"] = True
-                continue
             rows = np.flatnonzero(users == u)
+            sha = data_fingerprint([texts[i] for i in rows], y[rows])
+            if f is not None and f.exists():
+                st, hist = _read_user_file(f)
+                hist.pop("_user_id", None)
+                if hist.get("data_sha") == sha:
+                    self._states[u], self.history_[u] = st, hist
+                    self.history_[u]["resumed"] = True
+                    continue
+                # Same settings but other training rows: the saved model is stale.
+                logger.warning("user %s: saved model was trained on other data; retraining", u)
             ids = [all_ids[i] for i in rows]
             hist = self._train(ids, y[rows], g[rows], _user_seed(self.random_state, u),
                                f"{self.kind} RM {u}")
+            hist["data_sha"] = sha
             self._states[u] = self._snapshot()
             self.history_[u] = hist
             if f is not None:

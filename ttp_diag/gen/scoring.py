@@ -17,6 +17,7 @@ Every reward model trains on ``split == "train"`` rows only and scores every row
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ __all__ = [
     "score_table",
     "write_parquet_atomic",
 ]
+
+logger = logging.getLogger(__name__)
 
 RM_KINDS = ("global", "det", "prob")
 _KEY_COLUMNS = ["user_id", "query_id", "cand_id", "split", "reward"]
@@ -133,7 +136,8 @@ def fit_reward_models(
     kinds : sequence of {"global", "det", "prob"}
     output_dir : path-like, optional
         Models are saved under ``output_dir/<kind>``; a finished Global RM and finished
-        users are loaded instead of retrained, so an interrupted call resumes.
+        users are loaded instead of retrained, so an interrupted call resumes. Saved models
+        whose training rows (or, for the Global RM, settings) differ are retrained.
     rm_text_col : str, default "rm_text"
     backbone : str, optional
         Local model directory shared by all models; default MiniLM (offline).
@@ -153,7 +157,7 @@ def fit_reward_models(
     --------
     >>> models = fit_reward_models(table, settings={"epochs": 2})  # doctest: +SKIP
     """
-    from ttp_diag.gen.reward_models import GlobalRewardModel, UserRewardModels
+    from ttp_diag.gen.reward_models import GlobalRewardModel, UserRewardModels, data_fingerprint
 
     bad = [k for k in kinds if k not in RM_KINDS]
     if bad:
@@ -174,10 +178,23 @@ def fit_reward_models(
         kw = {**settings, **dict(kind_settings.get(kind, {}))}
         if kind == "global":
             path = out_dir / "global" if out_dir is not None else None
+            tr = _train_rows(table)
+            saved = None
             if path is not None and (path / "config.json").exists():
-                models[kind] = GlobalRewardModel.load(path, backbone=backbone)
+                saved = GlobalRewardModel.load(path, backbone=backbone)
+                same_data = saved.history_.get("data_sha") == data_fingerprint(
+                    tr[rm_text_col].tolist(), tr["reward"].to_numpy(float))
+                wanted = GlobalRewardModel(backbone, **kw).get_params()
+                same_settings = all(
+                    saved.get_params()[k] == wanted[k]
+                    for k in wanted if k not in ("backbone", "verbose", "device"))
+                if not (same_data and same_settings):
+                    logger.warning("%s holds a Global RM trained on other data or settings; "
+                                   "retraining", path)
+                    saved = None
+            if saved is not None:
+                models[kind] = saved
             else:
-                tr = _train_rows(table)
                 rm = GlobalRewardModel(backbone, **kw)
                 rm.fit(tr[rm_text_col].tolist(), tr["reward"].to_numpy(float),
                        groups=tr["query_id"].to_numpy())

@@ -59,7 +59,9 @@ def main(argv=None) -> int:
         curves = td.bon_curves(val, ["random", "oracle", *scores], ns, split=None,
                                pool=resolve_pool(val, ns))
         oracle = curves.loc[curves.selector == "oracle", "utility"].to_numpy()
-        cals = {s: td.calibrate(ns, oracle, shape=s) for s in ("sqrt_log", "gaussian")}
+        mu_random = float(curves.loc[curves.selector == "random", "utility"].iloc[0])
+        cals = {s: td.calibrate(ns, oracle, shape=s, mu=mu_random)
+                for s in ("sqrt_log", "gaussian")}
         diags = {s: td.diagnose(val, s, split=None, validate=False) for s in scores}
         tab, _ = _diagnostics_table(curves, diags, cals, ns, scores)
         a12.append(tab.assign(task=task))

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 from . import io
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
+from .datasets import demo_provenance, load_demo
 from .diagnostics import Diagnostics, diagnose
 from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
 from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
@@ -46,8 +47,9 @@ __all__ = [
     "io",
     "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
-    "collapsed_refinement", "correlation_scaling", "curve_shape", "diagnose",
-    "effective_correlation", "expected_max_normal", "mean_capture_rate", "n_to_close_gap",
+    "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
+    "effective_correlation", "expected_max_normal", "load_demo", "mean_capture_rate",
+    "n_to_close_gap",
     "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",
     "unified_law", "validate_score_table",

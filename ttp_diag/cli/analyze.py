@@ -30,12 +30,15 @@ def register(sub) -> None:
                    help="include the collapsed users' correlation (Eq. 30)")
     p.add_argument("--pool", default="error", choices=["error", "clip"],
                    help="N larger than a pool: error (default) or use the whole pool")
+    p.add_argument("--fit-mu", action="store_true",
+                   help="fit mu from the oracle curve too (default: mu = the exact random "
+                        "utility, only c*sigma is fitted)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=run)
 
 
 def analyze_table(table, scores, ns, *, shape="sqrt_log", split="val", collapse_threshold=0.1,
-                  rho_u="pooled", refined=False, pool="error") -> dict:
+                  rho_u="pooled", refined=False, pool="error", fit_mu=False) -> dict:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also used by ``--json``)."""
     import ttp_diag as td
 
@@ -46,7 +49,8 @@ def analyze_table(table, scores, ns, *, shape="sqrt_log", split="val", collapse_
     kw = dict(split=None, pool=pool, validate=False)
     random = td.bon_curve(table, "random", ns, **kw)["utility"].to_numpy()
     oracle = td.bon_curve(table, "oracle", ns, **kw)["utility"].to_numpy()
-    cal = td.calibrate(ns, oracle, shape=shape)
+    # mu is the exact random utility (g(1) = 0 for every shape); only c*sigma is fitted
+    cal = td.calibrate(ns, oracle, shape=shape, mu=None if fit_mu else float(random[0]))
     out = {"ns": list(ns), "shape": shape, "n_rows": int(len(table)),
            "random": random.tolist(), "oracle": oracle.tolist(),
            "calibration": cal.to_dict(), "models": {}}
@@ -78,7 +82,7 @@ def run(args) -> int:
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
-                        refined=args.refined, pool=args.pool)
+                        refined=args.refined, pool=args.pool, fit_mu=args.fit_mu)
     if args.json:
         json.dump(res, sys.stdout, indent=2, default=float)
         print()

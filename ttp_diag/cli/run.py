@@ -42,6 +42,7 @@ _FLAGS = {
     "time_budget": "candidate_time_budget_s",
     "threads": "num_threads",
     "rm_backbone": "rm_backbone",
+    "label": "label",
 }
 
 
@@ -91,6 +92,8 @@ def register(subparsers) -> None:
         help="continue with the queries that have candidates",
     )
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--label", choices=["rouge", "minilm"], help="the reward label (default rouge)")
+    p.add_argument("--extra-labels", help="comma-separated extra reward columns, e.g. minilm")
     p.add_argument("--rm-kinds", help="comma-separated subset of global,det,prob")
     p.add_argument("--rm-backbone", help="reward-model backbone directory (default MiniLM)")
     p.add_argument("--rm-epochs", type=int)
@@ -115,6 +118,8 @@ def build_config(args):
         changes["allow_partial"] = True
     if args.no_progress:
         changes["progress"] = False
+    if args.extra_labels:
+        changes["extra_labels"] = [k.strip() for k in args.extra_labels.split(",") if k.strip()]
     if args.rm_kinds:
         changes["rm_kinds"] = [k.strip() for k in args.rm_kinds.split(",") if k.strip()]
     if args.rm_epochs is not None:

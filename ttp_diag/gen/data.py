@@ -52,7 +52,16 @@ __all__ = [
     "HUFFPOST_PATH",
 ]
 
-HUFFPOST_PATH = Path("/work/shared/data/lamp4_reconstructed_huffpost/users.jsonl.gz")
+def _find_huffpost() -> Path:
+    """The shared HuffPost set: $TTP_DIAG_HUFFPOST, else ``shared/`` beside the checkout."""
+    rel = Path("data/lamp4_reconstructed_huffpost/users.jsonl.gz")
+    candidates = [Path(p) for p in [os.environ.get("TTP_DIAG_HUFFPOST")] if p]
+    candidates += [parent / "shared" / rel for parent in Path(__file__).resolve().parents]
+    candidates.append(Path("/work/shared") / rel)
+    return next((p for p in candidates if p.is_file()), candidates[-1])
+
+
+HUFFPOST_PATH = _find_huffpost()
 
 ITEM_COLUMNS = [
     "user_id",

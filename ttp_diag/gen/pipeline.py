@@ -94,6 +94,7 @@ _RUNTIME_KEYS = {
     "candidate_time_budget_s",
     "allow_partial",
     "label_workers",
+    "rm_num_threads",
 }
 
 
@@ -149,6 +150,9 @@ class RunConfig:
         Passed to :func:`ttp_diag.gen.scoring.fit_reward_models`.
     num_threads : int, optional
         ``torch.set_num_threads`` for every torch stage.
+    rm_num_threads : int, optional
+        Threads for reward-model training and scoring (default ``num_threads``); e.g. one
+        thread for generation beside other work, all cores for the reward models.
 
     Examples
     --------
@@ -194,6 +198,7 @@ class RunConfig:
     rm_settings: dict = field(default_factory=dict)
     rm_kind_settings: dict = field(default_factory=dict)
     num_threads: int | None = None
+    rm_num_threads: int | None = None
     progress: bool = True
 
     def resolved(self) -> dict:
@@ -346,11 +351,12 @@ class _Run:
                 )
         atomic_write_text(path, json.dumps(self.c, indent=1))
 
-    def torch_threads(self) -> None:
-        if self.c["num_threads"]:
+    def torch_threads(self, rm: bool = False) -> None:
+        n = (self.c["rm_num_threads"] if rm else None) or self.c["num_threads"]
+        if n:
             import torch
 
-            torch.set_num_threads(int(self.c["num_threads"]))
+            torch.set_num_threads(int(n))
 
     def backend(self):
         if self._backend is None:
@@ -591,7 +597,7 @@ class _Run:
     def stage_rms(self, table):
         from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models
 
-        self.torch_threads()
+        self.torch_threads(rm=True)
         t0 = time.perf_counter()
         table = add_rm_inputs(table, self.c["task"], input_col="body", text_col="text")
         models = fit_reward_models(
@@ -620,6 +626,7 @@ class _Run:
             return pd.read_parquet(sc_p)
         from ttp_diag.gen.scoring import score_table
 
+        self.torch_threads(rm=True)
         t0 = time.perf_counter()
         scores = score_table(table, models, out_path=None)
         keep_extra = [c for c in ("gold", "body") if c in scores.columns]

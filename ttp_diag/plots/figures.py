@@ -156,7 +156,10 @@ class _TaskAnalysis:
         self.curves = td.bon_curves(self.table, sel, self.ns, split=None, ci=ci, n_boot=n_boot,
                                     pool=pool)
         oracle = self.curve("oracle")
-        self.calibration = td.calibrate(self.ns, oracle["utility"].to_numpy(), shape=shape)
+        # mu fixed at the exact random utility; only c*sigma is fitted (paper, Appendix C.1)
+        mu_random = float(self.curve("random")["utility"].iloc[0])
+        self.calibration = td.calibrate(self.ns, oracle["utility"].to_numpy(), shape=shape,
+                                        mu=mu_random)
         self.diagnostics = {s: td.diagnose(self.table, s, split=None, validate=False)
                             for s in self.scores}
         self.refined = refined
@@ -358,7 +361,8 @@ def oracle_scaling(tables, ns=None, *, shapes=("sqrt_log",), training_baseline=N
                 linewidth=2, label=LABELS["oracle"] + " (observed)")
         dense = _dense(n_use)
         for j, shape in enumerate(shapes):
-            cal = td.calibrate(n_use, orc["utility"].to_numpy(), shape=shape)
+            cal = td.calibrate(n_use, orc["utility"].to_numpy(), shape=shape,
+                               mu=float(rnd["utility"].iloc[0]))
             ax.plot(dense, cal.predict(dense), color=COLORS["theory"], linewidth=1.8,
                     linestyle=styles[j % len(styles)],
                     label=f"Theory {SHAPE_NAMES.get(shape, shape)}: "

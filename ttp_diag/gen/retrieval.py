@@ -104,17 +104,30 @@ class MiniLMEncoder:
             self._model, self._tok = self.model, self.tokenizer
         self._model.to(self.device).eval()
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-norm embeddings, shape ``(len(texts), dim)``, float32."""
+    def encode(self, texts: Sequence[str], *, sort_by_length: bool = False,
+               progress: bool = False) -> np.ndarray:
+        """Unit-norm embeddings, shape ``(len(texts), dim)``, float32, in input order.
+
+        ``sort_by_length`` batches texts of similar length together (less padding, faster on
+        many texts); ``progress`` shows a tqdm bar.
+        """
         self._load()
         import torch
 
         texts = [str(t) for t in texts]
-        out = []
+        order = (np.argsort([len(t) for t in texts], kind="stable") if sort_by_length
+                 else np.arange(len(texts)))
+        out = np.empty((len(texts), int(self._model.config.hidden_size)), dtype=np.float32)
+        starts = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, total=len(starts), desc="MiniLM embed")
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
+            for i in starts:
+                idx = order[i : i + self.batch_size]
                 enc = self._tok(
-                    texts[i : i + self.batch_size],
+                    [texts[j] for j in idx],
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
@@ -122,11 +135,8 @@ class MiniLMEncoder:
                 ).to(self.device)
                 h = self._model(**enc).last_hidden_state
                 e = torch.nn.functional.normalize(mean_pool(h, enc["attention_mask"]), p=2, dim=1)
-                out.append(e.float().cpu().numpy())
-        if not out:
-            dim = int(getattr(self._model.config, "hidden_size", 0))
-            return np.zeros((0, dim), dtype=np.float32)
-        return np.concatenate(out, axis=0)
+                out[idx] = e.float().cpu().numpy()
+        return out
 
 
 def retrieve_history(

@@ -469,6 +469,8 @@ def _detect_target_modules(model) -> list[str]:
 
 # ----------------------------------------------------------------------------- network
 def _build_net_class():
+    from .retrieval import mean_pool
+
     torch = _torch()
     nn = torch.nn
 
@@ -511,9 +513,7 @@ def _build_net_class():
             hid = out.last_hidden_state
             mask = attention_mask.to(hid.dtype)
             if self.pooling == "mean":
-                pooled = (hid * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(
-                    min=1.0
-                )
+                pooled = mean_pool(hid, attention_mask)
             else:  # last non-padding token, whichever side the tokenizer pads
                 pos = torch.arange(mask.shape[1], device=mask.device)
                 last = (attention_mask.long() * pos).argmax(1)

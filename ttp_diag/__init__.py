@@ -19,7 +19,8 @@ True
 
 __version__ = "0.1.0"
 
-from . import io
+from . import exceptions, io
+from .exceptions import TtpDiagError
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
 from .diagnostics import Diagnostics, diagnose
@@ -44,7 +45,7 @@ from .theory import (
 )
 
 __all__ = [
-    "io",
+    "exceptions", "io", "TtpDiagError",
     "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",

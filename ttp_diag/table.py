@@ -31,8 +31,7 @@ REQUIRED_COLUMNS = ("user_id", "query_id", "cand_id", "reward")
 SPECIAL_SELECTORS = ("oracle", "random")
 
 
-class ScoreTableError(ValueError):
-    """A score table breaks the contract; the message says where and how to fix it."""
+from ttp_diag.exceptions import ScoreTableError  # noqa: E402  (one class, re-exported here)
 
 
 def score_columns(table: pd.DataFrame) -> list[str]:

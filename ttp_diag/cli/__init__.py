@@ -4,13 +4,21 @@ Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the
 parsed ``argparse.Namespace`` and returning an exit code). Heavy imports (torch, the
 ``gen`` subpackage) happen inside ``func``, never at module import.
+
+Errors: every package error, ``ValueError`` and ``OSError`` is printed as one line,
+``ttp-diag: error: <what is wrong and the fix>``, with a distinct exit code per error class
+(table in :mod:`ttp_diag.exceptions`; 2 is a usage error, 130 an interrupt).
+``python -m ttp_diag`` runs the same command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from ttp_diag.exceptions import EXIT_INTERRUPTED, TtpDiagError, exit_code
 
 # Order is the order shown in ``ttp-diag --help``.
 _SUBCOMMANDS = [
@@ -34,7 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, TtpDiagError):
+        # "[Errno 28] No space left on device: 'x'" -> keep the OS's words, name the kind
+        msg = f"{type(exc).__name__}: {msg}"
+    return f"ttp-diag: error: {msg}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (table in :mod:`ttp_diag.exceptions`).
+
+    Package errors (:class:`~ttp_diag.exceptions.TtpDiagError`), ``ValueError`` and
+    ``OSError`` become one line on stderr, ``ttp-diag: error: ...``, and their exit code; a
+    traceback would only bury the message, which already names the file/column and the fix.
+    Set ``TTP_DIAG_TRACEBACK=1`` to get the traceback anyway. Anything else is a bug and
+    propagates with its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -43,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError) as exc:
-        # Errors raised at the API boundary already say what is wrong and how to fix it.
-        print(f"ttp-diag: error: {exc}", file=sys.stderr)
-        return 1
+        print("ttp-diag: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (TtpDiagError, ValueError, OSError) as exc:
+        if os.environ.get("TTP_DIAG_TRACEBACK"):
+            raise
+        print(_one_line(exc), file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from ttp_diag.exceptions import DataError, InputFileError
+
 __all__ = [
     "TaskSpec",
     "TASKS",
@@ -76,8 +78,6 @@ ITEM_COLUMNS = [
 ]
 
 
-class DataError(ValueError):
-    """A malformed input record; the message names the record and the reason."""
 
 
 @dataclass(frozen=True)

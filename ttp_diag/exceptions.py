@@ -1,0 +1,128 @@
+"""The package's errors: one base class, one subclass per kind of failure, one exit code each.
+
+Every error raised on purpose by :mod:`ttp_diag` derives from :class:`TtpDiagError`, so a
+caller can catch the package's own failures with one ``except`` and let real bugs through.
+Messages name the file, column or value at fault and the fix. Errors about bad *values* also
+derive from :class:`ValueError` (and :class:`NotFittedError` from :class:`AttributeError`, as
+in scikit-learn), so code written against the older ValueError-only contract keeps working.
+
+The command line (:mod:`ttp_diag.cli`) prints any of them as one line,
+``ttp-diag: error: <message>``, without a traceback, and exits with the class's code:
+
+======================  ====  ===============================================================
+error                   code  raised when
+======================  ====  ===============================================================
+(success)               0
+TtpDiagError            1     any other package error; also a plain ``ValueError``
+(usage)                 2     bad command-line flags (argparse's own code)
+ScoreTableError         3     a score table breaks the contract (:mod:`ttp_diag.table`)
+DataError               4     a malformed input record in a data file (:mod:`ttp_diag.gen.data`)
+InputFileError          5     a file is missing, empty, of the wrong format or unreadable
+CorruptFileError        6     a file fails its checksum or is truncated
+ConfigError             7     inconsistent or invalid settings
+RunFolderError          8     a run folder is locked, belongs to other settings, or is damaged
+NotFittedError          9     a model is used before ``fit``
+TimeBudgetExceeded      10    a ``--time-budget`` ran out; the run resumes where it stopped
+(OSError)               11    the operating system refused (permissions, disk full, ...)
+(interrupted)           130   Ctrl-C
+======================  ====  ===============================================================
+
+Examples
+--------
+>>> from ttp_diag.exceptions import ScoreTableError, TtpDiagError, exit_code
+>>> issubclass(ScoreTableError, TtpDiagError) and issubclass(ScoreTableError, ValueError)
+True
+>>> exit_code(ScoreTableError("column 'reward' is missing"))
+3
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TtpDiagError",
+    "ScoreTableError",
+    "DataError",
+    "InputFileError",
+    "CorruptFileError",
+    "ConfigError",
+    "RunFolderError",
+    "NotFittedError",
+    "TimeBudgetExceeded",
+    "exit_code",
+    "EXIT_OS_ERROR",
+    "EXIT_INTERRUPTED",
+]
+
+EXIT_OS_ERROR = 11
+EXIT_INTERRUPTED = 130
+
+
+class TtpDiagError(Exception):
+    """Base class of every error :mod:`ttp_diag` raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ScoreTableError(TtpDiagError, ValueError):
+    """A score table breaks the contract; the message says where and how to fix it."""
+
+    exit_code = 3
+
+
+class DataError(TtpDiagError, ValueError):
+    """A malformed input record; the message names the file, the record and the reason."""
+
+    exit_code = 4
+
+
+class InputFileError(TtpDiagError, ValueError):
+    """A file is missing, empty, of the wrong format or unreadable; the message names it."""
+
+    exit_code = 5
+
+
+class CorruptFileError(InputFileError):
+    """A file is damaged (checksum mismatch, truncated); the message names it and the fix."""
+
+    exit_code = 6
+
+
+class ConfigError(TtpDiagError, ValueError):
+    """Invalid or inconsistent settings; the message names the setting and the fix."""
+
+    exit_code = 7
+
+
+class RunFolderError(TtpDiagError):
+    """A run folder cannot be used (locked by another process, other settings, damaged)."""
+
+    exit_code = 8
+
+
+class NotFittedError(TtpDiagError, ValueError, AttributeError):
+    """A model is used before ``fit`` (a ValueError and AttributeError, as in scikit-learn)."""
+
+    exit_code = 9
+
+
+class TimeBudgetExceeded(TtpDiagError):
+    """A time budget ran out; what was done is saved and the same command resumes."""
+
+    exit_code = 10
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command-line exit code for an exception (see the module's table).
+
+    Examples
+    --------
+    >>> exit_code(ValueError("x")), exit_code(FileNotFoundError("y")), exit_code(KeyboardInterrupt())
+    (1, 11, 130)
+    """
+    if isinstance(exc, TtpDiagError):
+        return int(type(exc).exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError):
+        return EXIT_OS_ERROR
+    return 1

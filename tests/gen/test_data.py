@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import numpy as np
 import pytest
 
 from ttp_diag.datasets import DEMO_COLUMNS
@@ -250,3 +251,123 @@ def test_load_demo_contract():
     assert {u["user_id"] for u in prov["user_slice"]} == set(table["user_id"])
     with pytest.raises(ValueError, match="split"):
         ds.load_demo("test")
+
+
+# -- issue 9: damaged files, silent skips, strict mode ---------------------------------------
+def test_truncated_gz_names_file_and_line(tmp_path):
+    from ttp_diag.exceptions import CorruptFileError
+
+    p = _write_jsonl(tmp_path / "users.jsonl.gz", [_user(f"u{i}", 30, 5) for i in range(40)], gz=True)
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(CorruptFileError, match=r"users\.jsonl\.gz.*truncated.*after line \d+"):
+        load_jsonl_users(p)
+
+
+def test_plain_text_named_gz_and_binary_garbage(tmp_path):
+    from ttp_diag.exceptions import InputFileError
+
+    plain = _write_jsonl(tmp_path / "users.jsonl.gz", [_user("u1", 5, 1)])  # not compressed
+    with pytest.raises(InputFileError, match=r"users\.jsonl\.gz.*not gzip-compressed.*rename"):
+        load_jsonl_users(plain)
+    garbage = tmp_path / "users.jsonl"
+    garbage.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)))
+    with pytest.raises(DataError, match=r"no usable record.*users\.jsonl line 1"):
+        load_jsonl_users(garbage)
+    with pytest.raises(DataError, match=r"users\.jsonl line 1: (binary|not UTF-8)"):
+        load_jsonl_users(garbage, strict=True)
+    gz_garbage = tmp_path / "g.jsonl.gz"
+    with gzip.open(gz_garbage, "wb") as fh:
+        fh.write(b"\xff\xfe\x00\x01garbage\n" * 3)
+    with pytest.raises(DataError, match=r"g\.jsonl\.gz line 1"):
+        load_jsonl_users(gz_garbage)
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(InputFileError, match="empty"):
+        load_jsonl_users(tmp_path / "empty.jsonl")
+    with pytest.raises(InputFileError, match="does not exist"):
+        load_jsonl_users(tmp_path / "missing.jsonl")
+
+
+def test_empty_user_is_a_counted_skip(tmp_path):
+    recs = [_user("u1", 5, 1), {"user_id": "ghost", "profile": [], "queries": []}]
+    s = load_jsonl_users(_write_jsonl(tmp_path / "u.jsonl", recs)).attrs["summary"]
+    assert s.n_users == 1
+    assert s.skipped["user has no items (empty profile and no queries)"] == 1
+    assert any("ghost" in m for m in s.examples)
+    with pytest.raises(DataError, match="'ghost'.*no items"):
+        load_jsonl_users(tmp_path / "u.jsonl", strict=True)
+    # a user all of whose items are skipped is counted too
+    bad = _user("u3", 2, 0)
+    for it in bad["profile"]:
+        it["title"] = ""
+    s = load_jsonl_users(_write_jsonl(tmp_path / "v.jsonl", [_user("u1", 5, 1), bad]))
+    assert s.attrs["summary"].skipped["user has none of its 2 items left (each skipped, see above)"]
+
+
+def test_object_in_text_field_is_never_gold_text(tmp_path):
+    u = _user("u1", 5, 2)
+    u["profile"][1]["title"] = {"a": 1}
+    u["queries"][0]["output"] = ["x"]
+    items = load_jsonl_users(_write_jsonl(tmp_path / "u.jsonl", [u]))
+    assert not items["output"].str.contains("{'a'|\\['x'\\]", regex=True).any()
+    s = items.attrs["summary"]
+    assert s.skipped["field 'title' is a JSON object, not text"] == 1
+    assert s.skipped["field 'output' is a JSON array, not text"] == 1
+    assert len(items) == 5
+    with pytest.raises(DataError, match=r"'u1_p1'.*field 'title' is a JSON object.*\{\"a\": 1\}"):
+        load_jsonl_users(tmp_path / "u.jsonl", strict=True)
+    # numbers are text (ids, ratings), booleans are not
+    u = _user("u2", 5, 1)
+    u["profile"][0]["id"] = 17
+    u["profile"][1]["text"] = True
+    items = load_jsonl_users(_write_jsonl(tmp_path / "w.jsonl", [u]))
+    assert "17" in set(items["item_id"]) and len(items) == 5
+
+
+def test_bad_date_is_a_named_skip_not_the_oldest_item(tmp_path):
+    u = _user("u1", 6, 1)
+    u["profile"][4]["date"] = "not a date"
+    u["profile"][5]["date"] = "2020-13-45"
+    items = load_jsonl_users(_write_jsonl(tmp_path / "u.jsonl", [u]))
+    assert list(items["item_id"]) == ["u1_p0", "u1_p1", "u1_p2", "u1_p3", "u1_q0"]
+    s = items.attrs["summary"]
+    assert s.skipped["unparseable date"] == 2
+    assert any("'u1_p4'" in m and "'not a date'" in m for m in s.examples)
+    with pytest.raises(DataError, match=r"'u1_p4'.*unparseable date 'not a date'.*ISO 8601"):
+        load_jsonl_users(tmp_path / "u.jsonl", strict=True)
+    # other real-world formats still parse and sort by time
+    u = _user("u2", 3, 0)
+    u["profile"][0]["date"] = "March 5, 2020"
+    u["profile"][1]["date"] = "2020-01-01T10:00:00Z"
+    u["profile"][2]["date"] = "2019-12-31"
+    items = load_jsonl_users(_write_jsonl(tmp_path / "v.jsonl", [u]))
+    assert list(items["item_id"]) == ["u2_p2", "u2_p1", "u2_p0"]
+
+
+def test_skips_are_reported_first_few_then_a_count(tmp_path, caplog):
+    recs = [_user("u1", 5, 1)] + ["{bad"] * 9 + [7, _user("u1", 5, 1)]
+    with caplog.at_level("WARNING", logger="ttp_diag.gen.data"):
+        items = load_jsonl_users(_write_jsonl(tmp_path / "u.jsonl", recs))
+    s = items.attrs["summary"]
+    text = s.format(max_examples=3)
+    assert text.splitlines()[0].endswith(
+        "skipped 9 x bad JSON, 1 x duplicate user_id 'u1', 1 x record is a JSON int, not an object"
+    )
+    assert "u.jsonl line 2: bad JSON" in text and "... and 8 more skipped" in text
+    assert "u.jsonl line 2: bad JSON" in caplog.text and "11 x" not in caplog.text
+    d = s.to_dict()
+    assert d["n_skipped"] == 11 and d["skipped"]["bad JSON"] == 9
+    # strict mode: the first skip is an error naming the record
+    with pytest.raises(DataError, match=r"u\.jsonl line 2: bad JSON.*strict=False"):
+        load_jsonl_users(tmp_path / "u.jsonl", strict=True)
+
+
+def test_cli_run_bad_data_is_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from ttp_diag.cli import main
+
+    plain = _write_jsonl(tmp_path / "users.jsonl.gz", [_user("u1", 5, 1)])
+    rc = main(["run", "--data", str(plain), "--backend", "tiny", "--run-dir",
+               str(tmp_path / "r"), "--until", "data", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 5 and "users.jsonl.gz" in err and "not gzip-compressed" in err
+    assert "Traceback" not in err

@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import os
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
-from ttp_diag.exceptions import DataError, InputFileError
+from ttp_diag.exceptions import CorruptFileError, DataError, InputFileError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "TaskSpec",
@@ -230,8 +234,13 @@ class LoadSummary:
     skipped: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
-    def skip(self, reason: str, where: str, strict: bool = False) -> None:
-        msg = f"{where}: {reason}"
+    def skip(self, reason: str, where: str, strict: bool = False, detail: str = "") -> None:
+        """Count a skipped record under ``reason`` (raise :class:`DataError` if ``strict``).
+
+        ``detail`` (the offending value) goes into the message, not into the reason's key, so
+        that the counts group records by the kind of problem.
+        """
+        msg = f"{where}: {reason}{detail}"
         if strict:
             raise DataError(msg + " (pass strict=False to skip such records)")
         self.skipped[reason] += 1
@@ -241,6 +250,24 @@ class LoadSummary:
     @property
     def n_skipped(self) -> int:
         return int(sum(self.skipped.values()))
+
+    def format(self, max_examples: int = 5) -> str:
+        """What was skipped and why: counts per reason, then the first few records by name.
+
+        Examples
+        --------
+        >>> s = LoadSummary(n_records=3)
+        >>> s.skip("bad JSON", "u.jsonl line 2")
+        >>> print(s.format())
+        3 records -> 0 users, 0 items; skipped 1 x bad JSON
+          u.jsonl line 2: bad JSON
+        """
+        lines = [str(self)]
+        lines += [f"  {m}" for m in self.examples[:max_examples]]
+        rest = self.n_skipped - min(len(self.examples), max_examples)
+        if rest > 0:
+            lines.append(f"  ... and {rest} more skipped (strict=True makes any skip an error)")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {
@@ -259,35 +286,173 @@ class LoadSummary:
         return s
 
 
+class _NotText(Exception):
+    """A field holds an object, list or boolean where text is expected."""
+
+    def __init__(self, value: Any):
+        self.value = value
+        super().__init__(f"is a JSON {_json_type(value)}, not text")
+
+
+def _json_type(x: Any) -> str:
+    return {dict: "object", list: "array", bool: "boolean"}.get(type(x), type(x).__name__)
+
+
+def _short(x: Any, n: int = 40) -> str:
+    r = json.dumps(x, default=str) if isinstance(x, (dict, list, bool)) else repr(x)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
 def _text(x: Any) -> str | None:
+    """A text field as a stripped string; numbers become text, None/NaN/blank None.
+
+    Objects, arrays and booleans raise :class:`_NotText`: ``str({"a": 1})`` must never become a
+    gold headline.
+    """
     if x is None:
         return None
     if isinstance(x, float) and math.isnan(x):
         return None
+    if isinstance(x, (dict, list, tuple, bool)):
+        raise _NotText(x)
     s = str(x).strip()
     return s or None
 
 
-def _open_text(path: Path):
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+class _FieldError(Exception):
+    """A named field of a record holds a non-text value (the record is skipped or refused)."""
+
+    def __init__(self, name: str, exc: _NotText):
+        self.detail = f" ({_short(exc.value)})"
+        super().__init__(f"field {name!r} {exc}")
 
 
-def _items_frame(rows: list[dict], summary: LoadSummary) -> pd.DataFrame:
+def _field(rec: dict, name: str) -> str | None:
+    """``_text(rec[name])``; a non-text value raises :class:`_FieldError` naming the field."""
+    try:
+        return _text(rec.get(name))
+    except _NotText as exc:
+        raise _FieldError(name, exc) from None
+
+
+def _open_binary(path: Path):
+    """Open a data file for binary line reading, gunzipping by content (checked against name)."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    is_gz = head[:2] == b"\x1f\x8b"
+    if path.name.lower().endswith(".gz") and not is_gz:
+        raise InputFileError(
+            f"data file {str(path)!r} is named .gz but is not gzip-compressed (it starts with "
+            f"{head[:8]!r}); rename it without .gz if it is plain JSON text, or gzip it."
+        )
+    return gzip.open(path, "rb") if is_gz else open(path, "rb")
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, bytes)`` of a (gzipped) file; a damaged stream names the last good line."""
+    lineno = 0
+    with _open_binary(path) as fh:
+        try:
+            for lineno, raw in enumerate(fh, 1):  # noqa: B007 - lineno is used after the loop
+                yield lineno, raw
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            raise CorruptFileError(
+                f"data file {str(path)!r} is truncated or damaged after line {lineno} "
+                f"({' '.join(str(exc).split())}); copy or download it again "
+                "(nothing from it was used)."
+            ) from exc
+
+
+def _decode_line(raw: bytes) -> tuple[str | None, str | None, str]:
+    """(text, problem, detail): a line as UTF-8 text, or why it is not text."""
+    if b"\x00" in raw:
+        return None, "binary data (NUL bytes), not JSON text", ""
+    try:
+        return raw.decode("utf-8"), None, ""
+    except UnicodeDecodeError as exc:
+        return None, "not UTF-8 text (re-save the file as UTF-8)", (
+            f" (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+        )
+
+
+def _read_text(path: Path) -> str:
+    """A whole (gzipped) data file as UTF-8 text; binary or non-UTF-8 content names the line."""
+    raw = b"".join(r for _, r in _raw_lines(path))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputFileError(
+            f"data file {str(path)!r} line {line} is not UTF-8 text (byte {raw[exc.start]:#04x}); "
+            "is it the right file? Re-save it as UTF-8 JSON."
+        ) from exc
+
+
+def _parse_dates(dates: pd.Series) -> pd.Series:
+    """Parse date strings (ISO 8601 first, then any format pandas knows), UTC, NaT if unparseable."""
+    parsed = pd.to_datetime(dates, errors="coerce", format="ISO8601", utc=True)
+    retry = dates.notna() & parsed.isna()
+    if retry.any():
+        parsed[retry] = pd.to_datetime(dates[retry], errors="coerce", format="mixed", utc=True)
+    return parsed
+
+
+def _items_frame(
+    rows: list[dict],
+    summary: LoadSummary,
+    strict: bool,
+    path: Path,
+    declared: dict[str, tuple[str, int]] | None = None,
+) -> pd.DataFrame:
+    """The items table: bad dates refused, time-sorted per user, empty users counted.
+
+    ``declared`` maps each accepted user to (where it was read, number of items it listed), so
+    that a user left with no item is a counted skip, never a silent disappearance.
+    """
     df = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     if len(df):
+        date = _parse_dates(df["date"])
+        bad = df["date"].notna() & date.isna()
+        for r in df[bad].itertuples():
+            # An unparseable date would be NaT and sort as the oldest item: refuse it by name.
+            summary.skip(
+                "unparseable date",
+                f"user {r.user_id!r} item {r.item_id!r}",
+                strict,
+                f" {r.date!r} (use ISO 8601, e.g. 2020-01-31)",
+            )
+        df, date = df[~bad], date[~bad]
         # Time order within each user: dated items by date, ties and undated items by file
         # order (``order``), so the sort is total and reproducible.
-        df["_date"] = pd.to_datetime(df["date"], errors="coerce")
+        df = df.assign(_date=date)
         df = df.sort_values(["user_id", "_date", "order"], kind="mergesort", na_position="first")
         df = df.drop(columns="_date").reset_index(drop=True)
         df["position"] = df.groupby("user_id").cumcount()
     else:
         df["position"] = pd.Series(dtype="int64")
+    kept = set(df["user_id"])
+    for uid, (where, n_listed) in (declared or {}).items():
+        if uid not in kept:
+            why = (
+                "user has no items (empty profile and no queries)"
+                if n_listed == 0
+                else f"user has none of its {n_listed} items left (each skipped, see above)"
+            )
+            summary.skip(why, f"{where} (user {uid!r})", strict)
     summary.n_users = int(df["user_id"].nunique()) if len(df) else 0
     summary.n_items = int(len(df))
     df.attrs["summary"] = summary
+    if summary.n_skipped:
+        logger.warning("%s: %s", path.name, summary.format())
+    if not len(df):
+        if summary.n_records == 0:
+            raise InputFileError(
+                f"data file {str(path)!r} holds no records; is it the right file?"
+            )
+        raise DataError(
+            f"no usable record in data file {str(path)!r}; is it the right file and format? "
+            + summary.format().replace("\n", ";")
+        )
     return df
 
 
@@ -298,34 +463,80 @@ def _profile_item(
     if not isinstance(item, dict):
         summary.skip("profile item is not an object", where, strict)
         return None
-    iid = _text(item.get("id")) or f"{uid}_p{k}"
-    where = f"user {uid!r} profile item {iid!r}"
-    if task.body_template is not None:
-        missing = [f for f in task.extra_fields if _text(item.get(f)) is None]
-        if missing:
-            summary.skip(f"missing field {missing[0]!r}", where, strict)
+    try:
+        iid = _field(item, "id") or f"{uid}_p{k}"
+        where = f"user {uid!r} profile item {iid!r}"
+        if task.body_template is not None:
+            missing = [f for f in task.extra_fields if _field(item, f) is None]
+            if missing:
+                summary.skip(f"missing field {missing[0]!r}", where, strict)
+                return None
+            body = task.body_of(item)
+        else:
+            body = _field(item, task.body_field)
+            if body is None:
+                summary.skip(f"missing or empty field {task.body_field!r}", where, strict)
+                return None
+        out = _field(item, task.output_field)
+        if out is None:
+            summary.skip(f"missing or empty output field {task.output_field!r}", where, strict)
             return None
-        body = task.body_of(item)
-    else:
-        body = _text(item.get(task.body_field))
-        if body is None:
-            summary.skip(f"missing or empty field {task.body_field!r}", where, strict)
-            return None
-    out = _text(item.get(task.output_field))
-    if out is None:
-        summary.skip(f"missing or empty output field {task.output_field!r}", where, strict)
+        date = _field(item, "date")
+    except _FieldError as exc:
+        summary.skip(str(exc), where, strict, exc.detail)
         return None
     return {
         "user_id": uid,
         "author": author,
         "item_id": iid,
-        "date": _text(item.get("date")),
+        "date": date,
         "order": k,
         "source": "profile",
         "input": task.input_of(body),
         "body": body,
         "output": out,
     }
+
+
+def _query_item(task: TaskSpec, q: Any, uid: str, author, k: int, order: int, summary, strict):
+    qwhere = f"user {uid!r} query {k}"
+    if not isinstance(q, dict):
+        summary.skip("query is not an object", qwhere, strict)
+        return None
+    try:
+        qid = _field(q, "id") or f"{uid}_q{k}"
+        qwhere = f"user {uid!r} query {qid!r}"
+        inp, out = _field(q, "input"), _field(q, "output")
+        date = _field(q, "date")
+    except _FieldError as exc:
+        summary.skip(str(exc), qwhere, strict, exc.detail)
+        return None
+    if inp is None:
+        summary.skip("missing or empty field 'input'", qwhere, strict)
+        return None
+    if out is None:
+        summary.skip("missing or empty field 'output'", qwhere, strict)
+        return None
+    return {
+        "user_id": uid,
+        "author": author,
+        "item_id": qid,
+        "date": date,
+        "order": order,
+        "source": "query",
+        "input": inp,
+        "body": task.strip_prefix(inp),
+        "output": out,
+    }
+
+
+def _check_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputFileError(f"{what} {str(path)!r} does not exist; check the path (--data).")
+    if not path.is_file():
+        raise InputFileError(f"{what} {str(path)!r} is a folder; give the file itself.")
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{what} {str(path)!r} is empty (0 bytes); copy it again.")
 
 
 def load_jsonl_users(
@@ -342,7 +553,8 @@ def load_jsonl_users(
     Parameters
     ----------
     path : path
-        ``.jsonl`` or ``.jsonl.gz``.
+        ``.jsonl`` or ``.jsonl.gz`` (gzip is recognised by content; a ``.gz`` name on plain
+        text is an error).
     task : str or TaskSpec
         Field mapping of the profile items (default LaMP-4: ``text`` -> ``title``).
     strict : bool
@@ -354,6 +566,23 @@ def load_jsonl_users(
         Items with columns ``user_id, author, item_id, date, order, source, input, body,
         output, position``; ``df.attrs["summary"]`` is the :class:`LoadSummary`.
 
+    Raises
+    ------
+    InputFileError
+        Missing, empty, non-text or wrongly named file.
+    CorruptFileError
+        A truncated or damaged gzip stream (names the last good line).
+    DataError
+        With ``strict=True``, the first skipped record; always, when nothing is usable.
+
+    Notes
+    -----
+    Skipped (each counted with its reason, the first few named in the log and in
+    ``summary.examples``): a line that is not UTF-8 text or not JSON, a record that is not
+    an object, without ``user_id`` or with one already seen, without a ``profile`` list, a
+    user left with no item, a profile item or query missing its text or output, a text field
+    holding an object/array/boolean, an unparseable date.
+
     Examples
     --------
     >>> items = load_jsonl_users(HUFFPOST_PATH)  # doctest: +SKIP
@@ -362,75 +591,60 @@ def load_jsonl_users(
     """
     task = get_task(task)
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"user file not found: {path}")
+    _check_file(path, "data file")
     summary = LoadSummary()
     rows: list[dict] = []
-    seen_users: set[str] = set()
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            summary.n_records += 1
-            where = f"{path.name} line {lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                summary.skip(f"bad JSON ({exc.msg} at column {exc.colno})", where, strict)
-                continue
-            if not isinstance(rec, dict):
-                summary.skip("record is not a JSON object", where, strict)
-                continue
-            uid = _text(rec.get("user_id"))
-            if uid is None:
-                summary.skip("missing field 'user_id'", where, strict)
-                continue
-            if uid in seen_users:
-                summary.skip(f"duplicate user_id {uid!r}", where, strict)
-                continue
-            prof, queries = rec.get("profile"), rec.get("queries", [])
-            if not isinstance(prof, list):
-                summary.skip(
-                    "missing or non-list field 'profile'", f"{where} (user {uid!r})", strict
-                )
-                continue
-            if not isinstance(queries, list):
-                summary.skip("non-list field 'queries'", f"{where} (user {uid!r})", strict)
-                continue
-            seen_users.add(uid)
-            author = _text(rec.get("author"))
-            for k, item in enumerate(prof):
-                row = _profile_item(task, item, uid, author, k, summary, strict)
-                if row is not None:
-                    rows.append(row)
-            for k, q in enumerate(queries):
-                qwhere = f"user {uid!r} query {k}"
-                if not isinstance(q, dict):
-                    summary.skip("query is not an object", qwhere, strict)
-                    continue
-                qid = _text(q.get("id")) or f"{uid}_q{k}"
-                qwhere = f"user {uid!r} query {qid!r}"
-                inp, out = _text(q.get("input")), _text(q.get("output"))
-                if inp is None:
-                    summary.skip("missing or empty field 'input'", qwhere, strict)
-                    continue
-                if out is None:
-                    summary.skip("missing or empty field 'output'", qwhere, strict)
-                    continue
-                rows.append(
-                    {
-                        "user_id": uid,
-                        "author": author,
-                        "item_id": qid,
-                        "date": _text(q.get("date")),
-                        "order": len(prof) + k,
-                        "source": "query",
-                        "input": inp,
-                        "body": task.strip_prefix(inp),
-                        "output": out,
-                    }
-                )
-    return _items_frame(rows, summary)
+    declared: dict[str, tuple[str, int]] = {}
+    for lineno, raw in _raw_lines(path):
+        if not raw.strip():
+            continue
+        summary.n_records += 1
+        where = f"{path.name} line {lineno}"
+        line, problem, detail = _decode_line(raw)
+        if problem:
+            summary.skip(problem, where, strict, detail)
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            summary.skip("bad JSON", where, strict, f" ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(rec, dict):
+            summary.skip(f"record is a JSON {_json_type(rec)}, not an object", where, strict)
+            continue
+        try:
+            uid = _field(rec, "user_id")
+            author = _field(rec, "author")
+        except _FieldError as exc:
+            summary.skip(str(exc), where, strict, exc.detail)
+            continue
+        if uid is None:
+            summary.skip("missing field 'user_id'", where, strict)
+            continue
+        if uid in declared:
+            summary.skip(
+                f"duplicate user_id {uid!r}", f"{where} (first at {declared[uid][0]})", strict
+            )
+            continue
+        prof, queries = rec.get("profile"), rec.get("queries", [])
+        if queries is None:
+            queries = []
+        if not isinstance(prof, list):
+            summary.skip("missing or non-list field 'profile'", f"{where} (user {uid!r})", strict)
+            continue
+        if not isinstance(queries, list):
+            summary.skip("non-list field 'queries'", f"{where} (user {uid!r})", strict)
+            continue
+        declared[uid] = (where, len(prof) + len(queries))
+        for k, item in enumerate(prof):
+            row = _profile_item(task, item, uid, author, k, summary, strict)
+            if row is not None:
+                rows.append(row)
+        for k, q in enumerate(queries):
+            row = _query_item(task, q, uid, author, k, len(prof) + k, summary, strict)
+            if row is not None:
+                rows.append(row)
+    return _items_frame(rows, summary, strict, path, declared)
 
 
 def load_huffpost_users(
@@ -444,8 +658,8 @@ def load_huffpost_users(
 
 
 def _read_json_records(path: Path) -> Any:
-    with _open_text(path) as fh:
-        text = fh.read()
+    _check_file(path, "data file")
+    text = _read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:
@@ -457,8 +671,9 @@ def _read_json_records(path: Path) -> Any:
                     recs.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise DataError(
-                        f"{path.name}: neither JSON ({first.msg} at line {first.lineno}) nor JSON "
-                        f"Lines (line {lineno}: {exc.msg}); check the file is complete"
+                        f"data file {str(path)!r}: neither JSON ({first.msg} at line "
+                        f"{first.lineno}) nor JSON Lines (line {lineno}: {exc.msg}); check the "
+                        "file is complete"
                     ) from exc
         return recs
 
@@ -494,18 +709,14 @@ def load_lamp(
     """
     task = get_task(task)
     qpath = Path(questions)
-    if not qpath.is_file():
-        raise FileNotFoundError(f"LaMP questions file not found: {qpath}")
     recs = _read_json_records(qpath)
     if not isinstance(recs, list):
         raise DataError(
-            f"{qpath.name}: expected a JSON list of questions, got {type(recs).__name__}"
+            f"{qpath.name}: expected a JSON list of questions, got {_json_type(recs)}"
         )
-    golds: dict[str, str] = {}
+    golds: dict[str, Any] = {}
     if outputs is not None:
         opath = Path(outputs)
-        if not opath.is_file():
-            raise FileNotFoundError(f"LaMP outputs file not found: {opath}")
         od = _read_json_records(opath)
         glist = od.get("golds") if isinstance(od, dict) else od
         if not isinstance(glist, list):
@@ -513,7 +724,7 @@ def load_lamp(
                 f"{opath.name}: expected {{'golds': [...]}} with a list of {{'id', 'output'}}"
             )
         for g in glist:
-            if isinstance(g, dict) and _text(g.get("id")) is not None:
+            if isinstance(g, dict) and isinstance(g.get("id"), (str, int)):
                 golds[str(g["id"]).strip()] = g.get("output")
     summary = LoadSummary()
     rows: list[dict] = []
@@ -521,18 +732,24 @@ def load_lamp(
         summary.n_records += 1
         where = f"{qpath.name} record {k}"
         if not isinstance(rec, dict):
-            summary.skip("record is not a JSON object", where, strict)
+            summary.skip(f"record is a JSON {_json_type(rec)}, not an object", where, strict)
             continue
-        qid = _text(rec.get("id"))
-        if qid is None:
-            summary.skip("missing field 'id'", where, strict)
+        try:
+            qid = _field(rec, "id")
+            if qid is None:
+                summary.skip("missing field 'id'", where, strict)
+                continue
+            where = f"{qpath.name} question {qid!r}"
+            inp = _field(rec, "input")
+            out = _field({"output": golds.get(qid, rec.get("output"))}, "output")
+            uid = _field(rec, "user_id") or qid
+            date = _field(rec, "date")
+        except _FieldError as exc:
+            summary.skip(str(exc), where, strict, exc.detail)
             continue
-        where = f"{qpath.name} question {qid!r}"
-        inp = _text(rec.get("input"))
         if inp is None:
             summary.skip("missing or empty field 'input'", where, strict)
             continue
-        out = _text(golds.get(qid, rec.get("output")))
         if out is None:
             summary.skip("no gold output (not in the outputs file, or empty)", where, strict)
             continue
@@ -540,18 +757,16 @@ def load_lamp(
         if not isinstance(prof, list):
             summary.skip("missing or non-list field 'profile'", where, strict)
             continue
-        uid = _text(rec.get("user_id")) or qid
-        user_rows = []
         for j, item in enumerate(prof):
             row = _profile_item(task, item, uid, None, j, summary, strict)
             if row is not None:
-                user_rows.append(row)
-        user_rows.append(
+                rows.append(row)
+        rows.append(
             {
                 "user_id": uid,
                 "author": None,
                 "item_id": qid,
-                "date": _text(rec.get("date")),
+                "date": date,
                 "order": len(prof),
                 "source": "query",
                 "input": inp,
@@ -559,8 +774,7 @@ def load_lamp(
                 "output": out,
             }
         )
-        rows.extend(user_rows)
-    return _items_frame(rows, summary)
+    return _items_frame(rows, summary, strict, qpath)
 
 
 def load_longlamp(
@@ -589,8 +803,6 @@ def load_longlamp(
     if not task.name.startswith("longlamp"):
         raise ValueError(f"load_longlamp reads LongLaMP tasks; got {task.name!r} (use load_lamp)")
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"LongLaMP file not found: {p}")
     recs = _read_json_records(p)
     if isinstance(recs, dict):
         recs = [recs]
@@ -601,18 +813,21 @@ def load_longlamp(
         summary.n_records += 1
         where = f"{p.name} row {k}"
         if not isinstance(rec, dict):
-            summary.skip("record is not a JSON object", where, strict)
+            summary.skip(f"record is a JSON {_json_type(rec)}, not an object", where, strict)
             continue
-        uid = next(
-            (
-                _text(rec.get(f))
-                for f in ("user_id", "name", "reviewerId", "author")
-                if _text(rec.get(f))
-            ),
-            None,
-        )
-        uid = uid or f"row{k}"
-        inp, out = _text(rec.get("input")), _text(rec.get("output"))
+        try:
+            uid = next(
+                (v for v in (_field(rec, f) for f in ("user_id", "name", "reviewerId", "author"))
+                 if v),
+                None,
+            )
+            uid = uid or f"row{k}"
+            inp, out = _field(rec, "input"), _field(rec, "output")
+            qid = _field(rec, "id") or f"{uid}_q{k}"
+            date = _field(rec, "date")
+        except _FieldError as exc:
+            summary.skip(str(exc), where, strict, exc.detail)
+            continue
         if inp is None:
             summary.skip("missing or empty field 'input'", where, strict)
             continue
@@ -637,8 +852,8 @@ def load_longlamp(
             {
                 "user_id": uid,
                 "author": None,
-                "item_id": _text(rec.get("id")) or f"{uid}_q{k}",
-                "date": _text(rec.get("date")),
+                "item_id": qid,
+                "date": date,
                 "order": k * 100000 + 99999,
                 "source": "query",
                 "input": inp,
@@ -646,7 +861,7 @@ def load_longlamp(
                 "output": out,
             }
         )
-    return _items_frame(rows, summary)
+    return _items_frame(rows, summary, strict, p)
 
 
 @dataclass

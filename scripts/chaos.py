@@ -1,4 +1,4 @@
-"""Chaos check: SIGKILL ``ttp-diag run`` at random points, resume, compare; then a battery of bad inputs.
+"""Chaos check: SIGKILL ``ttp-diag run`` at random points and resume; then bad inputs.
 
 Two parts, both printed as figures:
 
@@ -84,7 +84,7 @@ def write_users(path: Path, n_users: int = 3, n_items: int = 10) -> Path:
 
 
 def tiny_run_config(work: Path, *, n_users: int = 3, n_items: int = 10, n: int = 4) -> Path:
-    """Write users, a tiny reward-model backbone and a run config into ``work``; return the config."""
+    """Write users, a tiny reward-model backbone and a run config into ``work``; return it."""
     from ttp_diag.gen.reward_models import make_tiny_backbone
 
     work.mkdir(parents=True, exist_ok=True)
@@ -231,8 +231,21 @@ def kill_and_resume(
 
 
 # -- part 2: the battery ---------------------------------------------------------------------
+_FIX_WORDS = (
+    "rename", "use ", "pass ", "give ", "again", "re-save", "check", "choose", "remove", "add ",
+    "set ", "copy", "regenerat", "recomput", "must", "expected", "fix", "instead", "e.g.",
+    "should", "resume", "is it the right", "needs", "one of", "at least",
+)
+
+
 def _names(msg: str, tokens) -> bool:
-    return all(t.lower() in msg.lower() for t in tokens)
+    """The message names every token and proposes a fix; the OS's bare words are not enough."""
+    low = msg.lower()
+    return (
+        all(t.lower() in low for t in tokens)
+        and any(w in low for w in _FIX_WORDS)
+        and "[errno" not in low
+    )
 
 
 def api_case(fn, tokens=()):
@@ -305,13 +318,15 @@ def battery(work: Path, run_fixture: dict | None = None) -> list[dict]:
     add("robust/io", "';'-separated CSV", cli_case(["analyze", semi, "--ns", "1,2"],
                                                     ["semi.csv", "sep"]))
     (work / "empty.csv").write_bytes(b"")
-    add("robust/io", "0-byte CSV", cli_case(["analyze", work / "empty.csv"], ["empty.csv", "0 bytes"]))
+    add("robust/io", "0-byte CSV",
+        cli_case(["analyze", work / "empty.csv"], ["empty.csv", "0 bytes"]))
     (work / "x.parquet").mkdir(exist_ok=True)
     add("robust/io", "empty dir named x.parquet",
         cli_case(["analyze", work / "x.parquet"], ["x.parquet", "empty folder"]))
     (work / "latin.csv").write_bytes(B.assign(user_id="Jos\xe9").to_csv(index=False)
                                      .encode("latin-1"))
-    add("robust/io", "Latin-1 CSV", cli_case(["analyze", work / "latin.csv"], ["latin.csv", "UTF-8"]))
+    add("robust/io", "Latin-1 CSV",
+        cli_case(["analyze", work / "latin.csv"], ["latin.csv", "UTF-8"]))
     B.to_parquet(work / "pq.csv")
     add("robust/io", "Parquet bytes named .csv",
         cli_case(["analyze", work / "pq.csv"], ["pq.csv", "rename"]))
@@ -331,7 +346,8 @@ def battery(work: Path, run_fixture: dict | None = None) -> list[dict]:
         cli_case(["analyze", corrupt, "--ns", "1,2"], ["corrupt.parquet", "damaged"]))
     dupcsv = work / "dupcol.csv"
     dupcsv.write_text("user_id,query_id,cand_id,reward,reward\nu,q,0,0.1,0.2\n")
-    add("robust/io", "duplicated column in CSV", cli_case(["analyze", dupcsv], ["dupcol.csv", "reward"]))
+    add("robust/io", "duplicated column in CSV",
+        cli_case(["analyze", dupcsv], ["dupcol.csv", "reward"]))
 
     # ---- data files (robust) ----
     users = write_users(work / "users.jsonl")
@@ -537,7 +553,7 @@ def run_folder_cases(work: Path, fx: dict) -> list[dict]:
     def fewer_texts(d):
         p = None
         for q in sorted(d.rglob("*.json")):
-            if "cand" in str(q.relative_to(d)):
+            if "cand" in str(q.relative_to(d)) and not q.name.startswith("_"):
                 p = q
                 break
         if p is None:
@@ -561,6 +577,43 @@ def run_folder_cases(work: Path, fx: dict) -> list[dict]:
     damaged("truncated rm/*.safetensors", truncate("*.safetensors"), ["safetensors"], area="rm")
     damaged("truncated scores.parquet", truncate("scores.parquet", then_remove_outputs=()),
             ["scores.parquet"])
+
+    # --time-budget: one line and its own exit code (10), not a TimeoutError traceback
+    from ttp_diag.exceptions import TimeBudgetExceeded
+
+    d = work / "run_budget"
+    shutil.rmtree(d, ignore_errors=True)
+    v = cli_case(["run", "--config", config, "--run-dir", d, "--no-progress", "--time-budget",
+                  "0"], ["budget"])
+    if v[0] == "good" and f"rc {TimeBudgetExceeded.exit_code}:" not in v[1]:
+        v = ("bad", v[1] + " (exit code is not TimeBudgetExceeded's)")
+    rows.append({"area": "pipeline", "case": "--time-budget 0", "verdict": v[0],
+                 "detail": v[1][:160]})
+
+    # two runs with different seeds on one folder at the same time
+    d = work / "run_two"
+    shutil.rmtree(d, ignore_errors=True)
+    procs = [subprocess.Popen(run_command(config, d, "--seed", str(sd)), env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for sd in (7, 8)]
+    outs = [(p.wait(timeout=900), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stderr.close()
+    ok = [rc == 0 for rc, _ in outs]
+    cfg_seed = None
+    with contextlib.suppress(Exception):
+        cfg_seed = json.loads((d / "config.json").read_text()).get("seed")
+    if all(ok):
+        v = ("worst", f"both runs exit 0 on one folder; config.json says seed {cfg_seed}")
+    elif any(ok):
+        last = [e.strip().splitlines()[-1] for rc, e in outs if rc != 0][0]
+        tb = "Traceback" in outs[ok.index(False)][1]
+        named = _names(last, ["lock"]) or _names(last, ["another"])
+        v = ("good" if named and not tb else "bad", f"one refused: {last}")
+    else:
+        v = ("bad", "both failed: " + outs[0][1].strip().splitlines()[-1])
+    rows.append({"area": "pipeline", "case": "two concurrent runs, seeds 7 and 8, one folder",
+                 "verdict": v[0], "detail": v[1][:160]})
     return rows
 
 

@@ -116,7 +116,7 @@ def exit_code(exc: BaseException) -> int:
 
     Examples
     --------
-    >>> exit_code(ValueError("x")), exit_code(FileNotFoundError("y")), exit_code(KeyboardInterrupt())
+    >>> exit_code(ValueError("x")), exit_code(OSError("y")), exit_code(KeyboardInterrupt())
     (1, 11, 130)
     """
     if isinstance(exc, TtpDiagError):

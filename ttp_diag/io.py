@@ -1,4 +1,4 @@
-"""Reading and writing files: score tables, atomic writes, folder swaps. The package's one io module.
+"""Reading and writing files (tables, atomic writes, folder swaps): the package's one io module.
 
 Reading (:func:`read_table`, :func:`read_json`) happens at the boundary and fails with *one*
 error that names the file and the fix: a missing file, a 0-byte file, an empty directory
@@ -208,9 +208,12 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
 def _read_csv(path: Path, name: str, *, sep: str, encoding: str) -> pd.DataFrame:
     raw = path.read_bytes()
     if b"\x00" in raw[:65536]:
-        raise InputFileError(f"{name} is a binary file, not CSV text; give a .csv or .parquet table.")
+        raise InputFileError(
+            f"{name} is a binary file, not CSV text; give a .csv or .parquet table."
+        )
     try:
-        text = raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding)
+        utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        text = raw.decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputFileError(
@@ -240,7 +243,9 @@ def _read_csv(path: Path, name: str, *, sep: str, encoding: str) -> pd.DataFrame
         df = pd.read_csv(_io.StringIO(text), sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         msg = " ".join(str(exc).split())
-        raise InputFileError(f"{name} is not valid CSV ({msg[:200]}); fix or re-export it.") from exc
+        raise InputFileError(
+            f"{name} is not valid CSV ({msg[:200]}); fix or re-export it."
+        ) from exc
     if len(df) == 0:
         raise InputFileError(f"{name} has a header but no rows; write it again.")
     return df
@@ -380,7 +385,7 @@ _AT_FDCWD = -100
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically exchange two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2

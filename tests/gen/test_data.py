@@ -257,7 +257,8 @@ def test_load_demo_contract():
 def test_truncated_gz_names_file_and_line(tmp_path):
     from ttp_diag.exceptions import CorruptFileError
 
-    p = _write_jsonl(tmp_path / "users.jsonl.gz", [_user(f"u{i}", 30, 5) for i in range(40)], gz=True)
+    recs = [_user(f"u{i}", 30, 5) for i in range(40)]
+    p = _write_jsonl(tmp_path / "users.jsonl.gz", recs, gz=True)
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     with pytest.raises(CorruptFileError, match=r"users\.jsonl\.gz.*truncated.*after line \d+"):
         load_jsonl_users(p)

@@ -389,7 +389,7 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_dates(dates: pd.Series) -> pd.Series:
-    """Parse date strings (ISO 8601 first, then any format pandas knows), UTC, NaT if unparseable."""
+    """Parse dates (ISO 8601 first, then any format pandas knows) as UTC; NaT if unparseable."""
     parsed = pd.to_datetime(dates, errors="coerce", format="ISO8601", utc=True)
     retry = dates.notna() & parsed.isna()
     if retry.any():

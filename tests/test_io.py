@@ -22,6 +22,7 @@ from ttp_diag.io import (
     atomic_write_text,
     read_json,
     read_table,
+    remove_temp_files,
     write_table,
 )
 
@@ -261,3 +262,32 @@ def test_atomic_dir_error_leaves_old_folder(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputFileError, match="is a file"), atomic_dir(tmp_path / "f"):
         pass
+
+
+def test_remove_temp_files_after_a_kill(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # a writer killed between mkstemp and rename leaves its temporary file behind
+    code = (
+        "import sys, time; from ttp_diag.io import atomic_write\n"
+        "atomic_write(sys.argv[1], lambda p: (open(p, 'w').write('half'), time.sleep(60)))\n"
+    )
+    target = tmp_path / "sub" / "scores.parquet"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)])
+    for _ in range(300):
+        if list((tmp_path / "sub").glob(".*.tmp")) if (tmp_path / "sub").exists() else []:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = list((tmp_path / "sub").glob(".*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    keep = tmp_path / "sub" / "keep.tmp"  # not one of ours: no leading dot
+    keep.write_text("x")
+    (tmp_path / ".m.abc.tmp").mkdir()  # an orphaned atomic_dir
+    removed = {p.name for p in remove_temp_files(tmp_path)}
+    assert removed == {left[0].name, ".m.abc.tmp"}
+    assert keep.exists() and not left[0].exists()

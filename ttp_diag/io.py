@@ -64,6 +64,7 @@ __all__ = [
     "atomic_write_parquet",
     "atomic_write_csv",
     "atomic_dir",
+    "remove_temp_files",
     "PARQUET_WRITE_OPTIONS",
 ]
 
@@ -472,3 +473,35 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove what a killed atomic write left behind in ``folder`` (recursively).
+
+    A SIGKILL between ``mkstemp`` and the rename orphans the temporary file (or folder): a
+    ``.<name>.<random>.tmp`` entry. Call this when starting on a folder that no other process
+    is writing (e.g. after taking the run folder's lock). Returns the removed paths.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / ".scores.parquet.k2j4x9.tmp").write_bytes(b"half")
+    >>> _ = (d / "scores.parquet").write_bytes(b"PAR1")
+    >>> [p.name for p in remove_temp_files(d)], sorted(p.name for p in d.iterdir())
+    (['.scores.parquet.k2j4x9.tmp'], ['scores.parquet'])
+    """
+    removed = []
+    for p in sorted(Path(folder).rglob(".*.tmp")):
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            continue
+        removed.append(p)
+    for p in sorted(Path(folder).rglob(".*.old-*")):  # an interrupted non-exchange swap
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed

@@ -93,6 +93,20 @@ def test_cli_plain_errors(exc, code, raising, capsys):
     assert err.startswith("ttp-diag: ") and err.count("\n") == 1 and "Traceback" not in err
     if isinstance(exc, OSError):
         assert type(exc).__name__ in err and exc.filename in err
+        assert "check the" in err  # the OS names the path, the CLI adds what to do
+
+
+def test_cli_output_folder_that_is_a_file(tmp_path, capsys):
+    import ttp_diag as td
+
+    table = tmp_path / "t.parquet"
+    td.io.write_table(td.simulate_score_table(n_users=4, n_queries=3, seed=0), table)
+    blocker = tmp_path / "out.txt"
+    blocker.write_text("x")
+    rc = main(["risk", str(table), "--out", str(blocker)])
+    err = capsys.readouterr().err
+    assert rc == E.EXIT_OS_ERROR and "out.txt" in err and "choose another path" in err
+    assert err.count("\n") == 1
 
 
 def test_bugs_keep_their_traceback(raising):

@@ -14,6 +14,7 @@ Errors: every package error, ``ValueError`` and ``OSError`` is printed as one li
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -42,11 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What to do about the operating system's refusals, which name the path but not the fix.
+_OS_HINTS = [
+    (FileExistsError, "a file stands where a folder is needed; choose another path or move it"),
+    (NotADirectoryError, "a file stands where a folder is needed; choose another path or move it"),
+    (IsADirectoryError, "a folder stands where a file is needed; give the file's path"),
+    (FileNotFoundError, "check the path"),
+    (PermissionError, "check the permissions of that path, or choose another"),
+]
+_ERRNO_HINTS = {
+    errno.ENOSPC: "free disk space or choose a folder on another disk",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+}
+
+
 def _one_line(exc: BaseException) -> str:
     msg = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and not isinstance(exc, TtpDiagError):
-        # "[Errno 28] No space left on device: 'x'" -> keep the OS's words, name the kind
+        # "[Errno 28] No space left on device: 'x'": keep the OS's words, name the kind, add
+        # what to do.
         msg = f"{type(exc).__name__}: {msg}"
+        hint = _ERRNO_HINTS.get(exc.errno) or next(
+            (h for cls, h in _OS_HINTS if isinstance(exc, cls)), None
+        )
+        if hint:
+            msg += f" ({hint})"
     return f"ttp-diag: error: {msg}"
 
 

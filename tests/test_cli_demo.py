@@ -71,7 +71,7 @@ def test_demo_on_a_given_table_with_options(table_path, tmp_path):
 def test_demo_bad_input_is_one_clear_error(table_path, tmp_path, capsys):
     rc = main(["demo", "--table", str(table_path), "--out", str(tmp_path), "--scores",
                "score_nope"])
-    assert rc == 1
+    assert rc == td.exceptions.ScoreTableError.exit_code  # one exit code per error class
     assert "score_nope" in capsys.readouterr().err
     rc = main(["demo", "--table", str(table_path), "--out", str(tmp_path), "--ns", "1", "x"])
     assert rc == 1

@@ -239,13 +239,9 @@ _FIX_WORDS = (
 
 
 def _names(msg: str, tokens) -> bool:
-    """The message names every token and proposes a fix; the OS's bare words are not enough."""
+    """The message names every token and proposes a fix (the OS's bare words have none)."""
     low = msg.lower()
-    return (
-        all(t.lower() in low for t in tokens)
-        and any(w in low for w in _FIX_WORDS)
-        and "[errno" not in low
-    )
+    return all(t.lower() in low for t in tokens) and any(w in low for w in _FIX_WORDS)
 
 
 def api_case(fn, tokens=()):

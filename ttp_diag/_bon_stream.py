@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ._bon_engine import check_pool, query_utilities, user_sums
+from ._bon_engine import query_utilities, user_sums
 from ._table_checks import numeric_values, range_reference
 from .table import SPECIAL_SELECTORS, ScoreTable, ScoreTableError
 
@@ -73,8 +73,6 @@ class _Totals:
 def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
                  progress: bool) -> pd.DataFrame:
     """Population Best-of-N curve of ``score`` over a Parquet dataset (see bon_curve_dataset)."""
-    import pyarrow.compute as pc
-
     if not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1:
         raise ValueError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
     if pool not in ("error", "clip"):
@@ -97,6 +95,8 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
     splits_seen: set = set()
     carry = None
     n_rows = 0
+    small: list = [np.iinfo(np.int64).max, None]  # smallest pool and one of its queries
+    hist: list[np.ndarray] = []  # pool-size histograms
 
     def run(part: pd.DataFrame) -> None:
         nonlocal lo, hi
@@ -106,10 +106,14 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
             values = numeric_values(part, col, reference=refs[col])
             if col != "reward":
                 lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
-        st = ScoreTable(part, scores=[], split=None, check_range=False)
+        # Pool-size checks wait for the end: a query scattered over batches looks small here.
+        st = ScoreTable(part, scores=[], split=None, check_range=False, min_candidates=1)
         if score not in SPECIAL_SELECTORS:
             st._values[score] = part[score].to_numpy(dtype=float)  # checked above, batch-wise
-        check_pool(st, ns, pool)
+        smallest = int(np.argmin(st.pool_sizes))
+        if st.pool_sizes[smallest] < small[0]:
+            small[:] = [int(st.pool_sizes[smallest]), st.query_ids[smallest]]
+        hist.append(np.bincount(st.pool_sizes))
         sums, counts = user_sums(st, query_utilities(st, score, ns, pool))
         totals.add(st.user_ids, sums, counts)
         finished.append(st.query_ids)
@@ -117,15 +121,23 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
     for i, batch in enumerate(_batches(dataset, columns + (["split"] if use_split else []),
                                        rows_per_batch)):
         if use_split:
-            splits_seen.update(pc.unique(batch.column("split")).to_pylist())
-            batch = batch.filter(pc.equal(batch.column("split"), split)).drop_columns(["split"])
-        frame = batch.to_pandas()
-        if carry is not None:
-            frame = pd.concat([carry, frame], ignore_index=True)
-        if len(frame) == 0:
+            batch = _keep_split(batch, split, splits_seen)
+        if batch.num_rows == 0:
             continue
+        frame = batch.to_pandas()
+        runs = _run_starts(frame["query_id"])
+        head = runs[1] if len(runs) > 1 else len(frame)  # end of the batch's first query
+        if carry is not None:
+            if frame["query_id"].iloc[0] == carry["query_id"].iloc[-1]:
+                # the carried query goes on here: join it to its rest (a small frame)
+                carry = pd.concat([carry, frame.iloc[:head]], ignore_index=True)
+                if head == len(frame):
+                    continue  # the whole batch is that one query
+                frame, runs = frame.iloc[head:], runs[1:] - head
+            run(carry)
+            n_rows += len(carry)
         # only the last query can continue in the next batch; hold it back
-        tail = _last_run_start(frame["query_id"])
+        tail = int(runs[-1])
         carry = frame.iloc[tail:]
         if tail:
             run(frame.iloc[:tail])
@@ -150,18 +162,57 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
             "Sort the file by query_id to stream it in one pass.", RuntimeWarning, stacklevel=3)
         return _by_user_chunks(dataset, columns, score, ns, split=split if use_split else None,
                                rows_per_batch=rows_per_batch, pool=pool)
+    _check_pools(ns, pool, small, hist)
     total = totals.total()
     sums = total[list(range(len(ns)))].to_numpy()
     means = sums / total["count"].to_numpy()[:, None]
     return pd.DataFrame({"selector": score, "n": ns, "utility": means.mean(axis=0)})
 
 
-def _last_run_start(query_ids: pd.Series) -> int:
-    """Index of the first row of the final run of equal query_ids."""
-    codes = pd.factorize(query_ids, sort=False)[0] if query_ids.dtype.kind not in "iu" \
-        else query_ids.to_numpy()
-    diff = np.flatnonzero(codes[1:] != codes[:-1])
-    return int(diff[-1] + 1) if diff.size else 0
+def _check_pools(ns: np.ndarray, pool: str, small: list, hist: list[np.ndarray]) -> None:
+    """The min-candidates and N-above-pool checks of ScoreTable/bon_curve, over all batches."""
+    smallest, example = small
+    if smallest < 2:
+        counts = np.zeros(max(len(h) for h in hist), dtype=np.int64)
+        for h in hist:
+            counts[:len(h)] += h
+        raise ScoreTableError(
+            f"{int(counts[:2].sum())} query(ies) have fewer than 2 candidates (smallest pool: "
+            f"{smallest}), e.g. query_id {example!r}; Best-of-N needs a pool to choose from. "
+            f"Drop them before writing the dataset.")
+    if pool == "error" and np.any(ns > smallest):
+        n = int(ns[ns > smallest].min())
+        counts = np.zeros(max(len(h) for h in hist), dtype=np.int64)
+        for h in hist:
+            counts[:len(h)] += h
+        raise ScoreTableError(
+            f"N={n} is larger than the candidate pool of {int(counts[:n].sum())} query(ies) "
+            f"(smallest pool: {smallest} candidates, query_id {example!r}). Use ns <= "
+            f"{smallest}, or pass pool='clip' to use the whole pool when N exceeds it.")
+
+
+def _run_starts(query_ids: pd.Series) -> np.ndarray:
+    """Row positions where a new run of equal query_ids begins (always includes 0)."""
+    values = query_ids.to_numpy() if query_ids.dtype.kind in "iu" else \
+        pd.factorize(query_ids, sort=False)[0]
+    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+
+
+def _keep_split(batch, split: str, seen: set):
+    """Rows of one split; dictionary-encoded columns are compared through their dictionary."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = batch.column("split")
+    if pa.types.is_dictionary(col.type):  # categoricals: compare small integer indices
+        words = col.dictionary.to_pylist()
+        seen.update(words)
+        hits = [i for i, w in enumerate(words) if w == split]
+        mask = np.isin(np.asarray(col.indices.fill_null(-1)), hits)
+    else:
+        seen.update(pc.unique(col).to_pylist())
+        mask = pc.fill_null(pc.equal(col, split), False)
+    return batch.filter(mask).drop_columns(["split"])
 
 
 def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool):

@@ -84,8 +84,7 @@ def numeric_values(table: pd.DataFrame, col: str, *, check_range: bool = True,
     vmin, vmax = float(values.min()), float(values.max())  # NaN propagates through min/max
     if not (np.isfinite(vmin) and np.isfinite(vmax)):
         _raise_non_finite(table, col, values)
-    if check_range:
-        _check_range(table, col, values, vmin, vmax, reference)
+    _check_range(table, col, values, vmin, vmax, reference if check_range else False)
     if not constant_ok and vmin == vmax:
         raise ScoreTableError(
             f"score column {col!r} is constant ({values[0]!r}) over all {len(values)} rows, so "
@@ -135,6 +134,8 @@ def _check_range(table, col, values, vmin, vmax, reference=None) -> None:
             f"(check the file) or a unit error: drop those rows or rescale the column, e.g. "
             f"table[{col!r}] = table[{col!r}] / table[{col!r}].abs().max()."
         )
+    if reference is False:  # check_range=False: only the overflow limit above applies
+        return
     med, limit = range_reference(values) if reference is None else reference
     if vmax - med > limit or med - vmin > limit:
         bad = np.abs(values - med) > limit

@@ -187,6 +187,15 @@ def test_bon_curve_dataset_ragged_split_and_directory(tmp_path):
         np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
     with pytest.raises(td.ScoreTableError, match="no rows with split == 'test'"):
         td.bon_curve_dataset(tmp_path / "d", "score_a", [1], split="test")
+    # a categorical split column is stored dictionary-encoded and filtered through its indices
+    t.astype({"split": "category"}).to_parquet(tmp_path / "cat.parquet", row_group_size=10)
+    want = td.bon_curve(t, "score_a", [1, 2], pool="clip")
+    got = td.bon_curve_dataset(tmp_path / "cat.parquet", "score_a", [1, 2], pool="clip",
+                               rows_per_batch=8)
+    np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
+    with pytest.raises(td.ScoreTableError, match=r"N=50 is larger than the candidate pool.*"
+                                                 r"pool='clip'"):
+        td.bon_curve_dataset(tmp_path / "cat.parquet", "score_a", [1, 50], rows_per_batch=8)
 
 
 def test_bon_curve_dataset_scattered_queries_fall_back(tmp_path):

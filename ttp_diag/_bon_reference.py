@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .bon import selection_weights as reference_selection_weights  # gammaln, as first written
 from .table import Prepared
 
 
@@ -30,23 +31,6 @@ def reference_prepare(table: pd.DataFrame) -> Prepared:
         reward=table["reward"].to_numpy(dtype=float),
         pool_sizes=np.bincount(q_codes, minlength=len(query_ids)),
     )
-
-
-def reference_selection_weights(pool_size, rank, n) -> np.ndarray:
-    """``C(pool_size - 1 - rank, n - 1) / C(pool_size, n)`` through ``gammaln``."""
-    from scipy.special import gammaln
-
-    m = np.asarray(pool_size, dtype=float)
-    k = np.asarray(rank, dtype=float)
-    n = np.asarray(n, dtype=float)
-    below = m - 1.0 - k
-    ok = below >= n - 1.0
-    below_ok = np.where(ok, below, n - 1.0)
-    log_w = (
-        gammaln(below_ok + 1.0) - gammaln(n) - gammaln(below_ok - n + 2.0)
-        - (gammaln(m + 1.0) - gammaln(n + 1.0) - gammaln(m - n + 1.0))
-    )
-    return np.where(ok, np.exp(log_w), 0.0)
 
 
 def reference_query_utilities(table: pd.DataFrame, score: str, ns, pool: str = "error"):

@@ -172,19 +172,16 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
 def _check_pools(ns: np.ndarray, pool: str, small: list, hist: list[np.ndarray]) -> None:
     """The min-candidates and N-above-pool checks of ScoreTable/bon_curve, over all batches."""
     smallest, example = small
+    counts = np.zeros(max(len(h) for h in hist), dtype=np.int64)
+    for h in hist:
+        counts[:len(h)] += h
     if smallest < 2:
-        counts = np.zeros(max(len(h) for h in hist), dtype=np.int64)
-        for h in hist:
-            counts[:len(h)] += h
         raise ScoreTableError(
             f"{int(counts[:2].sum())} query(ies) have fewer than 2 candidates (smallest pool: "
             f"{smallest}), e.g. query_id {example!r}; Best-of-N needs a pool to choose from. "
             f"Drop them before writing the dataset.")
     if pool == "error" and np.any(ns > smallest):
         n = int(ns[ns > smallest].min())
-        counts = np.zeros(max(len(h) for h in hist), dtype=np.int64)
-        for h in hist:
-            counts[:len(h)] += h
         raise ScoreTableError(
             f"N={n} is larger than the candidate pool of {int(counts[:n].sum())} query(ies) "
             f"(smallest pool: {smallest} candidates, query_id {example!r}). Use ns <= "

@@ -233,3 +233,11 @@ def test_duplicates_found_with_unsorted_or_string_candidates(good):
     scattered = good.iloc[[3, 0, 5, 2, 7, 1, 4, 6]]
     with pytest.raises(ScoreTableError, match=r"2 rows share.*'a2'"):
         td.validate_score_table(scattered)
+
+
+def test_duplicates_found_with_sparse_candidate_ids(good):
+    good["cand_id"] = [10**12, 7] * 4  # unsorted and far apart: the hashed-key path
+    td.validate_score_table(good)
+    good.loc[5, "cand_id"] = 10**12
+    with pytest.raises(ScoreTableError, match=r"2 rows share a \(query_id, cand_id\).*'b1'"):
+        td.validate_score_table(good)

@@ -102,6 +102,17 @@ def _equality_codes(series: pd.Series) -> np.ndarray:
     return pd.factorize(series, sort=False, use_na_sentinel=True)[0]
 
 
+def _group_order(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """A stable permutation that groups rows by code: a counting sort, O(n)."""
+    try:  # pandas' own groupby indexer; a stable argsort (O(n log n)) where it is missing
+        from pandas._libs.algos import groupsort_indexer
+
+        return np.asarray(groupsort_indexer(codes.astype(np.intp, copy=False), n_groups)[0],
+                          dtype=np.int64)
+    except (ImportError, TypeError, ValueError):
+        return np.argsort(codes, kind="stable")
+
+
 def _check_split(table: pd.DataFrame, split: str | None) -> pd.DataFrame:
     if split is None or "split" not in table.columns:
         return table
@@ -222,8 +233,8 @@ class ScoreTable:
         order = None
         if len(pd.unique(q[starts])) != len(starts):  # some query's rows are not contiguous
             codes = pd.factorize(q, sort=False)[0]  # appearance order, 0..k-1
-            order = np.argsort(codes, kind="stable")
             sizes = np.bincount(codes)
+            order = _group_order(codes, len(sizes))
             starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
             change = np.zeros(n, dtype=bool)
             change[starts] = True
@@ -269,7 +280,10 @@ class ScoreTable:
             block_of_row = np.repeat(np.arange(len(self._starts), dtype=np.int64),
                                      self._block_sizes)
             span = int(c.max()) + 1
-            if len(self._starts) * span < 2**62:
+            if len(self._starts) * span <= 4 * len(c) + 1024:  # dense keys: count them, O(n)
+                key = block_of_row * span + c
+                dup = np.bincount(key, minlength=len(self._starts) * span)[key] > 1
+            elif len(self._starts) * span < 2**62:
                 dup = pd.Series(block_of_row * span + c).duplicated(keep=False).to_numpy()
             else:
                 dup = pd.DataFrame({"q": block_of_row, "c": c}).duplicated(keep=False).to_numpy()

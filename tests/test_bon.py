@@ -166,5 +166,57 @@ def test_bon_curve_dataset_equals_in_memory(tmp_path):
     t.to_parquet(path, row_group_size=50)
     for score in ("score_det", "oracle", "random"):
         want = td.bon_curve(t, score, [1, 3, 6])
-        got = td.bon_curve_dataset(path, score, [1, 3, 6], users_per_chunk=4)
+        # batch sizes that split queries at every possible offset, and one query per batch
+        for rows in (1, 5, 7, 50, 10**6):
+            got = td.bon_curve_dataset(path, score, [1, 3, 6], rows_per_batch=rows)
+            np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
+            assert list(got.columns) == ["selector", "n", "utility"]
+
+
+def test_bon_curve_dataset_ragged_split_and_directory(tmp_path):
+    t = random_table(np.random.default_rng(4), n_users=9, max_q=5, max_pool=9)
+    t["split"] = np.where(t["query_id"].str.endswith("0"), "train", "val")
+    (tmp_path / "d").mkdir()
+    half = len(t) // 2
+    t.iloc[:half].to_parquet(tmp_path / "d" / "part-0.parquet")  # a query may span two files
+    t.iloc[half:].to_parquet(tmp_path / "d" / "part-1.parquet")
+    for split in ("val", None):
+        want = td.bon_curve(t, "score_a", [1, 2, 3], split=split, pool="clip")
+        got = td.bon_curve_dataset(tmp_path / "d", "score_a", [1, 2, 3], split=split,
+                                   pool="clip", rows_per_batch=6)
         np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
+    with pytest.raises(td.ScoreTableError, match="no rows with split == 'test'"):
+        td.bon_curve_dataset(tmp_path / "d", "score_a", [1], split="test")
+    # a categorical split column is stored dictionary-encoded and filtered through its indices
+    t.astype({"split": "category"}).to_parquet(tmp_path / "cat.parquet", row_group_size=10)
+    want = td.bon_curve(t, "score_a", [1, 2], pool="clip")
+    got = td.bon_curve_dataset(tmp_path / "cat.parquet", "score_a", [1, 2], pool="clip",
+                               rows_per_batch=8)
+    np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
+    with pytest.raises(td.ScoreTableError, match=r"N=50 is larger than the candidate pool.*"
+                                                 r"pool='clip'"):
+        td.bon_curve_dataset(tmp_path / "cat.parquet", "score_a", [1, 50], rows_per_batch=8)
+
+
+def test_bon_curve_dataset_scattered_queries_fall_back(tmp_path):
+    t = random_table(np.random.default_rng(8), n_users=5, max_q=4)
+    t = t.sample(frac=1.0, random_state=0)  # queries no longer contiguous
+    t.to_parquet(tmp_path / "s.parquet", row_group_size=7)
+    want = td.bon_curve(t, "score_a", [1, 2], split=None)
+    with pytest.warns(RuntimeWarning, match="not contiguous"):
+        got = td.bon_curve_dataset(tmp_path / "s.parquet", "score_a", [1, 2], rows_per_batch=9)
+    np.testing.assert_allclose(got["utility"], want["utility"], rtol=1e-12)
+
+
+def test_bon_curve_dataset_bad_values_are_named(tmp_path):
+    t = td.simulate_score_table(n_users=6, n_queries=4, n_candidates=8, seed=0)
+    t.loc[t.index[-5], "score_det"] = 1e272  # in the last batch
+    t.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(td.ScoreTableError, match="'score_det'.*magnitude above 1e"):
+        td.bon_curve_dataset(tmp_path / "bad.parquet", "score_det", [1], rows_per_batch=20)
+    t["score_det"] = 0.5
+    t.to_parquet(tmp_path / "const.parquet")
+    with pytest.raises(td.ScoreTableError, match="constant.*whole dataset"):
+        td.bon_curve_dataset(tmp_path / "const.parquet", "score_det", [1], rows_per_batch=20)
+    with pytest.warns(DeprecationWarning, match="users_per_chunk"):
+        td.bon_curve_dataset(tmp_path / "bad.parquet", "oracle", [1], users_per_chunk=3)

@@ -26,7 +26,7 @@ from .datasets import demo_provenance, load_demo
 from .diagnostics import Diagnostics, diagnose
 from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
 from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
-from .table import ScoreTableError, score_columns, validate_score_table
+from .table import ScoreTable, ScoreTableError, score_columns, validate_score_table
 from .theory import (
     SHAPES,
     Calibration,
@@ -46,7 +46,8 @@ from .theory import (
 
 __all__ = [
     "exceptions", "io", "TtpDiagError",
-    "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
+    "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTable", "ScoreTableError",
+    "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "load_demo", "mean_capture_rate",

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from .extremes import SHAPES, curve_shape
 
@@ -115,6 +114,8 @@ def calibrate(ns, oracle_utility, shape: str = "sqrt_log", *, ci: float = 0.95,
     if dof > 0:
         s2 = ss_res / dof
         cov = s2 * np.linalg.inv(X.T @ X)
+        from scipy import special  # lazily: scipy.special costs ~70 ms at import
+
         half = special.stdtrit(dof, 0.5 + ci / 2.0) * np.sqrt(np.diag(cov))
     else:
         half = np.full(n_params, np.inf)

@@ -20,7 +20,6 @@ All three are 0 at N = 1, so ``U(1) = mu`` (random selection) for every law.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 SHAPES = ("sqrt_log", "gaussian", "kl")
 
@@ -45,7 +44,7 @@ def _expected_max_scalar(n: float) -> float:
     """E[max of n i.i.d. N(0,1)] = integral x * n * phi(x) * Phi(x)^(n-1) dx, for real n >= 1."""
     if n == 1.0:
         return 0.0
-    from scipy import integrate  # imported here: it pulls in scipy.optimize, slow at start-up
+    from scipy import integrate, special  # here: scipy.optimize/special are slow at start-up
 
     def integrand(x: float) -> float:
         # log form keeps Phi(x)^(n-1) accurate far in the left tail for large n

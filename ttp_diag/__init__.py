@@ -20,6 +20,7 @@ True
 __version__ = "0.1.0"
 
 from . import io
+from .bestofn import BestOfN
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
 from .diagnostics import Diagnostics, diagnose
@@ -45,7 +46,7 @@ from .theory import (
 
 __all__ = [
     "io",
-    "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
+    "BestOfN", "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "load_demo", "mean_capture_rate",

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import zlib
 
+from ttp_diag.names import LABELS, SHORT_LABELS, selector_key, selector_label
+
 __all__ = [
     "COLORS",
     "EXTRA_PALETTE",
@@ -46,28 +48,6 @@ COLORS = {
     "theory": "#CC79A7",  # reddish purple
 }
 
-#: Labels used in every legend and table.
-LABELS = {
-    "random": "Random",
-    "oracle": "Oracle",
-    "global": "Global RM",
-    "det": "Deterministic User RM",
-    "prob": "Probabilistic User RM",
-    "training": "Training baseline",
-    "theory": "Theory",
-}
-
-#: Short labels for crowded axes (violin ticks).
-SHORT_LABELS = {
-    "random": "Random",
-    "oracle": "Oracle",
-    "global": "Global",
-    "det": "Det",
-    "prob": "Prob",
-    "training": "Training",
-    "theory": "Theory",
-}
-
 #: Colours for unknown score columns, none close to a fixed colour above.
 EXTRA_PALETTE = (
     "#8C564B",  # brown
@@ -90,41 +70,17 @@ CATEGORY_COLORS = {
     "both_negative": "#4D4D4D",
 }
 
-_ALIASES = {
-    "global rm": "global",
-    "deterministic user rm": "det",
-    "deterministic": "det",
-    "user rm": "det",
-    "user": "det",
-    "probabilistic user rm": "prob",
-    "probabilistic": "prob",
-    "training baseline": "training",
-    "train": "training",
-    "baseline": "training",
-}
-
 _MARKERS = {"random": "", "oracle": "o", "global": "s", "det": "^", "prob": "D"}
 
 
 def rm_key(name: str) -> str:
-    """Canonical key of a selector name: ``"score_det"``, ``"det"``, ``"Deterministic User RM"``
-    all give ``"det"``; unknown ``score_foo`` gives ``"foo"``."""
-    s = str(name)
-    low = s.lower()
-    if low in COLORS:
-        return low
-    if low in _ALIASES:
-        return _ALIASES[low]
-    if low.startswith("score_"):
-        return low[len("score_"):]
-    return s
+    """Canonical key of a selector name (see :func:`ttp_diag.names.selector_key`)."""
+    return selector_key(name)
 
 
 def rm_label(name: str, short: bool = False) -> str:
-    """Legend label of a selector (unknown names: the column without its ``score_`` prefix)."""
-    key = rm_key(name)
-    table = SHORT_LABELS if short else LABELS
-    return table.get(key, key)
+    """Legend label of a selector (see :func:`ttp_diag.names.selector_label`)."""
+    return selector_label(name, short)
 
 
 def _hash_index(key: str) -> int:

@@ -48,7 +48,7 @@ from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["BestOfN", "default_ns", "resolve_pool"]
+__all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
 
 PlotKind = Literal["curves", "theory", "oracle", "predicted", "correlations", "bands", "gain"]
 PLOT_KINDS: tuple[str, ...] = ("curves", "theory", "oracle", "predicted", "correlations",
@@ -102,6 +102,36 @@ def resolve_pool(table: pd.DataFrame, ns: Sequence[int],
     return "clip" if max(ns) > smallest else "error"
 
 
+def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> None:
+    """Raise a ValueError when no query of ``table`` has two different rewards.
+
+    Best-of-N cannot gain anything then (the oracle equals random), so every relative number
+    (relMAE, captured share of the oracle gap, rates of hacking) would be 0/0. ``table`` is
+    an already validated table; ``split`` only names it in the message.
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=2, n_queries=2, n_candidates=4, seed=0)
+    >>> check_reward_signal(t)
+    >>> check_reward_signal(t.assign(reward=0.0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: no reward signal: every reward is 0 (8 queries, 32 candidates), so ...
+    """
+    r = table["reward"].to_numpy(dtype=float)
+    spread = table.assign(_r=r).groupby("query_id")["_r"].agg(np.ptp)
+    if len(spread) and not (spread > 0).any():
+        where = f" in split {split!r}" if split else ""
+        what = (f"every reward{where} is 0" if not np.any(r) else
+                f"every query{where} has one reward value for all its candidates")
+        raise ValueError(
+            f"no reward signal: {what} ({len(spread)} queries, {len(r)} candidates), so "
+            f"Best-of-N cannot beat random and relMAE/capture are undefined; check the reward "
+            f"column (e.g. labels computed against an empty gold text) or analyse another "
+            f"split.")
+
+
 def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[str]:
     if scores is None:
         found = score_columns(table)
@@ -136,6 +166,21 @@ def _diag_fields(d: Diagnostics) -> dict[str, Any]:
         return out
     return {k: v for k, v in d.to_dict().items()
             if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+
+
+def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int]) -> float:
+    """Gain-weighted captured share of the oracle gap over N > 1; NaN where the oracle never
+    beats random (no gap to capture)."""
+    if not gap:
+        return float("nan")
+    try:
+        return float(mean_capture_rate(o[gap], orc[gap], rnd[gap]))
+    except ValueError:
+        return float("nan")
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if not np.isfinite(v) else v
 
 
 def _accepts(func: Any, name: str) -> bool:
@@ -284,6 +329,7 @@ class BestOfN:
         shapes = self.shapes
         sc = _as_scores(table, scores)
         val = validate_score_table(table, scores=sc, split=self.split)
+        check_reward_signal(val, split=self.split)
         ns = list(self.ns) if self.ns is not None else default_ns(val, split=None)
         pool = resolve_pool(val, ns, self.pool)
         curves = bon_curves(val, ["random", "oracle", *sc], ns, split=None, ci=ci,
@@ -390,8 +436,7 @@ class BestOfN:
             "rel_mae": err, "r2": r2,
             f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
                                  if last > 1 else float("nan")),
-            "mean_capture": (mean_capture_rate(o[gap], orc[gap], rnd[gap]) if gap
-                             else float("nan")),
+            "mean_capture": _mean_capture(o, orc, rnd, gap),
             **diag,
         }
 
@@ -481,8 +526,7 @@ class BestOfN:
             out["models"][s] = {
                 **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
                 "predicted": pred.tolist(), "rel_mae": err,
-                "capture_rate": (mean_capture_rate(obs[gap], orc[gap], rnd[gap])
-                                 if gap else None)}
+                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
         return out
 
     # ------------------------------------------------------------------ plotting

@@ -43,10 +43,11 @@ nav a{margin-right:1em}
 """
 
 
-def figure_png_bytes(fig, *, dpi: int = 130) -> bytes:
-    """Render a matplotlib figure to PNG bytes."""
+def figure_png_bytes(fig: Figure, *, dpi: int = 130) -> bytes:
+    """Render a matplotlib figure to PNG bytes (constrained layout already fits it: no
+    ``bbox_inches="tight"``, which would draw it twice)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 

@@ -219,7 +219,7 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
         ax.axhline(0.0, color=COLORS["random"], linestyle="--", linewidth=1.2,
                    label="Random (gain 0)")
     ax.set_xlabel(N_LABEL)
-    ax.set_ylabel(f"Gain over random ({reward_label.lower()})" if gain else reward_label)
+    ax.set_ylabel(f"Gain over random in {reward_label}" if gain else reward_label)
     what = "Gain over random" if gain else "Best-of-N"
     ax.set_title(f"{what} with {ci:.0%} bootstrap bands over "
                  f"{fit.table_['user_id'].nunique()} users")

@@ -17,8 +17,13 @@ True
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ttp_diag.names import LABELS, SHORT_LABELS, selector_key, selector_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = [
     "COLORS",
@@ -178,14 +183,15 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = 
     return fig, axes
 
 
-def savefig(fig, path, *, dpi: int = 130) -> str:
-    """Save a figure atomically (temporary file then :func:`os.replace`); returns the path."""
-    import os
-    from pathlib import Path
+def savefig(fig: Figure, path: str | Path, *, dpi: int = 130) -> str:
+    """Save a figure atomically (a :func:`tempfile.mkstemp` file in the target folder, then
+    :func:`os.replace`; removed on error); returns the path.
+
+    The figures use constrained layout, which already fits every label and legend, so no
+    ``bbox_inches="tight"`` (that draws every figure twice).
+    """
+    from ttp_diag.io import atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return str(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return str(atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi)))

@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ttp_diag.analysis import LinearityCheck, SubGaussianCheck
 
-__all__ = ["linearity_figure", "plot_linearity", "sub_gaussian_figure"]
+__all__ = ["linearity_figure", "plot_linearity", "plot_sub_gaussian", "sub_gaussian_figure"]
 
 
 @styled
@@ -49,41 +49,59 @@ def sub_gaussian_figure(table: pd.DataFrame | SubGaussianCheck, *, user: Any = N
     -------
     matplotlib.figure.Figure
     """
-    from ttp_diag.analysis import ecdf_envelope, sub_gaussian_check
+    from ttp_diag.analysis import sub_gaussian_check
 
     chk = (sub_gaussian_check(table, split=split, center=center)
            if isinstance(table, pd.DataFrame) else table)
-    center = getattr(chk, "center", center)
-    u = user if user is not None else chk.representative_user()
-    row = chk.per_user.set_index("user_id").loc[u]
-    env = ecdf_envelope(chk.values[u], row["s"])
     fig, axes = new_figure(1, 2, figsize=(9.6, 3.8))
-    ax = axes[0, 0]
-    ax.fill_between(env["x"], env["envelope_low"], env["envelope_high"], color=COLORS["theory"],
-                    alpha=0.12, label="sub-Gaussian envelope (Chernoff bound)")
-    ax.plot(env["x"], env["gaussian_cdf"], color=COLORS["det"], linewidth=1.8,
-            label=f"Gaussian CDF N($\\mu$, s), s = {row['s']:.3g}")
-    ax.step(env["x"], env["ecdf"], where="post", color=COLORS["global"], linewidth=1.8,
-            label=f"empirical CDF (n = {int(row['n'])})")
-    ax.set_xlabel(reward_label + (" minus query mean" if center == "query" else ""))
-    ax.set_ylabel("Cumulative probability")
-    ax.set_title(f"(a) user {u}: KS distance {row['ks_gaussian']:.3f}")
-    ax.legend(loc="lower right", fontsize=7)
-    ax = axes[0, 1]
-    pu = chk.per_user.dropna(subset=["ratio"])
+    plot_sub_gaussian(chk, axes[0, 0], kind="ecdf", user=user, reward_label=reward_label,
+                      letter="(a) ")
+    plot_sub_gaussian(chk, axes[0, 1], kind="ratio", user=user, letter="(b) ")
+    return fig
+
+
+@styled
+def plot_sub_gaussian(check: SubGaussianCheck, ax: Axes | None = None, *,
+                      kind: Literal["ecdf", "ratio"] = "ecdf", user: Any = None,
+                      reward_label: str = "True reward", letter: str = "") -> Axes:
+    """One panel of the sub-Gaussian check: ``"ecdf"``, a user's empirical CDF (default: the
+    user with the median ``s / std``) with ``N(mu, s)`` and the Chernoff envelope; ``"ratio"``,
+    ``s`` against the plain std for every user (``s >= std``; the diagonal is Gaussian)."""
+    from ttp_diag.analysis import ecdf_envelope
+
+    if kind not in ("ecdf", "ratio"):
+        raise ValueError(f"kind must be 'ecdf' or 'ratio'; got {kind!r}.")
+    ax = new_axes(ax, (4.8, 3.8))
+    u = user if user is not None else check.representative_user()
+    row = check.per_user.set_index("user_id").loc[u]
+    if kind == "ecdf":
+        env = ecdf_envelope(check.values[u], row["s"])
+        ax.fill_between(env["x"], env["envelope_low"], env["envelope_high"],
+                        color=COLORS["theory"], alpha=0.12,
+                        label="sub-Gaussian envelope (Chernoff bound)")
+        ax.plot(env["x"], env["gaussian_cdf"], color=COLORS["det"], linewidth=1.8,
+                label=f"Gaussian CDF N($\\mu$, s), s = {row['s']:.3g}")
+        ax.step(env["x"], env["ecdf"], where="post", color=COLORS["global"], linewidth=1.8,
+                label=f"empirical CDF (n = {int(row['n'])})")
+        ax.set_xlabel(reward_label + (" minus query mean" if check.center == "query" else ""))
+        ax.set_ylabel("Cumulative probability")
+        ax.set_title(f"{letter}user {u}: KS distance {row['ks_gaussian']:.3f}")
+        ax.legend(loc="lower right", fontsize=7)
+        return ax
+    pu = check.per_user.dropna(subset=["ratio"])
     ax.scatter(pu["std"], pu["s"], s=16, color=COLORS["global"], alpha=0.8,
                label=f"users (median s/std = {pu['ratio'].median():.2f})")
     lim = [0, max(pu["s"].max(), pu["std"].max()) * 1.05]
     ax.plot(lim, lim, color="#777777", linestyle="--", linewidth=1, label="s = std (Gaussian)")
     ax.scatter([row["std"]], [row["s"]], s=60, facecolor="none", edgecolor=COLORS["oracle"],
-               linewidth=1.5, label=f"user {u} (panel a)")
+               linewidth=1.5, label=f"user {u} (representative)")
     ax.set_xlim(lim)
     ax.set_ylim(lim)
     ax.set_xlabel("Std of user's rewards")
     ax.set_ylabel("Smallest sub-Gaussian parameter s")
-    ax.set_title("(b) sub-Gaussian parameter vs std, per user")
+    ax.set_title(f"{letter}sub-Gaussian parameter vs std, per user")
     ax.legend(loc="upper left", fontsize=7.5)
-    return fig
+    return ax
 
 
 @styled

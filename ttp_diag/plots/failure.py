@@ -148,7 +148,7 @@ def _panel_rescue(ax, res):
 def _panel_var_error(ax, res):
     d = res.data
     ax.scatter(d["variance"], d["abs_error"], s=5, alpha=0.3, color=rm_color(res.score),
-               rasterized=True, label=f"{res.level}s (n={res.n})")
+               rasterized=True, label=f"{res.unit}s (n={res.n})")
     ax.set_xlabel(f"Predicted variance ({res.var})")
     ax.set_ylabel(f"|{rm_label(res.score, short=True)} score - true reward|")
     ax.set_title(f"Variance vs error: Spearman r = {res.spearman_r:.2f}")

@@ -69,7 +69,7 @@ def test_low_label_variance_users_collapse_in_simulation():
 def query_rows(qid, user, rewards, base, new):
     return [{"user_id": user, "query_id": qid, "cand_id": i, "split": "val", "reward": r,
              "score_det": b, "score_prob": n}
-            for i, (r, b, n) in enumerate(zip(rewards, base, new))]
+            for i, (r, b, n) in enumerate(zip(rewards, base, new, strict=True))]
 
 
 def rescue_table():
@@ -85,7 +85,7 @@ def rescue_table():
 
 def test_rescue_categories_by_construction():
     res = rescue_analysis(rescue_table(), "score_det", "score_prob")
-    cats = dict(zip(res.per_query.query_id, res.per_query.category))
+    cats = dict(zip(res.per_query.query_id, res.per_query.category, strict=True))
     assert cats == {"q1": "rescued", "q2": "harmed", "q3": "both_positive",
                     "q4": "both_negative"}
     assert res.n_queries == 4 and res.n_excluded == 1
@@ -106,7 +106,7 @@ def test_rescue_matches_brute_force_on_simulation():
         b = np.corrcoef(g.score_prob, g.reward)[0, 1]
         expect[qid] = "rescued" if a < 0 <= b else "harmed" if b < 0 <= a else \
             "both_positive" if a >= 0 and b >= 0 else "both_negative"
-    got = dict(zip(res.per_query.query_id, res.per_query.category))
+    got = dict(zip(res.per_query.query_id, res.per_query.category, strict=True))
     assert got == expect
     assert res.rescued_rate == pytest.approx(np.mean([v == "rescued" for v in expect.values()]))
 

@@ -76,7 +76,7 @@ def test_selector_columns_match_brute_force(seed):
     ns = [1, 2, 3, 5, 7]
     for col, rule, p in RULES:
         curve = td.bon_curve(t2, col, ns)
-        for n, u in zip(curve.n, curve.utility):
+        for n, u in zip(curve.n, curve.utility, strict=True):
             assert u == pytest.approx(brute_force(t, rule, n, p), abs=1e-12), (col, n)
 
 

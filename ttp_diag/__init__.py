@@ -46,7 +46,8 @@ from .theory import (
 
 __all__ = [
     "io",
-    "BestOfN", "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
+    "BestOfN",
+    "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTableError", "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "load_demo", "mean_capture_rate",

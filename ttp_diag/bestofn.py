@@ -2,7 +2,8 @@
 
 :class:`BestOfN` is the one place where the package's recipe lives:
 
-1. exact Best-of-N **curves** of Random, Oracle and every reward model (:func:`ttp_diag.bon_curves`);
+1. exact Best-of-N **curves** of Random, Oracle and every reward model
+   (:func:`ttp_diag.bon_curves`);
 2. **calibrate** the oracle law ``mu + c sigma g(N)``, with ``mu`` fixed at the exact
    random-selection utility by default (every shape has ``g(1) = 0``, so the law starts at
    Random for N = 1 and only ``c sigma`` is fitted, as in the paper's Appendix C.1);
@@ -444,8 +445,8 @@ class BestOfN:
     def summary(self) -> pd.DataFrame:
         """One row per (selector, shape): diagnostics, relMAE, R² and captured oracle gap.
 
-        Columns: ``score``, ``rm`` (its legend label), ``shape``, the diagnostics (``alpha, beta, rho_plus,
-        rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
+        Columns: ``score``, ``rm`` (its legend label), ``shape``, the diagnostics (``alpha,
+        beta, rho_plus, rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
         :func:`ttp_diag.diagnose` reports, intervals included), ``rel_mae``, ``r2`` of the
         prediction, ``capture_N<last N>`` and ``mean_capture`` (gain-weighted over N > 1).
         The oracle's rows compare the calibrated law with the oracle curve.

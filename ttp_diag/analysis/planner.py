@@ -122,7 +122,7 @@ def plan_compute(
     for name, rho in entries:
         ns = np.atleast_1d(n_to_close_gap(shares, rho_total=rho, shape=shape, n_ref=int(n_ref),
                                           n_max=n_max))
-        for share, n in zip(shares, ns):
+        for share, n in zip(shares, ns, strict=True):
             reachable = bool(np.isfinite(n))
             pred = mu + rho * c_sigma * float(curve_shape(n, shape)) if reachable else np.nan
             rows.append({

@@ -263,7 +263,7 @@ class RiskReport(Result):
         rep.pre(self._text())
         for i, (caption, png) in enumerate(images or []):
             rep.figure(png, "risk_by_half" if i == 0 else f"risk_figure_{i + 1}", caption)
-        for (title, caption, df), name in zip(self._tables(), _TABLE_NAMES):
+        for (title, caption, df), name in zip(self._tables(), _TABLE_NAMES, strict=True):
             rep.heading(title)
             rep.table(df, name, caption, max_rows=None)
         return rep

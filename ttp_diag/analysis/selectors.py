@@ -204,7 +204,8 @@ def selector_table(
     for col in cols:
         curve = bon_curve(t, col, ns, split=None, pool=pool)
         row = {"strategy": _rule_label(col, score), "column": col}
-        row.update({f"N={int(n)}": float(u) for n, u in zip(curve["n"], curve["utility"])})
+        row.update({f"N={int(n)}": float(u)
+                    for n, u in zip(curve["n"], curve["utility"], strict=True)})
         rows.append(row)
     out = pd.DataFrame(rows)
     last = f"N={int(max(ns))}"

@@ -58,7 +58,7 @@ def load_tasks(paths: Sequence[str | Path],
     names = list(names) if names else [Path(p).stem for p in paths]
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be distinct, got {names}; pass --names.")
-    return {n: read_table(p) for n, p in zip(names, paths)}
+    return {n: read_table(p) for n, p in zip(names, paths, strict=True)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if len(args.training_baseline) != len(tasks):
             raise ValueError(f"--training-baseline needs one value per table ({len(tasks)}); "
                              f"got {len(args.training_baseline)}.")
-        base = dict(zip(tasks, args.training_baseline))
+        base = dict(zip(tasks, args.training_baseline, strict=True))
     var = args.var
     if var is not None and not any(var in t.columns for t in tasks.values()):
         raise ValueError(f"--var {var!r} is not a column of any table; pass an existing "

@@ -9,7 +9,7 @@ already diagnosed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 #: What the figure functions accept: a table, a fitted analysis, or a dict of tasks of either.
-Tables = Union[pd.DataFrame, BestOfN, Mapping[str, Union[pd.DataFrame, BestOfN]]]
+Tables = pd.DataFrame | BestOfN | Mapping[str, pd.DataFrame | BestOfN]
 
 N_LABEL = "N (candidates per query)"
 REWARD_LABEL = "Reward of selected candidate"

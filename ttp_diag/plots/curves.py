@@ -44,7 +44,15 @@ from ttp_diag.plots._common import (
     plot_observed,
     title,
 )
-from ttp_diag.plots.style import COLORS, LABELS, new_figure, rm_label, rm_linestyle, rm_marker, styled
+from ttp_diag.plots.style import (
+    COLORS,
+    LABELS,
+    new_figure,
+    rm_label,
+    rm_linestyle,
+    rm_marker,
+    styled,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes

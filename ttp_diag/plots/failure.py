@@ -33,7 +33,6 @@ from ttp_diag.plots._common import title as _title
 from ttp_diag.plots.style import CATEGORY_COLORS, new_figure, rm_color, rm_label, styled
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["collapse_panels", "failure_modes", "hacking_panels"]
@@ -73,11 +72,11 @@ def _panel_label_std(ax, res, *, title="Label std: collapsed vs normal users"):
         bp = ax.boxplot([d if d.size else [np.nan] for d in data], positions=[0, 1], widths=0.5,
                         showfliers=False, patch_artist=True,
                         medianprops=dict(color="black", linewidth=1.5))
-        for patch, (_, _, c) in zip(bp["boxes"], groups):
+        for patch, (_, _, c) in zip(bp["boxes"], groups, strict=True):
             patch.set_facecolor(c)
             patch.set_alpha(0.3)
         rng = np.random.default_rng(0)
-        for k, (d, (_, _, c)) in enumerate(zip(data, groups)):
+        for k, (d, (_, _, c)) in enumerate(zip(data, groups, strict=True)):
             ax.scatter(k + rng.uniform(-0.12, 0.12, d.size), d, color=c, s=12, alpha=0.8,
                        label=f"{groups[k][0]} users (n={d.size})")
     ax.set_xticks([0, 1], [lab for _, lab, _ in groups])
@@ -109,7 +108,7 @@ def _panel_user_hist(ax, table, user, scores, *, title=None, bins=20):
     lo = min(v.min() for v in values)
     hi = max(v.max() for v in values)
     edges = np.linspace(lo, hi + 1e-12 if hi == lo else hi, bins + 1)
-    for (col, lab, color), v in zip(series, values):
+    for (col, lab, color), v in zip(series, values, strict=True):
         if col != "reward":
             lab = f"{lab} ($\\rho$ = {_user_rho(table, user, col):+.2f})"
         ax.hist(v, bins=edges, histtype="stepfilled" if col == "reward" else "step",
@@ -186,8 +185,7 @@ def failure_modes(table: pd.DataFrame | BestOfN, base: str, new: str, var: str |
     -------
     matplotlib.figure.Figure
     """
-    from ttp_diag.analysis import (label_std_by_collapse, rescue_analysis,
-                                   variance_error_correlation)
+    from ttp_diag.analysis import label_std_by_collapse, rescue_analysis, variance_error_correlation
 
     t, d_base, d_new = _table_and_diags(table, base, new, split, collapse_threshold)
     fig, axes = new_figure(2, 2, figsize=(9.6, 7.6))
@@ -262,7 +260,7 @@ def collapse_panels(tables: Tables, base: str, new: str, *, split: str | None = 
             vals = [g[c].to_numpy(float) for c, _, _ in cols]
             lo, hi = min(v.min() for v in vals), max(v.max() for v in vals)
             edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
-            for (c, lab, color), v in zip(cols, vals):
+            for (c, lab, color), v in zip(cols, vals, strict=True):
                 if c != "reward":
                     r = np.corrcoef(v, g["reward"])[0, 1] if np.ptp(v) > 0 else np.nan
                     lab = f"{rm_label(c, short=True)} RM ($\\rho$ = {r:+.2f})"
@@ -306,7 +304,7 @@ def hacking_panels(tables: Tables, base: str, new: str, var: str | None = None, 
             axes[1, i].set_xlabel("Predicted variance")
             axes[1, i].set_ylabel("Absolute error")
             axes[1, i].set_title(_title(task, "variance vs error: n/a"))
-        for row, (s, col) in zip((2, 3), ((base, "rho_base"), (new, "rho_new"))):
+        for row, (s, col) in zip((2, 3), ((base, "rho_base"), (new, "rho_new")), strict=True):
             ax = axes[row, i]
             v = res.per_query[col].to_numpy()
             ax.hist(v, bins=edges, color=_color(s, [base, new]), alpha=0.75,

@@ -56,7 +56,7 @@ def plot_risk(report: RiskReport, ax: Axes | None = None, *,
                       color=[_color(s, scores) for s in scores],
                       alpha=0.55 if half == "low" else 0.9, hatch=hatch, edgecolor="black",
                       linewidth=0.6, label=f"{half} {split_by} half")
-        for b, v in zip(bars, vals):
+        for b, v in zip(bars, vals, strict=True):
             if np.isfinite(v):
                 ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.0%}", ha="center",
                         va="bottom", fontsize=7)

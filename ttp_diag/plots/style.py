@@ -20,7 +20,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ttp_diag.names import LABELS, SHORT_LABELS, selector_key, selector_label
+from ttp_diag.names import LABELS, selector_key, selector_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -127,6 +127,13 @@ def legend_below(ax: Axes, *, fontsize: float = 7, ncols: int = 2,
                      ncols=ncols, frameon=False)
 
 
+def label_n_axes(ax: Axes, reward_label: str) -> None:
+    """x: N with integer ticks; y: the reward's label."""
+    ax.set_xlabel(N_LABEL)
+    ax.set_ylabel(reward_label)
+    integer_x(ax)
+
+
 def integer_x(ax: Axes) -> None:
     from matplotlib.ticker import MaxNLocator
 

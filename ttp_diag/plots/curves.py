@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from ttp_diag.bestofn import BestOfN
 from ttp_diag.plots._common import (
-    N_LABEL,
     REWARD_LABEL,
     SHAPE_NAMES,
     Tables,
     as_fits,
     color,
     dense,
-    integer_x,
+    label_n_axes,
     legend_top,
     new_axes,
     panel_letter,
@@ -73,9 +72,7 @@ def _finish(ax: Axes, task: str, training_baseline: Baseline, what: str,
         ax.axhline(base, color=COLORS["training"], linestyle=":", linewidth=2,
                    label=LABELS["training"])
     ax.set_title(letter + title(task, what))
-    ax.set_xlabel(N_LABEL)
-    ax.set_ylabel(reward_label)
-    integer_x(ax)
+    label_n_axes(ax, reward_label)
     legend_top(ax)
 
 
@@ -120,9 +117,7 @@ def plot_theory(fit: BestOfN, ax: Axes | None = None, *, shape: str | None = Non
                 linestyle="-.", linewidth=1.2, alpha=0.9)
     ax.plot([], [], color="#555555", linestyle="-.", label="Theory prediction (dash-dot)")
     ax.set_title(letter + title(task, f"Best-of-N with theory ({shape})"))
-    ax.set_xlabel(N_LABEL)
-    ax.set_ylabel(reward_label)
-    integer_x(ax)
+    label_n_axes(ax, reward_label)
     legend_top(ax, fontsize=7)
     return ax
 
@@ -181,9 +176,7 @@ def plot_predicted(fit: BestOfN, ax: Axes | None = None, *, score: str | None = 
             va="bottom", fontsize=8,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8,
                   "edgecolor": "#cccccc"})
-    ax.set_xlabel(N_LABEL)
-    ax.set_ylabel(reward_label)
-    integer_x(ax)
+    label_n_axes(ax, reward_label)
     legend_top(ax, ncols=3)
     return ax
 
@@ -226,12 +219,10 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
     if gain:
         ax.axhline(0.0, color=COLORS["random"], linestyle="--", linewidth=1.2,
                    label="Random (gain 0)")
-    ax.set_xlabel(N_LABEL)
-    ax.set_ylabel(f"Gain over random in {reward_label}" if gain else reward_label)
+    label_n_axes(ax, f"Gain over random in {reward_label}" if gain else reward_label)
     what = "Gain over random" if gain else "Best-of-N"
     ax.set_title(f"{what} with {ci:.0%} bootstrap bands over "
                  f"{fit.table_['user_id'].nunique()} users")
-    integer_x(ax)
     legend_top(ax)
     return ax
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 from ttp_diag.analysis._result import Result
@@ -57,13 +58,13 @@ def _log_mgf_ratio(y: np.ndarray, lam: np.ndarray, log_n: float) -> np.ndarray:
 
 
 def sub_gaussian_parameter(
-    values,
+    values: ArrayLike,
     *,
     t_max: float = 10.0,
     n_grid: int = 400,
     refine: bool = True,
     return_lambda: bool = False,
-):
+) -> float | tuple[float, float]:
     """Smallest sub-Gaussian parameter of an empirical distribution on a lambda grid.
 
     The parameter is ``s = sqrt(max_l 2 log E[exp(l (X - mean))] / l**2)`` where the
@@ -139,7 +140,8 @@ def sub_gaussian_parameter(
     return (s, best_lam / sd) if return_lambda else s
 
 
-def ecdf_envelope(values, s: float | None = None, *, n_points: int = 200) -> pd.DataFrame:
+def ecdf_envelope(values: ArrayLike, s: float | None = None, *,
+                  n_points: int = 200) -> pd.DataFrame:
     """Empirical CDF against the Gaussian CDF and the sub-Gaussian (Chernoff) envelope.
 
     With mean ``mu`` and sub-Gaussian parameter ``s`` the MGF bound implies

@@ -21,18 +21,25 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ttp_diag.diagnostics import Diagnostics
+    from ttp_diag.theory import Calibration
 
 __all__ = ["plan_compute"]
 
 
 def plan_compute(
-    diagnostics,
-    calibration,
+    diagnostics: Diagnostics | Mapping[str, Diagnostics] | Sequence[Diagnostics],
+    calibration: Calibration,
     *,
     cost_per_candidate: float,
-    shares=(0.25, 0.5, 0.75, 0.9),
+    shares: Sequence[float] = (0.25, 0.5, 0.75, 0.9),
     n_ref: int = 30,
     n_queries: int = 1,
     scoring_cost: float = 0.0,

@@ -17,13 +17,16 @@ True
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ttp_diag.names import LABELS, selector_key, selector_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "COLORS",
@@ -100,7 +103,7 @@ def rm_color(name: str) -> str:
     return EXTRA_PALETTE[_hash_index(key)]
 
 
-def colors_for(names) -> dict:
+def colors_for(names: Iterable[str]) -> dict[str, str]:
     """Colours for the selectors of one figure, distinct within the figure.
 
     Known models keep their fixed colours. An unknown name keeps its hashed colour unless an
@@ -154,7 +157,7 @@ RC = {
 }
 
 
-def styled(func):
+def styled(func: F) -> F:
     """Decorator: run a figure function inside ``matplotlib.rc_context(RC)``.
 
     Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never through
@@ -163,16 +166,17 @@ def styled(func):
     import functools
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
         with matplotlib.rc_context(RC):
             return func(*args, **kwargs)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = False, **kw):
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: bool = False, **kw: Any) -> tuple[Figure, Any]:
     """A constrained-layout :class:`~matplotlib.figure.Figure` and its axes grid (Agg canvas)."""
     from matplotlib.figure import Figure
 

@@ -57,7 +57,7 @@ def _halves(values: pd.Series, ids: pd.Series) -> np.ndarray:
 
 
 @dataclass
-class LabelRisk:
+class LabelRisk(Result):
     """Label statistics and risk halves (see :func:`label_risk`).
 
     Attributes
@@ -82,6 +82,24 @@ class LabelRisk:
     split: str | None
     user_std_threshold: float
     query_spread_threshold: float
+
+    def _summary_frame(self) -> pd.DataFrame:
+        """One row per (level, half): how many users / queries, and the boundary."""
+        rows = []
+        for level, frame, col, thr in (("user", self.users, "label_std", self.user_std_threshold),
+                                       ("query", self.queries, "spread",
+                                        self.query_spread_threshold)):
+            for half in ("low", "high"):
+                part = frame.loc[frame["half"] == half, col]
+                rows.append({"level": level, "half": half, "n": int(len(part)),
+                             "median": float(part.median()) if len(part) else float("nan"),
+                             "threshold": thr})
+        return pd.DataFrame(rows)
+
+    def _text(self) -> str:
+        return (f"label risk from {self.split or 'all'} labels: {len(self.users)} users (low "
+                f"half: label std <= {self.user_std_threshold:.4g}), {len(self.queries)} queries "
+                f"(low half: candidate spread <= {self.query_spread_threshold:.4g})")
 
 
 def label_risk(table: pd.DataFrame, *, split: str | None = "train") -> LabelRisk:

@@ -76,12 +76,13 @@ def plot_sub_gaussian(check: SubGaussianCheck, ax: Axes | None = None, *,
     row = check.per_user.set_index("user_id").loc[u]
     if kind == "ecdf":
         env = ecdf_envelope(check.values[u], row["s"])
+        # neutral colours: the reward-model colours are kept for reward models
         ax.fill_between(env["x"], env["envelope_low"], env["envelope_high"],
-                        color=COLORS["theory"], alpha=0.12,
+                        color="#999999", alpha=0.2,
                         label="sub-Gaussian envelope (Chernoff bound)")
-        ax.plot(env["x"], env["gaussian_cdf"], color=COLORS["det"], linewidth=1.8,
+        ax.plot(env["x"], env["gaussian_cdf"], color=COLORS["theory"], linewidth=1.8,
                 label=f"Gaussian CDF N($\\mu$, s), s = {row['s']:.3g}")
-        ax.step(env["x"], env["ecdf"], where="post", color=COLORS["global"], linewidth=1.8,
+        ax.step(env["x"], env["ecdf"], where="post", color="#222222", linewidth=1.8,
                 label=f"empirical CDF (n = {int(row['n'])})")
         ax.set_xlabel(reward_label + (" minus query mean" if check.center == "query" else ""))
         ax.set_ylabel("Cumulative probability")
@@ -89,11 +90,11 @@ def plot_sub_gaussian(check: SubGaussianCheck, ax: Axes | None = None, *,
         ax.legend(loc="lower right", fontsize=7)
         return ax
     pu = check.per_user.dropna(subset=["ratio"])
-    ax.scatter(pu["std"], pu["s"], s=16, color=COLORS["global"], alpha=0.8,
+    ax.scatter(pu["std"], pu["s"], s=16, color="#444444", alpha=0.8,
                label=f"users (median s/std = {pu['ratio'].median():.2f})")
     lim = [0, max(pu["s"].max(), pu["std"].max()) * 1.05]
     ax.plot(lim, lim, color="#777777", linestyle="--", linewidth=1, label="s = std (Gaussian)")
-    ax.scatter([row["std"]], [row["s"]], s=60, facecolor="none", edgecolor=COLORS["oracle"],
+    ax.scatter([row["std"]], [row["s"]], s=60, facecolor="none", edgecolor=COLORS["theory"],
                linewidth=1.5, label=f"user {u} (representative)")
     ax.set_xlim(lim)
     ax.set_ylim(lim)

@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
         table, source = demo_or_table(args.table)
     for w in caught:
         print(f"notice: {w.message}", file=sys.stderr)
+    for flag, col in (("--var", args.var), ("--base", args.base), ("--new", args.new)):
+        if col is not None and col not in table.columns:
+            raise ValueError(f"{flag} {col!r} is not a column of the table (columns: "
+                             f"{', '.join(map(str, table.columns))}); pass an existing column "
+                             f"or leave {flag} out.")
     is_demo = args.table is None and source.startswith("embedded demo")
     label = args.reward_label or ("ROUGE (R1+RL)/2" if is_demo else "Reward")
     base, new = args.base, args.new

@@ -100,11 +100,79 @@ def test_figures_and_risk_commands(table_path, tmp_path, capsys):
 
 
 def test_demo_with_one_score_and_no_train_split(tmp_path):
-    from ttp_diag.cli.demo import run_demo
+    from ttp_diag.full_report import full_report
 
     t = td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4)
     t = t[t.split == "val"].drop(columns=["split", "var_prob"])
-    res = run_demo(t, tmp_path, scores=["score_global"], split=None, n_boot=20, quiet=True)
+    res = full_report(t, tmp_path, scores=["score_global"], split=None, n_boot=20)
     assert set(res["diagnostics"]["score"]) == {"oracle", "score_global"}
     assert not (tmp_path / "fig6_failure_modes.png").exists()  # needs Det and Prob
     assert "no rows with split" in (tmp_path / "risk_report.md").read_text()
+
+
+def test_run_demo_is_a_deprecated_alias(tmp_path):
+    from ttp_diag.cli.demo import run_demo
+
+    t = td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4)
+    with pytest.warns(DeprecationWarning, match="full_report"):
+        res = run_demo(t, tmp_path, n_boot=10, quiet=True)
+    assert (tmp_path / "fig6_failure_modes.png").exists()  # det/prob pair, as before
+    assert res["fit"].scores_ == td.score_columns(t)
+
+
+def _sim_file(tmp_path):
+    path = tmp_path / "sim.parquet"
+    td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4).to_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--var", "var_missing"], "--var 'var_missing' is not a column"),
+    (["--base", "score_nope", "--new", "score_prob"], "--base 'score_nope' is not a column"),
+    (["--n-boot", "0"], "--n-boot must be >= 1"),
+    (["--scores", "score_x"], "column 'score_x'"),
+])
+def test_demo_bad_arguments_are_one_line(tmp_path, capsys, argv, needle):
+    table = _sim_file(tmp_path)
+    assert main(["demo", "--table", str(table), "--out", str(tmp_path / "o"), *argv]) == 1
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_demo_out_naming_an_existing_file(tmp_path, capsys):
+    table = _sim_file(tmp_path)
+    clash = tmp_path / "taken.txt"
+    clash.write_text("keep me")
+    assert main(["demo", "--table", str(table), "--out", str(clash), "--n-boot", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "is an existing file" in err and str(clash) in err
+    assert clash.read_text() == "keep me"
+
+
+def test_figures_on_a_table_without_score_columns(tmp_path, capsys):
+    path = tmp_path / "bare.csv"
+    t = td.simulate_score_table(n_users=4, n_queries=2, n_candidates=4, seed=0)
+    t.drop(columns=td.score_columns(t)).to_csv(path, index=False)
+    assert main(["figures", str(path), "--out", str(tmp_path / "f")]) == 1
+    err = capsys.readouterr().err
+    assert "has no score_* column" in err and "--scores" in err and "Traceback" not in err
+
+
+def test_figures_out_naming_an_existing_file(tmp_path, capsys):
+    table = _sim_file(tmp_path)
+    clash = tmp_path / "f.png"
+    clash.write_bytes(b"x")
+    assert main(["figures", str(table), "--out", str(clash)]) == 1
+    assert "is an existing file" in capsys.readouterr().err
+
+
+def test_demo_all_zero_rewards_say_no_reward_signal(tmp_path, capsys):
+    path = tmp_path / "zero.parquet"
+    t = td.simulate_score_table(n_users=6, n_queries=4, n_candidates=8, seed=0)
+    t.assign(reward=0.0).to_parquet(path)
+    for argv in (["demo", "--table", str(path), "--out", str(tmp_path / "o")],
+                 ["analyze", str(path), "--ns", "1,4"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "no reward signal: every reward in split 'val' is 0" in err, argv

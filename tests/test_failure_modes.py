@@ -41,13 +41,16 @@ def test_complete_separation_gives_exact_p():
     assert res.mannwhitney_u == 0.0
     assert res.mannwhitney_p == pytest.approx(2 / 20)  # 2 of the C(6, 3) = 20 splits
     assert list(res.per_user.group) == ["collapsed"] * 3 + ["normal"] * 3 + ["between"] * 2
-    assert "Mann-Whitney" in res.summary()
+    assert "Mann-Whitney" in str(res)
+    assert res.summary.loc[0, "n_collapsed"] == res.n_collapsed  # tidy one-row DataFrame
+    with pytest.warns(DeprecationWarning, match="str\\(result\\)"):
+        assert res.summary() == str(res)
 
 
 def test_empty_group_gives_nan_and_says_so():
     res = label_std_by_collapse(diagnostics=fake_diagnostics([], [4, 5, 6]))
     assert np.isnan(res.mannwhitney_p) and np.isnan(res.welch_p)
-    assert "no collapsed user" in res.summary()
+    assert "no collapsed user" in str(res)
     with pytest.raises(ValueError, match="normal_threshold"):
         label_std_by_collapse(diagnostics=fake_diagnostics([1], [2]), normal_threshold=0.05)
 
@@ -66,7 +69,7 @@ def test_low_label_variance_users_collapse_in_simulation():
 def query_rows(qid, user, rewards, base, new):
     return [{"user_id": user, "query_id": qid, "cand_id": i, "split": "val", "reward": r,
              "score_det": b, "score_prob": n}
-            for i, (r, b, n) in enumerate(zip(rewards, base, new))]
+            for i, (r, b, n) in enumerate(zip(rewards, base, new, strict=True))]
 
 
 def rescue_table():
@@ -81,8 +84,8 @@ def rescue_table():
 
 
 def test_rescue_categories_by_construction():
-    res = rescue_analysis(rescue_table())
-    cats = dict(zip(res.per_query.query_id, res.per_query.category))
+    res = rescue_analysis(rescue_table(), "score_det", "score_prob")
+    cats = dict(zip(res.per_query.query_id, res.per_query.category, strict=True))
     assert cats == {"q1": "rescued", "q2": "harmed", "q3": "both_positive",
                     "q4": "both_negative"}
     assert res.n_queries == 4 and res.n_excluded == 1
@@ -95,7 +98,7 @@ def test_rescue_categories_by_construction():
 
 def test_rescue_matches_brute_force_on_simulation():
     t = td.simulate_score_table(n_users=10, n_queries=5, n_candidates=9, seed=4)
-    res = rescue_analysis(t)
+    res = rescue_analysis(t, "score_det", "score_prob")
     val = t[t.split == "val"]
     expect = {}
     for qid, g in val.groupby("query_id"):
@@ -103,7 +106,7 @@ def test_rescue_matches_brute_force_on_simulation():
         b = np.corrcoef(g.score_prob, g.reward)[0, 1]
         expect[qid] = "rescued" if a < 0 <= b else "harmed" if b < 0 <= a else \
             "both_positive" if a >= 0 and b >= 0 else "both_negative"
-    got = dict(zip(res.per_query.query_id, res.per_query.category))
+    got = dict(zip(res.per_query.query_id, res.per_query.category, strict=True))
     assert got == expect
     assert res.rescued_rate == pytest.approx(np.mean([v == "rescued" for v in expect.values()]))
 
@@ -120,22 +123,38 @@ def test_spearman_of_monotone_variance_is_one():
     reward = rng.random(40)
     score = reward + rng.normal(0, 0.2, 40)
     err = np.abs(score - reward)
-    res = variance_error_correlation(var_table(err**2, reward, score))
+    res = variance_error_correlation(var_table(err**2, reward, score), "score_prob", "var_prob")
     assert res.spearman_r == pytest.approx(1.0)
-    assert res.n == 40 and res.level == "candidate"
-    res = variance_error_correlation(var_table(1.0 / (err + 1e-3), reward, score))
+    assert res.n == 40 and res.unit == "candidate"
+    res = variance_error_correlation(var_table(1.0 / (err + 1e-3), reward, score),
+                                     "score_prob", "var_prob")
     assert res.spearman_r == pytest.approx(-1.0)
     # query level: 8 query means
-    res = variance_error_correlation(var_table(err**2, reward, score), level="query")
+    res = variance_error_correlation(var_table(err**2, reward, score), "score_prob", "var_prob",
+                                     unit="query")
     assert res.n == 8
+    with pytest.warns(DeprecationWarning, match="unit="):
+        old = variance_error_correlation(var_table(err**2, reward, score), "score_prob",
+                                         "var_prob", level="query")
+    assert old.n == 8 and old.summary.loc[0, "unit"] == "query"
 
 
 def test_variance_errors_name_the_column():
     t = var_table(np.r_[-1.0, np.ones(9)], np.linspace(0, 1, 10), np.linspace(1, 0, 10))
     with pytest.raises(td.ScoreTableError, match="var_prob"):
-        variance_error_correlation(t)
+        variance_error_correlation(t, "score_prob", "var_prob")
     with pytest.raises(td.ScoreTableError, match="var_missing"):
-        variance_error_correlation(t, var="var_missing")
+        variance_error_correlation(t, "score_prob", var="var_missing")
+
+
+def test_no_paper_column_is_a_default():
+    t = td.simulate_score_table(n_users=4, n_queries=2, n_candidates=4, seed=0)
+    with pytest.raises(ValueError, match="base= and new="):
+        rescue_analysis(t)
+    with pytest.raises(ValueError, match="score="):
+        label_std_by_collapse(t)
+    with pytest.raises(TypeError):
+        variance_error_correlation(t)  # score and var are required
 
 
 def test_auto_normal_threshold_falls_back_to_every_non_collapsed_user():

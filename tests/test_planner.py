@@ -38,7 +38,7 @@ def test_brute_force_over_shares():
     plan = plan_compute(diag(0.7), cal(), cost_per_candidate=1.0, shares=shares,
                         include_oracle=False, n_ref=20)
     ns = np.arange(1, 20001)
-    for share, n in zip(shares, plan.n_needed):
+    for share, n in zip(shares, plan.n_needed, strict=True):
         ok = 0.7 * np.sqrt(np.log(ns)) >= share * np.sqrt(np.log(20)) * (1 - 1e-12)
         assert n == ns[ok][0]
 

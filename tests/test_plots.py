@@ -32,12 +32,18 @@ FIGURES = {
                                                     training_baseline={"TaskA": 0.2}),
     "correlation_distributions": lambda t, k: F.correlation_distributions(k),
     "task_panel": lambda t, k: F.task_panel(k),
-    "failure_modes": lambda t, k: F.failure_modes(t, normal_threshold=0.2),
+    "failure_modes": lambda t, k: F.failure_modes(t, "score_det", "score_prob", "var_prob",
+                                                  normal_threshold=0.2),
+    "failure_modes_fit": lambda t, k: F.failure_modes(td.BestOfN().fit(t), "score_det",
+                                                      "score_prob"),
     "predicted_vs_observed": lambda t, k: F.predicted_vs_observed(k, shape="gaussian"),
     "sub_gaussian_figure": lambda t, k: F.sub_gaussian_figure(t),
     "linearity_figure": lambda t, k: F.linearity_figure(t, n_bins=6),
-    "collapse_panels": lambda t, k: F.collapse_panels(k, normal_threshold=0.2),
-    "hacking_panels": lambda t, k: F.hacking_panels(k),
+    "collapse_panels": lambda t, k: F.collapse_panels(k, "score_det", "score_prob",
+                                                      normal_threshold=0.2),
+    "hacking_panels": lambda t, k: F.hacking_panels(k, "score_det", "score_prob", "var_prob"),
+    "task_panel_fits": lambda t, k: F.task_panel({n: td.BestOfN().fit(v) for n, v in k.items()},
+                                                 shape="gaussian"),
     "confidence_bands": lambda t, k: F.confidence_bands(t, n_boot=100),
     "gain_bands": lambda t, k: F.confidence_bands(t, n_boot=100, gain=True),
     "risk_figure": lambda t, k: F.risk_figure(risk_report(t)),
@@ -104,7 +110,7 @@ def test_style_names_and_extra_columns():
 
 def test_write_all_figures(tasks, tmp_path):
     paths = F.write_all_figures(tasks, tmp_path, shapes=("gaussian",), n_boot=50,
-                                progress=None)
+                                base="score_det", new="score_prob", var="var_prob")
     names = {p.rsplit("/", 1)[-1] for p in paths}
     expected = {"fig1_3_scaling_curves.png", "fig2_oracle_scaling.png",
                 "fig4_correlation_distributions.png", "fig5_task_panel_gaussian.png",
@@ -142,3 +148,44 @@ def test_unknown_columns_with_a_hash_collision_get_distinct_consistent_colours()
                      F.predicted_vs_observed(t).axes if ax.get_visible()}
     assert panel_colours == set(expected.values())
     assert c2  # the figure has labelled lines
+
+
+def test_write_all_figures_diagnoses_each_column_once(tasks, tmp_path, monkeypatch, capsys):
+    import ttp_diag.bestofn as bestofn
+
+    calls = []
+    real = bestofn.diagnose
+
+    def counting(table, score, **kw):
+        calls.append(score)
+        return real(table, score, **kw)
+
+    monkeypatch.setattr(bestofn, "diagnose", counting)
+    monkeypatch.setattr(td, "diagnose", counting)
+    F.write_all_figures(tasks, tmp_path, shapes=("gaussian", "sqrt_log"), n_boot=20,
+                        base="score_det", new="score_prob", var="var_prob")
+    n_scores = sum(len(td.score_columns(t)) for t in tasks.values())
+    assert len(calls) == n_scores  # one BestOfN fit per task; every figure reuses it
+    assert capsys.readouterr().out == ""  # figures never print unless progress=True
+
+
+def test_failure_figures_are_skipped_without_base_and_new(table, tmp_path):
+    lines = []
+    paths = F.write_all_figures(table, tmp_path, shapes=("gaussian",), n_boot=20,
+                                progress=lines.append)
+    names = [p.rsplit("/", 1)[-1] for p in paths]
+    assert not any("failure" in n or "collapse" in n for n in names)
+    assert any("pass base= and new=" in line for line in lines)
+
+
+@pytest.mark.parametrize("func", ["plot_curves", "plot_theory", "plot_oracle", "plot_predicted",
+                                  "plot_bands"])
+def test_axes_level_panels_accept_ax(table, func):
+    from matplotlib.figure import Figure
+
+    from ttp_diag.plots import curves
+
+    fit = td.BestOfN(ns=[1, 2, 4]).fit(table)
+    ax = Figure().subplots()
+    assert getattr(curves, func)(fit, ax) is ax
+    assert ax.get_xlabel() == "N (candidates per query)"

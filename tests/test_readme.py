@@ -12,3 +12,4 @@ def test_readme_python_example_runs(capsys):
     exec(compile(code, str(README), "exec"), {})
     out = capsys.readouterr().out
     assert "Diagnostics of score_det" in out
+    assert "rel_mae" in out and "c_sigma" in out  # BestOfN.print_summary()

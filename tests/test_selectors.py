@@ -70,13 +70,13 @@ RULES = [
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_selector_columns_match_brute_force(seed):
     t = random_table(seed)
-    t2, cols = add_selector_columns(t, lcb_betas=[0.5, 2], ucb_betas=[1],
+    t2, cols = add_selector_columns(t, "score_prob", "var_prob", lcb_betas=[0.5, 2], ucb_betas=[1],
                                     var_filter_ps=[20, 50], snr=True)
     assert cols == [c for c, _, _ in RULES]
     ns = [1, 2, 3, 5, 7]
     for col, rule, p in RULES:
         curve = td.bon_curve(t2, col, ns)
-        for n, u in zip(curve.n, curve.utility):
+        for n, u in zip(curve.n, curve.utility, strict=True):
             assert u == pytest.approx(brute_force(t, rule, n, p), abs=1e-12), (col, n)
 
 
@@ -94,18 +94,22 @@ def test_snr_needs_positive_variance_and_errors_name_columns():
     t = random_table()
     t.loc[0, "var_prob"] = 0.0
     with pytest.raises(td.ScoreTableError, match="var_prob"):
-        add_selector_columns(t)
-    t2, cols = add_selector_columns(t, snr=False)  # the other rules accept a zero variance
+        add_selector_columns(t, "score_prob", "var_prob")
+    # the other rules accept a zero variance
+    t2, cols = add_selector_columns(t, "score_prob", "var_prob", snr=False)
     assert "score_prob_snr" not in cols
     with pytest.raises(td.ScoreTableError, match="score_nope"):
-        add_selector_columns(t, mean="score_nope")
+        add_selector_columns(t, "score_nope", "var_prob")
+    with pytest.warns(DeprecationWarning, match="score="), \
+            pytest.raises(td.ScoreTableError, match="score_nope"):
+        add_selector_columns(t, mean="score_nope", var="var_prob")
     with pytest.raises(ValueError, match="percentages"):
-        add_selector_columns(t, var_filter_ps=[100], snr=False)
+        add_selector_columns(t, "score_prob", "var_prob", var_filter_ps=[100], snr=False)
 
 
 def test_selector_table_is_table_a10():
     t = td.simulate_score_table(n_users=6, n_queries=3, n_candidates=8, seed=0)
-    tab = selector_table(t, ns=[1, 4, 8])
+    tab = selector_table(t, "score_prob", "var_prob", ns=[1, 4, 8])
     assert tab.loc[0, "strategy"] == "Mean only" and tab.loc[0, "delta_vs_mean"] == 0.0
     assert list(tab.columns) == ["strategy", "column", "N=1", "N=4", "N=8", "delta_vs_mean"]
     assert {"LCB-0.5", "UCB-2", "Var-Filter-30%", "SNR"} <= set(tab.strategy)

@@ -20,6 +20,7 @@ True
 __version__ = "0.1.0"
 
 from . import exceptions, io
+from .bestofn import BestOfN
 from .exceptions import TtpDiagError
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
@@ -45,7 +46,7 @@ from .theory import (
 )
 
 __all__ = [
-    "exceptions", "io", "TtpDiagError",
+    "exceptions", "io", "BestOfN", "TtpDiagError",
     "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTable", "ScoreTableError",
     "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",

@@ -91,3 +91,36 @@ def demo_provenance() -> dict:
     True
     """
     return json.loads(_data_file(_PROV).read_text(encoding="utf-8"))
+
+
+def demo_or_table(path: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """The table to analyse and a line saying where it came from.
+
+    With a path: that score table (:func:`ttp_diag.io.read_table`). Without: the embedded demo
+    table, or, when the package was installed without it, a simulated table (and the line
+    says so).
+
+    Examples
+    --------
+    >>> t, source = demo_or_table()
+    >>> source.startswith("embedded demo table")
+    True
+    """
+    if path is not None:
+        from ttp_diag.io import read_table
+
+        return read_table(path), f"score table {path}"
+    try:
+        return load_demo(), f"embedded demo table (ttp_diag/data/{_TABLE})"
+    except (ImportError, FileNotFoundError) as exc:
+        import warnings
+
+        from ttp_diag.simulate import simulate_score_table
+
+        warnings.warn(f"the embedded demo table is not available ({exc}); using a simulated "
+                      f"score table instead (ttp_diag.simulate_score_table, seed 0).",
+                      stacklevel=2)
+        table = simulate_score_table(n_users=40, n_queries=10, n_candidates=16, seed=0,
+                                     collapsed_sigma_ratio=0.5, clip=True)
+        return table, ("simulated score table (simulate_score_table(40 users, 10 queries, "
+                       "16 candidates, collapsed_sigma_ratio=0.5, clip=True, seed=0))")

@@ -3,7 +3,15 @@
 A :class:`Report` collects headings, paragraphs, preformatted text, figures and tables in
 order. :meth:`Report.write` saves every figure as a PNG and every table as a CSV next to
 ``report.html`` (which needs none of them: the PNGs are embedded, no external CSS or
-scripts) and ``summary.md`` (which links the PNGs). All writes are atomic.
+scripts) and ``summary.md`` (which links the PNGs). All writes are atomic
+(:func:`ttp_diag.io.atomic_write`: a ``mkstemp`` file in the target folder, removed on error).
+
+This is the package's one HTML/markdown template: the demo report and the risk report
+(:meth:`ttp_diag.analysis.RiskReport.save`) are both built with it. User text (column names,
+user ids, provenance) is escaped in both outputs: HTML-escaped in the page, and in the
+markdown HTML-escaped too (viewers such as GitHub render inline HTML) with markdown's own link
+and emphasis characters backslash-escaped; preformatted blocks use a fence longer than any
+backtick run inside them.
 
 Examples
 --------
@@ -21,13 +29,18 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Report", "figure_png_bytes", "markdown_table"]
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["Report", "figure_png_bytes", "markdown_escape", "markdown_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1180px;
@@ -43,29 +56,48 @@ nav a{margin-right:1em}
 """
 
 
-def figure_png_bytes(fig, *, dpi: int = 130) -> bytes:
-    """Render a matplotlib figure to PNG bytes."""
+def figure_png_bytes(fig: Figure, *, dpi: int = 130) -> bytes:
+    """Render a matplotlib figure to PNG bytes (constrained layout already fits it: no
+    ``bbox_inches="tight"``, which would draw it twice)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
 def _atomic_write(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return str(path)
+    from ttp_diag.io import atomic_write
+
+    return str(atomic_write(path, lambda tmp: Path(tmp).write_bytes(data)))
 
 
-def _fmt_cell(v) -> str:
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|!#~])")
+
+
+def markdown_escape(text: str) -> str:
+    """``text`` safe to embed in markdown: no HTML, links or emphasis survive.
+
+    Examples
+    --------
+    >>> markdown_escape("<script>alert(1)</script> [x](javascript:y) a_b")
+    '&lt;script&gt;alert(1)&lt;/script&gt; \\\\[x\\\\](javascript:y) a\\\\_b'
+    """
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
+def _md_fence(text: str) -> str:
+    """A backtick fence longer than any backtick run in ``text`` (so it cannot be closed)."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _fmt_cell(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
         if np.isnan(v):
             return ""
         if np.isinf(v):
             return "inf" if v > 0 else "-inf"
         return f"{v:.4g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    return markdown_escape(str(v).replace("\n", " "))
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -78,7 +110,7 @@ def markdown_table(df: pd.DataFrame) -> str:
     | --- | --- |
     | 1 | 0.5 |
     """
-    cols = [str(c) for c in df.columns]
+    cols = [markdown_escape(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_fmt_cell(v) for v in row) + " |")
@@ -127,18 +159,20 @@ class Report:
         """Add preformatted text (e.g. a diagnostics summary)."""
         self._items.append(("pre", text))
 
-    def figure(self, fig, name: str, caption: str = "") -> None:
-        """Add a matplotlib figure, saved as ``<name>.png`` and embedded in the HTML.
+    def figure(self, fig: Figure | bytes, name: str, caption: str = "") -> None:
+        """Add a matplotlib figure (or PNG bytes), saved as ``<name>.png`` and embedded in the
+        HTML.
 
         The figure is rendered immediately, so it can be closed or garbage collected after.
         """
         if name in self._pngs:
             raise ValueError(f"figure name {name!r} is used twice in this report")
-        self._pngs[name] = figure_png_bytes(fig, dpi=self.dpi)
+        png = fig if isinstance(fig, bytes) else figure_png_bytes(fig, dpi=self.dpi)
+        self._pngs[name] = png
         self._items.append(("figure", name, caption))
 
     def table(self, df: pd.DataFrame, name: str, caption: str = "", *,
-              max_rows: int = 60) -> None:
+              max_rows: int | None = 60) -> None:
         """Add a table, saved in full as ``<name>.csv``; the page shows up to ``max_rows``."""
         if name in self._tables:
             raise ValueError(f"table name {name!r} is used twice in this report")
@@ -171,9 +205,9 @@ class Report:
             elif kind == "table":
                 name, caption, max_rows = it[1], it[2], it[3]
                 df = self._tables[name]
-                shown = df.head(max_rows)
+                shown = df if max_rows is None else df.head(max_rows)
                 more = (f" (first {max_rows} of {len(df)} rows; all in {name}.csv)"
-                        if len(df) > max_rows else f" ({name}.csv)")
+                        if len(shown) < len(df) else f" ({name}.csv)")
                 body.append(f'<p class="caption">{html.escape(caption)}{html.escape(more)}</p>')
                 body.append(shown.to_html(index=False, border=0, na_rep="",
                                           float_format=lambda x: _fmt_cell(float(x))))
@@ -183,24 +217,29 @@ class Report:
 
     def to_markdown(self) -> str:
         """The report as markdown; figures link to their PNG files."""
-        out = [f"# {self.title}", ""]
+        esc = markdown_escape
+        out = [f"# {esc(self.title)}", ""]
         for it in self._items:
             kind = it[0]
             if kind == "heading":
-                out += ["#" * min(max(int(it[2]), 2), 4) + " " + it[1], ""]
+                out += ["#" * min(max(int(it[2]), 2), 4) + " " + esc(it[1]), ""]
             elif kind == "text":
-                out += [it[1], ""]
+                out += [esc(it[1]), ""]
             elif kind == "pre":
-                out += ["```", it[1], "```", ""]
+                fence = _md_fence(it[1])
+                out += [fence, it[1], fence, ""]
             elif kind == "figure":
-                out += [f"![{it[1]}]({it[1]}.png)", "", f"*{it[2]}*" if it[2] else "", ""]
+                # the link target is the PNG's file name, percent-encoded (no markup survives)
+                out += [f"![{esc(it[1])}]({quote(it[1])}.png)", "",
+                        f"*{esc(it[2])}*" if it[2] else "", ""]
             elif kind == "table":
-                df = self._tables[it[1]].head(it[3])
-                out += [f"{it[2]} (`{it[1]}.csv`)", "", markdown_table(df), ""]
+                df = self._tables[it[1]]
+                df = df if it[3] is None else df.head(it[3])
+                out += [f"{esc(it[2])} ({esc(it[1])}.csv)", "", markdown_table(df), ""]
         return "\n".join(out)
 
-    def write(self, out_dir, *, html_name: str = "report.html",
-              md_name: str = "summary.md") -> dict:
+    def write(self, out_dir: str | Path, *, html_name: str = "report.html",
+              md_name: str = "summary.md") -> dict[str, str]:
         """Write the HTML page, the markdown summary, every PNG and CSV into ``out_dir``.
 
         Returns

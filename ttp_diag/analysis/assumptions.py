@@ -18,11 +18,20 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
+
+from ttp_diag.analysis._result import Result
+from ttp_diag.table import score_columns as _score_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
 
 __all__ = [
     "LinearityCheck",
@@ -32,10 +41,6 @@ __all__ = [
     "sub_gaussian_check",
     "sub_gaussian_parameter",
 ]
-
-
-def _score_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if str(c).startswith("score_")]
 
 
 def _select_split(table: pd.DataFrame, split: str | None) -> pd.DataFrame:
@@ -53,13 +58,13 @@ def _log_mgf_ratio(y: np.ndarray, lam: np.ndarray, log_n: float) -> np.ndarray:
 
 
 def sub_gaussian_parameter(
-    values,
+    values: ArrayLike,
     *,
     t_max: float = 10.0,
     n_grid: int = 400,
     refine: bool = True,
     return_lambda: bool = False,
-):
+) -> float | tuple[float, float]:
     """Smallest sub-Gaussian parameter of an empirical distribution on a lambda grid.
 
     The parameter is ``s = sqrt(max_l 2 log E[exp(l (X - mean))] / l**2)`` where the
@@ -135,7 +140,8 @@ def sub_gaussian_parameter(
     return (s, best_lam / sd) if return_lambda else s
 
 
-def ecdf_envelope(values, s: float | None = None, *, n_points: int = 200) -> pd.DataFrame:
+def ecdf_envelope(values: ArrayLike, s: float | None = None, *,
+                  n_points: int = 200) -> pd.DataFrame:
     """Empirical CDF against the Gaussian CDF and the sub-Gaussian (Chernoff) envelope.
 
     With mean ``mu`` and sub-Gaussian parameter ``s`` the MGF bound implies
@@ -187,7 +193,7 @@ def ecdf_envelope(values, s: float | None = None, *, n_points: int = 200) -> pd.
 
 
 @dataclass
-class SubGaussianCheck:
+class SubGaussianCheck(Result):
     """Result of :func:`sub_gaussian_check`.
 
     Attributes
@@ -207,7 +213,7 @@ class SubGaussianCheck:
     center: str
     values: dict
 
-    def representative_user(self):
+    def representative_user(self) -> Any:
         """The user whose ``s / std`` ratio is the median one (ties: first)."""
         pu = self.per_user.dropna(subset=["ratio"])
         if pu.empty:
@@ -215,7 +221,22 @@ class SubGaussianCheck:
         order = pu["ratio"].rank(method="first")
         return pu.loc[(order - (len(pu) + 1) / 2).abs().idxmin(), "user_id"]
 
-    def summary(self) -> str:
+    def _summary_frame(self) -> pd.DataFrame:
+        pu = self.per_user.dropna(subset=["ratio"])
+        return pd.DataFrame([{
+            "center": self.center, "n_users": len(pu),
+            "ratio_median": pu["ratio"].median(), "ratio_min": pu["ratio"].min(),
+            "ratio_max": pu["ratio"].max(), "ks_gaussian_median": pu["ks_gaussian"].median(),
+            "envelope_violation_max": pu["envelope_violation"].max()}])
+
+    def plot(self, ax: Axes | None = None, *, kind: str = "ecdf", user: Any = None) -> Axes:
+        """``kind="ecdf"``: a user's empirical CDF with the Gaussian CDF and the
+        sub-Gaussian envelope (Fig. A6a); ``kind="ratio"``: s against std per user (A6b)."""
+        from ttp_diag.plots.assumptions import plot_sub_gaussian
+
+        return plot_sub_gaussian(self, ax, kind=kind, user=user)
+
+    def _text(self) -> str:
         pu = self.per_user.dropna(subset=["ratio"])
         if pu.empty:
             return "sub-Gaussian check: no user with non-constant rewards"
@@ -331,7 +352,28 @@ class LinearityCheck:
     summary: pd.DataFrame
     standardize: str
 
+    # ``summary`` is a field here (a DataFrame since the start), so the Result mixin's
+    # property is not inherited; the rest of the convention is the same.
+    def __str__(self) -> str:
+        return self._text()
+
+    def print_summary(self) -> None:
+        """Print the result as text."""
+        print(self._text())
+
     def summary_text(self) -> str:
+        """Deprecated: use ``str(result)``."""
+        warnings.warn("LinearityCheck.summary_text() is deprecated; use str(result)",
+                      DeprecationWarning, stacklevel=2)
+        return self._text()
+
+    def plot(self, ax: Axes | None = None, *, score: str | None = None) -> Axes:
+        """Binned E[r* | r_hat] of one score column against the line of slope rho (Fig. A7)."""
+        from ttp_diag.plots.assumptions import plot_linearity
+
+        return plot_linearity(self, ax, score=score)
+
+    def _text(self) -> str:
         parts = [
             f"{r.score}: slope {r.slope:.3f} vs rho {r.rho:.3f}, R^2 of bin means {r.linear_r2:.3f}"
             for r in self.summary.itertuples()

@@ -20,13 +20,19 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ttp_diag._deprecate import renamed_kwargs
+from ttp_diag.analysis._result import Result
 from ttp_diag.diagnostics import Diagnostics, diagnose
 from ttp_diag.table import ScoreTableError, validate_score_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
 
 __all__ = [
     "CollapseLabelStd",
@@ -51,7 +57,7 @@ def _two_group_tests(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 @dataclass
-class CollapseLabelStd:
+class CollapseLabelStd(Result):
     """Label std of collapsed vs normal users (see :func:`label_std_by_collapse`).
 
     Attributes
@@ -83,7 +89,21 @@ class CollapseLabelStd:
     welch_t: float
     welch_p: float
 
-    def summary(self) -> str:
+    def _summary_frame(self) -> pd.DataFrame:
+        keys = ("score", "collapse_threshold", "normal_threshold", "n_collapsed", "n_normal",
+                "median_collapsed", "median_normal", "mannwhitney_u", "mannwhitney_p",
+                "welch_t", "welch_p")
+        return pd.DataFrame([{k: getattr(self, k) for k in keys}])
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Label std of collapsed vs normal users with the test p-values (Fig. 6a)."""
+        from ttp_diag.plots.failure import _panel_label_std
+
+        ax = self._new_ax(ax)
+        _panel_label_std(ax, self)
+        return ax
+
+    def _text(self) -> str:
         if self.n_collapsed == 0:
             return (f"label std by collapse ({self.score}): no collapsed user "
                     f"(rho_u < {self.collapse_threshold:g}); nothing to compare")
@@ -99,7 +119,7 @@ class CollapseLabelStd:
 
 def label_std_by_collapse(
     table: pd.DataFrame | None = None,
-    score: str = "score_det",
+    score: str | None = None,
     *,
     diagnostics: Diagnostics | None = None,
     collapse_threshold: float = 0.1,
@@ -112,8 +132,9 @@ def label_std_by_collapse(
     ----------
     table : pandas.DataFrame, optional
         Score table; not needed when ``diagnostics`` is given.
-    score : str, default "score_det"
-        Reward model whose collapse is examined.
+    score : str, optional
+        Score column whose collapse is examined (needed with ``table``; with
+        ``diagnostics`` it is the diagnosed column).
     diagnostics : Diagnostics, optional
         Output of :func:`ttp_diag.diagnose` for ``score`` (saves recomputing it). Its
         ``per_user`` frame supplies ``rho_u`` and ``label_std`` (the std of the user's
@@ -140,8 +161,9 @@ def label_std_by_collapse(
     30
     """
     if diagnostics is None:
-        if table is None:
-            raise ValueError("label_std_by_collapse needs a score table or diagnostics=")
+        if table is None or score is None:
+            raise ValueError("label_std_by_collapse needs a score table and score= (the score "
+                             "column to examine, e.g. 'score_det'), or diagnostics=.")
         diagnostics = diagnose(table, score, collapse_threshold=collapse_threshold, split=split)
     if normal_threshold == "auto":
         normal_threshold = (0.5 if int((diagnostics.per_user["rho_u"] > 0.5).sum()) >= 2
@@ -172,7 +194,7 @@ def label_std_by_collapse(
 
 
 @dataclass
-class RescueAnalysis:
+class RescueAnalysis(Result):
     """Per-query correlations of two reward models (see :func:`rescue_analysis`).
 
     Attributes
@@ -202,7 +224,20 @@ class RescueAnalysis:
     n_queries: int
     n_excluded: int
 
-    def summary(self) -> str:
+    def _summary_frame(self) -> pd.DataFrame:
+        keys = ("base", "new", "n_queries", "rescued_rate", "harmed_rate", "both_positive_rate",
+                "both_negative_rate", "beta_base", "beta_new")
+        return pd.DataFrame([{k: getattr(self, k) for k in keys if hasattr(self, k)}])
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """rho_q under ``base`` vs ``new``, the rescue quadrant shaded (Fig. 6c)."""
+        from ttp_diag.plots.failure import _panel_rescue
+
+        ax = self._new_ax(ax, (5.2, 4.6))
+        _panel_rescue(ax, self)
+        return ax
+
+    def _text(self) -> str:
         return (
             f"{self.new} vs {self.base} over {self.n_queries} queries: rescued "
             f"{self.rescued_rate:.1%}, harmed {self.harmed_rate:.1%}; negative rho_q "
@@ -215,8 +250,8 @@ CATEGORIES = ("rescued", "harmed", "both_positive", "both_negative")
 
 def rescue_analysis(
     table: pd.DataFrame | None = None,
-    base: str = "score_det",
-    new: str = "score_prob",
+    base: str | None = None,
+    new: str | None = None,
     *,
     diagnostics: tuple[Diagnostics, Diagnostics] | None = None,
     split: str | None = "val",
@@ -231,8 +266,9 @@ def rescue_analysis(
     ----------
     table : pandas.DataFrame, optional
         Score table; not needed when ``diagnostics`` is given.
-    base, new : str
-        Score columns (default: deterministic vs probabilistic user RM).
+    base, new : str, optional
+        The score column replaced and the one replacing it (e.g. a deterministic and a
+        probabilistic user RM); needed with ``table``.
     diagnostics : (Diagnostics, Diagnostics), optional
         Precomputed :func:`ttp_diag.diagnose` results for ``base`` and ``new``.
     split : str or None, default "val"
@@ -245,13 +281,15 @@ def rescue_analysis(
     --------
     >>> from ttp_diag import simulate_score_table
     >>> t = simulate_score_table(n_users=10, n_queries=5, n_candidates=10, seed=2)
-    >>> r = rescue_analysis(t)
+    >>> r = rescue_analysis(t, "score_det", "score_prob")
     >>> round(r.rescued_rate + r.harmed_rate + r.both_positive_rate + r.both_negative_rate, 9)
     1.0
     """
     if diagnostics is None:
-        if table is None:
-            raise ValueError("rescue_analysis needs a score table or diagnostics=")
+        if table is None or base is None or new is None:
+            raise ValueError("rescue_analysis needs a score table with base= and new= (two "
+                             "score columns, e.g. 'score_det' and 'score_prob'), or "
+                             "diagnostics=(d_base, d_new).")
         checked = validate_score_table(table, scores=[base, new], split=split)
         diagnostics = (diagnose(checked, base, split=None, validate=False),
                        diagnose(checked, new, split=None, validate=False))
@@ -290,18 +328,18 @@ def rescue_analysis(
 
 
 @dataclass
-class VarianceError:
+class VarianceError(Result):
     """Predicted variance against absolute error (see :func:`variance_error_correlation`).
 
     Attributes
     ----------
     data : pandas.DataFrame
         ``user_id, query_id, variance, abs_error`` (one row per candidate, or per query with
-        ``level="query"``: the query means).
+        ``unit="query"``: the query means).
     spearman_r, p_value : float
         Spearman rank correlation and its two-sided p-value.
     n : int
-    score, var, level : str
+    score, var, unit : str
     """
 
     data: pd.DataFrame
@@ -310,12 +348,34 @@ class VarianceError:
     n: int
     score: str
     var: str
-    level: str
+    unit: str
     notes: list = field(default_factory=list)
 
-    def summary(self) -> str:
+    @property
+    def level(self) -> str:
+        """Deprecated alias of ``unit``."""
+        import warnings
+
+        warnings.warn("VarianceError.level is deprecated; use .unit", DeprecationWarning,
+                      stacklevel=2)
+        return self.unit
+
+    def _summary_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"score": self.score, "var": self.var, "unit": self.unit,
+                              "spearman_r": self.spearman_r, "p_value": self.p_value,
+                              "n": self.n}])
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Predicted variance against absolute error with Spearman r (Fig. 6d)."""
+        from ttp_diag.plots.failure import _panel_var_error
+
+        ax = self._new_ax(ax)
+        _panel_var_error(ax, self)
+        return ax
+
+    def _text(self) -> str:
         return (f"Spearman({self.var}, |{self.score} - reward|) = {self.spearman_r:.3f} "
-                f"(p={self.p_value:.3g}, n={self.n} {self.level}s)")
+                f"(p={self.p_value:.3g}, n={self.n} {self.unit}s)")
 
 
 def _check_variance(table: pd.DataFrame, var: str) -> np.ndarray:
@@ -335,12 +395,13 @@ def _check_variance(table: pd.DataFrame, var: str) -> np.ndarray:
     return v
 
 
+@renamed_kwargs(level="unit")
 def variance_error_correlation(
     table: pd.DataFrame,
-    score: str = "score_prob",
-    var: str = "var_prob",
+    score: str,
+    var: str,
     *,
-    level: str = "candidate",
+    unit: Literal["candidate", "query"] = "candidate",
     split: str | None = "val",
 ) -> VarianceError:
     """Spearman correlation between predicted variance and absolute error (Fig. 6d, A9 row 2).
@@ -354,8 +415,9 @@ def variance_error_correlation(
         Score table with the score and variance columns.
     score, var : str
         Predicted mean and predicted variance columns.
-    level : {"candidate", "query"}, default "candidate"
-        Correlate per candidate, or the per-query means of variance and error.
+    unit : {"candidate", "query"}, default "candidate"
+        Correlate per candidate, or the per-query means of variance and error (``level=``
+        is a deprecated alias).
     split : str or None, default "val"
 
     Returns
@@ -366,11 +428,11 @@ def variance_error_correlation(
     --------
     >>> from ttp_diag import simulate_score_table
     >>> t = simulate_score_table(n_users=10, n_queries=5, n_candidates=10, seed=0)
-    >>> -1.0 <= variance_error_correlation(t).spearman_r <= 1.0
+    >>> -1.0 <= variance_error_correlation(t, "score_prob", "var_prob").spearman_r <= 1.0
     True
     """
-    if level not in ("candidate", "query"):
-        raise ValueError(f"level must be 'candidate' or 'query', got {level!r}")
+    if unit not in ("candidate", "query"):
+        raise ValueError(f"unit must be 'candidate' or 'query', got {unit!r}")
     t = validate_score_table(table, scores=[score], split=split)
     v = _check_variance(t, var)
     d = pd.DataFrame({
@@ -379,7 +441,7 @@ def variance_error_correlation(
         "variance": v,
         "abs_error": np.abs(t[score].to_numpy(float) - t["reward"].to_numpy(float)),
     })
-    if level == "query":
+    if unit == "query":
         d = d.groupby(["user_id", "query_id"], as_index=False, sort=True)[
             ["variance", "abs_error"]].mean()
     notes = []
@@ -390,4 +452,4 @@ def variance_error_correlation(
         res = stats.spearmanr(d["variance"], d["abs_error"])
         r, p = float(res.statistic), float(res.pvalue)
     return VarianceError(data=d, spearman_r=r, p_value=p, n=int(len(d)), score=score, var=var,
-                         level=level, notes=notes)
+                         unit=unit, notes=notes)

@@ -21,18 +21,25 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ttp_diag.diagnostics import Diagnostics
+    from ttp_diag.theory import Calibration
 
 __all__ = ["plan_compute"]
 
 
 def plan_compute(
-    diagnostics,
-    calibration,
+    diagnostics: Diagnostics | Mapping[str, Diagnostics] | Sequence[Diagnostics],
+    calibration: Calibration,
     *,
     cost_per_candidate: float,
-    shares=(0.25, 0.5, 0.75, 0.9),
+    shares: Sequence[float] = (0.25, 0.5, 0.75, 0.9),
     n_ref: int = 30,
     n_queries: int = 1,
     scoring_cost: float = 0.0,
@@ -122,7 +129,7 @@ def plan_compute(
     for name, rho in entries:
         ns = np.atleast_1d(n_to_close_gap(shares, rho_total=rho, shape=shape, n_ref=int(n_ref),
                                           n_max=n_max))
-        for share, n in zip(shares, ns):
+        for share, n in zip(shares, ns, strict=True):
             reachable = bool(np.isfinite(n))
             pred = mu + rho * c_sigma * float(curve_shape(n, shape)) if reachable else np.nan
             rows.append({

@@ -24,16 +24,22 @@ Examples
 
 from __future__ import annotations
 
-import html
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ttp_diag.analysis._result import Result
 from ttp_diag.table import score_columns, validate_score_table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+    from ttp_diag.diagnostics import Diagnostics
+    from ttp_diag.report import Report
 
 __all__ = ["LabelRisk", "RiskReport", "label_risk", "risk_report"]
 
@@ -51,7 +57,7 @@ def _halves(values: pd.Series, ids: pd.Series) -> np.ndarray:
 
 
 @dataclass
-class LabelRisk:
+class LabelRisk(Result):
     """Label statistics and risk halves (see :func:`label_risk`).
 
     Attributes
@@ -76,6 +82,24 @@ class LabelRisk:
     split: str | None
     user_std_threshold: float
     query_spread_threshold: float
+
+    def _summary_frame(self) -> pd.DataFrame:
+        """One row per (level, half): how many users / queries, and the boundary."""
+        rows = []
+        for level, frame, col, thr in (("user", self.users, "label_std", self.user_std_threshold),
+                                       ("query", self.queries, "spread",
+                                        self.query_spread_threshold)):
+            for half in ("low", "high"):
+                part = frame.loc[frame["half"] == half, col]
+                rows.append({"level": level, "half": half, "n": int(len(part)),
+                             "median": float(part.median()) if len(part) else float("nan"),
+                             "threshold": thr})
+        return pd.DataFrame(rows)
+
+    def _text(self) -> str:
+        return (f"label risk from {self.split or 'all'} labels: {len(self.users)} users (low "
+                f"half: label std <= {self.user_std_threshold:.4g}), {len(self.queries)} queries "
+                f"(low half: candidate spread <= {self.query_spread_threshold:.4g})")
 
 
 def label_risk(table: pd.DataFrame, *, split: str | None = "train") -> LabelRisk:
@@ -160,7 +184,7 @@ def _rate_row(flag: pd.Series, half: pd.Series) -> dict:
 
 
 @dataclass
-class RiskReport:
+class RiskReport(Result):
     """A-priori risk and realised failure rates (see :func:`risk_report`).
 
     Attributes
@@ -193,8 +217,21 @@ class RiskReport:
     collapse_threshold: float
     notes: list = field(default_factory=list)
 
-    # ------------------------------------------------------------------ text
-    def summary(self) -> str:
+    # ------------------------------------------------------------------ results
+    def _summary_frame(self) -> pd.DataFrame:
+        """Tables A13 and A14 stacked: ``what`` is ``"collapse"`` (users) or ``"hacking"``
+        (queries)."""
+        return pd.concat([self.collapse_table.assign(what="collapse"),
+                          self.hacking_table.assign(what="hacking")], ignore_index=True)
+
+    def plot(self, ax: Axes | None = None, *,
+             kind: Literal["collapse", "hacking"] = "collapse") -> Axes:
+        """Collapse (users) or hacking (queries) rate of each half per score column."""
+        from ttp_diag.plots.risk import plot_risk
+
+        return plot_risk(self, ax, kind=kind)
+
+    def _text(self) -> str:
         p = self.prior
         lines = [
             f"A-priori risk from {p.split or 'all'} labels: {len(p.users)} users, "
@@ -204,12 +241,17 @@ class RiskReport:
             f"  queries with candidate spread <= {p.query_spread_threshold:.4f} (low half) are at "
             f"high hacking risk.",
         ]
-        for r in self.collapse_table.itertuples():
-            lines.append(f"  {r.score}: collapse low/high half {r.rate_low:.0%}/{r.rate_high:.0%}"
-                         f" (Fisher p={r.fisher_p:.2g})")
-        for r in self.hacking_table.itertuples():
-            lines.append(f"  {r.score}: hacking low/high half {r.rate_low:.0%}/{r.rate_high:.0%}"
-                         f" (Fisher p={r.fisher_p:.2g})")
+        for what, tab, unit in (("collapse", self.collapse_table, "users"),
+                                ("hacking", self.hacking_table, "queries with a defined rho_q")):
+            for r in tab.itertuples():
+                if not (np.isfinite(r.rate_low) and np.isfinite(r.rate_high)):
+                    lines.append(f"  {r.score}: {what} by half n/a (no {unit} in "
+                                 f"{'a half' if r.n_low + r.n_high else 'either half'}: "
+                                 f"n_low={r.n_low}, n_high={r.n_high})")
+                    continue
+                lines.append(f"  {r.score}: {what} low/high half {r.rate_low:.0%}/"
+                             f"{r.rate_high:.0%} (Fisher p={_fmt_p(r.fisher_p)}, "
+                             f"n={r.n_low}/{r.n_high})")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -231,16 +273,24 @@ class RiskReport:
              users),
         ]
 
+    def _report(self, images: list[tuple[str, bytes]] | None = None) -> Report:
+        """The report on the package's one template (:class:`ttp_diag.report.Report`)."""
+        from ttp_diag.report import Report
+
+        rep = Report("Risk report")
+        rep.pre(self._text())
+        for i, (caption, png) in enumerate(images or []):
+            rep.figure(png, "risk_by_half" if i == 0 else f"risk_figure_{i + 1}", caption)
+        for (title, caption, df), name in zip(self._tables(), _TABLE_NAMES, strict=True):
+            rep.heading(title)
+            rep.table(df, name, caption, max_rows=None)
+        return rep
+
     def to_markdown(self) -> str:
-        """The report as GitHub-flavoured markdown."""
-        from ttp_diag.report import markdown_table
+        """The report as GitHub-flavoured markdown (user text escaped)."""
+        return self._report().to_markdown()
 
-        parts = ["# Risk report", "", "```", self.summary(), "```", ""]
-        for title, caption, df in self._tables():
-            parts += [f"## {title}", "", caption, "", markdown_table(df), ""]
-        return "\n".join(parts)
-
-    def to_html(self, images=None) -> str:
+    def to_html(self, images: list[tuple[str, bytes]] | None = None) -> str:
         """The report as one self-contained HTML page (no external resources).
 
         Parameters
@@ -248,20 +298,10 @@ class RiskReport:
         images : list of (caption, png_bytes), optional
             Figures to embed (base64) after the summary.
         """
-        import base64
+        return self._report(images).to_html()
 
-        body = [f"<h1>Risk report</h1><pre>{html.escape(self.summary())}</pre>"]
-        for caption, png in images or []:
-            b64 = base64.b64encode(png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(caption)}" '
-                        f'src="data:image/png;base64,{b64}"><figcaption>{html.escape(caption)}'
-                        f"</figcaption></figure>")
-        for title, caption, df in self._tables():
-            body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>")
-            body.append(df.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0))
-        return _HTML_PAGE.format(title="Risk report", body="\n".join(body))
-
-    def save(self, out_dir, images=None) -> dict:
+    def save(self, out_dir: str | Path,
+             images: list[tuple[str, bytes]] | None = None) -> dict[str, str]:
         """Write CSVs, ``risk_report.md`` and ``risk_report.html`` into ``out_dir`` (atomic).
 
         ``images`` (list of (caption, png_bytes)) are embedded in the HTML page.
@@ -271,46 +311,26 @@ class RiskReport:
         dict
             name -> path of every file written.
         """
+        from ttp_diag.io import atomic_write
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        files = {
-            "risk_users.csv": self.prior.users.to_csv(index=False),
-            "risk_queries.csv": self.prior.queries.to_csv(index=False),
-            "risk_eval_users.csv": self.users.to_csv(index=False),
-            "risk_eval_queries.csv": self.queries.to_csv(index=False),
-            "table_a13_collapse_by_half.csv": self.collapse_table.to_csv(index=False),
-            "table_a14_hacking_by_half.csv": self.hacking_table.to_csv(index=False),
-            "risk_report.md": self.to_markdown(),
-            "risk_report.html": self.to_html(images),
-        }
-        written = {}
-        for name, text in files.items():
-            written[name] = atomic_write_text(out / name, text)
+        written = self._report(images).write(out, html_name="risk_report.html",
+                                             md_name="risk_report.md")
+        for name, df in (("risk_queries.csv", self.prior.queries),
+                         ("risk_eval_users.csv", self.users),
+                         ("risk_eval_queries.csv", self.queries)):
+            written[name] = str(atomic_write(out / name,
+                                             lambda p, df=df: df.to_csv(p, index=False)))
         return written
 
 
-_HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
-margin:2em auto;padding:0 1em;color:#222;line-height:1.45}}
-table{{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}}
-th,td{{padding:3px 9px;border-bottom:1px solid #ddd;text-align:right}}
-th{{background:#f3f3f3}} pre{{background:#f7f7f7;padding:0.8em;overflow-x:auto}}
-img{{max-width:100%;height:auto;border:1px solid #eee;margin:0.5em 0}}
-</style></head><body>
-{body}
-</body></html>
-"""
+# CSV names of the tables of RiskReport._tables(), in order
+_TABLE_NAMES = ("table_a13_collapse_by_half", "table_a14_hacking_by_half", "risk_users")
 
 
-def atomic_write_text(path, text: str) -> str:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return str(path)
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if np.isfinite(p) else "n/a"
 
 
 def risk_report(
@@ -320,7 +340,7 @@ def risk_report(
     label_split: str | None = "train",
     eval_split: str | None = "val",
     collapse_threshold: float = 0.1,
-    diagnostics: dict | None = None,
+    diagnostics: dict[str, Diagnostics] | None = None,
 ) -> RiskReport:
     """A-priori risk from labels and, for each score, realised rates by half (Tables A13/A14).
 
@@ -346,6 +366,12 @@ def risk_report(
     Returns
     -------
     RiskReport
+
+    Raises
+    ------
+    ValueError
+        When no query of ``eval_split`` has two different rewards ("no reward signal"): the
+        rates of hacking would all be 0/0.
     """
     from ttp_diag.diagnostics import diagnose
 
@@ -363,6 +389,9 @@ def risk_report(
         label_split = eval_split
     prior = label_risk(table, split=label_split)
     evalt = validate_score_table(table, scores=scores, split=eval_split)
+    from ttp_diag.bestofn import check_reward_signal
+
+    check_reward_signal(evalt, split=eval_split)
     ev = label_risk(evalt, split=None)
 
     users = ev.users[["user_id", "label_std"]].rename(columns={"label_std": "eval_label_std"})

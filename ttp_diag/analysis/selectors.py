@@ -20,16 +20,21 @@ Examples
 --------
 >>> from ttp_diag import simulate_score_table
 >>> t = simulate_score_table(n_users=6, n_queries=4, n_candidates=10, seed=0)
->>> t2, cols = add_selector_columns(t, lcb_betas=[1], ucb_betas=[], var_filter_ps=[20])
+>>> t2, cols = add_selector_columns(t, "score_prob", "var_prob", lcb_betas=[1], ucb_betas=[],
+...                                var_filter_ps=[20])
 >>> cols
 ['score_prob', 'score_prob_lcb1', 'score_prob_varfilter20', 'score_prob_snr']
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from ttp_diag._deprecate import renamed_kwargs
 from ttp_diag.analysis.failure_modes import _check_variance
 from ttp_diag.table import ScoreTableError, validate_score_table
 
@@ -56,14 +61,15 @@ def _filtered_mask(query_codes: np.ndarray, var: np.ndarray, p: float) -> np.nda
     return rank < k[query_codes]
 
 
+@renamed_kwargs(mean="score")
 def add_selector_columns(
     table: pd.DataFrame,
-    mean: str = "score_prob",
-    var: str = "var_prob",
+    score: str,
+    var: str,
     *,
-    lcb_betas=(0.5, 1.0, 2.0),
-    ucb_betas=(0.5, 1.0, 2.0),
-    var_filter_ps=(10, 20, 30),
+    lcb_betas: Sequence[float] = (0.5, 1.0, 2.0),
+    ucb_betas: Sequence[float] = (0.5, 1.0, 2.0),
+    var_filter_ps: Sequence[float] = (10, 20, 30),
     snr: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Add variance-based selector columns to a copy of a score table.
@@ -71,17 +77,18 @@ def add_selector_columns(
     Parameters
     ----------
     table : pandas.DataFrame
-        Score table with the predicted mean ``mean`` and variance ``var`` (all splits kept).
-    mean, var : str
-        Predicted mean and variance columns.
+        Score table with the predicted mean ``score`` and variance ``var`` (all splits kept).
+    score, var : str
+        Predicted mean (a probabilistic reward model's score column) and variance columns
+        (``mean=`` is a deprecated alias of ``score``).
     lcb_betas, ucb_betas : sequence of float
-        ``beta`` values of ``mu -+ beta * sigma`` (columns ``<mean>_lcb<beta>``,
-        ``<mean>_ucb<beta>``).
+        ``beta`` values of ``mu -+ beta * sigma`` (columns ``<score>_lcb<beta>``,
+        ``<score>_ucb<beta>``).
     var_filter_ps : sequence of float
         Percentages ``p`` in [0, 100): drop the top ``p`` % variance of each query (columns
-        ``<mean>_varfilter<p>``). ``floor(p/100 * M)`` candidates are dropped from a pool of M.
+        ``<score>_varfilter<p>``). ``floor(p/100 * M)`` candidates are dropped from a pool of M.
     snr : bool, default True
-        Add ``<mean>_snr`` = ``mu / sigma`` (needs a positive variance everywhere).
+        Add ``<score>_snr`` = ``mu / sigma`` (needs a positive variance everywhere).
 
     Returns
     -------
@@ -94,25 +101,26 @@ def add_selector_columns(
     >>> t = pd.DataFrame({"user_id": "u", "query_id": "q", "cand_id": [0, 1, 2],
     ...                   "reward": [0.1, 0.2, 0.3], "score_prob": [0.5, 0.4, 0.3],
     ...                   "var_prob": [0.04, 0.01, 0.01]})
-    >>> t2, cols = add_selector_columns(t, lcb_betas=[1], ucb_betas=[], var_filter_ps=[], snr=False)
+    >>> t2, cols = add_selector_columns(t, "score_prob", "var_prob", lcb_betas=[1],
+    ...                                ucb_betas=[], var_filter_ps=[], snr=False)
     >>> t2["score_prob_lcb1"].round(2).tolist()
     [0.3, 0.3, 0.2]
     """
-    if mean not in table.columns:
-        raise ScoreTableError(f"mean column {mean!r} not found; score columns: "
+    if score not in table.columns:
+        raise ScoreTableError(f"score column {score!r} not found; score columns: "
                               f"{[c for c in table.columns if str(c).startswith('score_')]}")
-    validate_score_table(table, scores=[mean], split=None)
+    validate_score_table(table, scores=[score], split=None)
     v = _check_variance(table, var)
-    mu = table[mean].to_numpy(float)
+    mu = table[score].to_numpy(float)
     sigma = np.sqrt(v)
     out = table.copy()
-    cols = [mean]
+    cols = [score]
     for b in lcb_betas:
-        name = f"{mean}_lcb{_fmt(b)}"
+        name = f"{score}_lcb{_fmt(b)}"
         out[name] = mu - float(b) * sigma
         cols.append(name)
     for b in ucb_betas:
-        name = f"{mean}_ucb{_fmt(b)}"
+        name = f"{score}_ucb{_fmt(b)}"
         out[name] = mu + float(b) * sigma
         cols.append(name)
     if len(var_filter_ps):
@@ -122,7 +130,7 @@ def add_selector_columns(
         for p in var_filter_ps:
             if not 0 <= p < 100:
                 raise ValueError(f"var_filter_ps must be percentages in [0, 100); got {p}")
-            name = f"{mean}_varfilter{_fmt(p)}"
+            name = f"{score}_varfilter{_fmt(p)}"
             out[name] = np.where(_filtered_mask(q_codes, v, float(p)), mu - shift, mu)
             cols.append(name)
     if snr:
@@ -131,16 +139,16 @@ def add_selector_columns(
                 f"SNR selection divides by sqrt({var}) but {int((v <= 0).sum())} row(s) have a "
                 f"variance of 0; pass snr=False or floor the variance (e.g. clip at 1e-12)."
             )
-        name = f"{mean}_snr"
+        name = f"{score}_snr"
         out[name] = mu / sigma
         cols.append(name)
     return out, cols
 
 
-def _rule_label(col: str, mean: str) -> str:
-    if col == mean:
+def _rule_label(col: str, score: str) -> str:
+    if col == score:
         return "Mean only"
-    rule = col[len(mean) + 1:]
+    rule = col[len(score) + 1:]
     for prefix, label in (("lcb", "LCB"), ("ucb", "UCB"), ("varfilter", "Var-Filter")):
         if rule.startswith(prefix):
             val = rule[len(prefix):].replace("m", "-")
@@ -148,23 +156,25 @@ def _rule_label(col: str, mean: str) -> str:
     return "SNR" if rule == "snr" else rule
 
 
+@renamed_kwargs(mean="score")
 def selector_table(
     table: pd.DataFrame,
-    mean: str = "score_prob",
-    var: str = "var_prob",
-    ns=(1, 5, 10, 15, 20, 30),
+    score: str,
+    var: str,
+    ns: Sequence[int] = (1, 5, 10, 15, 20, 30),
     *,
     split: str | None = "val",
     pool: str = "clip",
-    **selector_kwargs,
+    **selector_kwargs: Any,
 ) -> pd.DataFrame:
     """Table A10: exact Best-of-N utility of each variance-based selection rule.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Score table with ``mean`` and ``var`` columns.
-    mean, var : str
+        Score table with ``score`` and ``var`` columns.
+    score, var : str
+        Predicted mean and variance columns (``mean=`` is a deprecated alias of ``score``).
     ns : sequence of int, default (1, 5, 10, 15, 20, 30)
     split : str or None, default "val"
     pool : {"clip", "error"}, default "clip"
@@ -183,18 +193,19 @@ def selector_table(
     --------
     >>> from ttp_diag import simulate_score_table
     >>> t = simulate_score_table(n_users=6, n_queries=4, n_candidates=10, seed=0)
-    >>> selector_table(t, ns=[1, 5]).loc[0, "strategy"]
+    >>> selector_table(t, "score_prob", "var_prob", ns=[1, 5]).loc[0, "strategy"]
     'Mean only'
     """
     from ttp_diag.bon import bon_curve
 
-    t = validate_score_table(table, scores=[mean], split=split)
-    t, cols = add_selector_columns(t, mean, var, **selector_kwargs)
+    t = validate_score_table(table, scores=[score], split=split)
+    t, cols = add_selector_columns(t, score, var, **selector_kwargs)
     rows = []
     for col in cols:
         curve = bon_curve(t, col, ns, split=None, pool=pool)
-        row = {"strategy": _rule_label(col, mean), "column": col}
-        row.update({f"N={int(n)}": float(u) for n, u in zip(curve["n"], curve["utility"])})
+        row = {"strategy": _rule_label(col, score), "column": col}
+        row.update({f"N={int(n)}": float(u)
+                    for n, u in zip(curve["n"], curve["utility"], strict=True)})
         rows.append(row)
     out = pd.DataFrame(rows)
     last = f"N={int(max(ns))}"

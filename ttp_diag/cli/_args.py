@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 
-def split_list(values) -> list[str] | None:
+
+def split_list(values: Iterable[object] | None) -> list[str] | None:
     """``["a,b", "c"]`` -> ``["a", "b", "c"]``; ``None`` stays ``None``."""
     if values is None:
         return None
@@ -11,7 +13,8 @@ def split_list(values) -> list[str] | None:
     return out or None
 
 
-def parse_ns(values) -> list[int] | None:
+def parse_ns(values: Iterable[object] | None) -> list[int] | None:
+    """``["1,5", "10"]`` -> ``[1, 5, 10]`` (sorted, unique, each >= 1); ``None`` stays None."""
     items = split_list(values)
     if items is None:
         return None

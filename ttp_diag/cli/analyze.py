@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ttp_diag.cli._args import parse_ns
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
-def register(sub) -> None:
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
         help="observed vs predicted Best-of-N curves, alpha/beta/rho and relMAE per reward model",
@@ -37,41 +43,20 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def analyze_table(table, scores, ns, *, shape="sqrt_log", split="val", collapse_threshold=0.1,
-                  rho_u="pooled", refined=False, pool="error", fit_mu=False) -> dict:
-    """The numbers ``ttp-diag analyze`` prints, as a dict (also used by ``--json``)."""
-    import ttp_diag as td
+def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequence[int], *,
+                  shape: str = "sqrt_log", split: str | None = "val",
+                  collapse_threshold: float = 0.1, rho_u: str = "pooled", refined: bool = False,
+                  pool: str = "error", fit_mu: bool = False) -> dict[str, Any]:
+    """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
+    :class:`ttp_diag.BestOfN` fit, :meth:`~ttp_diag.BestOfN.to_dict`."""
+    from ttp_diag.bestofn import BestOfN
 
-    scores = td.score_columns(table) if scores is None else scores
-    if not scores:
-        raise ValueError("the table has no score_* columns; pass --scores.")
-    table = td.validate_score_table(table, scores=scores, split=split)
-    kw = dict(split=None, pool=pool, validate=False)
-    random = td.bon_curve(table, "random", ns, **kw)["utility"].to_numpy()
-    oracle = td.bon_curve(table, "oracle", ns, **kw)["utility"].to_numpy()
-    # mu is the exact random utility (g(1) = 0 for every shape); only c*sigma is fitted
-    cal = td.calibrate(ns, oracle, shape=shape, mu=None if fit_mu else float(random[0]))
-    out = {"ns": list(ns), "shape": shape, "n_rows": int(len(table)),
-           "random": random.tolist(), "oracle": oracle.tolist(),
-           "calibration": cal.to_dict(), "models": {}}
-    for s in scores:
-        obs = td.bon_curve(table, s, ns, **kw)["utility"].to_numpy()
-        diag = td.diagnose(table, s, collapse_threshold=collapse_threshold, rho_u=rho_u,
-                           split=None, validate=False)
-        pred = td.predict_bon_curve(ns, diag, cal, refined=refined)
-        with_gap = [i for i, n in enumerate(ns) if n > 1]
-        out["models"][s] = {
-            **diag.to_dict(),
-            "observed": obs.tolist(),
-            "predicted": pred.tolist(),
-            "rel_mae": td.rel_mae(pred, obs),
-            "capture_rate": (td.mean_capture_rate(obs[with_gap], oracle[with_gap],
-                                                  random[with_gap]) if with_gap else None),
-        }
-    return out
+    fit = BestOfN(ns, shape=shape, mu="fit" if fit_mu else "random", split=split, pool=pool,
+                  refined=refined, collapse_threshold=collapse_threshold, rho_u=rho_u)
+    return fit.fit(table, scores).to_dict()
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ttp_diag.io import read_table
@@ -102,7 +87,7 @@ def run(args) -> int:
         rows.append({"model": s, "alpha": m["alpha"], "beta": m["beta"],
                      "rho_plus": m["rho_plus"], "rho_minus": m["rho_minus"],
                      "rho_eff": m["rho_eff"], "rho_total": m["rho_total"],
-                     "relMAE %": 100 * m["rel_mae"],
+                     "relMAE %": None if m["rel_mae"] is None else 100 * m["rel_mae"],
                      "capture": m["capture_rate"]})
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -1,11 +1,19 @@
-"""``ttp-diag figures``: every kind of paper figure from one or more score tables."""
+"""``ttp-diag figures``: every kind of paper figure from one or more score tables.
+
+Each table is fitted once (:class:`ttp_diag.BestOfN`) and every figure is drawn from that fit
+(:func:`ttp_diag.plots.gallery.write_all_figures`).
+"""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 
-def register(sub) -> None:
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "figures",
         help="draw every kind of paper figure from score tables (one panel column per table)",
@@ -20,44 +28,75 @@ def register(sub) -> None:
     p.add_argument("--scores", nargs="+", default=None,
                    help="score columns (default: every score_* column)")
     p.add_argument("--ns", nargs="+", default=None,
-                   help="candidate counts (default: 1 .. smallest pool)")
+                   help="candidate counts (default: 1 .. median pool size)")
     p.add_argument("--shapes", nargs="+", default=["sqrt_log", "gaussian"],
                    choices=["sqrt_log", "gaussian", "kl"], help="curve shapes to draw")
     p.add_argument("--split", default="val", help="split to analyse (default %(default)s)")
+    p.add_argument("--base", default="score_det",
+                   help="score column whose failures Figs. 6, A8, A9 analyse (default "
+                        "%(default)s, the paper's deterministic user RM; skipped when absent)")
+    p.add_argument("--new", default="score_prob",
+                   help="score column compared with --base (default %(default)s)")
+    p.add_argument("--var", default=None,
+                   help="predicted-variance column of --new (default: var_<rm> of --new)")
     p.add_argument("--training-baseline", nargs="+", type=float, default=None,
                    help="utility of a training-based baseline, one per table (dotted line)")
     p.add_argument("--reward-label", default="Reward", help="y-axis label of the curves")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap replicates of Fig. A4 (default %(default)s)")
     p.set_defaults(func=run)
 
 
-def load_tasks(paths, names=None) -> dict:
+def load_tasks(paths: Sequence[str | Path],
+               names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """``{task name: table}`` from file paths (names default to the file stems)."""
     from ttp_diag.io import read_table
 
     if names is not None and len(names) != len(paths):
         raise ValueError(f"--names has {len(names)} name(s) for {len(paths)} table(s); give "
                          f"one name per table.")
-    names = names or [Path(p).stem for p in paths]
+    names = list(names) if names else [Path(p).stem for p in paths]
     if len(set(names)) != len(names):
         raise ValueError(f"task names must be distinct, got {names}; pass --names.")
-    return {n: read_table(p) for n, p in zip(names, paths)}
+    return {n: read_table(p) for n, p in zip(names, paths, strict=True)}
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ttp_diag.cli._args import parse_ns, split_list
-    from ttp_diag.plots.figures import write_all_figures
+    from ttp_diag.full_report import variance_column
+    from ttp_diag.plots.gallery import write_all_figures
+    from ttp_diag.table import score_columns
 
+    if args.n_boot < 1:
+        raise ValueError(f"--n-boot must be >= 1 (e.g. --n-boot 1000); got {args.n_boot}.")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out!r} is an existing file; pass a folder name (it is "
+                         f"created if missing).")
     tasks = load_tasks(args.tables, args.names)
+    scores = split_list(args.scores)
+    for task, t in tasks.items():
+        if scores is None and not score_columns(t):
+            raise ValueError(f"table {task!r} has no score_* column (columns: "
+                             f"{', '.join(map(str, t.columns))}); add one per reward model or "
+                             f"name the columns to plot with --scores.")
     base = None
     if args.training_baseline is not None:
         if len(args.training_baseline) != len(tasks):
             raise ValueError(f"--training-baseline needs one value per table ({len(tasks)}); "
                              f"got {len(args.training_baseline)}.")
-        base = dict(zip(tasks, args.training_baseline))
+        base = dict(zip(tasks, args.training_baseline, strict=True))
+    var = args.var
+    if var is not None and not any(var in t.columns for t in tasks.values()):
+        raise ValueError(f"--var {var!r} is not a column of any table; pass an existing "
+                         f"predicted-variance column or leave --var out.")
+    if var is None:
+        var = next((v for t in tasks.values() if (v := variance_column(t, args.new))), None)
     print(f"ttp-diag figures: {len(tasks)} table(s): {', '.join(tasks)}")
-    paths = write_all_figures(tasks, args.out, scores=split_list(args.scores),
-                              ns=parse_ns(args.ns), shapes=tuple(args.shapes),
+    paths = write_all_figures(tasks, out, scores=scores, ns=parse_ns(args.ns),
+                              shapes=tuple(args.shapes), base=args.base, new=args.new, var=var,
                               split=args.split, training_baseline=base,
-                              reward_label=args.reward_label)
-    print(f"wrote {len(paths)} figures to {Path(args.out).resolve()}")
+                              reward_label=args.reward_label, n_boot=args.n_boot,
+                              progress=True)
+    print(f"wrote {len(paths)} figures to {out.resolve()}")
     return 0

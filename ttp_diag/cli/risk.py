@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "risk",
         help="a-priori collapse/hacking risk from training labels (Tables A13, A14)",
@@ -28,11 +29,15 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ttp_diag.analysis import risk_report
     from ttp_diag.cli._args import split_list
     from ttp_diag.io import read_table
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out!r} is an existing file; pass a folder name (it is "
+                         f"created if missing).")
     table = read_table(args.table)
     scores = split_list(args.scores)
     if scores is not None and [s.lower() for s in scores] == ["none"]:
@@ -41,15 +46,12 @@ def run(args) -> int:
                       collapse_threshold=args.collapse_threshold)
     images = []
     if len(rep.collapse_table):
-        from ttp_diag.plots import savefig
-        from ttp_diag.plots.figures import risk_figure
+        from ttp_diag.plots.risk import risk_figure
         from ttp_diag.report import figure_png_bytes
 
-        fig = risk_figure(rep)
         images.append(("Collapse and hacking rates by half (Tables A13/A14)",
-                       figure_png_bytes(fig)))
-        savefig(fig, Path(args.out) / "risk_by_half.png")
-    files = rep.save(args.out, images=images)
-    print(rep.summary())
-    print(f"wrote {len(files) + len(images)} files to {Path(args.out).resolve()}")
+                       figure_png_bytes(risk_figure(rep))))
+    files = rep.save(out, images=images)
+    print(rep)
+    print(f"wrote {len(files)} files to {out.resolve()}")
     return 0

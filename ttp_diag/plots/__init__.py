@@ -1,4 +1,12 @@
-"""Figures of the paper from score tables (matplotlib, Agg canvas; never imported by ``ttp_diag``).
+"""Figures of the paper from score tables or fitted analyses (matplotlib, Agg canvas; never
+imported by ``import ttp_diag``).
+
+One module per figure family, each with axes-level panels (``ax=``) and figure-level layouts:
+:mod:`~ttp_diag.plots.curves` (Figs. 1-3, A4, A5), :mod:`~ttp_diag.plots.correlations`
+(Figs. 4, 5), :mod:`~ttp_diag.plots.failure` (Figs. 6, A8, A9),
+:mod:`~ttp_diag.plots.assumptions` (Figs. A6, A7), :mod:`~ttp_diag.plots.risk` (Tables
+A13/A14) and :mod:`~ttp_diag.plots.gallery` (all of them as PNGs). Colours and labels:
+:mod:`~ttp_diag.plots.style`.
 
 Examples
 --------
@@ -9,23 +17,8 @@ Examples
 1
 """
 
-from ttp_diag.plots.figures import (
-    collapse_panels,
-    confidence_bands,
-    correlation_distributions,
-    default_ns,
-    failure_modes,
-    hacking_panels,
-    linearity_figure,
-    oracle_scaling,
-    predicted_vs_observed,
-    resolve_pool,
-    risk_figure,
-    scaling_curves,
-    sub_gaussian_figure,
-    task_panel,
-    write_all_figures,
-)
+from ttp_diag.plots import figures
+from ttp_diag.plots.figures import *  # noqa: F403 - the figure functions, listed in figures
 from ttp_diag.plots.style import (
     COLORS,
     LABELS,
@@ -38,27 +31,13 @@ from ttp_diag.plots.style import (
 )
 
 __all__ = [
+    *figures.__all__,
     "COLORS",
     "LABELS",
-    "collapse_panels",
     "colors_for",
-    "confidence_bands",
-    "correlation_distributions",
-    "default_ns",
-    "failure_modes",
-    "hacking_panels",
-    "linearity_figure",
     "new_figure",
-    "oracle_scaling",
-    "predicted_vs_observed",
-    "resolve_pool",
-    "risk_figure",
     "rm_color",
     "rm_key",
     "rm_label",
     "savefig",
-    "scaling_curves",
-    "sub_gaussian_figure",
-    "task_panel",
-    "write_all_figures",
 ]

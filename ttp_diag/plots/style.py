@@ -17,6 +17,16 @@ True
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ttp_diag.names import LABELS, selector_key, selector_label
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "COLORS",
@@ -46,28 +56,6 @@ COLORS = {
     "theory": "#CC79A7",  # reddish purple
 }
 
-#: Labels used in every legend and table.
-LABELS = {
-    "random": "Random",
-    "oracle": "Oracle",
-    "global": "Global RM",
-    "det": "Deterministic User RM",
-    "prob": "Probabilistic User RM",
-    "training": "Training baseline",
-    "theory": "Theory",
-}
-
-#: Short labels for crowded axes (violin ticks).
-SHORT_LABELS = {
-    "random": "Random",
-    "oracle": "Oracle",
-    "global": "Global",
-    "det": "Det",
-    "prob": "Prob",
-    "training": "Training",
-    "theory": "Theory",
-}
-
 #: Colours for unknown score columns, none close to a fixed colour above.
 EXTRA_PALETTE = (
     "#8C564B",  # brown
@@ -90,41 +78,17 @@ CATEGORY_COLORS = {
     "both_negative": "#4D4D4D",
 }
 
-_ALIASES = {
-    "global rm": "global",
-    "deterministic user rm": "det",
-    "deterministic": "det",
-    "user rm": "det",
-    "user": "det",
-    "probabilistic user rm": "prob",
-    "probabilistic": "prob",
-    "training baseline": "training",
-    "train": "training",
-    "baseline": "training",
-}
-
 _MARKERS = {"random": "", "oracle": "o", "global": "s", "det": "^", "prob": "D"}
 
 
 def rm_key(name: str) -> str:
-    """Canonical key of a selector name: ``"score_det"``, ``"det"``, ``"Deterministic User RM"``
-    all give ``"det"``; unknown ``score_foo`` gives ``"foo"``."""
-    s = str(name)
-    low = s.lower()
-    if low in COLORS:
-        return low
-    if low in _ALIASES:
-        return _ALIASES[low]
-    if low.startswith("score_"):
-        return low[len("score_"):]
-    return s
+    """Canonical key of a selector name (see :func:`ttp_diag.names.selector_key`)."""
+    return selector_key(name)
 
 
 def rm_label(name: str, short: bool = False) -> str:
-    """Legend label of a selector (unknown names: the column without its ``score_`` prefix)."""
-    key = rm_key(name)
-    table = SHORT_LABELS if short else LABELS
-    return table.get(key, key)
+    """Legend label of a selector (see :func:`ttp_diag.names.selector_label`)."""
+    return selector_label(name, short)
 
 
 def _hash_index(key: str) -> int:
@@ -139,7 +103,7 @@ def rm_color(name: str) -> str:
     return EXTRA_PALETTE[_hash_index(key)]
 
 
-def colors_for(names) -> dict:
+def colors_for(names: Iterable[str]) -> dict[str, str]:
     """Colours for the selectors of one figure, distinct within the figure.
 
     Known models keep their fixed colours. An unknown name keeps its hashed colour unless an
@@ -193,7 +157,7 @@ RC = {
 }
 
 
-def styled(func):
+def styled(func: F) -> F:
     """Decorator: run a figure function inside ``matplotlib.rc_context(RC)``.
 
     Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never through
@@ -202,16 +166,17 @@ def styled(func):
     import functools
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
         with matplotlib.rc_context(RC):
             return func(*args, **kwargs)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = False, **kw):
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: bool = False, **kw: Any) -> tuple[Figure, Any]:
     """A constrained-layout :class:`~matplotlib.figure.Figure` and its axes grid (Agg canvas)."""
     from matplotlib.figure import Figure
 
@@ -222,14 +187,15 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = 
     return fig, axes
 
 
-def savefig(fig, path, *, dpi: int = 130) -> str:
-    """Save a figure atomically (temporary file then :func:`os.replace`); returns the path."""
-    import os
-    from pathlib import Path
+def savefig(fig: Figure, path: str | Path, *, dpi: int = 130) -> str:
+    """Save a figure atomically (a :func:`tempfile.mkstemp` file in the target folder, then
+    :func:`os.replace`; removed on error); returns the path.
+
+    The figures use constrained layout, which already fits every label and legend, so no
+    ``bbox_inches="tight"`` (that draws every figure twice).
+    """
+    from ttp_diag.io import atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return str(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return str(atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi)))

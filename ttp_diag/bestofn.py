@@ -1,0 +1,564 @@
+"""One fitted Best-of-N analysis of a score table: curves, calibration, diagnostics, prediction.
+
+:class:`BestOfN` is the one place where the package's recipe lives:
+
+1. exact Best-of-N **curves** of Random, Oracle and every reward model
+   (:func:`ttp_diag.bon_curves`);
+2. **calibrate** the oracle law ``mu + c sigma g(N)``, with ``mu`` fixed at the exact
+   random-selection utility by default (every shape has ``g(1) = 0``, so the law starts at
+   Random for N = 1 and only ``c sigma`` is fitted, as in the paper's Appendix C.1);
+3. **diagnose** every score column once (:func:`ttp_diag.diagnose`);
+4. **predict** each model's curve from its diagnostics and the calibration (Prop. 4.4).
+
+The command line (``ttp-diag analyze``, ``ttp-diag demo``, ``ttp-diag figures``), the HTML
+report and ``paper_figures/make_all.py`` all consume a fitted :class:`BestOfN` instead of
+recomputing any of these steps. It follows lifelines' fitters: settings in the constructor,
+``fit`` returns ``self``, learned attributes end in ``_``, ``summary`` is a tidy DataFrame,
+``print_summary()`` prints it, ``plot(kind=..., ax=None)`` draws it.
+
+Examples
+--------
+>>> import ttp_diag as td
+>>> t = td.simulate_score_table(n_users=12, n_queries=4, n_candidates=8, seed=0)
+>>> bon = td.BestOfN(ns=[1, 2, 4, 8]).fit(t)
+>>> sorted(bon.diagnostics_)
+['score_det', 'score_global', 'score_prob']
+>>> bool(bon.calibration_.mu == bon.curve("random")["utility"].iloc[0])
+True
+>>> list(bon.summary.columns[:4])
+['score', 'rm', 'shape', 'alpha']
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .bon import bon_curves
+from .diagnostics import Diagnostics, diagnose
+from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
+from .names import selector_label
+from .table import score_columns, validate_score_table
+from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
+
+PlotKind = Literal["curves", "theory", "oracle", "predicted", "correlations", "bands", "gain"]
+PLOT_KINDS: tuple[str, ...] = ("curves", "theory", "oracle", "predicted", "correlations",
+                               "bands", "gain")
+
+# Diagnostics fields shown first in the summary, in this order (others follow as they come).
+_DIAG_FIRST = ("alpha", "beta", "rho_plus", "rho_minus", "rho_collapsed", "rho_eff", "rho_total")
+# What the oracle's row means for them: a perfect reward model.
+_ORACLE_DIAG = {"alpha": 0.0, "beta": 0.0, "rho_plus": 1.0, "rho_minus": 0.0,
+                "rho_collapsed": float("nan"), "rho_eff": 1.0, "rho_total": 1.0}
+_UNSET: Any = object()
+
+
+def default_ns(table: pd.DataFrame, *, split: str | None = "val") -> list[int]:
+    """Candidate counts to analyse: every N up to the pool size (at most about 32 points).
+
+    With equal pools that is the pool size. When pools differ (de-duplicated candidates) it
+    is the median pool size, and queries with smaller pools use their whole pool for larger N
+    (``pool="clip"``, chosen automatically, see :func:`resolve_pool`).
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> default_ns(td.simulate_score_table(n_users=2, n_queries=2, n_candidates=6, seed=0))
+    [1, 2, 3, 4, 5, 6]
+    """
+    t = validate_score_table(table, scores=[], split=split)
+    m = max(int(np.median(t.groupby("query_id").size())), 2)
+    if m <= 32:
+        return list(range(1, m + 1))
+    grid = np.unique(np.round(np.geomspace(1, m, 24)).astype(int))
+    return [int(n) for n in grid]
+
+
+def resolve_pool(table: pd.DataFrame, ns: Sequence[int],
+                 pool: Literal["error", "clip"] | None = None) -> str:
+    """``pool`` as given, or ``"clip"`` when some N exceeds the smallest pool, else ``"error"``.
+
+    ``table`` must be already restricted to the analysed split.
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=2, n_queries=2, n_candidates=6, seed=0)
+    >>> resolve_pool(t, [1, 6]), resolve_pool(t, [1, 7])
+    ('error', 'clip')
+    """
+    if pool is not None:
+        return pool
+    smallest = int(table.groupby("query_id").size().min())
+    return "clip" if max(ns) > smallest else "error"
+
+
+def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> None:
+    """Raise a ValueError when no query of ``table`` has two different rewards.
+
+    Best-of-N cannot gain anything then (the oracle equals random), so every relative number
+    (relMAE, captured share of the oracle gap, rates of hacking) would be 0/0. ``table`` is
+    an already validated table; ``split`` only names it in the message.
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=2, n_queries=2, n_candidates=4, seed=0)
+    >>> check_reward_signal(t)
+    >>> check_reward_signal(t.assign(reward=0.0))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: no reward signal: every reward is 0 (8 queries, 32 candidates), so ...
+    """
+    r = table["reward"].to_numpy(dtype=float)
+    spread = table.assign(_r=r).groupby("query_id")["_r"].agg(np.ptp)
+    if len(spread) and not (spread > 0).any():
+        where = f" in split {split!r}" if split else ""
+        what = (f"every reward{where} is 0" if not np.any(r) else
+                f"every query{where} has one reward value for all its candidates")
+        raise ValueError(
+            f"no reward signal: {what} ({len(spread)} queries, {len(r)} candidates), so "
+            f"Best-of-N cannot beat random and relMAE/capture are undefined; check the reward "
+            f"column (e.g. labels computed against an empty gold text) or analyse another "
+            f"split.")
+
+
+def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[str]:
+    if scores is None:
+        found = score_columns(table)
+        if not found:
+            raise ValueError(
+                "the table has no score_* column to analyse (columns: "
+                f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
+                "scores=[...] (--scores on the command line).")
+        return found
+    if isinstance(scores, str):
+        return [scores]
+    return list(scores)
+
+
+def _diag_fields(d: Diagnostics) -> dict[str, Any]:
+    """The scalar quantities of a diagnostics result as flat columns.
+
+    Passes through whatever the diagnostics report: a tidy ``summary`` DataFrame (one row per
+    quantity with ``estimate`` and optional ``ci_low``/``ci_high``/null columns) becomes
+    ``<quantity>``, ``<quantity>_ci_low``, ...; otherwise the numeric fields of ``to_dict()``.
+    """
+    summ = getattr(d, "summary", None)
+    if isinstance(summ, pd.DataFrame) and "estimate" in summ.columns:
+        key = "quantity" if "quantity" in summ.columns else summ.columns[0]
+        out: dict[str, Any] = {}
+        for row in summ.to_dict("records"):
+            q = str(row[key])
+            out[q] = row["estimate"]
+            for col, v in row.items():
+                if col not in (key, "estimate"):
+                    out[f"{q}_{col}"] = v
+        return out
+    return {k: v for k, v in d.to_dict().items()
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+
+
+def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int]) -> float:
+    """Gain-weighted captured share of the oracle gap over N > 1; NaN where the oracle never
+    beats random (no gap to capture)."""
+    if not gap:
+        return float("nan")
+    try:
+        return float(mean_capture_rate(o[gap], orc[gap], rnd[gap]))
+    except ValueError:
+        return float("nan")
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if not np.isfinite(v) else v
+
+
+def _accepts(func: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+
+
+def _check_ci(ci: float | None) -> None:
+    if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
+        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None for no "
+                         f"interval; got {ci!r}.")
+
+
+class BestOfN:
+    """Exact Best-of-N curves, the oracle calibration, diagnostics and predictions, fitted once.
+
+    Parameters
+    ----------
+    ns : sequence of int, optional
+        Candidate counts N (default: every N up to the median pool size, :func:`default_ns`).
+    shape : str or sequence of str, default "sqrt_log"
+        Curve shape(s) g(N) of the law (``"sqrt_log"``, ``"gaussian"``, ``"kl"``). With several
+        shapes every one is calibrated and predicted; the first is the primary one
+        (``calibration_``, ``predict``'s default).
+    mu : "random", "fit" or float, default "random"
+        ``"random"``: fix mu at the exact random-selection utility and fit only ``c sigma``;
+        ``"fit"``: fit mu too (least squares); a number: fix mu at it.
+    split : str or None, default "val"
+        Split to analyse (None: every row).
+    pool : {"error", "clip"}, optional
+        N above a query's pool: error, or use the whole pool; default ``"clip"`` exactly when
+        some N exceeds the smallest pool (:func:`resolve_pool`).
+    refined : bool, default False
+        Predict with the collapsed users' correlation too (Eq. 30).
+    collapse_threshold : float, default 0.1
+        rho_u below which a user is collapsed.
+    rho_u : {"pooled", "mean_query"}, default "pooled"
+        How :func:`ttp_diag.diagnose` measures rho_u.
+    ci : float or None, default None
+        Confidence level of the bootstrap over users (curves and, where
+        :func:`ttp_diag.diagnose` supports it, diagnostics); None: no interval.
+    n_boot : int, default 1000
+        Bootstrap replicates.
+    seed : int or None, default 0
+        Seed of the bootstrap (the curves themselves are exact and need none).
+
+    Attributes
+    ----------
+    scores_ : list of str
+        Score columns analysed.
+    ns_ : list of int
+    pool_ : str
+    table_ : pandas.DataFrame
+        The validated rows of the analysed split.
+    curves_ : pandas.DataFrame
+        ``selector, n, utility`` (+ ``ci_low, ci_high``) for random, oracle and every score.
+    calibrations_ : dict of str -> Calibration
+        One per shape; ``calibration_`` is the primary shape's.
+    diagnostics_ : dict of str -> Diagnostics
+    predictions_ : pandas.DataFrame
+        ``selector, shape, n, observed, predicted`` for the oracle and every score.
+    best_shape_ : str
+        The shape whose oracle fit has the highest R².
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=20, n_queries=6, n_candidates=16, seed=0)
+    >>> bon = td.BestOfN(ns=[1, 4, 16], shape=("sqrt_log", "gaussian")).fit(t, "score_prob")
+    >>> bon.summary.query("score == 'score_prob'")[["shape", "rel_mae"]].shape
+    (2, 2)
+    >>> bon.predict([64]).shape
+    (1,)
+    """
+
+    def __init__(self, ns: Sequence[int] | None = None,
+                 shape: str | Sequence[str] = "sqrt_log",
+                 mu: Literal["random", "fit"] | float = "random", *,
+                 split: str | None = "val", pool: Literal["error", "clip"] | None = None,
+                 refined: bool = False, collapse_threshold: float = 0.1,
+                 rho_u: Literal["pooled", "mean_query"] = "pooled",
+                 ci: float | None = None, n_boot: int = 1000, seed: int | None = 0) -> None:
+        self.ns = ns
+        self.shape = shape
+        self.mu = mu
+        self.split = split
+        self.pool = pool
+        self.refined = refined
+        self.collapse_threshold = collapse_threshold
+        self.rho_u = rho_u
+        self.ci = ci
+        self.n_boot = n_boot
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def shapes(self) -> list[str]:
+        """The curve shapes as a list (the constructor takes one or several)."""
+        shapes = [self.shape] if isinstance(self.shape, str) else list(self.shape)
+        bad = [s for s in shapes if s not in SHAPES]
+        if bad or not shapes:
+            raise ValueError(f"unknown curve shape(s) {bad or shapes!r}; use one or more of "
+                             f"{SHAPES}.")
+        return shapes
+
+    def _mu_value(self, random_utility: float) -> float | None:
+        if isinstance(self.mu, str):
+            if self.mu == "random":
+                return random_utility
+            if self.mu == "fit":
+                return None
+            raise ValueError(f"mu must be 'random', 'fit' or a number; got {self.mu!r}.")
+        mu = float(self.mu)
+        if not np.isfinite(mu):
+            raise ValueError(f"mu must be finite; got {self.mu!r}.")
+        return mu
+
+    def fit(self, table: pd.DataFrame, scores: str | Sequence[str] | None = None, *,
+            ci: float | None = _UNSET, n_boot: int = _UNSET,
+            seed: int | None = _UNSET) -> BestOfN:
+        """Compute curves, calibration, diagnostics and predictions of ``table``.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            A score table (validated here, once).
+        scores : str or list of str, optional
+            Score columns (default: every ``score_*`` column).
+        ci, n_boot, seed
+            Override the constructor's bootstrap settings for this fit (forwarded to
+            :func:`ttp_diag.bon_curves` and, where it accepts them, :func:`ttp_diag.diagnose`).
+
+        Returns
+        -------
+        BestOfN
+            ``self``, fitted.
+        """
+        ci = self.ci if ci is _UNSET else ci
+        n_boot = self.n_boot if n_boot is _UNSET else n_boot
+        seed = self.seed if seed is _UNSET else seed
+        _check_ci(ci)
+        if ci is not None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 1):
+            raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+        shapes = self.shapes
+        sc = _as_scores(table, scores)
+        val = validate_score_table(table, scores=sc, split=self.split)
+        check_reward_signal(val, split=self.split)
+        ns = list(self.ns) if self.ns is not None else default_ns(val, split=None)
+        pool = resolve_pool(val, ns, self.pool)
+        curves = bon_curves(val, ["random", "oracle", *sc], ns, split=None, ci=ci,
+                            n_boot=n_boot, seed=0 if seed is None else seed, pool=pool)
+        self.scores_, self.ns_, self.pool_, self.table_ = sc, ns, pool, val
+        self.user_curves_: pd.DataFrame | None = None
+        self.curves_ = curves
+        self.ci_, self.n_boot_, self.seed_ = ci, n_boot, seed
+        oracle = self._observed("oracle")
+        mu = self._mu_value(float(self._observed("random")[0]))
+        self.calibrations_ = {s: calibrate(ns, oracle, shape=s, mu=mu) for s in shapes}
+        self.calibration_ = self.calibrations_[shapes[0]]
+        self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
+        kw: dict[str, Any] = {"collapse_threshold": self.collapse_threshold, "rho_u": self.rho_u,
+                              "split": None, "validate": False}
+        if ci is not None and _accepts(diagnose, "ci"):
+            kw.update(ci=ci, n_boot=n_boot, seed=seed)
+        self.diagnostics_ = {s: diagnose(val, s, **kw) for s in sc}
+        self.predictions_ = pd.concat(
+            [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
+                           "observed": self._observed(sel),
+                           "predicted": self.predict(ns, sel, shape)})
+             for shape in shapes for sel in ["oracle", *sc]], ignore_index=True)
+        return self
+
+    # ------------------------------------------------------------------ results
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "curves_"):
+            raise AttributeError("this BestOfN is not fitted yet; call .fit(table) first.")
+
+    def _observed(self, selector: str) -> np.ndarray:
+        c = self.curves_
+        return c.loc[c["selector"] == selector, "utility"].to_numpy()
+
+    def curve(self, selector: str) -> pd.DataFrame:
+        """The observed curve of one selector (``"random"``, ``"oracle"`` or a score column)."""
+        self._check_fitted()
+        out = self.curves_[self.curves_["selector"] == selector]
+        if out.empty:
+            raise KeyError(f"no curve for {selector!r}; fitted selectors: random, oracle, "
+                           f"{', '.join(self.scores_)}.")
+        return out
+
+    def calibration(self, shape: str | None = None) -> Calibration:
+        """The oracle calibration for ``shape`` (default: the primary one); a shape that was
+        not fitted is calibrated now, with the same mu rule, and kept."""
+        self._check_fitted()
+        shape = shape or self.shapes[0]
+        if shape not in self.calibrations_:
+            if shape not in SHAPES:
+                raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
+            mu = self._mu_value(float(self._observed("random")[0]))
+            self.calibrations_[shape] = calibrate(self.ns_, self._observed("oracle"),
+                                                  shape=shape, mu=mu)
+        return self.calibrations_[shape]
+
+    def user_curves(self) -> pd.DataFrame:
+        """Each user's exact curve of every fitted selector (``selector, user_id, n,
+        utility``), computed on first use and kept (the bootstrap bands are drawn from it)."""
+        self._check_fitted()
+        if getattr(self, "user_curves_", None) is None:
+            self.user_curves_ = bon_curves(self.table_, ["random", "oracle", *self.scores_],
+                                           self.ns_, split=None, per_user=True, pool=self.pool_)
+        return self.user_curves_
+
+    def predict(self, ns: Sequence[float] | np.ndarray, score: str | None = None,
+                shape: str | None = None) -> np.ndarray:
+        """The law's utility at any ``ns`` (also past the pool size).
+
+        ``score``: a score column (its four diagnostics in Prop. 4.4), ``"oracle"`` (the
+        calibration) or ``"random"`` (flat at mu); default: the first score column. ``shape``:
+        default the primary shape.
+        """
+        self._check_fitted()
+        cal = self.calibration(shape)
+        score = score or self.scores_[0]
+        if score == "oracle":
+            return cal.predict(ns)
+        if score == "random":
+            return np.full(np.atleast_1d(ns).shape, cal.mu, dtype=float)
+        if score not in self.diagnostics_:
+            raise KeyError(f"{score!r} was not fitted; fitted score columns: "
+                           f"{', '.join(self.scores_)}.")
+        return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)
+
+    def _row(self, sel: str, shape: str) -> dict[str, Any]:
+        ns = self.ns_
+        o = self._observed(sel)
+        rnd, orc = self._observed("random"), self._observed("oracle")
+        p = self.predict(ns, sel, shape)
+        gap = [i for i, n in enumerate(ns) if n > 1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r2 = r_squared(p, o)
+        diag = dict(_ORACLE_DIAG) if sel == "oracle" else _diag_fields(self.diagnostics_[sel])
+        head = {k: diag.pop(k) for k in _DIAG_FIRST if k in diag}
+        try:
+            err = rel_mae(p, o)
+        except ValueError:  # an observed utility of 0: relMAE is undefined, say so with NaN
+            err = float("nan")
+        last = ns[-1]
+        return {
+            "score": sel, "rm": selector_label(sel), "shape": shape, **head,
+            "rel_mae": err, "r2": r2,
+            f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
+                                 if last > 1 else float("nan")),
+            "mean_capture": _mean_capture(o, orc, rnd, gap),
+            **diag,
+        }
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per (selector, shape): diagnostics, relMAE, R² and captured oracle gap.
+
+        Columns: ``score``, ``rm`` (its legend label), ``shape``, the diagnostics (``alpha,
+        beta, rho_plus, rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
+        :func:`ttp_diag.diagnose` reports, intervals included), ``rel_mae``, ``r2`` of the
+        prediction, ``capture_N<last N>`` and ``mean_capture`` (gain-weighted over N > 1).
+        The oracle's rows compare the calibrated law with the oracle curve.
+        """
+        self._check_fitted()
+        rows = [self._row(sel, shape) for shape in self.shapes
+                for sel in ["oracle", *self.scores_]]
+        return pd.DataFrame(rows)
+
+    @property
+    def calibration_summary(self) -> pd.DataFrame:
+        """One row per shape: ``mu`` (and where it comes from), ``c_sigma`` with its interval,
+        R² of the oracle fit."""
+        self._check_fitted()
+        src = {"random": "random (exact)", "fit": "fitted"}.get(str(self.mu), "given")
+        return pd.DataFrame([{
+            "shape": shape, "mu": c.mu, "mu_source": src, "c_sigma": c.c_sigma, "r2": c.r2,
+            "c_sigma_ci_low": c.c_sigma_ci[0], "c_sigma_ci_high": c.c_sigma_ci[1]}
+            for shape, c in self.calibrations_.items()])
+
+    def summary_text(self, shape: str | None = None) -> str:
+        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N."""
+        self._check_fitted()
+        shape = shape or self.best_shape_
+        tab = self.summary
+        last = self.ns_[-1]
+        lines = []
+        for r in tab[(tab["shape"] == shape) & (tab["score"] != "oracle")].to_dict("records"):
+            lines.append(
+                f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
+                f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
+                f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        if not hasattr(self, "curves_"):
+            return repr(self)
+        cal = self.calibrations_[self.best_shape_]
+        head = (f"BestOfN: {len(self.scores_)} score column(s), "
+                f"{self.table_['user_id'].nunique()} users, {self.table_['query_id'].nunique()} "
+                f"queries, N = {self.ns_[0]}..{self.ns_[-1]} (pool={self.pool_})\n"
+                f"best-fitting shape {self.best_shape_}: mu = {cal.mu:.4f}, "
+                f"c*sigma = {cal.c_sigma:.4f}, R^2 = {cal.r2:.3f}")
+        return head + "\n" + self.summary_text()
+
+    def __repr__(self) -> str:
+        return (f"BestOfN(ns={self.ns!r}, shape={self.shape!r}, mu={self.mu!r}, "
+                f"split={self.split!r}, ci={self.ci!r})")
+
+    def print_summary(self, decimals: int = 3) -> None:
+        """Print the calibration and the summary table."""
+        self._check_fitted()
+        fmt = f"{{:.{decimals}f}}".format
+        print(str(self).split("\n")[0])
+        print(self.calibration_summary.to_string(index=False, float_format=fmt))
+        print()
+        cols = ["score", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
+                "mean_capture"]
+        print(self.summary[cols].to_string(index=False, float_format=fmt))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable numbers of the primary shape (what ``ttp-diag analyze --json``
+        prints)."""
+        self._check_fitted()
+        rnd, orc = self._observed("random"), self._observed("oracle")
+        gap = [i for i, n in enumerate(self.ns_) if n > 1]
+        out: dict[str, Any] = {
+            "ns": list(self.ns_), "shape": self.shapes[0], "n_rows": int(len(self.table_)),
+            "pool": self.pool_, "random": rnd.tolist(), "oracle": orc.tolist(),
+            "calibration": self.calibration_.to_dict(), "models": {}}
+        for s in self.scores_:
+            obs = self._observed(s)
+            pred = self.predict(self.ns_, s)
+            try:
+                err: float | None = rel_mae(pred, obs)
+            except ValueError:
+                err = None
+            out["models"][s] = {
+                **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
+                "predicted": pred.tolist(), "rel_mae": err,
+                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
+        return out
+
+    # ------------------------------------------------------------------ plotting
+    def plot(self, kind: PlotKind = "theory", ax: Axes | None = None, **kwargs: Any) -> Axes:
+        """Draw one panel of the fitted analysis on ``ax`` (a new figure when None).
+
+        Parameters
+        ----------
+        kind : str, default "theory"
+            ``"curves"``: observed curves vs Random/Oracle; ``"theory"``: observed curves with
+            each model's prediction; ``"oracle"``: the oracle with the calibrated law of every
+            shape; ``"predicted"``: predicted vs observed of one ``score=`` column;
+            ``"correlations"``: rho_u distributions (``level="query"`` for rho_q);
+            ``"bands"`` / ``"gain"``: curves / gains over random with bootstrap bands.
+        ax : matplotlib.axes.Axes, optional
+        **kwargs
+            Passed to the panel function of :mod:`ttp_diag.plots.curves` or
+            :mod:`ttp_diag.plots.correlations`.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        self._check_fitted()
+        from .plots import correlations, curves
+
+        panels = {"curves": curves.plot_curves, "theory": curves.plot_theory,
+                  "oracle": curves.plot_oracle, "predicted": curves.plot_predicted,
+                  "correlations": correlations.plot_correlations,
+                  "bands": curves.plot_bands,
+                  "gain": lambda b, ax=None, **kw: curves.plot_bands(b, ax=ax, gain=True, **kw)}
+        if kind not in panels:
+            raise ValueError(f"kind must be one of {PLOT_KINDS}; got {kind!r}.")
+        return panels[kind](self, ax=ax, **kwargs)

@@ -1,0 +1,290 @@
+"""The whole diagnosis of one score table, as one self-contained HTML report.
+
+:func:`full_report` fits one :class:`ttp_diag.BestOfN` (exact curves of Random, Oracle and every
+reward model, the oracle law calibrated for both curve shapes with mu fixed at the random
+utility, every model's diagnostics and predictions), runs the assumption checks, the
+failure-mode analyses, the a-priori risk report and the compute planner on top of it, and
+writes into one folder:
+
+* ``report.html`` -- self-contained (figures embedded as base64 PNG), and ``summary.md``;
+* every figure as PNG and every table as CSV, plus the ``risk_report.{md,html}`` files.
+
+``ttp-diag demo`` is a thin command over it.
+
+Examples
+--------
+>>> import tempfile, ttp_diag as td
+>>> from ttp_diag.full_report import full_report
+>>> t = td.simulate_score_table(n_users=8, n_queries=3, n_candidates=6, seed=0)
+>>> res = full_report(t, tempfile.mkdtemp(), n_boot=20, source="simulation")
+>>> sorted(res["diagnostics"]["shape"].unique())
+['gaussian', 'sqrt_log']
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .bestofn import BestOfN
+from .names import selector_label
+
+__all__ = ["REPORT_SHAPES", "full_report", "variance_column"]
+
+#: Curve shapes the report calibrates and compares (a subset of :data:`ttp_diag.SHAPES`).
+REPORT_SHAPES = ("sqrt_log", "gaussian")
+
+
+def variance_column(table: pd.DataFrame, score: str) -> str | None:
+    """The predicted-variance column that belongs to ``score`` by the table contract
+    (``score_<rm>`` -> ``var_<rm>``), or None when the table has none.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> variance_column(pd.DataFrame(columns=["score_prob", "var_prob"]), "score_prob")
+    'var_prob'
+    """
+    if not score.startswith("score_"):
+        return None
+    var = "var_" + score[len("score_"):]
+    return var if var in table.columns else None
+
+
+def _check_columns(table: pd.DataFrame, **cols: str | None) -> None:
+    for flag, col in cols.items():
+        if col is not None and col not in table.columns:
+            raise ValueError(f"{flag} names column {col!r}, which the table does not have "
+                             f"(columns: {', '.join(map(str, table.columns))}); pass an existing "
+                             f"column or leave {flag} out.")
+
+
+def full_report(table: pd.DataFrame, out_dir: str | Path, *,
+                scores: Sequence[str] | None = None, ns: Sequence[int] | None = None,
+                split: str | None = "val", base: str | None = None, new: str | None = None,
+                var: str | None = None, source: str = "score table",
+                reward_label: str = "Reward", cost_per_candidate: float = 1.5,
+                n_boot: int = 1000, seed: int | None = 0, ci: float = 0.95,
+                provenance: dict[str, Any] | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Run the full diagnosis of ``table`` and write the report into ``out_dir``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A score table.
+    out_dir : str or Path
+        Output folder (created; must not be an existing file).
+    scores : list of str, optional
+        Score columns (default: every ``score_*``).
+    ns : list of int, optional
+        Candidate counts (default: 1 .. the median pool size).
+    split : str or None, default "val"
+    base, new : str, optional
+        Two score columns for the failure-mode analyses (collapse label std, rescue of hacked
+        queries); the section is left out without them.
+    var : str, optional
+        ``new``'s predicted-variance column (default: ``var_<rm>`` when the table has it).
+    source : str
+        One line saying where the table came from (shown in the report).
+    reward_label : str
+        Y-axis label of the curves.
+    cost_per_candidate : float
+        Seconds per generated candidate, for the compute planner.
+    n_boot, seed, ci
+        Bootstrap replicates, seed and level of the bands over users.
+    provenance : dict, optional
+        JSON-serialisable provenance (e.g. :func:`ttp_diag.datasets.demo_provenance`), shown
+        at the end and written to ``provenance.json``.
+    progress : bool, default False
+        Print what is being done and where the report went.
+
+    Returns
+    -------
+    dict
+        ``out_dir``, ``files`` (name -> path), ``fit`` (the fitted :class:`BestOfN`),
+        ``diagnostics`` (DataFrame), ``calibration`` (DataFrame), ``curves`` (DataFrame),
+        ``summary`` (str), ``seconds``.
+    """
+    from .analysis import (
+        label_std_by_collapse,
+        linearity_check,
+        plan_compute,
+        rescue_analysis,
+        risk_report,
+        selector_table,
+        sub_gaussian_check,
+        variance_error_correlation,
+    )
+    from .io import atomic_write
+    from .plots import assumptions as PA
+    from .plots import correlations as PC
+    from .plots import curves as PV
+    from .plots import failure as PF
+    from .plots.risk import risk_figure
+    from .report import Report, figure_png_bytes
+
+    t0 = time.perf_counter()
+    say = print if progress else (lambda *_: None)
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the output folder {str(out)!r} is an existing file; pass a folder "
+                         f"name (it is created if missing).")
+    _check_columns(table, base=base, new=new, var=var)
+    if (base is None) != (new is None):
+        raise ValueError("pass both base= and new= (two score columns to compare) or neither.")
+    if var is None and new is not None:
+        var = variance_column(table, new)
+    scores = list(scores) if scores else None
+    if scores is not None:
+        _check_columns(table, **{f"scores[{i}]": s for i, s in enumerate(scores)})
+    fit = BestOfN(ns, shape=REPORT_SHAPES, split=split, ci=ci, n_boot=n_boot,
+                  seed=seed).fit(table, scores)
+    scores, ns, val = fit.scores_, fit.ns_, fit.table_
+    for s in (base, new):
+        if s is not None and s not in scores:
+            raise ValueError(f"{s!r} (base/new) is not among the analysed score columns "
+                             f"{scores}; add it to scores.")
+    out.mkdir(parents=True, exist_ok=True)
+    n_users, n_queries = val["user_id"].nunique(), val["query_id"].nunique()
+    pools = val.groupby("query_id").size()
+    say(f"ttp-diag demo: {source}: {n_users} users, {n_queries} {split} queries, "
+        f"{int(pools.min())}-{int(pools.max())} candidates per query; N = {ns[0]}..{ns[-1]}")
+
+    # ---- numbers (everything below reuses the one fit)
+    diags, best = fit.diagnostics_, fit.best_shape_
+    diag_table = fit.summary
+    risk = risk_report(table, scores, eval_split=split, diagnostics=diags)
+    sg = sub_gaussian_check(val, split=None)
+    lin = linearity_check(val, scores, split=None)
+    plan = plan_compute(diags, fit.calibrations_[best], cost_per_candidate=cost_per_candidate,
+                        shares=(0.25, 0.5, 0.75), n_ref=int(ns[-1]), n_max=10**6)
+    say(f"  analyses done in {time.perf_counter() - t0:.1f} s; drawing figures")
+
+    # ---- report
+    rep = Report("ttp-diag demo: Best-of-N diagnostics")
+    rep.text(f"Data: {source}. Split '{split}': {n_users} users, {n_queries} queries, "
+             f"{len(val)} candidates ({int(pools.min())}-{int(pools.max())} per query). "
+             f"Reward models: {', '.join(selector_label(s) for s in scores)}. All Best-of-N "
+             f"values are exact expectations over every N-subset of each query's pool (no "
+             f"resampling); population utility is the mean over users of each user's mean over "
+             f"queries."
+             + (f" Pools differ in size (de-duplicated candidates): for N above a query's pool "
+                f"the whole pool is used ({int((pools < ns[-1]).sum())} of {n_queries} queries "
+                f"have fewer than {ns[-1]} candidates)." if fit.pool_ == "clip" else ""))
+    summary = fit.summary_text(best)
+    last = ns[-1]
+    rep.pre(f"Curve shape with the best oracle fit: {best} (R² "
+            f"{fit.calibrations_[best].r2:.3f})\n" + summary)
+
+    rep.heading("Best-of-N curves with theory")
+    for shape in REPORT_SHAPES:
+        rep.figure(PC.task_panel(fit, shape=shape, reward_label=reward_label),
+                   f"fig5_task_panel_{shape}",
+                   f"Observed exact Best-of-N curves (solid, markers) and each model's "
+                   f"prediction from its four diagnostics (dash-dot), shape {shape}; "
+                   f"per-user and per-query correlations below.")
+    rep.figure(PV.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed,
+                                   reward_label=reward_label), "figA4_confidence_bands",
+               f"Curves with {ci:.0%} percentile bootstrap bands over users.")
+    rep.figure(PV.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed, gain=True,
+                                   reward_label=reward_label), "figA4_gain_bands",
+               f"Gain over random selection, user by user, with {ci:.0%} bootstrap bands over "
+               f"users (the same resamples for every model: the bands show whether models "
+               f"differ).")
+    rep.table(fit.curves_, "curves", "Observed exact Best-of-N utilities with bootstrap bands.")
+
+    rep.heading("Calibration of the oracle law")
+    rep.figure(PV.oracle_scaling(fit, shapes=REPORT_SHAPES, reward_label=reward_label),
+               "fig2_oracle_scaling", "Oracle curve and mu + c·sigma·g(N), mu fixed at the "
+               "exact random utility and c·sigma fitted by least squares, for both shapes.")
+    rep.table(fit.calibration_summary, "calibration",
+              "Least-squares calibration of c·sigma (95% CI), mu = the exact random utility.")
+
+    rep.heading("Diagnostics and prediction error")
+    rep.table(diag_table, "diagnostics",
+              "Collapse rate alpha, hacking rate beta, mean correlations of non-hacked/hacked "
+              "queries, effective correlation, relMAE and R² of the unified law's prediction, "
+              f"and the share of the oracle gap captured (at N={last} and gain-weighted over N), "
+              "for both curve shapes.")
+    rep.table(fit.predictions_, "predictions", "Observed vs predicted utility per N and shape.")
+    for shape in REPORT_SHAPES:
+        rep.figure(PV.predicted_vs_observed(fit, shape=shape, reward_label=reward_label),
+                   f"figA5_predicted_vs_observed_{shape}",
+                   f"Predicted (dashed) vs observed (solid), shape {shape}.")
+    rep.figure(PC.correlation_distributions(fit), "fig4_correlation_distributions",
+               "Per-user and per-query correlations with the collapse (0.1) and hacking (0) "
+               "thresholds.")
+    rep.pre("\n\n".join(str(d) for d in diags.values()))
+
+    if base is not None and new is not None:
+        rep.heading("Failure modes")
+        d_base, d_new = diags[base], diags[new]
+        ls = label_std_by_collapse(diagnostics=d_base, normal_threshold="auto")
+        rescue = rescue_analysis(diagnostics=(d_base, d_new))
+        lines = [str(ls), str(rescue)]
+        if var is not None:
+            lines.append(str(variance_error_correlation(val, new, var, split=None)))
+        rep.pre("\n".join(lines))
+        rep.figure(PF.failure_modes(fit, base, new, var), "fig6_failure_modes",
+                   "(a) label std of collapsed vs normal users; (b) a representative collapsed "
+                   "user; (c) per-query rescue scatter; (d) predicted variance vs error.")
+        rep.table(ls.per_user, "collapse_label_std", "Per-user rho_u and label std by group.")
+        rep.table(rescue.per_query, "rescue_per_query",
+                  f"Per-query correlations of {selector_label(base)} and {selector_label(new)} "
+                  f"and the rescue category.")
+        if var is not None:
+            sel_ns = sorted({n for n in (1, 5, 10, 15, 20, 30) if n <= last} | {1, last})
+            sel = selector_table(val, new, var, ns=sel_ns, split=None)
+            rep.table(sel, "table_a10_variance_selectors",
+                      "Table A10: exact Best-of-N utility of variance-based selection rules "
+                      "(N above a pool uses the whole pool).")
+
+    rep.heading("A-priori risk report")
+    rep.pre(str(risk))
+    risk_fig = risk_figure(risk)
+    rep.figure(risk_fig, "risk_by_half", "Realised collapse and hacking rates of the low and "
+               "high label-spread halves (Tables A13/A14).")
+    rep.table(risk.collapse_table, "table_a13_collapse_by_half", "Table A13.")
+    rep.table(risk.hacking_table, "table_a14_hacking_by_half", "Table A14.")
+    risk_files = risk.save(out, images=[("Collapse and hacking rates by half",
+                                         figure_png_bytes(risk_fig))])
+
+    rep.heading("Assumption checks")
+    rep.pre(str(sg) + "\n" + str(lin))
+    rep.figure(PA.sub_gaussian_figure(sg), "figA6_sub_gaussian",
+               "Empirical CDF of a representative user's rewards against the Gaussian CDF and "
+               "the sub-Gaussian envelope; fitted parameter vs std for every user.")
+    rep.figure(PA.linearity_figure(lin), "figA7_linearity",
+               "Binned E[r*|r_hat] (z-scored within user) against the line of slope rho.")
+    rep.table(sg.per_user, "sub_gaussian_per_user", "Per-user sub-Gaussian parameter s.")
+    rep.table(lin.summary, "linearity_summary", "Slope of the binned conditional mean vs rho.")
+
+    rep.heading("Compute planner")
+    rep.table(plan, "compute_plan",
+              f"Candidates per query needed to close 25/50/75% of the oracle gap at N={last} "
+              f"(shape {best}), at {cost_per_candidate:g} s per generated candidate; "
+              f"inf = not reachable within 10^6 candidates.")
+
+    text = json.dumps(provenance, indent=2, default=str) if provenance else None
+    if text:
+        rep.heading("Data provenance")
+        rep.pre(text)
+    files = rep.write(out)
+    files.update(risk_files)
+    if text:
+        files["provenance.json"] = str(atomic_write(
+            out / "provenance.json", lambda p: Path(p).write_text(text, encoding="utf-8")))
+    seconds = time.perf_counter() - t0
+    say(f"\n{summary}\n\nwrote {len(files)} files in {seconds:.1f} s to {out.resolve()}\n"
+        f"open {(out / 'report.html').resolve()}")
+    return {"out_dir": str(out.resolve()), "files": files, "fit": fit,
+            "diagnostics": diag_table, "calibration": fit.calibration_summary,
+            "curves": fit.curves_, "summary": summary, "seconds": seconds}

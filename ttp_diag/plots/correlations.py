@@ -1,0 +1,174 @@
+"""Correlation figures: rho_u / rho_q distributions (Fig. 4) and the three-row panel (Fig. 5).
+
+Everything is read from the fitted :class:`ttp_diag.BestOfN` (its ``diagnostics_``); nothing is
+diagnosed again here.
+
+Examples
+--------
+>>> import ttp_diag as td
+>>> from ttp_diag.plots import correlations
+>>> fit = td.BestOfN().fit(td.simulate_score_table(n_users=10, n_queries=4, n_candidates=8,
+...                                                seed=0))
+>>> correlations.plot_correlations(fit, level="query").get_ylabel()
+'Density'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ttp_diag.bestofn import BestOfN
+from ttp_diag.plots._common import (
+    REWARD_LABEL,
+    RHO_Q,
+    RHO_U,
+    THRESHOLD_COLOR,
+    Tables,
+    as_fits,
+    legend_below,
+    legend_top,
+    new_axes,
+    panel_letter,
+    title,
+)
+from ttp_diag.plots.curves import plot_theory
+from ttp_diag.plots.style import colors_for, new_figure, rm_label, styled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["correlation_distributions", "plot_correlations", "plot_violins", "task_panel"]
+
+
+def _values(fit: BestOfN, score: str, level: str) -> np.ndarray:
+    d = fit.diagnostics_[score]
+    if level == "user":
+        return d.per_user["rho_u"].to_numpy()
+    pq = d.per_query
+    return pq.loc[~pq["undefined"], "rho_q"].to_numpy()
+
+
+def _check_level(level: str) -> None:
+    if level not in ("user", "query"):
+        raise ValueError(f"level must be 'user' (rho_u) or 'query' (rho_q); got {level!r}.")
+
+
+@styled
+def plot_correlations(fit: BestOfN, ax: Axes | None = None, *,
+                      level: Literal["user", "query"] = "user", bins: int = 25,
+                      task: str = "", letter: str = "") -> Axes:
+    """Histogram of rho_u (``level="user"``, line at the collapse threshold) or rho_q
+    (``level="query"``, line at 0) of every fitted score column."""
+    _check_level(level)
+    ax = new_axes(ax)
+    colors = colors_for(fit.scores_)
+    edges = np.linspace(-1, 1, bins + 1)
+    thr = fit.collapse_threshold if level == "user" else 0.0
+    for s in fit.scores_:
+        v = _values(fit, s, level)
+        what = "collapsed" if level == "user" else "negative"
+        ax.hist(v, bins=edges, histtype="step", linewidth=1.8, color=colors[s], density=True,
+                label=f"{rm_label(s)}: mean {v.mean():.2f}, {(v < thr).mean():.0%} {what}")
+    sym = RHO_U if level == "user" else RHO_Q
+    name = "collapse" if level == "user" else "hacking"
+    ax.axvline(thr, color=THRESHOLD_COLOR, linestyle=":", linewidth=2,
+               label=f"{name} threshold {sym} = {thr:g}")
+    ax.set_title(letter + title(task, f"per-{level} correlation {sym}"))
+    ax.set_xlabel(f"{sym} (Pearson r of score and true reward, per {level})")
+    ax.set_ylabel("Density")
+    ax.set_xlim(-1, 1)
+    legend_top(ax)
+    return ax
+
+
+@styled
+def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
+                 level: Literal["user", "query"] = "user", task: str = "",
+                 letter: str = "") -> Axes:
+    """Violins of rho_u or rho_q per reward model, with quartiles, median, mean and the
+    threshold; constant or tiny samples are drawn as points."""
+    _check_level(level)
+    ax = new_axes(ax)
+    colors = colors_for(fit.scores_)
+    for i, name in enumerate(fit.scores_):
+        vals = _values(fit, name, level)
+        vals = vals[np.isfinite(vals)]
+        col = colors[name]
+        if vals.size >= 3 and np.ptp(vals) > 1e-12:
+            parts = ax.violinplot([vals], positions=[i], widths=0.8, showmeans=False,
+                                  showextrema=False, showmedians=False)
+            for body in parts["bodies"]:
+                body.set_facecolor(col)
+                body.set_edgecolor(col)
+                body.set_alpha(0.45)
+            q1, med, q3 = np.percentile(vals, [25, 50, 75])
+            ax.vlines(i, q1, q3, color=col, linewidth=4)
+            ax.scatter([i], [med], color="white", edgecolor="#333333", zorder=3, s=18)
+        else:
+            ax.scatter(np.full(vals.size, i), vals, color=col, s=12)
+        ax.scatter([i], [vals.mean() if vals.size else np.nan], marker="_", color="black",
+                   s=120, zorder=4)
+    # neutral legend proxies: the coloured parts belong to the reward models
+    ax.plot([], [], color="#666666", linewidth=4, label="interquartile range")
+    ax.plot([], [], marker="o", markerfacecolor="white", markeredgecolor="#333333",
+            linestyle="none", label="median")
+    ax.plot([], [], marker="_", color="black", markersize=11, linestyle="none", label="mean")
+    ax.set_xticks(range(len(fit.scores_)), [rm_label(n, short=True) for n in fit.scores_])
+    ax.set_xlim(-0.6, len(fit.scores_) - 0.4)
+    sym = RHO_U if level == "user" else RHO_Q
+    thr = fit.collapse_threshold if level == "user" else 0.0
+    ax.axhline(thr, color=THRESHOLD_COLOR, linestyle=":", linewidth=2,
+               label=f"{sym} = {thr:g} ({'collapse' if level == 'user' else 'hacking'})")
+    ax.set_ylabel(f"{sym} (per-{level} correlation)")
+    ax.set_title(letter + title(task, f"per-{level} {sym}"))
+    ax.set_xlabel("Reward model")
+    ax.set_ylim(-1.05, 1.05)
+    legend_below(ax, ncols=4, offset=-0.2)
+    return ax
+
+
+@styled
+def correlation_distributions(tables: Tables, scores: Sequence[str] | None = None, *,
+                              split: str | None = "val", collapse_threshold: float = 0.1,
+                              bins: int = 25) -> Figure:
+    """Distributions of per-user rho_u and per-query rho_q with the 0.1 and 0 thresholds
+    (Fig. 4). Row 1: rho_u (legend: share collapsed); row 2: rho_q (share negative). One
+    column per task. ``collapse_threshold`` applies to tables fitted here."""
+    # the curves are not drawn here: two values of N keep the fit cheap
+    fits = as_fits(tables, scores, [1, 2], split=split, pool="clip",
+                   collapse_threshold=collapse_threshold)
+    n = len(fits)
+    fig, axes = new_figure(2, n, figsize=(4.8 * n, 6.6))
+    for i, (task, fit) in enumerate(fits.items()):
+        plot_correlations(fit, axes[0, i], level="user", bins=bins, task=task,
+                          letter=panel_letter(i))
+        plot_correlations(fit, axes[1, i], level="query", bins=bins, task=task,
+                          letter=panel_letter(i + n))
+    return fig
+
+
+@styled
+def task_panel(tables: Tables, scores: Sequence[str] | None = None,
+               ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
+               split: str | None = "val", refined: bool = False, pool: str | None = None,
+               reward_label: str = REWARD_LABEL) -> Figure:
+    """The paper's three-row panel per task (Fig. 5).
+
+    Row 1: observed Best-of-N curves (solid, markers) with each model's theory prediction
+    (dash-dot), relMAE in the legend. Row 2: rho_u violins with the collapse threshold.
+    Row 3: rho_q violins with 0.
+    """
+    fits = as_fits(tables, scores, ns, split=split, shape=shape, refined=refined, pool=pool)
+    n = len(fits)
+    fig, axes = new_figure(3, n, figsize=(4.8 * n, 9.6))
+    for i, (task, fit) in enumerate(fits.items()):
+        plot_theory(fit, axes[0, i], shape=shape, task=task, reward_label=reward_label,
+                    letter=panel_letter(i))
+        plot_violins(fit, axes[1, i], level="user", task=task, letter=panel_letter(i + n))
+        plot_violins(fit, axes[2, i], level="query", task=task,
+                     letter=panel_letter(i + 2 * n))
+    return fig

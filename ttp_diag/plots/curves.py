@@ -1,0 +1,320 @@
+"""Best-of-N curve figures: observed curves, the oracle law, predictions, bootstrap bands.
+
+Axes-level panels take a fitted :class:`ttp_diag.BestOfN` and an optional ``ax`` (a new figure
+when None) and return the axes; the figure-level functions lay them out per task.
+
+==========================  ==========================================================
+function                    paper figure
+==========================  ==========================================================
+:func:`scaling_curves`      Figs. 1, 3 (curves vs random/oracle/baseline)
+:func:`oracle_scaling`      Fig. 2 (oracle with the calibrated theory line)
+:func:`predicted_vs_observed`  Fig. A5 (predicted vs observed grid)
+:func:`confidence_bands`    Fig. A4 (bootstrap bands over users)
+==========================  ==========================================================
+
+Examples
+--------
+>>> import ttp_diag as td
+>>> from ttp_diag.plots import curves
+>>> fit = td.BestOfN().fit(td.simulate_score_table(n_users=10, n_queries=4, n_candidates=8,
+...                                                seed=0))
+>>> curves.plot_theory(fit).get_xlabel()
+'N (candidates per query)'
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ttp_diag.bestofn import BestOfN
+from ttp_diag.plots._common import (
+    REWARD_LABEL,
+    SHAPE_NAMES,
+    Tables,
+    as_fits,
+    color,
+    dense,
+    label_n_axes,
+    legend_top,
+    new_axes,
+    panel_letter,
+    plot_observed,
+    title,
+)
+from ttp_diag.plots.style import (
+    COLORS,
+    LABELS,
+    new_figure,
+    rm_label,
+    rm_linestyle,
+    rm_marker,
+    styled,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["confidence_bands", "oracle_scaling", "plot_bands", "plot_curves", "plot_oracle",
+           "plot_predicted", "plot_theory", "predicted_vs_observed", "scaling_curves"]
+
+Baseline = float | Mapping[str, float] | None
+
+
+def _finish(ax: Axes, task: str, training_baseline: Baseline, what: str,
+            reward_label: str, *, letter: str = "") -> None:
+    """Training-baseline line (a number or a dict per task), title, labels, legend."""
+    base = (training_baseline.get(task) if isinstance(training_baseline, Mapping)
+            else training_baseline)
+    if base is not None:
+        ax.axhline(base, color=COLORS["training"], linestyle=":", linewidth=2,
+                   label=LABELS["training"])
+    ax.set_title(letter + title(task, what))
+    label_n_axes(ax, reward_label)
+    legend_top(ax)
+
+
+# ----------------------------------------------------------------------------- panels
+@styled
+def plot_curves(fit: BestOfN, ax: Axes | None = None, *, ci: bool = True,
+                training_baseline: Baseline = None, task: str = "",
+                what: str = "Best-of-N scaling", reward_label: str = REWARD_LABEL,
+                letter: str = "") -> Axes:
+    """Observed curves of every fitted score column against Random and Oracle.
+
+    ``ci``: draw the fit's bootstrap bands (when it was fitted with ``ci``).
+    """
+    ax = new_axes(ax)
+    for sel in ["random", *fit.scores_, "oracle"]:
+        plot_observed(ax, fit, sel, ci=ci and sel != "random")
+    _finish(ax, task, training_baseline, what, reward_label, letter=letter)
+    return ax
+
+
+@styled
+def plot_theory(fit: BestOfN, ax: Axes | None = None, *, shape: str | None = None,
+                with_random: bool = True, task: str = "", reward_label: str = REWARD_LABEL,
+                letter: str = "") -> Axes:
+    """Observed curves (solid, markers) with each model's prediction (dash-dot: its four
+    diagnostics in Prop. 4.4; oracle: the calibration); relMAE in the legend."""
+    from ttp_diag.metrics import rel_mae
+
+    ax = new_axes(ax)
+    shape = shape or fit.shapes[0]
+    grid = dense(fit.ns_)
+    for sel in (["random"] if with_random else []) + [*fit.scores_, "oracle"]:
+        label = rm_label(sel)
+        if sel != "random":
+            try:
+                err = rel_mae(fit.predict(fit.ns_, sel, shape), fit.curve(sel)["utility"])
+                label += f" (relMAE {err:.1%})"
+            except ValueError:  # an observed utility of 0: relMAE undefined
+                label += " (relMAE n/a)"
+        plot_observed(ax, fit, sel, label=label)
+        ax.plot(grid, fit.predict(grid, sel, shape), color=color(sel, fit.scores_),
+                linestyle="-.", linewidth=1.2, alpha=0.9)
+    ax.plot([], [], color="#555555", linestyle="-.", label="Theory prediction (dash-dot)")
+    ax.set_title(letter + title(task, f"Best-of-N with theory ({shape})"))
+    label_n_axes(ax, reward_label)
+    legend_top(ax, fontsize=7)
+    return ax
+
+
+@styled
+def plot_oracle(fit: BestOfN, ax: Axes | None = None, *, shapes: Sequence[str] | None = None,
+                training_baseline: Baseline = None, task: str = "",
+                what: str = "Oracle scaling", reward_label: str = REWARD_LABEL,
+                letter: str = "") -> Axes:
+    """The oracle curve with the calibrated law ``mu + c sigma g(N)`` of each shape (legend:
+    mu, c·sigma, R²)."""
+    ax = new_axes(ax, (5.6, 3.9))
+    shapes = [shapes] if isinstance(shapes, str) else list(shapes or fit.shapes)
+    rnd, orc = fit.curve("random"), fit.curve("oracle")
+    ax.plot(rnd["n"], rnd["utility"], color=COLORS["random"], linestyle="--",
+            label=LABELS["random"])
+    ax.plot(orc["n"], orc["utility"], color=COLORS["oracle"], marker="o", markersize=4,
+            linewidth=2, label=LABELS["oracle"] + " (observed)")
+    grid = dense(fit.ns_)
+    for j, shape in enumerate(shapes):
+        cal = fit.calibration(shape)
+        ax.plot(grid, cal.predict(grid), color=COLORS["theory"], linewidth=1.8,
+                linestyle=["--", ":", "-."][j % 3],
+                label=f"Theory {SHAPE_NAMES.get(shape, shape)}: $\\mu$={cal.mu:.3f}, "
+                      f"c$\\sigma$={cal.c_sigma:.3f}, R²={cal.r2:.3f}")
+    _finish(ax, task, training_baseline, what, reward_label, letter=letter)
+    return ax
+
+
+@styled
+def plot_predicted(fit: BestOfN, ax: Axes | None = None, *, score: str | None = None,
+                   shape: str | None = None, task: str = "",
+                   reward_label: str = REWARD_LABEL, letter: str = "") -> Axes:
+    """Predicted (dashed) vs observed (solid) curve of one score column, relMAE and R²."""
+    from ttp_diag.metrics import r_squared, rel_mae
+
+    ax = new_axes(ax, (4.2, 3.4))
+    s = score or fit.scores_[0]
+    obs = fit.curve(s)
+    pred = fit.predict(fit.ns_, s, shape)
+    col = color(s, fit.scores_)
+    ax.plot(obs["n"], obs["utility"], color=col, marker=rm_marker(s), markersize=4,
+            linewidth=1.8, label="observed")
+    ax.plot(fit.ns_, pred, color=col, linestyle="--", linewidth=1.8, label="predicted")
+    ax.axhline(fit.curve("random")["utility"].iloc[0], color=COLORS["random"], linestyle=":",
+               linewidth=1, label="random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r2 = r_squared(pred, obs["utility"].to_numpy())
+    try:
+        err = f"{rel_mae(pred, obs['utility'].to_numpy()):.1%}"
+    except ValueError:
+        err = "n/a"
+    ax.set_title(letter + title(task, rm_label(s)), fontsize=9.5)
+    ax.text(0.97, 0.04, f"relMAE {err}\nR² {r2:.2f}", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8,
+                  "edgecolor": "#cccccc"})
+    label_n_axes(ax, reward_label)
+    legend_top(ax, ncols=3)
+    return ax
+
+
+@styled
+def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: float = 0.95,
+               n_boot: int | None = None, seed: int | None = None,
+               reward_label: str = REWARD_LABEL) -> Axes:
+    """Curves (or gains over random, user by user) with percentile bootstrap bands over users.
+
+    The curves are exact, so the uncertainty left is which users were evaluated: users are
+    resampled with replacement (the same resamples for every selector). Users differ in their
+    reward level much more than in their gains, so the bands of the gains are far narrower:
+    they show whether selectors differ, as the paper's paired tests do. ``n_boot`` and
+    ``seed`` default to the fit's.
+    """
+    from ttp_diag.bon import bootstrap_user_ci
+
+    ax = new_axes(ax, (5.6, 4.0))
+    n_boot = n_boot or fit.n_boot_
+    seed = fit.seed_ if seed is None else seed
+    ns = fit.ns_
+    uc = fit.user_curves()
+    per = {sel: uc.loc[uc["selector"] == sel, "utility"].to_numpy().reshape(-1, len(ns))
+           for sel in ["random", *fit.scores_, "oracle"]}
+    for sel, u in per.items():
+        if gain and sel == "random":
+            continue
+        u = u - per["random"] if gain else u
+        low, high = bootstrap_user_ci(u, level=ci, n_boot=n_boot, seed=seed or 0)
+        mean = u.mean(axis=0)
+        col = color(sel, fit.scores_)
+        if sel == "random":  # flat reference: a band, no error bars
+            ax.plot(ns, mean, color=col, linestyle="--", linewidth=1.6, label=rm_label(sel))
+        else:
+            ax.errorbar(ns, mean, yerr=[mean - low, high - mean], color=col,
+                        marker=rm_marker(sel) or None, markersize=4, capsize=2,
+                        linestyle=rm_linestyle(sel), linewidth=1.6, label=rm_label(sel))
+        ax.fill_between(ns, low, high, color=col, alpha=0.12, linewidth=0)
+    if gain:
+        ax.axhline(0.0, color=COLORS["random"], linestyle="--", linewidth=1.2,
+                   label="Random (gain 0)")
+    label_n_axes(ax, f"Gain over random in {reward_label}" if gain else reward_label)
+    what = "Gain over random" if gain else "Best-of-N"
+    ax.set_title(f"{what} with {ci:.0%} bootstrap bands over "
+                 f"{fit.table_['user_id'].nunique()} users")
+    legend_top(ax)
+    return ax
+
+
+# ----------------------------------------------------------------------------- figures
+@styled
+def scaling_curves(tables: Tables, scores: Sequence[str] | None = None,
+                   ns: Sequence[int] | None = None, *, training_baseline: Baseline = None,
+                   split: str | None = "val", ci: float | None = None, pool: str | None = None,
+                   reward_label: str = REWARD_LABEL,
+                   title: str = "Best-of-N scaling") -> Figure:
+    """Observed Best-of-N curves against Random and Oracle (Figs. 1 and 3), one panel per task.
+
+    Parameters
+    ----------
+    tables : DataFrame, BestOfN, or dict of str -> either
+        One score table or fitted analysis, or one per task (one panel each).
+    scores, ns, split, pool
+        How tables are fitted (see :class:`ttp_diag.BestOfN`); ignored for fitted ones.
+    training_baseline : float or dict of str -> float, optional
+        Utility of a training-based personalization baseline (horizontal dotted line).
+    ci : float, optional
+        Bootstrap band over users (e.g. 0.95) when fitting tables here.
+    reward_label : str
+        Y-axis label (say what the reward is, e.g. "ROUGE (R1+RL)/2").
+    title : str
+    """
+    fits = as_fits(tables, scores, ns, split=split, pool=pool, ci=ci, n_boot=300)
+    fig, axes = new_figure(1, len(fits), figsize=(4.6 * len(fits), 3.7))
+    for i, (task, fit) in enumerate(fits.items()):
+        plot_curves(fit, axes[0, i], training_baseline=training_baseline, task=task,
+                    what=title, reward_label=reward_label,
+                    letter=panel_letter(i) if len(fits) > 1 else "")
+    return fig
+
+
+@styled
+def oracle_scaling(tables: Tables, ns: Sequence[int] | None = None, *,
+                   shapes: str | Sequence[str] = ("sqrt_log",),
+                   training_baseline: Baseline = None, split: str | None = "val",
+                   pool: str | None = None, reward_label: str = REWARD_LABEL,
+                   title: str = "Oracle scaling") -> Figure:
+    """Oracle curve with the calibrated theory ``mu + c sigma g(N)`` per shape (Fig. 2)."""
+    shapes = (shapes,) if isinstance(shapes, str) else tuple(shapes)
+    fits = as_fits(tables, [], ns, split=split, pool=pool, shape=shapes)
+    fig, axes = new_figure(1, len(fits), figsize=(5.6 * len(fits), 3.9))
+    for i, (task, fit) in enumerate(fits.items()):
+        plot_oracle(fit, axes[0, i], shapes=shapes, training_baseline=training_baseline,
+                    task=task, what=title, reward_label=reward_label,
+                    letter=panel_letter(i) if len(fits) > 1 else "")
+    return fig
+
+
+@styled
+def predicted_vs_observed(tables: Tables, scores: Sequence[str] | None = None,
+                          ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
+                          split: str | None = "val", refined: bool = False,
+                          pool: str | None = None, reward_label: str = REWARD_LABEL) -> Figure:
+    """Predicted (dashed) vs observed (solid) curve per (task, reward model) (Fig. A5).
+
+    The scale ``c sigma`` is calibrated once per task from the oracle and shared by every
+    reward model; each panel gives relMAE and R².
+    """
+    fits = as_fits(tables, scores, ns, split=split, shape=shape, refined=refined, pool=pool)
+    n_cols = max(len(f.scores_) for f in fits.values())
+    fig, axes = new_figure(len(fits), n_cols, figsize=(3.9 * n_cols, 3.3 * len(fits)))
+    k = 0
+    for i, (task, fit) in enumerate(fits.items()):
+        for j in range(n_cols):
+            if j >= len(fit.scores_):
+                axes[i, j].set_visible(False)
+                continue
+            plot_predicted(fit, axes[i, j], score=fit.scores_[j], shape=shape, task=task,
+                           reward_label=reward_label, letter=panel_letter(k))
+            k += 1
+    return fig
+
+
+@styled
+def confidence_bands(table: Any, scores: Sequence[str] | None = None,
+                     ns: Sequence[int] | None = None, *, ci: float = 0.95, n_boot: int = 1000,
+                     split: str | None = "val", seed: int | None = 0, pool: str | None = None,
+                     gain: bool = False, reward_label: str = REWARD_LABEL) -> Figure:
+    """Best-of-N curves (or gains) with percentile bootstrap bands over users (Fig. A4).
+
+    The paper repeats sampling 10 times; the exact curves here have no sampling noise, so the
+    uncertainty that remains is which users were evaluated (see :func:`plot_bands`).
+    """
+    (fit,) = as_fits(table, scores, ns, split=split, pool=pool).values()
+    fig, axes = new_figure(1, 1, figsize=(5.6, 4.0))
+    plot_bands(fit, axes[0, 0], gain=gain, ci=ci, n_boot=n_boot, seed=seed,
+               reward_label=reward_label)
+    return fig
+
+

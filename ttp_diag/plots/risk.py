@@ -1,0 +1,97 @@
+"""The a-priori risk figure: collapse and hacking rates of the low/high label-spread halves
+(Tables A13/A14 as bars).
+
+Examples
+--------
+>>> import ttp_diag as td
+>>> from ttp_diag.analysis import risk_report
+>>> from ttp_diag.plots.risk import plot_risk
+>>> rep = risk_report(td.simulate_score_table(n_users=10, n_queries=4, n_candidates=8, seed=0))
+>>> plot_risk(rep, kind="hacking").get_ylabel()
+'Hacking rate (share of queries)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from ttp_diag.plots._common import color as _color
+from ttp_diag.plots._common import new_axes
+from ttp_diag.plots.style import new_figure, rm_label, styled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ttp_diag.analysis import RiskReport
+
+__all__ = ["plot_risk", "risk_figure"]
+
+
+@styled
+def plot_risk(report: RiskReport, ax: Axes | None = None, *,
+              kind: Literal["collapse", "hacking"] = "collapse") -> Axes:
+    """Bars of the collapse (users) or hacking (queries) rate of each half, per score column."""
+    from matplotlib.patches import Patch
+
+    if kind not in ("collapse", "hacking"):
+        raise ValueError(f"kind must be 'collapse' or 'hacking'; got {kind!r}.")
+    ax = new_axes(ax, (4.8, 3.8))
+    if kind == "collapse":
+        tab, what, split_by = report.collapse_table, "collapse rate (share of users)", \
+            "user label std"
+    else:
+        tab, what, split_by = report.hacking_table, "hacking rate (share of queries)", \
+            "query candidate spread"
+    scores = list(tab["score"])
+    x = np.arange(len(scores))
+    w = 0.38
+    for k, (half, hatch) in enumerate((("low", "//"), ("high", ""))):
+        vals = tab[f"rate_{half}"].to_numpy(float)
+        bars = ax.bar(x + (k - 0.5) * w, vals, width=w,
+                      color=[_color(s, scores) for s in scores],
+                      alpha=0.55 if half == "low" else 0.9, hatch=hatch, edgecolor="black",
+                      linewidth=0.6, label=f"{half} {split_by} half")
+        for b, v in zip(bars, vals, strict=True):
+            if np.isfinite(v):
+                ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.0%}", ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_xticks(x, [rm_label(s, short=True) for s in scores])
+    ax.set_xlabel("Reward model")
+    ax.set_ylabel(what[0].upper() + what[1:])
+    ax.set_title(f"{what.split(' (')[0].capitalize()} by {split_by} half")
+    top = float(np.nanmax(tab[["rate_low", "rate_high"]].to_numpy(float), initial=0.0))
+    ax.set_ylim(0, max(0.1, top) * 1.35)
+    ax.legend(handles=[Patch(facecolor="#bbbbbb", edgecolor="black", hatch="//",
+                             label=f"low {split_by} half (high a-priori risk)"),
+                       Patch(facecolor="#555555", edgecolor="black",
+                             label=f"high {split_by} half")],
+              loc="upper right", fontsize=7)
+    return ax
+
+
+@styled
+def risk_figure(report: RiskReport | pd.DataFrame,
+                scores: Sequence[str] | None = None) -> Figure:
+    """Collapse and hacking rates of the low/high label-spread halves (Tables A13/A14 as bars).
+
+    Parameters
+    ----------
+    report : ttp_diag.analysis.RiskReport or DataFrame
+        A risk report, or a score table to compute one from (:func:`ttp_diag.analysis.risk_report`
+        with its defaults: user halves from the train labels, rates on val).
+    scores : list of str, optional
+        Score columns when a table is given.
+    """
+    if isinstance(report, pd.DataFrame):
+        from ttp_diag.analysis import risk_report
+
+        report = risk_report(report, scores)
+    fig, axes = new_figure(1, 2, figsize=(9.6, 3.8))
+    plot_risk(report, axes[0, 0], kind="collapse")
+    plot_risk(report, axes[0, 1], kind="hacking")
+    return fig

@@ -185,8 +185,8 @@ class Diagnostics:
             f"non-collapsed users with rho_q < 0; {self.weights}-weighted)",
         ]
         if nl and np.isfinite(nl.get("beta_null", np.nan)):
-            lines.append(f"      expected from noise alone (shared rho = "
-                         f"{nl['rho0_hacking']:+.3f}, no hacking): {nl['beta_null']:.3f} "
+            lines.append(f"      expected from noise alone (each user's own rho, mean "
+                         f"{nl['rho0_hacking']:+.3f}; no hacking): {nl['beta_null']:.3f} "
                          f"(p = {nl['beta_p']:.3g})")
         lines += [
             f"      noise-corrected      = {self.beta_corrected:.3f}{iv('beta_corrected')}",

@@ -229,3 +229,13 @@ def test_summary_is_tidy_and_old_call_still_works():
     assert row["p_value"] == d.null["beta_p"] and row["definition"] == "paper"
     with pytest.warns(DeprecationWarning):
         assert d.summary() == str(d)
+
+
+def test_all_zero_rewards_name_the_cause_and_do_not_warn():
+    b = td.simulate_score_table(n_users=6, n_queries=4, n_candidates=8, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = td.diagnose(b.assign(reward=0.0), "score_det", ci=0.95, n_boot=30, ns=[1, 8])
+    assert np.isnan(d.capture) and any("no reward signal" in n for n in d.notes)
+    with pytest.raises(ValueError, match="no reward signal"):
+        td.rel_mae(d.curve["predicted"], d.curve["observed"])

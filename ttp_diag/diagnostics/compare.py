@@ -63,7 +63,8 @@ def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | No
     (0.0, True)
     """
     if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; got {ci!r}.")
+        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; "
+                         f"got {ci!r}.")
     if int(n_boot) != n_boot or n_boot < 1:
         raise ValueError(f"n_boot must be a whole number >= 1; got {n_boot!r}.")
     if validate:

@@ -223,7 +223,8 @@ def _default_ns(pool_sizes: np.ndarray) -> list[int]:
 
 def _check_ci(ci, n_boot) -> None:
     if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; got {ci!r}.")
+        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; "
+                         f"got {ci!r}.")
     if ci is not None and (int(n_boot) != n_boot or n_boot < 1):
         raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
 
@@ -389,6 +390,9 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
     if undef_q.any():
         notes.append(f"{int(undef_q.sum())} of {nq} queries had constant scores or rewards; their "
                      f"rho_q is undefined and was set to 0 (never counted as hacked).")
+    if not np.isfinite(est["capture"]):
+        notes.append("the oracle never beats random: every query's rewards are constant (no "
+                     "reward signal; e.g. all rewards 0), so capture and gains are undefined.")
     if disagree.any():
         notes.append(f"{int(disagree.sum())} user(s) are collapsed under one rho_u definition "
                      f"only (pooled vs within query); see per_user['disagree'].")

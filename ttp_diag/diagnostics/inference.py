@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import math
+import warnings
 
 import numpy as np
 from scipy import special
@@ -209,7 +210,9 @@ def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_
 
 def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     tail = (1.0 - ci) / 2.0
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        # an all-NaN quantity (e.g. capture with no reward signal) has a NaN interval
+        warnings.simplefilter("ignore", RuntimeWarning)
         return (np.nanquantile(reps, tail, axis=0), np.nanquantile(reps, 1.0 - tail, axis=0))
 
 

@@ -104,9 +104,13 @@ def two_component(x: np.ndarray, se: np.ndarray, w: np.ndarray, split: float,
         p, m_lo, m_hi = p_new, lo_new, hi_new
         if done:
             break
-    if p < 1e-6:
+    # EM approaches a boundary share only slowly and never reaches it; a share worth less than
+    # half an observation is indistinguishable from none (without this, a percentile interval
+    # of a rate whose truth is 0 could never contain 0)
+    n_eff = wsum / float(w.max())
+    if p * n_eff < 0.5:
         p = 0.0
-    elif p > 1 - 1e-6:
+    elif (1.0 - p) * n_eff < 0.5:
         p = 1.0
     return p, m_lo, m_hi
 

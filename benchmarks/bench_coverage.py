@@ -109,7 +109,8 @@ def main() -> None:
         part = pd.DataFrame(rows)
         part = part[part["setting"] == s]
         print(f"{s}: {args.seeds} seeds done ({time.perf_counter() - t0:.0f} s); coverage alpha "
-              f"{part['alpha_cover'].mean():.2f} (corrected {part['alpha_corr_cover'].mean():.2f}), beta {part['beta_cover'].mean():.2f}, "
+              f"{part['alpha_cover'].mean():.2f} (corrected "
+              f"{part['alpha_corr_cover'].mean():.2f}), beta {part['beta_cover'].mean():.2f}, "
               f"beta_corrected {part['beta_corr_cover'].mean():.2f}; null rejections alpha "
               f"{part['alpha_reject'].mean():.2f}, beta {part['beta_reject'].mean():.2f}",
               flush=True)

@@ -55,7 +55,8 @@ MIN_BOOT_USERS = 5
 _ROWS = (
     ("alpha", "package", "collapse rate (rho_u method as chosen; default within query)"),
     ("alpha_pooled", "paper", "collapse rate with pooled rho_u (Definition 4.1)"),
-    ("alpha_corrected", "package", "noise-corrected collapse rate (mixture)"),
+    ("alpha_corrected", "package", "noise-corrected collapse rate (mixture over users; "
+                                   "unreliable with few users or few queries per user)"),
     ("beta", "paper", "hacking rate: share of active queries with rho_q < 0"),
     ("beta_corrected", "package", "noise-corrected hacking rate (mixture)"),
     ("rho_plus", "paper", "mean rho_q of non-hacked active queries"),

@@ -22,7 +22,8 @@ def small_table():
 
 def test_correlations_match_scipy_and_rates_follow_definitions():
     t = small_table()
-    d = td.diagnose(t, "score_x", collapse_threshold=0.1)
+    # the paper's definitions, by name: pooled rho_u, query-weighted rates
+    d = td.diagnose(t, "score_x", collapse_threshold=0.1, rho_u="pooled", weights="query")
     for (u, q), g in t.groupby(["user_id", "query_id"]):
         row = d.per_query.set_index("query_id").loc[q]
         assert row["rho_q"] == pytest.approx(stats.pearsonr(g["score_x"], g["reward"])[0])
@@ -38,16 +39,24 @@ def test_correlations_match_scipy_and_rates_follow_definitions():
     assert d.beta == pytest.approx((active["rho_q"] < 0).mean())
     assert d.rho_plus == pytest.approx(active.loc[active["rho_q"] >= 0, "rho_q"].mean())
     assert d.rho_minus == pytest.approx(active.loc[active["rho_q"] < 0, "rho_q"].mean())
-    assert d.rho_collapsed == pytest.approx(pu.loc[pu["collapsed"], "rho_u"].mean())
+    assert d.rho_collapsed_pooled == pytest.approx(pu.loc[pu["collapsed"], "rho_u"].mean())
+    # Eq. 30's term is the collapsed users' within-query correlation
+    within = pq.groupby("user_id")["rho_q"].mean()
+    assert d.rho_collapsed == pytest.approx(within.loc[pu.loc[pu["collapsed"], "user_id"]].mean())
+    for (_, q), g in t.groupby(["user_id", "query_id"]):
+        row = d.per_query.set_index("query_id").loc[q]
+        assert row["spearman_q"] == pytest.approx(
+            stats.spearmanr(g["score_x"], g["reward"])[0])
     assert d.rho_eff == pytest.approx((1 - d.beta) * d.rho_plus - d.beta * abs(d.rho_minus))
     # hacked queries are counted only among non-collapsed users (Assumption A.6)
     assert not pq.loc[pq["user_collapsed"], "hacked"].any()
     assert d.alpha > 0 and d.beta > 0  # the fixture exercises both failure modes
 
 
-def test_mean_query_reading_of_rho_u():
+def test_mean_query_reading_of_rho_u_is_the_default():
     t = small_table()
-    d = td.diagnose(t, "score_x", rho_u="mean_query")
+    d = td.diagnose(t, "score_x")
+    assert d.rho_u_method == "mean_query" and d.weights == "user"
     want = d.per_query.groupby("user_id")["rho_q"].mean()
     np.testing.assert_allclose(d.per_user.set_index("user_id")["rho_u"], want.loc[
         d.per_user["user_id"]].to_numpy())
@@ -66,7 +75,9 @@ def test_constant_scores_count_as_collapsed_and_are_reported():
     assert d.n_undefined_queries == 5  # u0's four queries and u1/q0
     assert any("constant scores or rewards" in n for n in d.notes)
     assert np.isfinite(d.per_query["rho_q"]).all()
-    assert "note:" in d.summary()
+    assert "note:" in str(d)
+    with pytest.warns(DeprecationWarning, match="tidy DataFrame"):
+        assert "note:" in d.summary()
 
 
 def test_every_user_collapsed_is_reported_not_nan():
@@ -97,7 +108,7 @@ def known_truth():
 
 
 def test_diagnose_recovers_known_rates(known_truth):
-    d = td.diagnose(known_truth, "score_sim")
+    d = td.diagnose(known_truth, "score_sim", n_null=0)
     assert d.alpha == pytest.approx(KNOWN.alpha, abs=1e-12)  # 12 of 60 users by construction
     # sample correlations of 40 candidates: rates and means within sampling error
     assert d.beta == pytest.approx(KNOWN.beta, abs=0.03)
@@ -130,7 +141,9 @@ def test_diagnose_calibrate_predict_reproduce_the_exact_curve(known_truth, shape
 def test_metrics():
     assert td.rel_mae([1.1, 1.8], [1.0, 2.0]) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="observed value is 0"):
-        td.rel_mae([1.0], [0.0])
+        td.rel_mae([1.0, 1.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="no reward signal"):
+        td.rel_mae([1.0, 1.0], [0.0, 0.0])
     assert td.r_squared([1, 2, 3], [1, 2, 4]) == pytest.approx(1 - 1 / (14 / 3))
     with pytest.warns(RuntimeWarning, match="flat observed curve"):
         assert np.isnan(td.r_squared([1, 2], [1, 1]))

@@ -24,8 +24,15 @@ from .bestofn import BestOfN
 from .exceptions import TtpDiagError
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
-from .diagnostics import Diagnostics, diagnose
-from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
+from .diagnostics import Diagnostics, compare_selectors, diagnose
+from .metrics import (
+    capture_error,
+    capture_rate,
+    gain_error,
+    mean_capture_rate,
+    r_squared,
+    rel_mae,
+)
 from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
 from .table import ScoreTable, ScoreTableError, score_columns, validate_score_table
 from .theory import (
@@ -50,8 +57,8 @@ __all__ = [
     "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTable", "ScoreTableError",
     "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
-    "collapsed_refinement", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
-    "effective_correlation", "expected_max_normal", "load_demo", "mean_capture_rate",
+    "capture_error", "collapsed_refinement", "compare_selectors", "correlation_scaling", "curve_shape", "demo_provenance", "diagnose",
+    "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
     "n_to_close_gap",
     "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",

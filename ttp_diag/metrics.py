@@ -28,9 +28,15 @@ def rel_mae(pred, obs) -> float:
     0.1
     """
     pred, obs = _pair(pred, obs)
+    if np.all(obs == 0):
+        raise ValueError(
+            f"relMAE is undefined: every observed utility is 0 ({obs.size} values), i.e. there is "
+            f"no reward signal (are all rewards 0?). Check the reward column; gains over random "
+            f"(gain_error, capture_error) need no division by the observed utility.")
     if np.any(obs == 0):
-        raise ValueError("relMAE is undefined where an observed value is 0; use an absolute "
-                         "error instead.")
+        where = np.flatnonzero(obs == 0).tolist()
+        raise ValueError(f"relMAE is undefined where an observed value is 0 (positions {where}); "
+                         f"use gain_error or an absolute error instead.")
     return float(round(np.mean(np.abs(pred - obs) / np.abs(obs)), 15))
 
 
@@ -87,5 +93,56 @@ def mean_capture_rate(selector, oracle, random) -> float:
     rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
     gap = float((orc - rnd).sum())
     if gap <= 0:
-        raise ValueError("the oracle never beats random on these N; capture is undefined.")
+        raise ValueError("the oracle never beats random on these N (no reward spread within "
+                         "queries, e.g. all rewards 0); capture is undefined.")
     return float(round((sel - rnd).sum() / gap, 15))
+
+
+def _gain_pair(pred, obs, random):
+    pred, obs = _pair(pred, obs)
+    rnd = np.broadcast_to(np.asarray(random, dtype=float), obs.shape)
+    if not np.all(np.isfinite(rnd)):
+        raise ValueError("random must be finite.")
+    return pred, obs, rnd
+
+
+def gain_error(pred, obs, random) -> float:
+    """Error of a predicted curve relative to the observed gain over random.
+
+    ``sum |pred - obs| / sum |obs - random|`` over N. It asks how much of the *gain* the
+    prediction gets wrong, where relMAE divides by the whole utility (mostly the random
+    baseline) and so rewards a flat "no gain" prediction. A flat prediction (``pred = random``)
+    scores exactly 1: that is the baseline to beat.
+
+    Examples
+    --------
+    >>> gain_error([0.1, 0.19, 0.21], [0.1, 0.2, 0.2], 0.1)
+    0.1
+    >>> gain_error([0.1, 0.1, 0.1], [0.1, 0.2, 0.2], 0.1)  # flat baseline
+    1.0
+    """
+    pred, obs, rnd = _gain_pair(pred, obs, random)
+    gain = float(np.abs(obs - rnd).sum())
+    if gain == 0:
+        raise ValueError(
+            "gain_error is undefined: the observed curve never differs from random (zero gain; "
+            "with all rewards 0 there is no reward signal). Report the absolute error instead.")
+    return float(round(np.abs(pred - obs).sum() / gain, 15))
+
+
+def capture_error(pred, obs, oracle, random) -> float:
+    """Predicted minus observed capture (share of the oracle's gain over random), signed.
+
+    ``mean_capture_rate(pred) - mean_capture_rate(obs)``. A flat prediction has capture 0, so
+    its capture error is minus the observed capture: that is the baseline.
+
+    Examples
+    --------
+    >>> capture_error([0.1, 0.14, 0.2], [0.1, 0.15, 0.2], [0.1, 0.2, 0.3], 0.1)
+    -0.033333333333333
+    """
+    pred, obs, rnd = _gain_pair(pred, obs, random)
+    orc = np.asarray(oracle, dtype=float).ravel()
+    if orc.shape != obs.shape or not np.all(np.isfinite(orc)):
+        raise ValueError("oracle must be finite and as long as obs.")
+    return float(round(mean_capture_rate(pred, orc, rnd) - mean_capture_rate(obs, orc, rnd), 15))

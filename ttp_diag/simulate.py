@@ -15,6 +15,12 @@ The generative model follows the assumptions of the paper's theory, so the truth
   queries per split are hacked (``rho_q = rho_minus``) and the rest have ``rho_q = rho_plus``;
 * a probabilistic model gets a ``var_<rm>`` column that grows with its absolute error.
 
+Known-truth settings beyond the paper's assumptions (issue 8): ``query_mu_sd`` gives each query
+its own mean reward (difficulty), which every model's score follows and which a
+``collapse="difficulty"`` model's collapsed users follow *only*; ``zero_rate`` sets the rewards
+of the worst candidates (latent z below that quantile) to 0, like ROUGE on failed outputs;
+``n_queries`` may give each user its own number of validation queries.
+
 Under these assumptions the exact Best-of-N curve is
 ``mu + [(1-alpha)((1-beta) rho_plus + beta rho_minus) + alpha rho_collapsed] sigma E[max_N]``
 (up to the finite-sample noise of the pools), which is what the tests check the package
@@ -39,6 +45,10 @@ class SimulatedRM:
     rho_minus: float = -0.3
     rho_collapsed: float = 0.0
     with_variance: bool = False
+    #: "flat": a collapsed user's scores are near-constant; "difficulty": they follow the query's
+    #: mean reward (the model scores the query, not the candidate), which gives a high pooled
+    #: rho_u although the within-query correlation is ``rho_collapsed`` (needs query_mu_sd > 0)
+    collapse: str = "flat"
 
     @property
     def rho_total(self) -> float:
@@ -60,6 +70,7 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
                          n_train_queries: int | None = None, models: dict | None = None,
                          mu: float = 0.15, sigma: float = 0.05, user_mu_sd: float = 0.02,
                          collapsed_sigma_ratio: float = 1.0, clip: bool = False,
+                         query_mu_sd: float = 0.0, zero_rate: float = 0.0,
                          seed: int = 0) -> pd.DataFrame:
     """A score table drawn from the theory's own assumptions, with known truth.
 
@@ -67,8 +78,9 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
     ----------
     n_users : int
         Users.
-    n_queries : int
-        Validation queries per user (``split == "val"``).
+    n_queries : int or sequence of int
+        Validation queries per user (``split == "val"``); a sequence gives each user its own
+        count (length ``n_users``).
     n_candidates : int
         Candidates per query (the pool size).
     n_train_queries : int, optional
@@ -85,6 +97,10 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
         collapse (the hardest) get lower label variance. Keep 1 for exact-theory checks.
     clip : bool, default False
         Clip rewards to [0, 1] like ROUGE (breaks exact normality near 0).
+    query_mu_sd : float, default 0
+        Spread of per-query mean rewards (query difficulty), followed by every model's scores.
+    zero_rate : float, default 0
+        Share of candidates (the lowest latent quality) whose reward is set to 0.
     seed : int
 
     Returns
@@ -99,25 +115,39 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
     >>> t.shape[0], sorted(c for c in t.columns if c.startswith("score_"))
     (48, ['score_det', 'score_global', 'score_prob'])
     """
-    if n_users < 1 or n_queries < 1 or n_candidates < 2:
-        raise ValueError("need n_users >= 1, n_queries >= 1 and n_candidates >= 2.")
+    n_val = np.broadcast_to(np.asarray(n_queries, dtype=int), (n_users,)).copy() \
+        if np.ndim(n_queries) == 0 else np.asarray(n_queries, dtype=int)
+    if n_users < 1 or n_val.shape != (n_users,) or np.any(n_val < 1) or n_candidates < 2:
+        raise ValueError("need n_users >= 1, n_queries >= 1 (one per user when a sequence) and "
+                         "n_candidates >= 2.")
     if not 0 < collapsed_sigma_ratio <= 1:
         raise ValueError(f"collapsed_sigma_ratio must be in (0, 1]; got {collapsed_sigma_ratio}.")
+    if not 0 <= zero_rate < 1 or query_mu_sd < 0:
+        raise ValueError(f"need 0 <= zero_rate < 1 and query_mu_sd >= 0; got {zero_rate}, "
+                         f"{query_mu_sd}.")
     models = DEFAULT_MODELS if models is None else models
-    n_train = n_queries if n_train_queries is None else int(n_train_queries)
+    n_tr = n_val.copy() if n_train_queries is None else np.full(n_users, int(n_train_queries))
     rng = np.random.default_rng(seed)
 
     difficulty = rng.permutation(n_users) / max(n_users - 1, 1)  # 0 easiest .. 1 hardest
     mu_u = mu + user_mu_sd * rng.standard_normal(n_users)
     sigma_u = sigma * (1.0 - (1.0 - collapsed_sigma_ratio) * difficulty)
 
-    splits = ["train"] * n_train + ["val"] * n_queries
-    q_per_user = len(splits)
-    n_rows = n_users * q_per_user * n_candidates
-    user_idx = np.repeat(np.arange(n_users), q_per_user * n_candidates)
-    q_local = np.tile(np.repeat(np.arange(q_per_user), n_candidates), n_users)
+    q_per_user = n_tr + n_val
+    splits_u = [np.array(["train"] * int(a) + ["val"] * int(b)) for a, b in zip(n_tr, n_val)]
+    rows_per_user = q_per_user * n_candidates
+    n_rows = int(rows_per_user.sum())
+    user_idx = np.repeat(np.arange(n_users), rows_per_user)
+    q_local = np.concatenate([np.repeat(np.arange(k), n_candidates) for k in q_per_user])
     z = rng.standard_normal(n_rows)
-    reward = mu_u[user_idx] + sigma_u[user_idx] * z
+    q_offset = np.concatenate(([0], np.cumsum(q_per_user)[:-1]))
+    q_global = q_offset[user_idx] + q_local
+    d_q = (query_mu_sd * rng.standard_normal(int(q_per_user.sum())) if query_mu_sd > 0
+           else np.zeros(int(q_per_user.sum())))
+    reward = mu_u[user_idx] + d_q[q_global] + sigma_u[user_idx] * z
+    if zero_rate > 0:
+        from scipy import special
+        reward = np.where(z < special.ndtri(zero_rate), 0.0, reward)
     if clip:
         reward = np.clip(reward, 0.0, 1.0)
     table = pd.DataFrame({
@@ -125,32 +155,39 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
         "query_id": np.char.add(
             np.char.add("user_", np.char.zfill(user_idx.astype(str), 3)),
             np.char.add("/q", np.char.zfill(q_local.astype(str), 3))),
-        "cand_id": np.tile(np.arange(n_candidates), n_users * q_per_user),
-        "split": np.asarray(splits)[q_local],
+        "cand_id": np.tile(np.arange(n_candidates), int(q_per_user.sum())),
+        "split": np.repeat(np.concatenate(splits_u), n_candidates),
         "reward": reward,
     })
     order = np.argsort(-difficulty, kind="stable")  # hardest first
     for name, rm in models.items():
         collapsed = np.zeros(n_users, dtype=bool)
         collapsed[order[: int(round(rm.alpha * n_users))]] = True
-        rho_q = np.empty((n_users, q_per_user))
+        rho_q = np.empty(int(q_per_user.sum()))
         for u in range(n_users):
+            sl = slice(q_offset[u], q_offset[u] + q_per_user[u])
             if collapsed[u]:
-                rho_q[u] = rm.rho_collapsed
+                rho_q[sl] = rm.rho_collapsed
                 continue
+            block = np.empty(q_per_user[u])
             for split_name in ("train", "val"):
-                idx = np.flatnonzero(np.asarray(splits) == split_name)
+                idx = np.flatnonzero(splits_u[u] == split_name)
                 n_hack = int(round(rm.beta * idx.size))
                 hacked = rng.choice(idx, size=n_hack, replace=False)
-                rho_q[u, idx] = rm.rho_plus
-                rho_q[u, hacked] = rm.rho_minus
-        rho_rows = rho_q[user_idx, q_local]
+                block[idx] = rm.rho_plus
+                block[hacked] = rm.rho_minus
+            rho_q[sl] = block
+        rho_rows = rho_q[q_global]
         e = rng.standard_normal(n_rows)
         latent = rho_rows * z + np.sqrt(1.0 - rho_rows ** 2) * e
         # scores live on the reward scale, as a regression reward model's do; a collapsed
         # user's are squeezed to 1/100 of the spread (near-constant predictions)
         b_u = np.where(collapsed[user_idx], 0.01, 1.0) * sigma_u[user_idx]
-        score = mu_u[user_idx] + b_u * latent
+        if rm.collapse not in ("flat", "difficulty"):
+            raise ValueError(f"collapse must be 'flat' or 'difficulty'; got {rm.collapse!r}.")
+        # every model follows the query's difficulty, except a flat-collapsed user's
+        track = ~collapsed[user_idx] | (rm.collapse == "difficulty")
+        score = mu_u[user_idx] + track * d_q[q_global] + b_u * latent
         table[f"score_{name}"] = score
         if rm.with_variance:
             # predicted variance grows with the model's own error, as a learned variance head's does

@@ -164,7 +164,9 @@ def label_std_by_collapse(
         if table is None or score is None:
             raise ValueError("label_std_by_collapse needs a score table and score= (the score "
                              "column to examine, e.g. 'score_det'), or diagnostics=.")
-        diagnostics = diagnose(table, score, collapse_threshold=collapse_threshold, split=split)
+        # Fig. 6a reproduces the paper: its pooled rho_u (Definition 4.1)
+        diagnostics = diagnose(table, score, collapse_threshold=collapse_threshold, split=split,
+                               rho_u="pooled", n_null=0)
     if normal_threshold == "auto":
         normal_threshold = (0.5 if int((diagnostics.per_user["rho_u"] > 0.5).sum()) >= 2
                             else collapse_threshold)

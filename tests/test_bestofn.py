@@ -15,8 +15,10 @@ REF = Path(__file__).parent / "data" / "demo_reference"
 
 @pytest.fixture(scope="module")
 def demo_fit():
-    # the settings `ttp-diag demo` uses: both shapes, 95% bands from 1000 resamples, seed 0
-    return td.BestOfN(shape=("sqrt_log", "gaussian"), ci=0.95, n_boot=1000).fit(td.load_demo())
+    # the settings `ttp-diag demo` used before the statistics issue: both shapes, 95% bands from
+    # 1000 resamples, seed 0, and the paper's definitions (pooled rho_u, query weights)
+    return td.BestOfN(shape=("sqrt_log", "gaussian"), ci=0.95, n_boot=1000, rho_u="pooled",
+                      weights="query").fit(td.load_demo())
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def _assert_frame_equal_to_csv(got: pd.DataFrame, name: str) -> None:
 
 def test_demo_numbers_equal_the_cli_before_the_refactor(demo_fit):
     # tests/data/demo_reference/*.csv were written by `ttp-diag demo` before BestOfN existed
-    _assert_frame_equal_to_csv(demo_fit.summary, "diagnostics")
+    # the paper's collapsed-user correlation is now called rho_collapsed_pooled (issue 8)
+    summ = demo_fit.summary.assign(rho_collapsed=demo_fit.summary["rho_collapsed_pooled"])
+    _assert_frame_equal_to_csv(summ, "diagnostics")
     _assert_frame_equal_to_csv(demo_fit.calibration_summary, "calibration")
     _assert_frame_equal_to_csv(demo_fit.curves_, "curves")
     _assert_frame_equal_to_csv(demo_fit.predictions_, "predictions")
@@ -47,7 +51,8 @@ def test_analyze_numbers_equal_the_cli_before_the_refactor():
     from ttp_diag.cli.analyze import analyze_table
 
     ref = json.loads((REF / "analyze_clip.json").read_text())
-    got = analyze_table(td.load_demo(), None, ref["ns"], pool="clip")
+    got = analyze_table(td.load_demo(), None, ref["ns"], pool="clip", rho_u="pooled",
+                        weights="query")
     np.testing.assert_allclose(got["oracle"], ref["oracle"], rtol=1e-13)
     np.testing.assert_allclose(got["calibration"]["c_sigma"], ref["calibration"]["c_sigma"],
                                rtol=1e-13)

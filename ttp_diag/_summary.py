@@ -1,4 +1,8 @@
-"""The tidy summary frame every result object returns as ``.summary``.
+"""The one result convention (lifelines/pingouin style) and its tidy summary frame.
+
+Every result object has ``summary`` (a tidy :class:`pandas.DataFrame`, one row per quantity or
+score column), ``str(result)`` / ``print_summary()`` (the same numbers as text) and, where a
+picture fits, ``plot(ax=None)`` returning the axes.
 
 ``SummaryFrame`` is a plain :class:`pandas.DataFrame` (one row per quantity) that remembers the
 result's text form. Until this release ``Diagnostics.summary`` was a *method* returning text, so
@@ -9,8 +13,11 @@ callers wrote ``diag.summary()``; calling the frame still returns that text, wit
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pandas as pd
+
+__all__ = ["Result", "SummaryFrame", "summary_frame"]
 
 
 class SummaryFrame(pd.DataFrame):
@@ -31,8 +38,36 @@ class SummaryFrame(pd.DataFrame):
         return getattr(self, "_text", "")
 
 
-def summary_frame(rows: list[dict], text: str) -> SummaryFrame:
-    """A :class:`SummaryFrame` from a list of row dicts and the text form of the result."""
+def summary_frame(rows: list[dict] | pd.DataFrame, text: str) -> SummaryFrame:
+    """A :class:`SummaryFrame` from row dicts (or a frame) and the text form of the result."""
     frame = SummaryFrame(pd.DataFrame(rows))
-    frame._text = text
+    object.__setattr__(frame, "_text", text)
     return frame
+
+
+class Result:
+    """Mixin of the result objects: subclasses define ``_summary_frame()`` and ``_text()``
+    (and ``plot`` where a picture fits)."""
+
+    def _summary_frame(self) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _text(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def summary(self) -> SummaryFrame:
+        """Tidy DataFrame of the result's numbers (calling it is deprecated: text)."""
+        return summary_frame(self._summary_frame(), self._text())
+
+    def __str__(self) -> str:
+        return self._text()
+
+    def print_summary(self) -> None:
+        """Print the result as text."""
+        print(self._text())
+
+    def _new_ax(self, ax: Any, figsize: tuple[float, float] = (5.2, 3.8)) -> Any:
+        from ttp_diag.plots._common import new_axes
+
+        return new_axes(ax, figsize)

@@ -41,7 +41,14 @@ import pandas as pd
 
 from .bon import bon_curves
 from .diagnostics import Diagnostics, diagnose
-from .metrics import capture_rate, mean_capture_rate, r_squared, rel_mae
+from .metrics import (
+    capture_error,
+    capture_rate,
+    gain_error,
+    mean_capture_rate,
+    r_squared,
+    rel_mae,
+)
 from .names import selector_label
 from .table import score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
@@ -162,7 +169,8 @@ def _diag_fields(d: Diagnostics) -> dict[str, Any]:
             q = str(row[key])
             out[q] = row["estimate"]
             for col, v in row.items():
-                if col not in (key, "estimate"):
+                # the score and the prose columns are the same for every row of one model
+                if col not in (key, "estimate", "score", "definition", "meaning"):
                     out[f"{q}_{col}"] = v
         return out
     return {k: v for k, v in d.to_dict().items()
@@ -182,6 +190,35 @@ def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int
 
 def _none_if_nan(v: float) -> float | None:
     return None if not np.isfinite(v) else v
+
+
+def _gain_errors(pred: np.ndarray, obs: np.ndarray, orc: np.ndarray,
+                 rnd: np.ndarray) -> dict[str, float]:
+    """Gain error and capture error of a prediction beside the flat "no gain" baseline.
+
+    relMAE divides by the whole utility, mostly the random baseline, so a flat prediction can
+    beat the law on it; the gain error (flat = 1) and the capture error (flat = minus the
+    observed capture) say how much of the *gain* is predicted. NaN where undefined (no gain
+    over random, e.g. all rewards 0).
+    """
+    out: dict[str, float] = {}
+    for name, fn, args in (("gain_error", gain_error, (pred, obs, rnd)),
+                           ("capture_error", capture_error, (pred, obs, orc, rnd))):
+        try:
+            out[name] = fn(*args)
+        except ValueError:
+            out[name] = float("nan")
+    try:
+        flat = rel_mae(rnd, obs)
+    except ValueError:
+        flat = float("nan")
+    out["rel_mae_flat"] = flat
+    out["gain_error_flat"] = 1.0 if np.any(obs != rnd) else float("nan")
+    try:
+        out["capture_error_flat"] = capture_error(rnd, obs, orc, rnd)
+    except ValueError:
+        out["capture_error_flat"] = float("nan")
+    return out
 
 
 def _accepts(func: Any, name: str) -> bool:
@@ -220,8 +257,12 @@ class BestOfN:
         Predict with the collapsed users' correlation too (Eq. 30).
     collapse_threshold : float, default 0.1
         rho_u below which a user is collapsed.
-    rho_u : {"pooled", "mean_query"}, default "pooled"
-        How :func:`ttp_diag.diagnose` measures rho_u.
+    rho_u : {"mean_query", "pooled"}, default "mean_query"
+        How :func:`ttp_diag.diagnose` measures rho_u: within query (the package's default) or
+        pooled over the user's candidates (the paper's Definition 4.1).
+    weights : {"user", "query"}, default "user"
+        How :func:`ttp_diag.diagnose` averages queries into beta and rho+/-: each user equally,
+        as utility does (package default), or each query equally (the paper).
     ci : float or None, default None
         Confidence level of the bootstrap over users (curves and, where
         :func:`ttp_diag.diagnose` supports it, diagnostics); None: no interval.
@@ -264,7 +305,8 @@ class BestOfN:
                  mu: Literal["random", "fit"] | float = "random", *,
                  split: str | None = "val", pool: Literal["error", "clip"] | None = None,
                  refined: bool = False, collapse_threshold: float = 0.1,
-                 rho_u: Literal["pooled", "mean_query"] = "pooled",
+                 rho_u: Literal["pooled", "mean_query"] = "mean_query",
+                 weights: Literal["user", "query"] = "user",
                  ci: float | None = None, n_boot: int = 1000, seed: int | None = 0) -> None:
         self.ns = ns
         self.shape = shape
@@ -274,6 +316,7 @@ class BestOfN:
         self.refined = refined
         self.collapse_threshold = collapse_threshold
         self.rho_u = rho_u
+        self.weights = weights
         self.ci = ci
         self.n_boot = n_boot
         self.seed = seed
@@ -345,7 +388,7 @@ class BestOfN:
         self.calibration_ = self.calibrations_[shapes[0]]
         self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
         kw: dict[str, Any] = {"collapse_threshold": self.collapse_threshold, "rho_u": self.rho_u,
-                              "split": None, "validate": False}
+                              "weights": self.weights, "split": None, "validate": False}
         if ci is not None and _accepts(diagnose, "ci"):
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
         self.diagnostics_ = {s: diagnose(val, s, **kw) for s in sc}
@@ -434,7 +477,7 @@ class BestOfN:
         last = ns[-1]
         return {
             "score": sel, "rm": selector_label(sel), "shape": shape, **head,
-            "rel_mae": err, "r2": r2,
+            "rel_mae": err, "r2": r2, **_gain_errors(p, o, orc, rnd),
             f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
                                  if last > 1 else float("nan")),
             "mean_capture": _mean_capture(o, orc, rnd, gap),
@@ -527,6 +570,7 @@ class BestOfN:
             out["models"][s] = {
                 **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
                 "predicted": pred.tolist(), "rel_mae": err,
+                **{k: _none_if_nan(v) for k, v in _gain_errors(pred, obs, orc, rnd).items()},
                 "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
         return out
 

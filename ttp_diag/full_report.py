@@ -64,6 +64,77 @@ def _check_columns(table: pd.DataFrame, **cols: str | None) -> None:
                              f"column or leave {flag} out.")
 
 
+def _fmt_iv(est: float, lo: float, hi: float) -> str:
+    return f"{est:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def significance_table(fit: BestOfN, val: pd.DataFrame, *, ci: float = 0.95,
+                       n_boot: int = 1000, seed: int | None = 0) -> tuple[pd.DataFrame, list[str]]:
+    """Paired exact comparisons of every pair of fitted reward models at every N.
+
+    Returns the tidy table of :func:`ttp_diag.compare_selectors` rows (with ``a``, ``b``) and
+    one sentence per pair at the largest N saying whether the difference is real at level
+    ``ci`` (its bootstrap interval over users excludes 0 and the paired test's p-value is below
+    ``1 - ci``).
+    """
+    from ttp_diag.diagnostics import compare_selectors
+
+    rows, lines = [], []
+    scores, ns = fit.scores_, fit.ns_
+    for i, a in enumerate(scores):
+        for b in scores[i + 1:]:
+            res = compare_selectors(val, a, b, ns, ci=ci, n_boot=n_boot, seed=seed, split=None,
+                                    pool=fit.pool_, validate=False)
+            rows.append(res.assign(a=a, b=b))
+            last = res.iloc[-1]
+            real = (last["p_value"] < 1 - ci
+                    and (last["ci_low"] > 0 or last["ci_high"] < 0))
+            lines.append(
+                f"{selector_label(a)} - {selector_label(b)} at N={int(last['n'])}: "
+                f"{last['diff']:+.4f} [{last['ci_low']:+.4f}, {last['ci_high']:+.4f}], "
+                f"p = {last['p_value']:.3f} over {int(last['n_users'])} users: "
+                + ("a real difference." if real else
+                   f"not distinguishable from no difference at the {ci:.0%} level."))
+    table = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
+    if len(table):
+        table = table[["a", "b", *[c for c in table.columns if c not in ("a", "b")]]]
+    return table, lines
+
+
+def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: float,
+                          n_boot: int, seed: int | None) -> None:
+    """Which of the report's numbers and differences are real (intervals, nulls, paired tests)."""
+    rep.heading("Which differences are real")
+    lines = []
+    for s, d in fit.diagnostics_.items():
+        summ = d.summary.set_index("quantity")
+        parts = []
+        for q in ("alpha", "beta", "rho_eff", "capture"):
+            if q not in summ.index:
+                continue
+            r = summ.loc[q]
+            est = float(r["estimate"])
+            if "ci_low" in summ.columns and pd.notna(r.get("ci_low")):
+                parts.append(f"{q} = {_fmt_iv(est, float(r['ci_low']), float(r['ci_high']))}")
+            else:
+                parts.append(f"{q} = {est:.3f}")
+            if "p_value" in summ.columns and pd.notna(r.get("p_value")):
+                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}, "
+                              f"p = {float(r['p_value']):.3f})")
+        lines.append(f"{selector_label(s)}: " + "; ".join(parts))
+    rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
+            "Null model: one shared correlation, no collapse and no hacking, simulated from "
+            "the observed pools; p is the chance of a rate at least as high under it.\n\n"
+            + "\n".join(lines))
+    table, sentences = significance_table(fit, val, ci=ci, n_boot=n_boot, seed=seed)
+    if sentences:
+        rep.text("Paired exact comparisons on the same queries (difference of exact expected "
+                 "utilities, bootstrap interval over users, paired sign-flip test): "
+                 + " ".join(sentences))
+        rep.table(table, "paired_comparisons",
+                  "Paired comparison of every two reward models at every N.")
+
+
 def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 scores: Sequence[str] | None = None, ns: Sequence[int] | None = None,
                 split: str | None = "val", base: str | None = None, new: str | None = None,
@@ -215,6 +286,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
               f"and the share of the oracle gap captured (at N={last} and gain-weighted over N), "
               "for both curve shapes.")
     rep.table(fit.predictions_, "predictions", "Observed vs predicted utility per N and shape.")
+    _significance_section(rep, fit, val, ci=ci, n_boot=n_boot, seed=seed)
     for shape in REPORT_SHAPES:
         rep.figure(PV.predicted_vs_observed(fit, shape=shape, reward_label=reward_label),
                    f"figA5_predicted_vs_observed_{shape}",

@@ -31,7 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val",
                    help="split to analyse; 'all' uses every row (default %(default)s)")
     p.add_argument("--collapse-threshold", type=float, default=0.1)
-    p.add_argument("--rho-u", default="pooled", choices=["pooled", "mean_query"])
+    p.add_argument("--rho-u", default="mean_query", choices=["mean_query", "pooled"],
+                   help="collapse measured within query (default) or pooled over the user's "
+                        "candidates (the paper's Definition 4.1)")
+    p.add_argument("--weights", default="user", choices=["user", "query"],
+                   help="average queries into beta and rho+/- per user, as utility is "
+                        "(default), or per query (the paper)")
+    p.add_argument("--ci", type=float, default=None,
+                   help="confidence level of two-level bootstrap intervals, e.g. 0.95 "
+                        "(default: none)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--refined", action="store_true",
                    help="include the collapsed users' correlation (Eq. 30)")
     p.add_argument("--pool", default="error", choices=["error", "clip"],
@@ -45,14 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequence[int], *,
                   shape: str = "sqrt_log", split: str | None = "val",
-                  collapse_threshold: float = 0.1, rho_u: str = "pooled", refined: bool = False,
-                  pool: str = "error", fit_mu: bool = False) -> dict[str, Any]:
+                  collapse_threshold: float = 0.1, rho_u: str = "mean_query",
+                  weights: str = "user", refined: bool = False, pool: str = "error",
+                  fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,
+                  seed: int | None = 0) -> dict[str, Any]:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
     :class:`ttp_diag.BestOfN` fit, :meth:`~ttp_diag.BestOfN.to_dict`."""
     from ttp_diag.bestofn import BestOfN
 
     fit = BestOfN(ns, shape=shape, mu="fit" if fit_mu else "random", split=split, pool=pool,
-                  refined=refined, collapse_threshold=collapse_threshold, rho_u=rho_u)
+                  refined=refined, collapse_threshold=collapse_threshold, rho_u=rho_u,
+                  weights=weights, ci=ci, n_boot=n_boot, seed=seed)
     return fit.fit(table, scores).to_dict()
 
 
@@ -67,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
-                        refined=args.refined, pool=args.pool, fit_mu=args.fit_mu)
+                        weights=args.weights, refined=args.refined, pool=args.pool,
+                        fit_mu=args.fit_mu, ci=args.ci, n_boot=args.n_boot, seed=args.seed)
     if args.json:
         json.dump(res, sys.stdout, indent=2, default=float)
         print()
@@ -88,9 +102,31 @@ def run(args: argparse.Namespace) -> int:
                      "rho_plus": m["rho_plus"], "rho_minus": m["rho_minus"],
                      "rho_eff": m["rho_eff"], "rho_total": m["rho_total"],
                      "relMAE %": None if m["rel_mae"] is None else 100 * m["rel_mae"],
+                     "flat relMAE %": (None if m["rel_mae_flat"] is None
+                                       else 100 * m["rel_mae_flat"]),
+                     "gain err": m["gain_error"], "capture err": m["capture_error"],
+                     "flat capture err": m["capture_error_flat"],
                      "capture": m["capture_rate"]})
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("(a flat 'no gain' prediction has gain error 1; its relMAE and capture error are the "
+          "'flat' columns)")
+    if args.ci is not None:
+        print()
+        print(f"{100 * args.ci:g}% two-level bootstrap intervals (users, then queries) and the "
+              "no-collapse / no-hacking null model:")
+        for s, m in res["models"].items():
+            for q in ("alpha", "beta", "rho_eff", "capture"):
+                iv = m.get("intervals", {}).get(q) if isinstance(m.get("intervals"), dict) else None
+                est = m.get(q)
+                if iv is not None:
+                    print(f"  {s} {q} = {est:.3f} [{iv[0]:.3f}, {iv[1]:.3f}]")
+    for s, m in res["models"].items():
+        null = m.get("null") or {}
+        if "alpha_null" in null:
+            print(f"  {s}: alpha {m['alpha']:.3f} vs {null['alpha_null']:.3f} expected with no "
+                  f"collapse (p = {null['alpha_p']:.3f}); beta {m['beta']:.3f} vs "
+                  f"{null['beta_null']:.3f} expected from noise alone (p = {null['beta_p']:.3f})")
     for s, m in res["models"].items():
         for note in m["notes"]:
             print(f"note ({s}): {note}")

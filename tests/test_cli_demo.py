@@ -126,15 +126,16 @@ def _sim_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--var", "var_missing"], "--var 'var_missing' is not a column"),
-    (["--base", "score_nope", "--new", "score_prob"], "--base 'score_nope' is not a column"),
-    (["--n-boot", "0"], "--n-boot must be >= 1"),
-    (["--scores", "score_x"], "column 'score_x'"),
+@pytest.mark.parametrize("argv, needle, code", [
+    (["--var", "var_missing"], "--var 'var_missing' is not a column", 3),
+    (["--base", "score_nope", "--new", "score_prob"], "--base 'score_nope' is not a column", 3),
+    (["--n-boot", "0"], "--n-boot must be >= 1", 1),
+    (["--scores", "score_x"], "column 'score_x'", 3),
 ])
-def test_demo_bad_arguments_are_one_line(tmp_path, capsys, argv, needle):
+def test_demo_bad_arguments_are_one_line(tmp_path, capsys, argv, needle, code):
+    # exit codes: 3 = a column the table lacks (ScoreTableError), 1 = a bad value
     table = _sim_file(tmp_path)
-    assert main(["demo", "--table", str(table), "--out", str(tmp_path / "o"), *argv]) == 1
+    assert main(["demo", "--table", str(table), "--out", str(tmp_path / "o"), *argv]) == code
     err = capsys.readouterr().err
     assert needle in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -144,7 +145,7 @@ def test_demo_out_naming_an_existing_file(tmp_path, capsys):
     table = _sim_file(tmp_path)
     clash = tmp_path / "taken.txt"
     clash.write_text("keep me")
-    assert main(["demo", "--table", str(table), "--out", str(clash), "--n-boot", "5"]) == 1
+    assert main(["demo", "--table", str(table), "--out", str(clash), "--n-boot", "5"]) == 5
     err = capsys.readouterr().err
     assert "is an existing file" in err and str(clash) in err
     assert clash.read_text() == "keep me"
@@ -163,7 +164,7 @@ def test_figures_out_naming_an_existing_file(tmp_path, capsys):
     table = _sim_file(tmp_path)
     clash = tmp_path / "f.png"
     clash.write_bytes(b"x")
-    assert main(["figures", str(table), "--out", str(clash)]) == 1
+    assert main(["figures", str(table), "--out", str(clash)]) == 5
     assert "is an existing file" in capsys.readouterr().err
 
 

@@ -105,7 +105,7 @@ def test_cli_output_folder_that_is_a_file(tmp_path, capsys):
     blocker.write_text("x")
     rc = main(["risk", str(table), "--out", str(blocker)])
     err = capsys.readouterr().err
-    assert rc == E.EXIT_OS_ERROR and "out.txt" in err and "choose another path" in err
+    assert rc == E.InputFileError.exit_code and "out.txt" in err and "choose another path" in err
     assert err.count("\n") == 1
 
 

@@ -477,10 +477,11 @@ class BestOfN:
         last = ns[-1]
         return {
             "score": sel, "rm": selector_label(sel), "shape": shape, **head,
-            "rel_mae": err, "r2": r2, **_gain_errors(p, o, orc, rnd),
+            "rel_mae": err, "r2": r2,
             f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
                                  if last > 1 else float("nan")),
             "mean_capture": _mean_capture(o, orc, rnd, gap),
+            **_gain_errors(p, o, orc, rnd),
             **diag,
         }
 

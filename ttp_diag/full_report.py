@@ -59,7 +59,9 @@ def variance_column(table: pd.DataFrame, score: str) -> str | None:
 def _check_columns(table: pd.DataFrame, **cols: str | None) -> None:
     for flag, col in cols.items():
         if col is not None and col not in table.columns:
-            raise ValueError(f"{flag} names column {col!r}, which the table does not have "
+            from .exceptions import ScoreTableError
+
+            raise ScoreTableError(f"{flag} names column {col!r}, which the table does not have "
                              f"(columns: {', '.join(map(str, table.columns))}); pass an existing "
                              f"column or leave {flag} out.")
 
@@ -204,10 +206,9 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     say = print if progress else (lambda *_: None)
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"the output folder {str(out)!r} is an existing file; pass a folder "
-                         f"name (it is created if missing).")
+    from .io import check_output_dir
+
+    out = check_output_dir(out_dir)
     _check_columns(table, base=base, new=new, var=var)
     if (base is None) != (new is None):
         raise ValueError("pass both base= and new= (two score columns to compare) or neither.")

@@ -505,3 +505,24 @@ def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Refuse an output folder that names an existing file, with one line saying so.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "out.txt"; _ = f.write_text("x")
+    >>> check_output_dir(f, "--out")
+    Traceback (most recent call last):
+    ...
+    ttp_diag.exceptions.InputFileError: --out '...out.txt' is an existing file, not a folder; choose another path (a folder, created if missing).
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        from .exceptions import InputFileError
+
+        raise InputFileError(f"{what} {str(out)!r} is an existing file, not a folder; choose "
+                             f"another path (a folder, created if missing).")
+    return out

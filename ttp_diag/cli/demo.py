@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"notice: {w.message}", file=sys.stderr)
     for flag, col in (("--var", args.var), ("--base", args.base), ("--new", args.new)):
         if col is not None and col not in table.columns:
-            raise ValueError(f"{flag} {col!r} is not a column of the table (columns: "
+            from ttp_diag.exceptions import ScoreTableError
+
+            raise ScoreTableError(f"{flag} {col!r} is not a column of the table (columns: "
                              f"{', '.join(map(str, table.columns))}); pass an existing column "
                              f"or leave {flag} out.")
     is_demo = args.table is None and source.startswith("embedded demo")

@@ -69,10 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n_boot < 1:
         raise ValueError(f"--n-boot must be >= 1 (e.g. --n-boot 1000); got {args.n_boot}.")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {args.out!r} is an existing file; pass a folder name (it is "
-                         f"created if missing).")
+    from ttp_diag.io import check_output_dir
+
+    out = check_output_dir(args.out, "--out")
     tasks = load_tasks(args.tables, args.names)
     scores = split_list(args.scores)
     for task, t in tasks.items():

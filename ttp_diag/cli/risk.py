@@ -34,10 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from ttp_diag.cli._args import split_list
     from ttp_diag.io import read_table
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {args.out!r} is an existing file; pass a folder name (it is "
-                         f"created if missing).")
+    from ttp_diag.io import check_output_dir
+
+    out = check_output_dir(args.out, "--out")
     table = read_table(args.table)
     scores = split_list(args.scores)
     if scores is not None and [s.lower() for s in scores] == ["none"]:

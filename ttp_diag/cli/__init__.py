@@ -16,6 +16,7 @@ import sys
 _SUBCOMMANDS = [
     "ttp_diag.cli.analyze",
     "ttp_diag.cli.run",
+    "ttp_diag.cli.merge",
     "ttp_diag.cli.demo", "ttp_diag.cli.figures", "ttp_diag.cli.risk",
 ]
 

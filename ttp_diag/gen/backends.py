@@ -45,6 +45,10 @@ __all__ = [
     "convert_gguf",
     "default_cache_dir",
     "make_backend",
+    "default_dtype",
+    "rows_for_memory",
+    "vllm_kwargs",
+    "AUTO_MODE",
 ]
 
 
@@ -230,7 +234,8 @@ class TransformersBackend:
     device : str
         ``"cpu"``, ``"cuda"``, ...
     dtype : str, optional
-        ``"float32"`` (default on CPU), ``"bfloat16"``, ``"float16"``.
+        ``"float32"``, ``"bfloat16"``, ``"float16"``; default (None) bfloat16 on a CUDA GPU
+        that supports it, float32 otherwise (see :func:`default_dtype`).
     use_chat_template : bool
         Wrap each prompt as one user message when the tokenizer has a chat template.
     first_line : bool
@@ -240,8 +245,20 @@ class TransformersBackend:
     cache_dir : path, optional
         Cache for GGUF conversions.
     share_prefix : bool
-        Encode each prompt once and repeat its key/value cache for the ``n`` samples
-        (about 3x faster on CPU for RAG prompts than ``num_return_sequences``).
+        In the ``"prefix"`` mode: encode each prompt once and repeat its key/value cache
+        for the ``n`` samples (about 3x faster on CPU for RAG prompts than
+        ``num_return_sequences``).
+    mode : {"auto", "prefix", "batched"}
+        ``"prefix"``: one ``generate`` call per prompt with a shared prompt cache (best on
+        a few CPU cores, where the long shared prompt dominates); ``"batched"``: many
+        prompts per ``generate`` call, left padded with attention masks, the ``n`` samples
+        of each prompt as adjacent rows (best on a GPU, where one call per prompt is
+        launch-bound). ``"auto"`` picks by device (:data:`AUTO_MODE`, chosen by measuring
+        both, see ``benchmarks/bench_costs.py``).
+    max_batch_rows : int, optional
+        Most sequences per ``generate`` call in the batched mode (prompts are never split
+        across calls); default: from free GPU memory on CUDA (:func:`rows_for_memory`),
+        256 on CPU.
 
     Examples
     --------
@@ -263,7 +280,15 @@ class TransformersBackend:
         num_threads: int | None = None,
         cache_dir=None,
         share_prefix: bool = True,
+        mode: str = "auto",
+        max_batch_rows: int | None = None,
     ):
+        if mode not in ("auto", "prefix", "batched"):
+            raise ValueError(f"mode must be 'auto', 'prefix' or 'batched', got {mode!r}")
+        if max_batch_rows is not None and int(max_batch_rows) < 1:
+            raise ValueError(f"max_batch_rows must be >= 1, got {max_batch_rows}")
+        self.mode = mode
+        self.max_batch_rows = max_batch_rows
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -291,7 +316,7 @@ class TransformersBackend:
         if isinstance(self.model, (str, os.PathLike)):
             path = _resolve_model(self.model, self.cache_dir)
             self.model_path_ = str(path)
-            dtype = getattr(torch, self.dtype) if self.dtype else torch.float32
+            dtype = getattr(torch, self.dtype or default_dtype(self.device))
             self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             self._tok = self.tokenizer or AutoTokenizer.from_pretrained(path)
         else:
@@ -300,6 +325,8 @@ class TransformersBackend:
             self._model, self._tok = self.model, self.tokenizer
             self.model_path_ = getattr(getattr(self._model, "config", None), "_name_or_path", None)
         self._model.to(self.device).eval()
+        if not isinstance(self.model, (str, os.PathLike)) and self.dtype:
+            self._model.to(getattr(torch, self.dtype))
         tok = self._tok
         # Decoder-only batching pads on the left so every row ends at its prompt.
         tok.padding_side = "left"
@@ -317,15 +344,23 @@ class TransformersBackend:
         return prompt
 
     # -- generation ----------------------------------------------------------------------
+    @property
+    def mode_(self) -> str:
+        """The generation mode in use (``mode`` with ``"auto"`` resolved by device)."""
+        if self.mode != "auto":
+            return self.mode
+        return AUTO_MODE["cuda" if str(self.device).startswith("cuda") else "cpu"]
+
     def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
         """Sample ``n`` completions for each prompt; see :class:`GenerationBackend`.
 
-        Each prompt is encoded once (its key/value cache is computed for one row and then
-        repeated ``n`` times) instead of ``n`` times as ``num_return_sequences`` would do:
-        on a CPU the prompt, not the short completion, dominates the cost. With
-        ``first_line=True`` a row stops at the end of its first non-empty line. The torch
-        RNG is seeded with ``seed`` first, so the same call returns the same texts on the
-        same machine and thread count.
+        In the ``"prefix"`` mode each prompt is encoded once (its key/value cache is
+        computed for one row and then repeated ``n`` times); in the ``"batched"`` mode many
+        prompts go through one left-padded ``generate`` call. With ``first_line=True`` a
+        row stops at the end of its first non-empty line, decided on the device from
+        per-token tables (no host copy per step). The torch RNG is seeded with ``seed``
+        first, so the same call returns the same texts on the same machine, thread count
+        and mode.
         """
         prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
         if not prompts:
@@ -333,74 +368,109 @@ class TransformersBackend:
         self._load()
         import torch
 
-        tok, model = self._tok, self._model
-        # Chat templates already contain the BOS/system tokens.
-        add_special = not (self.use_chat_template and getattr(tok, "chat_template", None))
         torch.manual_seed(int(seed) % (2**63))
-        results = []
+        sampling = dict(
+            do_sample=True,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=0,
+            max_new_tokens=int(max_new_tokens),
+            pad_token_id=self._tok.pad_token_id,
+        )
         with torch.inference_mode():
-            for prompt in prompts:
-                ids = tok(
-                    self.format_prompt(prompt), return_tensors="pt", add_special_tokens=add_special
-                )["input_ids"].to(self.device)
-                extra, inp, reps = {}, ids, int(n)
-                if self.share_prefix and n > 1 and ids.shape[1] > 1:
-                    pre = model(input_ids=ids[:, :-1], use_cache=True)
-                    cache = getattr(pre, "past_key_values", None)
-                    if cache is not None and hasattr(cache, "batch_repeat_interleave"):
-                        cache.batch_repeat_interleave(int(n))
-                        extra = {"past_key_values": cache}
-                        inp, reps = ids.repeat(int(n), 1), 1
-                if self.first_line:
-                    extra["stopping_criteria"] = self._newline_stop(ids.shape[1])
-                out = model.generate(
-                    input_ids=inp,
-                    attention_mask=torch.ones_like(inp),
-                    do_sample=True,
-                    temperature=float(temperature),
-                    top_p=float(top_p),
-                    top_k=0,
-                    max_new_tokens=int(max_new_tokens),
-                    num_return_sequences=reps,
-                    pad_token_id=tok.pad_token_id,
-                    **extra,
-                )
-                decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-                results.append([_postprocess(t, self.first_line) for t in decoded])
+            if self.mode_ == "batched":
+                return self._generate_batched(prompts, int(n), sampling)
+            return [self._generate_prefix(p, int(n), sampling) for p in prompts]
+
+    def _add_special(self) -> bool:
+        # Chat templates already contain the BOS/system tokens.
+        tok = self._tok
+        return not (self.use_chat_template and getattr(tok, "chat_template", None))
+
+    def _generate_prefix(self, prompt: str, n: int, sampling: dict) -> list[str]:
+        import torch
+
+        tok, model = self._tok, self._model
+        ids = tok(
+            self.format_prompt(prompt), return_tensors="pt", add_special_tokens=self._add_special()
+        )["input_ids"].to(self.device)
+        extra, inp, reps = {}, ids, n
+        if self.share_prefix and n > 1 and ids.shape[1] > 1:
+            pre = model(input_ids=ids[:, :-1], use_cache=True)
+            cache = getattr(pre, "past_key_values", None)
+            if cache is not None and hasattr(cache, "batch_repeat_interleave"):
+                cache.batch_repeat_interleave(n)
+                extra = {"past_key_values": cache}
+                inp, reps = ids.repeat(n, 1), 1
+        if self.first_line:
+            extra["stopping_criteria"] = self._newline_stop()
+        out = model.generate(
+            input_ids=inp,
+            attention_mask=torch.ones_like(inp),
+            num_return_sequences=reps,
+            **sampling,
+            **extra,
+        )
+        decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+        return [_postprocess(t, self.first_line) for t in decoded]
+
+    def _generate_batched(self, prompts: list[str], n: int, sampling: dict) -> list[list[str]]:
+        tok, model = self._tok, self._model
+        texts = [self.format_prompt(p) for p in prompts]
+        rows = self.max_batch_rows
+        if rows is None:
+            rows = self._rows_for_memory(texts, sampling["max_new_tokens"])
+        per_call = max(1, int(rows) // n)  # whole prompts per call: samples stay together
+        results: list[list[str]] = []
+        for i in range(0, len(texts), per_call):
+            enc = tok(
+                texts[i : i + per_call],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=self._add_special(),
+            ).to(self.device)
+            # Sample j of prompt k is row k * n + j (repeat_interleave), so splitting the
+            # output in blocks of n gives each prompt its own samples.
+            ids = enc["input_ids"].repeat_interleave(n, dim=0)
+            mask = enc["attention_mask"].repeat_interleave(n, dim=0)
+            extra = {"stopping_criteria": self._newline_stop()} if self.first_line else {}
+            out = model.generate(input_ids=ids, attention_mask=mask, **sampling, **extra)
+            decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+            clean = [_postprocess(t, self.first_line) for t in decoded]
+            results.extend(clean[k : k + n] for k in range(0, len(clean), n))
         return results
 
-    def _newline_stop(self, prompt_len: int):
-        """Stopping criterion: a row is finished once its first non-empty line has ended."""
+    def _rows_for_memory(self, texts: list[str], max_new_tokens: int) -> int:
+        if not str(self.device).startswith("cuda"):
+            return 256
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
 
-        tok = self._tok
-        if not hasattr(self, "_piece_cache"):
-            self._piece_cache = {}
-        pieces = self._piece_cache
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        longest = max(len(self._tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        cfg = self._model.config
+        return rows_for_memory(
+            free_bytes=free,
+            seq_len=longest + int(max_new_tokens),
+            num_layers=cfg.num_hidden_layers,
+            num_kv_heads=getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads,
+            head_dim=getattr(cfg, "head_dim", None)
+            or cfg.hidden_size // cfg.num_attention_heads,
+            vocab_size=cfg.vocab_size,
+            dtype_bytes=next(self._model.parameters()).element_size(),
+        )
 
-        class _FirstLineDone(StoppingCriteria):
-            def __init__(self):
-                self.has_text = None
+    def _newline_stop(self):
+        """Stopping criterion: a row is finished once its first non-empty line has ended.
 
-            def __call__(self, input_ids, scores, **kwargs):
-                last = input_ids[:, -1].tolist()
-                if self.has_text is None:
-                    self.has_text = [False] * len(last)
-                done = []
-                for i, t in enumerate(last):
-                    s = pieces.get(t)
-                    if s is None:
-                        s = pieces[t] = tok.decode([t])
-                    if "\n" in s and (self.has_text[i] or s.split("\n")[0].strip()):
-                        done.append(True)
-                        continue
-                    if s.strip():
-                        self.has_text[i] = True
-                    done.append(False)
-                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-        return StoppingCriteriaList([_FirstLineDone()])
+        Three boolean tables over the vocabulary (token text contains a newline / has
+        non-blank text before its first newline / has any non-blank text) live on the
+        model's device, so each step is two gathers and a few logical ops on the device:
+        nothing is copied to the host (``generate`` itself syncs once per step to test
+        whether every row is done).
+        """
+        if getattr(self, "_line_tables", None) is None:
+            self._line_tables = _line_tables(self._tok, self._model, self.device)
+        return _first_line_criterion(*self._line_tables)
 
     def describe(self) -> dict:
         """Settings worth recording in a provenance file."""
@@ -411,11 +481,106 @@ class TransformersBackend:
             else type(self.model).__name__,
             "model_path": self.model_path_,
             "device": self.device,
-            "dtype": self.dtype or "float32",
+            "dtype": self.dtype or default_dtype(self.device),
             "use_chat_template": self.use_chat_template,
             "first_line": self.first_line,
             "share_prefix": self.share_prefix,
+            "mode": self.mode_,
+            "max_batch_rows": self.max_batch_rows,
         }
+
+
+# Which generation mode "auto" uses per device. Measured with benchmarks/bench_costs.py
+# (SmolLM2-135M, headlines, n=16, 32 new tokens): on the 2-core CPU the prefix mode was
+# faster (see the README's cost table); on a GPU one call per prompt is launch-bound (the
+# issue's H100 table: 4.7 vs 509 candidates/s), so many prompts per call win there.
+AUTO_MODE = {"cpu": "prefix", "cuda": "batched"}
+
+
+def default_dtype(device: str) -> str:
+    """``"bfloat16"`` on a CUDA device that supports it, else ``"float32"``.
+
+    Examples
+    --------
+    >>> default_dtype("cpu")
+    'float32'
+    """
+    if str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bfloat16"
+    return "float32"
+
+
+def rows_for_memory(
+    *,
+    free_bytes: int,
+    seq_len: int,
+    num_layers: int,
+    num_kv_heads: int,
+    head_dim: int,
+    vocab_size: int,
+    dtype_bytes: int,
+    fraction: float = 0.5,
+    cap: int = 4096,
+) -> int:
+    """Sequences per ``generate`` call that fit in ``fraction`` of the free GPU memory.
+
+    Per row: the key/value cache (2 x layers x kv heads x head dim x sequence length) and
+    the float32 logits and sampling buffers of one step (about 3 x vocabulary). Activations
+    of a step are small beside these for decoder models up to a few billion parameters.
+
+    Examples
+    --------
+    >>> rows_for_memory(free_bytes=10 * 2**30, seq_len=600, num_layers=30, num_kv_heads=3,
+    ...                 head_dim=64, vocab_size=49152, dtype_bytes=2)
+    3180
+    """
+    kv = 2 * num_layers * num_kv_heads * head_dim * seq_len * dtype_bytes
+    per_row = kv + 3 * vocab_size * 4
+    return int(max(1, min(cap, fraction * free_bytes // per_row)))
+
+
+def _line_tables(tok, model, device):
+    """Per-token booleans (newline, text before the newline, any text) as device tensors."""
+    import torch
+
+    size = max(len(tok), int(getattr(model.config, "vocab_size", 0) or 0))
+    pieces = tok.batch_decode([[i] for i in range(len(tok))])
+    nl = torch.zeros(size, dtype=torch.bool)
+    pre = torch.zeros(size, dtype=torch.bool)
+    txt = torch.zeros(size, dtype=torch.bool)
+    for i, s in enumerate(pieces):
+        if "\n" in s:
+            nl[i] = True
+            pre[i] = bool(s.split("\n")[0].strip())
+        txt[i] = bool(s.strip())
+    return nl.to(device), pre.to(device), txt.to(device)
+
+
+def _first_line_criterion(nl, pre, txt):
+    """A ``StoppingCriteria`` over the tables of :func:`_line_tables` (device tensors only).
+
+    A row is done at the first token that contains a newline when the row already has
+    non-blank text or the token has text before its newline; the same rule as
+    :func:`_postprocess` keeps, so stopping there never cuts the kept line.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _FirstLineDone(StoppingCriteria):
+        def __init__(self):
+            self.seen = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            last = input_ids[:, -1]
+            if self.seen is None or self.seen.shape[0] != last.shape[0]:
+                self.seen = last.new_zeros(last.shape[0], dtype=nl.dtype)
+            done = nl[last] & (self.seen | pre[last])
+            self.seen = self.seen | txt[last]
+            return done
+
+    return StoppingCriteriaList([_FirstLineDone()])
 
 
 class VLLMBackend:
@@ -459,7 +624,8 @@ class VLLMBackend:
                 raise ImportError(
                     "the vLLM backend needs `pip install ttp-diag[vllm]` on a GPU machine"
                 ) from exc
-            self._llm = LLM(model=self.model, **self.llm_kwargs)
+            llm_kw, _ = vllm_kwargs(self.model, self.llm_kwargs)
+            self._llm = LLM(**llm_kw)
 
     def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
         """Sample ``n`` completions per prompt with one vLLM request."""
@@ -477,13 +643,11 @@ class VLLMBackend:
                 )
                 for p in prompts
             ]
-        params = SamplingParams(
-            n=int(n),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            max_tokens=int(max_new_tokens),
-            seed=int(seed),
+        _, sp_kw = vllm_kwargs(
+            self.model, self.llm_kwargs, n=n, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens, seed=seed,
         )
+        params = SamplingParams(**sp_kw)
         outs = self._llm.generate(prompts, params, use_tqdm=False)
         return [[_postprocess(c.text, self.first_line) for c in o.outputs] for o in outs]
 
@@ -493,6 +657,43 @@ class VLLMBackend:
             "model": self.model,
             **{k: repr(v) for k, v in self.llm_kwargs.items()},
         }
+
+
+def vllm_kwargs(
+    model: str,
+    llm_kwargs: dict | None = None,
+    *,
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    max_new_tokens: int = 32,
+    seed: int = 0,
+) -> tuple[dict, dict]:
+    """Keyword arguments of ``vllm.LLM`` and ``vllm.SamplingParams`` (pure; no vLLM import).
+
+    Kept apart from :class:`VLLMBackend` so that the adapter can be checked without a GPU:
+    ``tests/gen/test_backends.py`` matches both dicts against the installed vLLM's
+    ``inspect.signature``. Parallelism settings (``tensor_parallel_size``,
+    ``data_parallel_size``, ``pipeline_parallel_size``, ...) pass through unchanged.
+
+    Examples
+    --------
+    >>> llm, sp = vllm_kwargs("/models/m", {"tensor_parallel_size": 2}, n=4, seed=3)
+    >>> llm
+    {'model': '/models/m', 'tensor_parallel_size': 2}
+    >>> sp["n"], sp["max_tokens"], sp["seed"]
+    (4, 32, 3)
+    """
+    llm = {"model": str(model), **dict(llm_kwargs or {})}
+    sp = {
+        "n": int(n),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "max_tokens": int(max_new_tokens),
+        # vLLM seeds are 64-bit at most; the chunk seeds of candidates.py are 60-bit.
+        "seed": int(seed) % (2**63),
+    }
+    return llm, sp
 
 
 def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> TransformersBackend:

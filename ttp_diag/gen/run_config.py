@@ -177,7 +177,7 @@ class RunConfig:
     policy: str = _f("rag", stage="prompts", flag="--policy", choices=POLICIES)
     persona_samples: int = _f(15, stage="prompts")
     backend: str = _f("transformers", stage="candidates", flag="--backend",
-                      choices=("transformers", "vllm", "tiny"))
+                      choices=BACKENDS)
     model: str | None = _f(None, stage="candidates", flag="--model",
                            help="local model directory, .gguf file, or 'smollm2'")
     device: str = _f("cpu", stage="runtime", flag="--device")
@@ -261,8 +261,6 @@ class RunConfig:
             ch = f.metadata.get("choices")
             if ch and getattr(self, f.name) not in ch:
                 raise ValueError(f"{f.name} must be one of {list(ch)}, got {getattr(self, f.name)!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \

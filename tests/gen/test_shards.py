@@ -112,7 +112,8 @@ def test_cli_shard_and_merge(tmp_path, tiny_backbone, capsys):
     common = ["--data", str(data), "--backend", "tiny", "--n", "2", "--max-new-tokens", "3",
               "--users", "2", "--max-samples", "4", "--no-progress", "--until", "candidates"]
     for i in range(2):
-        assert main(["run", *common, "--shard", f"{i}/2", "--run-dir", str(tmp_path / f"s{i}")]) == 0
+        d = str(tmp_path / f"s{i}")
+        assert main(["run", *common, "--shard", f"{i}/2", "--run-dir", d]) == 0
     assert main(["merge", str(tmp_path / "s0"), str(tmp_path / "s1"),
                  "--out", str(tmp_path / "m")]) == 0
     assert "merged 2 shards" in capsys.readouterr().out

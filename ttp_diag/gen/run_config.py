@@ -258,9 +258,9 @@ class RunConfig:
                 "data_path is required (a JSONL user file, LaMP questions or a LongLaMP export)"
             )
         for f in dataclasses.fields(self):
-            ch = f.metadata.get("choices")
-            if ch and getattr(self, f.name) not in ch:
-                raise ValueError(f"{f.name} must be one of {list(ch)}, got {getattr(self, f.name)!r}")
+            ch, v = f.metadata.get("choices"), getattr(self, f.name)
+            if ch and v not in ch:
+                raise ValueError(f"{f.name} must be one of {list(ch)}, got {v!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \

@@ -174,7 +174,9 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
             mine = shard_queries(pd.read_parquet(d / "examples.parquet"), i, kk)
             stray = set(part["query_id"].astype(str)) - mine
             if stray:
-                raise RunFolderError(f"{d / name} holds queries of another shard: {sorted(stray)[:3]}")
+                raise RunFolderError(
+                    f"{d / name} holds queries of another shard: {sorted(stray)[:3]}"
+                )
         df = pd.concat(parts, ignore_index=True)
         if df.duplicated(["query_id", "cand_id"]).any():
             raise RunFolderError(f"{name}: a (query_id, cand_id) row occurs in two shards")

@@ -49,6 +49,10 @@ def test_resolve_returns_a_runconfig_with_task_defaults():
     assert (c.dedup, c.first_line, c.max_new_tokens, c.temperature) == (False, False, 256, 1.5)
     assert stage_of("temperature") == "candidates" and stage_of("device") == "runtime"
     assert stage_of("strict") == "data" and stage_of("rm_kinds") == "rms"
+    # prompts per call: a result setting (chunks fix the seeds), resolved by device
+    assert RunConfig(data_path="x").resolve().batch_size == 4
+    assert RunConfig(data_path="x", device="cuda").resolve().batch_size == 64
+    assert RunConfig(data_path="x", device="cuda", batch_size=8).resolve().batch_size == 8
 
 
 @pytest.mark.parametrize(

@@ -295,7 +295,11 @@ class TransformersBackend:
             return 256
         import torch
 
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        # Read once per backend: the rows per call (and so the RNG stream) stay fixed for
+        # the backend's life; pass max_batch_rows to pin them across runs and machines.
+        if getattr(self, "_free_bytes", None) is None:
+            self._free_bytes = torch.cuda.mem_get_info(torch.device(self.device))[0]
+        free = self._free_bytes
         longest = max(len(self._tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
         cfg = self._model.config
         return rows_for_memory(

@@ -193,10 +193,11 @@ class _Run:
                 kw.setdefault("dtype", self.c.dtype)
                 kw.setdefault("num_threads", self.c.num_threads)
                 kw.setdefault("mode", self.c.gen_mode)
+                kw.setdefault("max_batch_rows", self.c.max_batch_rows)
             kw.setdefault("first_line", self.c.first_line)
             be = make_backend(self.c.backend, self.c.model, **kw)
             if self.c.backend in ("tiny", "tiny-random"):
-                be.mode = self.c.gen_mode
+                be.mode, be.max_batch_rows = self.c.gen_mode, self.c.max_batch_rows
             self._backend = be
         return self._backend
 

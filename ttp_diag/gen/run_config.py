@@ -114,8 +114,12 @@ class RunConfig:
         ``dtype=None``: bfloat16 on a CUDA GPU that has it, float32 on CPU.
     gen_mode : {"auto", "prefix", "batched"}
         :class:`ttp_diag.gen.backends.TransformersBackend` ``mode``.
+    max_batch_rows : int, optional
+        Sequences per ``generate`` call in the batched mode (default: from free GPU
+        memory, read once per run, on CUDA; 256 on CPU).
     n, temperature, top_p, max_new_tokens, batch_size, seed, dedup, first_line :
         Candidate sampling (see :class:`ttp_diag.gen.candidates.CandidateGenerator`);
+        ``batch_size=None`` is 4 prompts per call on CPU, 64 on CUDA;
         ``temperature=None`` is the task's paper default, ``dedup=None`` removes duplicates
         for short-form tasks only.
     order : {"given", "val_first"}
@@ -193,8 +197,12 @@ class RunConfig:
     top_p: float = _f(0.95, stage="candidates", flag="--top-p", parse="float")
     max_new_tokens: int | None = _f(None, stage="candidates", flag="--max-new-tokens",
                                     parse="int")
-    batch_size: int = _f(4, stage="candidates", flag="--batch-size", parse="int",
-                         help="prompts per backend call")
+    batch_size: int | None = _f(None, stage="candidates", flag="--batch-size", parse="int",
+                                help="prompts per backend call (default 4 on CPU, 64 on CUDA)")
+    max_batch_rows: int | None = _f(None, stage="candidates", flag="--max-batch-rows",
+                                    parse="int",
+                                    help="sequences per generate call in the batched mode "
+                                    "(default: from free GPU memory on CUDA)")
     seed: int = _f(0, stage="candidates", flag="--seed", parse="int")
     dedup: bool | None = _f(None, stage="candidates")
     first_line: bool | None = _f(None, stage="candidates")
@@ -243,6 +251,9 @@ class RunConfig:
             ch["first_line"] = not spec.long_form
         if self.max_new_tokens is None:
             ch["max_new_tokens"] = 256 if spec.long_form else 32
+        if self.batch_size is None:
+            # Chunks fix the seeds, so this is a result setting: recorded resolved.
+            ch["batch_size"] = 64 if str(self.device).startswith("cuda") else 4
         if self.retrieval_max_chars is None and spec.long_form:
             ch["retrieval_max_chars"] = 1000
         return dataclasses.replace(self, **ch)
@@ -263,9 +274,10 @@ class RunConfig:
                 raise ValueError(f"{f.name} must be one of {list(ch)}, got {v!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
-                or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        for name in ("batch_size", "max_batch_rows"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         for lab in [self.label, *self.extra_labels]:
             if lab not in ("rouge", "minilm"):
                 raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")

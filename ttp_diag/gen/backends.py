@@ -389,7 +389,7 @@ def rows_for_memory(
     --------
     >>> rows_for_memory(free_bytes=10 * 2**30, seq_len=600, num_layers=30, num_kv_heads=3,
     ...                 head_dim=64, vocab_size=49152, dtype_bytes=2)
-    3180
+    372
     """
     kv = 2 * num_layers * num_kv_heads * head_dim * seq_len * dtype_bytes
     per_row = kv + 3 * vocab_size * 4

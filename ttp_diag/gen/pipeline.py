@@ -15,9 +15,13 @@ rms            ``rm/`` (Global, Deterministic and Probabilistic user RMs)
 scores         ``scores.parquet`` (the score table of the analysis layers)
 =============  ============================================================
 
-``config.json`` records the configuration; restarting with settings that change a
-finished stage's result is refused (start a new folder). ``run_summary.json`` holds the
-counts and wall time of every stage.
+``config.json`` records the configuration (:class:`~ttp_diag.gen.run_config.RunConfig`,
+resolved); restarting with settings that change a finished stage's result is refused
+before anything is written (start a new folder). ``run_summary.json`` holds the counts and
+wall time of every stage. One process at a time holds a folder (``.lock``, see
+:mod:`ttp_diag.gen.run_folder`); damaged bookkeeping files are named and rebuilt.
+``RunConfig.shard`` runs one shard of the candidate, label and scoring stages
+(:mod:`ttp_diag.gen.shards`; ``ttp-diag merge`` joins them).
 
 The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
 :mod:`ttp_diag.gen.scoring` and :mod:`ttp_diag.gen.reward_models`.

@@ -104,7 +104,7 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
     """
     from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
     from ttp_diag.gen.run_config import RunConfig, parse_shard, stage_of
-    from ttp_diag.gen.run_folder import RunFolderError, RunLock
+    from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
 
     dirs = [Path(d) for d in shard_dirs]
     if not dirs:
@@ -210,9 +210,10 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
             "config": cfg,
             "merged_from": [str(d) for d in dirs],
             "shard_summaries": {
-                str(d): json.loads((d / "run_summary.json").read_text())["stages"]
+                str(d): (read_json(d / "run_summary.json", what="run summary") or {}).get(
+                    "stages", {}
+                )
                 for d in dirs
-                if (d / "run_summary.json").is_file()
             },
             "tables": {n: int(len(df)) for n, df in merged.items()},
         }

@@ -151,6 +151,8 @@ class _Run:
         """
         path = self.p("config.json")
         old = read_json(path, what="run config") if path.exists() else None
+        if old is not None and not isinstance(old, dict):
+            old = None  # valid JSON but not a config: as good as missing
         if old is None and isinstance(self.summary.get("config"), dict):
             old = self.summary["config"]  # recovered (config.json was missing or damaged)
         new = dataclasses.asdict(self.c)
@@ -161,9 +163,10 @@ class _Run:
             )
         if old is not None:
             diff = {}
+            defaults = dataclasses.asdict(RunConfig())
             for k, v in new.items():
-                if old.get(k) == v:
-                    continue
+                if old.get(k) == v or (k not in old and v == defaults.get(k)):
+                    continue  # equal, or a setting newer than the folder left at its default
                 stage = stage_of(k)
                 if stage == "runtime":
                     continue

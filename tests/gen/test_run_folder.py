@@ -145,3 +145,18 @@ def test_time_budget_ends_with_one_line_an_exit_code_and_a_fresh_summary(tmp_pat
     st = s["stages"]["candidates"]
     assert st["complete"] and st["queries"] == 10 and "queries_done" not in st
     assert not (run / ".lock").exists()
+
+
+def test_folder_from_before_new_settings_resumes(tmp_path):
+    data = _write_users(tmp_path / "users.jsonl", n_users=2, n_items=7)
+    run = tmp_path / "run"
+    ref = run_pipeline(_cfg(data), run, until="candidates")["outputs"]["candidates"]
+    cfg = json.loads((run / "config.json").read_text())
+    for k in ("strict", "gen_mode", "shard", "rm_from", "max_batch_rows"):
+        cfg.pop(k)  # as written by the previous version
+    (run / "config.json").write_text(json.dumps(cfg))
+    out = run_pipeline(_cfg(data), run, until="candidates")["outputs"]["candidates"]
+    pd.testing.assert_frame_equal(out, ref)
+    with pytest.raises(RunFolderError, match="strict"):
+        (run / "config.json").write_text(json.dumps(cfg))
+        run_pipeline(_cfg(data, strict=True), run, until="candidates")

@@ -25,6 +25,7 @@ from ttp_diag.exceptions import EXIT_INTERRUPTED, TtpDiagError, exit_code
 _SUBCOMMANDS = [
     "ttp_diag.cli.analyze",
     "ttp_diag.cli.run",
+    "ttp_diag.cli.merge",
     "ttp_diag.cli.demo", "ttp_diag.cli.figures", "ttp_diag.cli.risk",
 ]
 

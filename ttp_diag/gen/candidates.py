@@ -14,6 +14,18 @@ point and started again skips the finished queries and regenerates an unfinished
 with the same seed and the same composition, so it ends with exactly the rows of an
 uninterrupted run (on the same machine and thread count), none lost and none duplicated.
 A settings file (``_settings.json``) refuses to resume with different sampling settings.
+
+Each file records how many texts it holds (``n_texts``) and a checksum of them
+(``texts_sha``). On resume a file that does not parse, lacks fields, or whose texts do not
+match their count or checksum (a truncated write by another tool, a hand edit) is named in a
+warning, moved to ``_bad/`` and its query regenerated with its chunk's seed.
+
+Shards
+------
+``run(..., keep=query_ids)`` writes only the queries in ``keep`` while the chunks are still
+formed over all of ``examples``: a chunk that holds kept queries is generated whole (its
+seed and composition are the unsharded run's), so a shard's texts equal the unsharded
+run's. See :mod:`ttp_diag.gen.shards`.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ __all__ = [
     "load_candidates",
     "atomic_write_text",
     "atomic_write_parquet",
+    "check_entry",
+    "count_done",
 ]
 
 CANDIDATE_COLUMNS = ["user_id", "query_id", "cand_id", "split", "text"]
@@ -87,6 +101,79 @@ def _safe_name(query_id: str) -> str:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _texts_sha(texts: list[str]) -> str:
+    return _sha(json.dumps(texts, ensure_ascii=False))
+
+
+def check_entry(rec: object) -> str | None:
+    """Why a parsed per-query record cannot be trusted (``None``: it can).
+
+    The expected number of texts is ``n_texts`` (or, for files written before it existed,
+    ``n_generated - n_empty - n_duplicates``); ``texts_sha`` must match when present.
+
+    Examples
+    --------
+    >>> rec = {"query_id": "q", "user_id": "u", "split": "val", "texts": ["a", "b"],
+    ...        "n_generated": 3, "n_empty": 0, "n_duplicates": 1, "prompt_sha": "x"}
+    >>> check_entry(rec) is None
+    True
+    >>> check_entry({**rec, "texts": ["a"]})
+    'holds 1 texts, expected 2'
+    """
+    if not isinstance(rec, dict):
+        return f"is a JSON {type(rec).__name__}, not an object"
+    need = ["query_id", "user_id", "split", "texts", "n_generated", "n_empty", "n_duplicates",
+            "prompt_sha"]
+    miss = [k for k in need if k not in rec]
+    if miss:
+        return f"lacks field(s) {miss}"
+    texts = rec["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        return "texts is not a list of strings"
+    try:
+        expected = int(
+            rec.get("n_texts", rec["n_generated"] - rec["n_empty"] - rec["n_duplicates"])
+        )
+    except (TypeError, ValueError):
+        return "has non-numeric counts"
+    if len(texts) != expected:
+        return f"holds {len(texts)} texts, expected {expected}"
+    if "texts_sha" in rec and rec["texts_sha"] != _texts_sha(texts):
+        return "texts do not match their checksum"
+    return None
+
+
+def _read_entry(f: Path) -> tuple[dict | None, str | None]:
+    try:
+        rec = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"is not valid JSON ({exc.__class__.__name__}: truncated or garbled)"
+    why = check_entry(rec)
+    return (rec, None) if why is None else (None, why)
+
+
+def _quarantine(f: Path, why: str) -> Path:
+    bad_dir = f.parent / "_bad"
+    bad_dir.mkdir(exist_ok=True)
+    dest = bad_dir / f"{f.name}.{int(time.time() * 1000)}"
+    os.replace(f, dest)
+    logger.warning("candidate file %s %s; moved to %s and regenerating", f, why, dest)
+    return dest
+
+
+def count_done(out_dir: str | os.PathLike, examples: pd.DataFrame, keep=None) -> int:
+    """Queries of ``examples`` (within ``keep``) whose candidate file exists and is sound."""
+    out_dir = Path(out_dir)
+    n = 0
+    for qid in examples["query_id"].astype(str):
+        if keep is not None and qid not in keep:
+            continue
+        f = out_dir / _safe_name(qid)
+        if f.is_file() and _read_entry(f)[1] is None:
+            n += 1
+    return n
 
 
 def _chunk_seed(seed: int, query_ids) -> int:
@@ -201,6 +288,7 @@ class CandidateGenerator:
         out_dir: str | os.PathLike,
         callback: Callable[[str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        keep: set[str] | None = None,
     ) -> pd.DataFrame:
         """Generate (or resume) candidates for ``examples`` into ``out_dir``.
 
@@ -217,6 +305,9 @@ class CandidateGenerator:
         should_stop : callable, optional
             Checked before each chunk; when it returns True generation stops cleanly and
             the queries finished so far are returned (``stats_["complete"]`` is False).
+        keep : set of str, optional
+            Write (and return) only these query ids (a shard); chunks are still formed
+            over all of ``examples``.
 
         Returns
         -------
@@ -243,11 +334,19 @@ class CandidateGenerator:
             .astype({"query_id": str})
             .to_dict("records")
         )
+        if keep is not None:
+            keep = {str(q) for q in keep}
+        mine = [r for r in recs if keep is None or r["query_id"] in keep]
         done: set[str] = set()
-        for r in recs:
+        self.n_quarantined_ = 0
+        for r in mine:
             f = out_dir / _safe_name(r["query_id"])
             if f.is_file():
-                stored = json.loads(f.read_text(encoding="utf-8"))
+                stored, why = _read_entry(f)
+                if why is not None:
+                    _quarantine(f, why)
+                    self.n_quarantined_ += 1
+                    continue
                 if stored.get("prompt_sha") != _sha(r["prompt"]):
                     raise ValueError(
                         f"query {r['query_id']!r}: the stored candidates in {f} were made from a "
@@ -255,13 +354,14 @@ class CandidateGenerator:
                     )
                 done.add(r["query_id"])
         chunks = [recs[i : i + self.batch_size] for i in range(0, len(recs), self.batch_size)]
-        todo = [c for c in chunks if any(r["query_id"] not in done for r in c)]
+        wanted = {r["query_id"] for r in mine}
+        todo = [c for c in chunks if any(r["query_id"] in wanted - done for r in c)]
         n_new_q, n_new_c, t0 = 0, 0, time.perf_counter()
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=len(recs), initial=len(done), desc="candidates", unit="query")
+            bar = tqdm(total=len(mine), initial=len(done), desc="candidates", unit="query")
         stopped = False
         try:
             for chunk in todo:
@@ -284,14 +384,18 @@ class CandidateGenerator:
                         f"backend returned {len(outs)} lists for {len(chunk)} prompts"
                     )
                 for r, texts in zip(chunk, outs):
-                    if r["query_id"] in done:
-                        continue  # finished before the interruption; identical by construction
-                    keep, n_empty, n_dup = self._clean(texts)
+                    if r["query_id"] in done or r["query_id"] not in wanted:
+                        # finished before the interruption (identical by construction), or
+                        # another shard's query generated only to keep this chunk's seed
+                        continue
+                    kept, n_empty, n_dup = self._clean(texts)
                     rec = {
                         "query_id": r["query_id"],
                         "user_id": str(r["user_id"]),
                         "split": r["split"],
-                        "texts": keep,
+                        "texts": kept,
+                        "n_texts": len(kept),
+                        "texts_sha": _texts_sha(kept),
                         "n_requested": int(self.n),
                         "n_generated": len(texts),
                         "n_empty": n_empty,
@@ -314,7 +418,7 @@ class CandidateGenerator:
                 logger.info(
                     "candidates: %d/%d queries, %.1f candidates/s (%.0f ms/candidate)",
                     len(done),
-                    len(recs),
+                    len(mine),
                     n_new_c / max(elapsed, 1e-9),
                     1000 * elapsed / max(n_new_c, 1),
                 )
@@ -325,15 +429,19 @@ class CandidateGenerator:
                 bar.close()
         elapsed = time.perf_counter() - t0
         self.stats_ = {
-            "queries": len(recs),
+            "queries": len(mine),
             "queries_generated": n_new_q,
-            "queries_reused": len(recs) - n_new_q,
+            "queries_reused": len(mine) - n_new_q,
+            "entries_quarantined": self.n_quarantined_,
             "samples_generated": n_new_c,
             "seconds": elapsed,
             "ms_per_sample": 1000 * elapsed / n_new_c if n_new_c else None,
             "complete": not stopped,
         }
-        return load_candidates(out_dir, examples, allow_missing=stopped)
+        mine_ex = examples if keep is None else examples[
+            examples["query_id"].astype(str).isin(keep)
+        ]
+        return load_candidates(out_dir, mine_ex, allow_missing=stopped)
 
 
 def load_candidates(
@@ -362,7 +470,12 @@ def load_candidates(
         if not f.is_file():
             missing.append(qid)
             continue
-        rec = json.loads(f.read_text(encoding="utf-8"))
+        rec, why = _read_entry(f)
+        if why is not None:
+            raise ValueError(
+                f"candidate file {f} {why}; run candidate generation again (it moves the "
+                "file aside and regenerates that query)"
+            )
         meta.append({k: rec[k] for k in ("query_id", "n_generated", "n_empty", "n_duplicates")})
         for j, t in enumerate(rec["texts"]):
             rows.append((rec["user_id"], qid, j, rec["split"], t))

@@ -15,9 +15,13 @@ rms            ``rm/`` (Global, Deterministic and Probabilistic user RMs)
 scores         ``scores.parquet`` (the score table of the analysis layers)
 =============  ============================================================
 
-``config.json`` records the configuration; restarting with settings that change a
-finished stage's result is refused (start a new folder). ``run_summary.json`` holds the
-counts and wall time of every stage.
+``config.json`` records the configuration (:class:`~ttp_diag.gen.run_config.RunConfig`,
+resolved); restarting with settings that change a finished stage's result is refused
+before anything is written (start a new folder). ``run_summary.json`` holds the counts and
+wall time of every stage. One process at a time holds a folder (``.lock``, see
+:mod:`ttp_diag.gen.run_folder`); damaged bookkeeping files are named and rebuilt.
+``RunConfig.shard`` runs one shard of the candidate, label and scoring stages
+(:mod:`ttp_diag.gen.shards`; ``ttp-diag merge`` joins them).
 
 The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
 :mod:`ttp_diag.gen.scoring` and :mod:`ttp_diag.gen.reward_models`.
@@ -31,7 +35,6 @@ import logging
 import os
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
+from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
+from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ __all__ = [
     "load_config",
     "package_versions",
     "format_summary",
+    "TimeBudgetExhausted",
+    "EXIT_TIME_BUDGET",
+    "RunFolderError",
 ]
 
 STAGES = ("data", "prompts", "candidates", "labels", "rms", "scores")
@@ -60,208 +68,12 @@ _STAGE_FILES = {
     "scores": ["scores.parquet"],
 }
 
-# The first stage whose result each setting changes (unlisted settings: "data").
-_KEY_STAGE = {
-    "retrieval_k": "prompts",
-    "retrieval_max_chars": "prompts",
-    "policy": "prompts",
-    "persona_samples": "prompts",
-    "backend": "candidates",
-    "model": "candidates",
-    "dtype": "candidates",
-    "backend_kwargs": "candidates",
-    "n": "candidates",
-    "temperature": "candidates",
-    "top_p": "candidates",
-    "max_new_tokens": "candidates",
-    "batch_size": "candidates",
-    "seed": "candidates",
-    "dedup": "candidates",
-    "first_line": "candidates",
-    "label": "labels",
-    "extra_labels": "labels",
-    "rm_kinds": "rms",
-    "rm_backbone": "rms",
-    "rm_settings": "rms",
-    "rm_kind_settings": "rms",
-}
-
-# Settings that do not change any stage's result (how fast, how verbose, how far).
-_RUNTIME_KEYS = {
-    "num_threads",
-    "progress",
-    "device",
-    "candidate_time_budget_s",
-    "allow_partial",
-    "label_workers",
-    "rm_num_threads",
-}
+# Exit code of ``ttp-diag run`` when the candidate time budget is used up (resume later).
+EXIT_TIME_BUDGET = 75  # EX_TEMPFAIL: "try again later"
 
 
-@dataclass
-class RunConfig:
-    """Everything a pipeline run depends on.
-
-    Parameters
-    ----------
-    task : str
-        ``lamp4``, ``lamp5``, ``longlamp_abstract``, ``longlamp_review``, ``longlamp_topic``.
-    data_path : str
-        A JSONL user file (``data_format="jsonl"``), a LaMP questions file (``"lamp"``,
-        with ``outputs_path``) or a LongLaMP JSON/JSONL export (``"longlamp"``).
-    top_k_users, max_samples_per_user, val_fraction, min_items : see
-        :func:`ttp_diag.gen.data.build_examples`; ``None`` means the task's paper default.
-    users : list of str, optional
-        Use exactly these users.
-    retrieval_k : int
-        Retrieved history items per prompt.
-    policy : {"rag", "persona", "persona_rag"}
-    persona_samples : int
-        History samples per persona (the paper: 15).
-    backend, model : str
-        ``"transformers"`` with a local directory, a ``.gguf`` file or ``"smollm2"``;
-        ``"vllm"`` with a local directory; ``"tiny"`` (random model, tests).
-    n, temperature, top_p, max_new_tokens, batch_size, seed, dedup, first_line :
-        Candidate sampling (see :class:`ttp_diag.gen.candidates.CandidateGenerator`);
-        ``temperature=None`` is the task's paper default, ``dedup=None`` removes duplicates
-        for short-form tasks only.
-    order : {"given", "val_first"}
-        ``val_first`` generates every validation query first and then training queries
-        from the latest back, so a run stopped by ``candidate_time_budget_s`` still has the
-        complete validation set and each user's latest training queries.
-    candidate_time_budget_s : float, optional
-        Stop starting new candidate chunks after this many seconds (resume later, or go on
-        with ``allow_partial=True``).
-    allow_partial : bool
-        Continue after the candidate stage with the queries that have candidates.
-    label : {"rouge", "minilm"}
-        The reward: ``(ROUGE-1 F + ROUGE-L F) / 2`` (the paper's) or the MiniLM cosine
-        similarity to the gold text (its BERTScore variant). The other one can be added as
-        an extra column with ``extra_labels``.
-    extra_labels : list of str
-        Also store ``reward_<label>`` columns (e.g. ``["minilm"]``).
-    label_workers : int, optional
-        Processes for ROUGE (default: all cores; small inputs run in-process).
-    rm_kinds : list of str
-        Subset of ``["global", "det", "prob"]``.
-    rm_backbone : str, optional
-        Reward-model backbone directory (default MiniLM).
-    rm_settings, rm_kind_settings : dict
-        Passed to :func:`ttp_diag.gen.scoring.fit_reward_models`.
-    num_threads : int, optional
-        ``torch.set_num_threads`` for every torch stage.
-    rm_num_threads : int, optional
-        Threads for reward-model training and scoring (default ``num_threads``); e.g. one
-        thread for generation beside other work, all cores for the reward models.
-
-    Examples
-    --------
-    >>> cfg = RunConfig(task="lamp4", data_path="users.jsonl.gz", model="smollm2", n=16)
-    >>> cfg.resolved()["temperature"]
-    1.7
-    """
-
-    task: str = "lamp4"
-    data_path: str = ""
-    data_format: str = "jsonl"
-    outputs_path: str | None = None
-    top_k_users: int | None = None
-    max_samples_per_user: int | None = None
-    val_fraction: float = 0.2
-    min_items: int = 5
-    users: list[str] | None = None
-    retrieval_k: int = 3
-    retrieval_max_chars: int | None = None
-    policy: str = "rag"
-    persona_samples: int = 15
-    backend: str = "transformers"
-    model: str | None = None
-    device: str = "cpu"
-    dtype: str | None = None
-    backend_kwargs: dict = field(default_factory=dict)
-    n: int = 30
-    temperature: float | None = None
-    top_p: float = 0.95
-    max_new_tokens: int | None = None
-    batch_size: int = 4
-    seed: int = 0
-    dedup: bool | None = None
-    first_line: bool | None = None
-    order: str = "given"
-    candidate_time_budget_s: float | None = None
-    allow_partial: bool = False
-    label: str = "rouge"
-    extra_labels: list[str] = field(default_factory=list)
-    label_workers: int | None = None
-    rm_kinds: list[str] = field(default_factory=lambda: ["global", "det", "prob"])
-    rm_backbone: str | None = None
-    rm_settings: dict = field(default_factory=dict)
-    rm_kind_settings: dict = field(default_factory=dict)
-    num_threads: int | None = None
-    rm_num_threads: int | None = None
-    progress: bool = True
-
-    def resolved(self) -> dict:
-        """The configuration with task defaults filled in."""
-        from ttp_diag.gen.data import get_task
-
-        spec = get_task(self.task)
-        d = dataclasses.asdict(self)
-        d["task"] = spec.name
-        if d["top_k_users"] is None:
-            d["top_k_users"] = spec.top_k_users
-        if d["max_samples_per_user"] is None:
-            d["max_samples_per_user"] = spec.max_samples_per_user
-        if d["temperature"] is None:
-            d["temperature"] = spec.temperature
-        if d["dedup"] is None:
-            d["dedup"] = not spec.long_form
-        if d["first_line"] is None:
-            d["first_line"] = not spec.long_form
-        if d["max_new_tokens"] is None:
-            d["max_new_tokens"] = 256 if spec.long_form else 32
-        if d["retrieval_max_chars"] is None and spec.long_form:
-            d["retrieval_max_chars"] = 1000
-        return d
-
-    def validate(self) -> None:
-        if not self.data_path:
-            raise ValueError(
-                "data_path is required (a JSONL user file, LaMP questions or a LongLaMP export)"
-            )
-        if self.data_format not in ("jsonl", "lamp", "longlamp"):
-            raise ValueError(
-                f"data_format must be 'jsonl', 'lamp' or 'longlamp', got {self.data_format!r}"
-            )
-        for lab in [self.label, *self.extra_labels]:
-            if lab not in ("rouge", "minilm"):
-                raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
-        if self.order not in ("given", "val_first"):
-            raise ValueError(f"order must be 'given' or 'val_first', got {self.order!r}")
-        bad = [k for k in self.rm_kinds if k not in ("global", "det", "prob")]
-        if bad:
-            raise ValueError(f"unknown rm_kinds {bad}; use a subset of ['global', 'det', 'prob']")
-        if self.backend != "tiny" and not self.model:
-            raise ValueError(
-                f"backend {self.backend!r} needs model= "
-                "(a local directory, a .gguf file or 'smollm2')"
-            )
-
-
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read a :class:`RunConfig` from JSON (or TOML with a ``.toml`` suffix)."""
-    path = Path(path)
-    if path.suffix == ".toml":
-        import tomllib
-
-        raw = tomllib.loads(path.read_text())
-    else:
-        raw = json.loads(path.read_text())
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
-    return RunConfig(**raw)
+class TimeBudgetExhausted(TimeoutError):
+    """The candidate time budget ran out; the run folder is consistent and resumable."""
 
 
 def package_versions() -> dict:
@@ -293,15 +105,18 @@ def package_versions() -> dict:
 class _Run:
     def __init__(self, cfg: RunConfig, run_dir: Path):
         self.cfg = cfg
-        self.c = cfg.resolved()
+        self.c: RunConfig = cfg.resolve()
+        self.shard = parse_shard(self.c.shard)
         self.dir = run_dir
         self.summary_path = run_dir / "run_summary.json"
-        self.summary: dict[str, Any] = (
-            json.loads(self.summary_path.read_text())
-            if self.summary_path.is_file()
-            else {"stages": {}}
-        )
         self._backend = None
+        self.summary: dict[str, Any] = {"stages": {}}
+
+    def load_summary(self) -> None:
+        """Read ``run_summary.json``; a damaged one is moved aside and started afresh."""
+        old = read_json(self.summary_path, what="run summary")
+        if isinstance(old, dict) and isinstance(old.get("stages"), dict):
+            self.summary = old
 
     def p(self, name: str) -> Path:
         return self.dir / name
@@ -311,7 +126,7 @@ class _Run:
         if seconds is not None:
             st["seconds"] = round(seconds, 3)
         st.update(info)
-        self.summary["config"] = self.c
+        self.summary["config"] = dataclasses.asdict(self.c)
         atomic_write_text(self.summary_path, json.dumps(self.summary, indent=1, default=str))
 
     def _stage_started(self, stage: str) -> bool:
@@ -330,29 +145,46 @@ class _Run:
         """Refuse settings that would change a stage whose result is already on disk.
 
         A setting may change freely as long as the first stage it affects has not started
-        (e.g. reward-model settings while candidates are still being generated).
+        (e.g. reward-model settings while candidates are still being generated). Nothing
+        is written before this check passes. A damaged ``config.json`` is recovered from
+        the copy in ``run_summary.json``; with neither, a folder with results is refused.
         """
         path = self.p("config.json")
-        if path.is_file():
-            old = json.loads(path.read_text())
+        old = read_json(path, what="run config") if path.exists() else None
+        if old is not None and not isinstance(old, dict):
+            old = None  # valid JSON but not a config: as good as missing
+        if old is None and isinstance(self.summary.get("config"), dict):
+            old = self.summary["config"]  # recovered (config.json was missing or damaged)
+        new = dataclasses.asdict(self.c)
+        if old is None and any(self._stage_started(s) for s in STAGES):
+            raise RunFolderError(
+                f"{self.dir} has results but no readable config.json or run summary to check "
+                "the settings against; use a new run folder"
+            )
+        if old is not None:
             diff = {}
-            for k, v in self.c.items():
-                if k in _RUNTIME_KEYS or old.get(k) == v:
+            defaults = dataclasses.asdict(RunConfig())
+            for k, v in new.items():
+                if old.get(k) == v or (k not in old and v == defaults.get(k)):
+                    continue  # equal, or a setting newer than the folder left at its default
+                stage = stage_of(k)
+                if stage == "runtime":
                     continue
-                stage = _KEY_STAGE.get(k, "data")
-                if k in ("backend", "model", "seed") and self.c["policy"] != "rag":
+                if k in ("backend", "model", "seed") and self.c.policy != "rag":
                     stage = "prompts"  # personas are written by the generator
+                if k == "shard":
+                    stage = "candidates"
                 if self._stage_started(stage):
                     diff[k] = (old.get(k), v)
             if diff:
-                raise ValueError(
+                raise RunFolderError(
                     f"{self.dir} was made with other settings {diff} (old, new) and the stages "
                     "they affect have results; use a new run folder, or the old settings to resume"
                 )
-        atomic_write_text(path, json.dumps(self.c, indent=1))
+        atomic_write_text(path, json.dumps(new, indent=1))
 
     def torch_threads(self, rm: bool = False) -> None:
-        n = (self.c["rm_num_threads"] if rm else None) or self.c["num_threads"]
+        n = (self.c.rm_num_threads if rm else None) or self.c.num_threads
         if n:
             import torch
 
@@ -362,13 +194,18 @@ class _Run:
         if self._backend is None:
             from ttp_diag.gen.backends import make_backend
 
-            kw = dict(self.c["backend_kwargs"])
-            if self.c["backend"] in ("transformers", "hf"):
-                kw.setdefault("device", self.c["device"])
-                kw.setdefault("dtype", self.c["dtype"])
-                kw.setdefault("num_threads", self.c["num_threads"])
-            kw.setdefault("first_line", self.c["first_line"])
-            self._backend = make_backend(self.c["backend"], self.c["model"], **kw)
+            kw = dict(self.c.backend_kwargs)
+            if self.c.backend in ("transformers", "hf"):
+                kw.setdefault("device", self.c.device)
+                kw.setdefault("dtype", self.c.dtype)
+                kw.setdefault("num_threads", self.c.num_threads)
+                kw.setdefault("mode", self.c.gen_mode)
+                kw.setdefault("max_batch_rows", self.c.max_batch_rows)
+            kw.setdefault("first_line", self.c.first_line)
+            be = make_backend(self.c.backend, self.c.model, **kw)
+            if self.c.backend in ("tiny", "tiny-random"):
+                be.mode, be.max_batch_rows = self.c.gen_mode, self.c.max_batch_rows
+            self._backend = be
         return self._backend
 
     # -- stages -----------------------------------------------------------------------
@@ -380,22 +217,22 @@ class _Run:
 
         t0 = time.perf_counter()
         c = self.c
-        if c["data_format"] == "jsonl":
-            items = D.load_jsonl_users(c["data_path"], c["task"])
-        elif c["data_format"] == "lamp":
-            items = D.load_lamp(c["data_path"], c["outputs_path"], c["task"])
+        if c.data_format == "jsonl":
+            items = D.load_jsonl_users(c.data_path, c.task, strict=c.strict)
+        elif c.data_format == "lamp":
+            items = D.load_lamp(c.data_path, c.outputs_path, c.task, strict=c.strict)
         else:
-            items = D.load_longlamp(c["data_path"], c["task"])
+            items = D.load_longlamp(c.data_path, c.task, strict=c.strict)
         ex = D.build_examples(
             items,
-            top_k_users=c["top_k_users"],
-            max_samples_per_user=c["max_samples_per_user"],
-            val_fraction=c["val_fraction"],
-            min_items=c["min_items"],
-            users=c["users"],
+            top_k_users=c.top_k_users,
+            max_samples_per_user=c.max_samples_per_user,
+            val_fraction=c.val_fraction,
+            min_items=c.min_items,
+            users=c.users,
         )
         examples = ex.examples
-        if c["order"] == "val_first":
+        if c.order == "val_first":
             # Latest first within each (user, split), then round-robin over users.
             examples = examples.assign(
                 _v=(examples["split"] != "val").astype(int), _p=-examples["position"]
@@ -432,22 +269,22 @@ class _Run:
         self.torch_threads()
         c = self.c
         hist = {}
-        if c["policy"] in ("rag", "persona_rag"):
+        if c.policy in ("rag", "persona_rag"):
             hist = retrieve_history(
-                examples, items, MiniLMEncoder(device=c["device"]), k=c["retrieval_k"]
+                examples, items, MiniLMEncoder(device=c.device), k=c.retrieval_k
             )
         personas: dict[str, str] = {}
-        if c["policy"] in ("persona", "persona_rag"):
+        if c.policy in ("persona", "persona_rag"):
             samples = {}
             for uid, g in examples.groupby("user_id", sort=False):
                 first_val = g.loc[g["split"] == "val", "position"].min()
                 pool = items[
                     (items["user_id"] == uid) & (items["position"] < first_val)
                 ].sort_values("position")
-                samples[uid] = pool.tail(c["persona_samples"])[["body", "output"]].to_dict(
+                samples[uid] = pool.tail(c.persona_samples)[["body", "output"]].to_dict(
                     "records"
                 )
-            personas = generate_personas(self.backend(), c["task"], samples, seed=c["seed"])
+            personas = generate_personas(self.backend(), c.task, samples, seed=c.seed)
             # An empty generation would make the persona prompt invalid; keep the run going
             # with a neutral note and count it in the summary.
             empty = sorted(u for u, p in personas.items() if not p.strip())
@@ -458,12 +295,12 @@ class _Run:
             )
         prompts = [
             policy_prompt(
-                c["task"],
+                c.task,
                 r.body,
-                policy=c["policy"],
+                policy=c.policy,
                 history=hist.get(r.query_id, ()),
                 persona=personas.get(r.user_id),
-                max_chars=c["retrieval_max_chars"],
+                max_chars=c.retrieval_max_chars,
             )
             for r in examples.itertuples()
         ]
@@ -478,8 +315,8 @@ class _Run:
             "prompts",
             time.perf_counter() - t0,
             prompts=len(out),
-            policy=c["policy"],
-            retrieval_k=c["retrieval_k"],
+            policy=c.policy,
+            retrieval_k=c.retrieval_k,
             **extra,
         )
         return out
@@ -489,21 +326,26 @@ class _Run:
         if cand_p.is_file():
             return pd.read_parquet(cand_p)
         from ttp_diag.gen.candidates import CandidateGenerator
+        from ttp_diag.gen.shards import shard_queries
 
         c = self.c
         self.torch_threads()
         gen = CandidateGenerator(
             self.backend(),
-            n=c["n"],
-            temperature=c["temperature"],
-            top_p=c["top_p"],
-            max_new_tokens=c["max_new_tokens"],
-            batch_size=c["batch_size"],
-            seed=c["seed"],
-            dedup=c["dedup"],
-            progress=c["progress"],
+            n=c.n,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            max_new_tokens=c.max_new_tokens,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            dedup=c.dedup,
+            progress=c.progress,
         )
-        budget = c["candidate_time_budget_s"]
+        # A shard writes its own users' queries; chunks (and so seeds) are those of the
+        # whole run, so its texts are the unsharded run's (see ttp_diag.gen.shards).
+        keep = shard_queries(prompts, *self.shard) if self.shard else None
+        n_queries = len(prompts) if keep is None else len(keep)
+        budget = c.candidate_time_budget_s
         t0 = time.perf_counter()
         prev = self.summary["stages"].get("candidates", {})
 
@@ -512,32 +354,39 @@ class _Run:
 
         cands = None
         try:
-            cands = gen.run(prompts, self.p("candidates"), should_stop=stop)
+            cands = gen.run(prompts, self.p("candidates"), should_stop=stop, keep=keep)
         finally:
             # Recorded even when the run is interrupted (Ctrl-C), so that wall time
-            # accumulates over sessions.
+            # accumulates over sessions and queries_done is never stale.
             secs = time.perf_counter() - t0
             total_secs = prev.get("seconds_total", 0.0) + secs
             if cands is None or not getattr(gen, "stats_", {}).get("complete", True):
-                n_done = len(list(self.p("candidates").glob("*.json"))) - 1
+                from ttp_diag.gen.candidates import count_done
+
+                n_done = (
+                    count_done(self.p("candidates"), prompts, keep)
+                    if cands is None
+                    else int(cands["query_id"].nunique())
+                )
                 self.record(
                     "candidates",
                     None,
                     seconds_total=round(total_secs, 1),
                     complete=False,
-                    queries_done=int(n_done if cands is None else cands["query_id"].nunique()),
-                    queries=int(len(prompts)),
+                    queries_done=int(n_done),
+                    queries=int(n_queries),
                 )
         stats = gen.stats_
         if not stats["complete"]:
-            if not c["allow_partial"] or cands.empty:
-                raise TimeoutError(
+            if not c.allow_partial or cands.empty:
+                raise TimeBudgetExhausted(
                     f"candidate time budget of {budget} s used up with "
                     f"{cands['query_id'].nunique()} of "
-                    f"{len(prompts)} queries done; run again to resume, or pass allow_partial=True"
+                    f"{n_queries} queries done; run again to resume, or pass allow_partial=True"
                 )
             return cands
         atomic_write_parquet(cands, cand_p)
+        self.summary["stages"].get("candidates", {}).pop("queries_done", None)
         self.record(
             "candidates",
             secs,
@@ -567,22 +416,22 @@ class _Run:
             text_col="text",
             gold_col="gold",
             out_col="reward_rouge",
-            n_jobs=self.c["label_workers"],
-            progress=self.c["progress"],
+            n_jobs=self.c.label_workers,
+            progress=self.c.progress,
         )["reward_rouge"].to_numpy()
         labels = {"rouge": rouge}
-        if "minilm" in {self.c["label"], *self.c["extra_labels"]}:
+        if "minilm" in {self.c.label, *self.c.extra_labels}:
             from ttp_diag.gen.labels import minilm_similarity
 
             sim = minilm_similarity(
-                table["text"].tolist(), table["gold"].tolist(), device=self.c["device"]
+                table["text"].tolist(), table["gold"].tolist(), device=self.c.device
             )
             # Cosine can be negative; rewards live in [0, 1] like ROUGE.
             labels["minilm"] = np.clip(sim, 0.0, 1.0)
         table = table.copy()
-        table["reward"] = labels[self.c["label"]]
-        for name in self.c["extra_labels"]:
-            if name != self.c["label"]:
+        table["reward"] = labels[self.c.label]
+        for name in self.c.extra_labels:
+            if name != self.c.label:
                 table[f"reward_{name}"] = labels[name]
         atomic_write_parquet(table, lab_p)
         self.record(
@@ -595,26 +444,41 @@ class _Run:
         return table
 
     def stage_rms(self, table):
-        from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models
+        from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models, load_reward_models
 
         self.torch_threads(rm=True)
         t0 = time.perf_counter()
-        table = add_rm_inputs(table, self.c["task"], input_col="body", text_col="text")
+        table = add_rm_inputs(table, self.c.task, input_col="body", text_col="text")
+        if self.c.rm_from:
+            # Reward models trained once (in the merged run folder), loaded by every shard.
+            models = load_reward_models(
+                self.c.rm_from, kinds=self.c.rm_kinds, backbone=self.c.rm_backbone
+            )
+            self.record("rms", time.perf_counter() - t0, kinds=self.c.rm_kinds,
+                        loaded_from=str(self.c.rm_from))
+            return table, models
+        if self.shard is not None:
+            raise RunFolderError(
+                f"shard {self.c.shard}: reward-model training is one job. Stop shards with "
+                "--until labels, merge them (ttp-diag merge SHARD_DIRS --out MERGED), train in "
+                "MERGED (ttp-diag run --run-dir MERGED --until rms), then score each shard "
+                "with --rm-from MERGED/rm"
+            )
         models = fit_reward_models(
             table,
-            kinds=self.c["rm_kinds"],
+            kinds=self.c.rm_kinds,
             output_dir=self.p("rm"),
-            backbone=self.c["rm_backbone"],
-            settings=self.c["rm_settings"],
-            kind_settings=self.c["rm_kind_settings"],
-            verbose=self.c["progress"],
+            backbone=self.c.rm_backbone,
+            settings=self.c.rm_settings,
+            kind_settings=self.c.rm_kind_settings,
+            verbose=self.c.progress,
         )
         timings = models.get("timings", {})
         n_train = int((table["split"] == "train").sum())
         self.record(
             "rms",
             time.perf_counter() - t0,
-            kinds=self.c["rm_kinds"],
+            kinds=self.c.rm_kinds,
             train_rows=n_train,
             seconds_per_kind={k: round(v, 2) for k, v in timings.items()},
         )
@@ -671,32 +535,48 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
     config.validate()
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} is an existing file; name a folder")
+    r = _Run(config, run_dir)  # resolves the task defaults (an unknown task fails here)
     run_dir.mkdir(parents=True, exist_ok=True)
-    r = _Run(config, run_dir)
+    with RunLock(run_dir):
+        return _run_locked(r, until)
+
+
+def _run_locked(r: _Run, until: str) -> dict:
+    r.load_summary()
     r.check_config()
     r.summary.setdefault("versions", package_versions())
     stop = STAGES.index(until)
     outputs: dict[str, pd.DataFrame] = {}
     t_start = time.perf_counter()
-    examples, items = r.stage_data()
-    outputs["examples"] = examples
-    if stop >= 1:
-        prompts = r.stage_prompts(examples, items)
-        outputs["prompts"] = prompts
-    if stop >= 2:
-        cands = r.stage_candidates(prompts)
-        outputs["candidates"] = cands
-    if stop >= 3:
-        labeled = r.stage_labels(cands, prompts)
-        outputs["labeled"] = labeled
-    if stop >= 5 and r.p("scores.parquet").is_file():
-        # Finished before: no need to load the reward models again.
-        outputs["scores"] = pd.read_parquet(r.p("scores.parquet"))
-    elif stop >= 4:
-        table, models = r.stage_rms(labeled)
-        if stop >= 5:
-            outputs["scores"] = r.stage_scores(table, models)
+    try:
+        examples, items = r.stage_data()
+        outputs["examples"] = examples
+        if stop >= 1:
+            prompts = r.stage_prompts(examples, items)
+            outputs["prompts"] = prompts
+        if stop >= 2:
+            cands = r.stage_candidates(prompts)
+            outputs["candidates"] = cands
+        if stop >= 3:
+            labeled = r.stage_labels(cands, prompts)
+            outputs["labeled"] = labeled
+        if stop >= 5 and r.p("scores.parquet").is_file():
+            # Finished before: no need to load the reward models again.
+            outputs["scores"] = pd.read_parquet(r.p("scores.parquet"))
+        elif stop >= 4:
+            table, models = r.stage_rms(labeled)
+            if stop >= 5:
+                outputs["scores"] = r.stage_scores(table, models)
+    except TimeBudgetExhausted:
+        r.summary["status"] = "stopped: candidate time budget used up (resumable)"
+        r.summary["last_invocation_seconds"] = round(time.perf_counter() - t_start, 2)
+        atomic_write_text(r.summary_path, json.dumps(r.summary, indent=1, default=str))
+        raise
+    r.summary["status"] = f"finished up to {until}"
     r.summary["last_invocation_seconds"] = round(time.perf_counter() - t_start, 2)
+    r.summary["shard"] = r.c.shard
     r.record("_end", None)
     r.summary["stages"].pop("_end", None)
     atomic_write_text(r.summary_path, json.dumps(r.summary, indent=1, default=str))

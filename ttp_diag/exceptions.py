@@ -22,7 +22,8 @@ CorruptFileError        6     a file fails its checksum or is truncated
 ConfigError             7     inconsistent or invalid settings
 RunFolderError          8     a run folder is locked, belongs to other settings, or is damaged
 NotFittedError          9     a model is used before ``fit``
-TimeBudgetExceeded      10    a ``--time-budget`` ran out; the run resumes where it stopped
+TimeBudgetExceeded      75    a ``--time-budget`` ran out; the run resumes where it stopped
+                              (EX_TEMPFAIL: job schedulers read it as "try again later")
 (OSError)               11    the operating system refused (permissions, disk full, ...)
 (interrupted)           130   Ctrl-C
 ======================  ====  ===============================================================
@@ -108,7 +109,7 @@ class NotFittedError(TtpDiagError, ValueError, AttributeError):
 class TimeBudgetExceeded(TtpDiagError):
     """A time budget ran out; what was done is saved and the same command resumes."""
 
-    exit_code = 10
+    exit_code = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
 
 
 def exit_code(exc: BaseException) -> int:

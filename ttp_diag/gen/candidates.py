@@ -35,12 +35,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
+
+# one atomic-write family for the package (mkstemp, fsync, rename; Parquet with page checksums)
+from ttp_diag.io import atomic_write_parquet, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,43 +57,6 @@ __all__ = [
 ]
 
 CANDIDATE_COLUMNS = ["user_id", "query_id", "cand_id", "split", "text"]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame to Parquet atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    # pandas stores ``attrs`` as JSON in the file; run metadata lives elsewhere.
-    df = df.copy(deep=False)
-    df.attrs = {}
-    try:
-        df.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _safe_name(query_id: str) -> str:

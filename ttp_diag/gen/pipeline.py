@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import TimeBudgetExceeded
 from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
 from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
 from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
@@ -69,10 +70,10 @@ _STAGE_FILES = {
 }
 
 # Exit code of ``ttp-diag run`` when the candidate time budget is used up (resume later).
-EXIT_TIME_BUDGET = 75  # EX_TEMPFAIL: "try again later"
+EXIT_TIME_BUDGET = TimeBudgetExceeded.exit_code  # 75, EX_TEMPFAIL: "try again later"
 
 
-class TimeBudgetExhausted(TimeoutError):
+class TimeBudgetExhausted(TimeBudgetExceeded, TimeoutError):
     """The candidate time budget ran out; the run folder is consistent and resumable."""
 
 

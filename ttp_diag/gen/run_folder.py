@@ -25,8 +25,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RunFolderError", "RunLock", "read_json", "move_aside"]
 
 
-class RunFolderError(ValueError):
-    """A run folder is in use, or its content cannot be trusted or repaired."""
+from ttp_diag.exceptions import RunFolderError  # noqa: E402  (one class for the package)
 
 
 def move_aside(path: Path) -> Path:

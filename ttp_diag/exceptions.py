@@ -94,7 +94,7 @@ class ConfigError(TtpDiagError, ValueError):
     exit_code = 7
 
 
-class RunFolderError(TtpDiagError):
+class RunFolderError(TtpDiagError, ValueError):
     """A run folder cannot be used (locked by another process, other settings, damaged)."""
 
     exit_code = 8

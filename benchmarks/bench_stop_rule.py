@@ -13,11 +13,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
+
 torch.set_num_threads(1)
 from bench_costs import _articles  # noqa: E402
 
 from ttp_diag.gen.backends import TransformersBackend  # noqa: E402
 from ttp_diag.gen.prompts import policy_prompt  # noqa: E402
+
 
 def old_stop(self):
     from transformers import StoppingCriteria, StoppingCriteriaList

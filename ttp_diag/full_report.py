@@ -27,12 +27,15 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .bestofn import BestOfN
 from .names import selector_label
+
+if TYPE_CHECKING:
+    from .report import Report
 
 __all__ = ["REPORT_SHAPES", "full_report", "variance_column"]
 

@@ -517,7 +517,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -
     >>> check_output_dir(f, "--out")
     Traceback (most recent call last):
     ...
-    ttp_diag.exceptions.InputFileError: --out '...out.txt' is an existing file, not a folder; choose another path (a folder, created if missing).
+    ttp_diag.exceptions.InputFileError: --out '...out.txt' is an existing file, not a folder; ...
     """
     out = Path(path)
     if out.exists() and not out.is_dir():

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from ttp_diag.datasets import DEMO_COLUMNS
-
 from ttp_diag.gen.data import (
     HUFFPOST_PATH,
     DataError,

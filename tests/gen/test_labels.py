@@ -78,7 +78,7 @@ def test_bitwise_equal_to_rouge_score():
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
     rng = random.Random(0)
-    vocab = "a b c d e the cat sat on mat Dog's x-ray 42 ÉTÉ, !!".split()
+    vocab = ["a", "b", "c", "d", "e", "the", "cat", "sat", "on", "mat", "Dog's", "x-ray", "42", "ÉTÉ,", "!!"]
     # Lengths up to 150 tokens exercise multi-word big-integer bit masks.
     cands = _random_texts(rng, 400, vocab, 20) + _random_texts(rng, 50, vocab, 150)
     refs = _random_texts(rng, 400, vocab, 25) + _random_texts(rng, 50, vocab, 150)
@@ -109,7 +109,7 @@ def test_order_kept_with_many_references_and_chunks():
 def test_process_pool_path_equals_serial(monkeypatch):
     monkeypatch.setattr(labels, "_MIN_PARALLEL_PAIRS", 10)
     rng = random.Random(2)
-    vocab = "a b c d e f g".split()
+    vocab = ["a", "b", "c", "d", "e", "f", "g"]
     cands = _random_texts(rng, 200, vocab, 12)
     refs = _random_texts(rng, 200, vocab, 12)
     par = rouge_scores(cands, refs, n_jobs=2, chunk_size=40)

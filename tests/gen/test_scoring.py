@@ -27,7 +27,7 @@ def tiny(tmp_path_factory):
 
 def _candidates(n_users=2, n_queries=4, n_cands=5, seed=0):
     rng = np.random.default_rng(seed)
-    words = "the cat sat on a mat dog ran far".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far"]
     rows = []
     for u in range(n_users):
         for q in range(n_queries):

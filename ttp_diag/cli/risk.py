@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ttp_diag.analysis import risk_report
     from ttp_diag.cli._args import split_list
-    from ttp_diag.io import read_table
-
-    from ttp_diag.io import check_output_dir
+    from ttp_diag.io import check_output_dir, read_table
 
     out = check_output_dir(args.out, "--out")
     table = read_table(args.table)

@@ -20,10 +20,9 @@ utilities), never on rows, so a bootstrap replicate costs a few array operations
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special

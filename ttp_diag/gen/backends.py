@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
-from ttp_diag.gen.sampling import _check_sampling, _postprocess
-from ttp_diag.gen.vllm_backend import VLLMBackend, vllm_kwargs
 from ttp_diag.gen.model_files import (
     convert_gguf,
     default_cache_dir,
     resolve_model,
     smollm2_gguf_path,
 )
+from ttp_diag.gen.sampling import _check_sampling, _postprocess
+from ttp_diag.gen.vllm_backend import VLLMBackend, vllm_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +451,7 @@ def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> Transform
     [3, 3]
     """
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     chars = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-#\n")

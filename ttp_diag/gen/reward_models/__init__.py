@@ -101,12 +101,13 @@ from .heads import FeatureRewardModel  # noqa: E402
 from .lore import LoRE, LoREAlt  # noqa: E402
 from .mpu import MPU, MPUAvg  # noqa: E402
 from .pal import PAL  # noqa: E402
+from .pdpo import PDPO  # noqa: E402
 from .pref import PReF  # noqa: E402
 from .vpl import VPL  # noqa: E402
 
 __all__ = [
     "MPU", "MPUAvg", "LoRE", "LoREAlt", "PReF", "PAL", "VPL", "GlobalBT", "GlobalBTV2",
-    "FeatureRewardModel", "GenARM",
+    "FeatureRewardModel", "GenARM", "PDPO",
     "REGISTRY",
     "PAIR_COLUMNS",
     "DetUserRewardModels",

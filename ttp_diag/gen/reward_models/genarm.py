@@ -245,10 +245,17 @@ class GenARM(RewardModel):
                                 "versions": versions()}, tmp / CONFIG_NAME)
             lora = {n: p for n, p in self._lm.named_parameters() if "lora_" in n}
             _atomic_save_tensors(lora, tmp / WEIGHTS_NAME, {"kind": self.name})
+            self._save_extra(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return swap_in_dir(tmp, path)
+
+    def _save_extra(self, folder: Path) -> None:
+        """Subclass hook: more files into the folder being built (before the swap)."""
+
+    def _load_extra(self, folder: Path) -> None:
+        """Subclass hook: read what :meth:`_save_extra` wrote."""
 
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides: Any) -> GenARM:
@@ -266,6 +273,7 @@ class GenARM(RewardModel):
                 if "lora_" in n:
                     p.copy_(st[n].to(p.device, p.dtype))
         obj._lm.eval()
+        obj._load_extra(Path(path))
         obj.history_ = cfg.get("history", {})
         if cfg.get("fit_key"):
             obj.fit_key_ = cfg["fit_key"]

@@ -233,7 +233,8 @@ def test_pdpo_user_tokens_carry_opposite_preferences(tiny_lm, tmp_path):
     from ttp_diag.gen.reward_models import PDPO
 
     rng = np.random.default_rng(1)
-    tr = pd.concat([_word_pairs(40, rng, "likes_good"), _word_pairs(40, rng, "likes_bad", flip=True),
+    tr = pd.concat([_word_pairs(40, rng, "likes_good"),
+                    _word_pairs(40, rng, "likes_bad", flip=True),
                     _word_pairs(30, rng, "new_bad", split="support", flip=True)])
     m = PDPO(tiny_lm, epochs=6, adapt_epochs=15, lr=5e-3, beta=1.0,
              target_modules=_ALL_LINEAR).fit(tr)

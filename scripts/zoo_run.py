@@ -93,7 +93,8 @@ def main() -> None:
             m = REGISTRY[name].load(path)
             secs = json.loads((out / f"{name}.seconds").read_text())
         else:
-            m = REGISTRY[name](seed=args.seed).fit(pairs)
+            kw = {"verbose": True} if name in ("genarm", "pdpo") else {}
+            m = REGISTRY[name](seed=args.seed, **kw).fit(pairs)
             secs = time.perf_counter() - t0
             m.save(path)
             (out / f"{name}.seconds").write_text(json.dumps(secs))

@@ -176,9 +176,12 @@ class GenARM(RewardModel):
         bs = int(self.batch_size)
         losses = []
         self._lm.train()
-        for _ in range(int(self.epochs)):
+        from tqdm.auto import tqdm
+
+        for ep in range(int(self.epochs)):
             order = rng.permutation(len(c_ids))
-            for s in range(0, len(order), bs):
+            for s in tqdm(range(0, len(order), bs), desc=f"GenARM epoch {ep + 1}",
+                          disable=not self.verbose, leave=False):
                 b = order[s:s + bs]
                 rc = self._seq_reward([c_ids[i] for i in b])
                 rr = self._seq_reward([r_ids[i] for i in b])
@@ -221,8 +224,11 @@ class GenARM(RewardModel):
         ac = (torch.autocast("cuda", dtype=torch.bfloat16)
               if self._dev.startswith("cuda") and torch.cuda.is_bf16_supported()
               else contextlib.nullcontext())
+        from tqdm.auto import tqdm
+
         with torch.inference_mode(), ac:
-            for s in range(0, len(ids), bs):
+            for s in tqdm(range(0, len(ids), bs), desc="GenARM score", disable=not self.verbose,
+                          leave=False):
                 b = order[s:s + bs]
                 lp, m = self._token_logp([ids[i] for i in b])
                 lp = (float(self.beta) * lp).double().cpu().numpy()

@@ -119,9 +119,12 @@ class PDPO(GenARM):
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
         bs = int(self.batch_size)
         self._lm.train()
-        for _ in range(epochs):
+        from tqdm.auto import tqdm
+
+        for ep in range(epochs):
             order = rng.permutation(len(c_ids))
-            for s in range(0, len(order), bs):
+            for s in tqdm(range(0, len(order), bs), desc=f"P-DPO epoch {ep + 1}/{epochs}",
+                          disable=not self.verbose, leave=False):
                 b = order[s:s + bs]
                 ub = u[torch.as_tensor(b, device=self._dev)]
                 loss = bt_loss(self._implicit([c_ids[i] for i in b], ub),
@@ -154,7 +157,10 @@ class PDPO(GenARM):
             table = torch.cat([self._users_emb, self._users_emb.mean(0, keepdim=True)])
             saved, self._users_emb = self._users_emb, table
             try:
-                for s in range(0, len(ids), bs):
+                from tqdm.auto import tqdm
+
+                for s in tqdm(range(0, len(ids), bs), desc="P-DPO score",
+                              disable=not self.verbose, leave=False):
                     b = order[s:s + bs]
                     ub = torch.as_tensor(u[b], device=self._dev)
                     out[b] = self._implicit([ids[i] for i in b], ub).double().cpu().numpy()

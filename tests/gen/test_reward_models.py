@@ -390,3 +390,47 @@ def test_batches_pack_whole_queries():
     for q in (0, 1, 2):  # queries that fit in a batch are never split
         assert sum(bool(np.any(groups[b] == q)) for b in batches) == 1
     assert sum(bool(np.any(groups[b] == 3)) for b in batches) == 2  # 10 rows -> 8 + 2
+
+
+# ----------------------------------------------------------------------------- contract
+def test_registry_contract_not_fitted_and_concurrent_saves(tiny, tmp_path):
+    import threading
+
+    assert {"global", "det", "prob"} <= set(rmod.REGISTRY)
+    assert rmod.REGISTRY["det"]().kind == "det" and rmod.REGISTRY["prob"]().kind == "prob"
+    with pytest.raises(rmod.NotFittedError, match="not fitted"):
+        GlobalRewardModel(tiny).score(["x"])
+    with pytest.raises(rmod.NotFittedError):
+        rmod.REGISTRY["det"](tiny).score(["x"], ["u"])
+    with pytest.raises(ValueError, match="unknown reward-model kind"):
+        rmod.get_model_class("nope")
+    df = _table(n_users=2, n_queries=2)
+    rm = GlobalRewardModel(tiny, **FAST).fit(df)  # a table: its train rows
+    assert not hasattr(rm, "n_features_in_")
+    want = rm.score(df.rm_text.tolist())
+    errors = []
+
+    def save():
+        try:
+            rm.save(tmp_path / "g")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=save) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]  # no temp or trash left
+    np.testing.assert_array_equal(GlobalRewardModel.load(tmp_path / "g").score(
+        df.rm_text.tolist()), want)
+    # det/prob: save to a new folder and load back, same scores
+    det = rmod.REGISTRY["prob"](tiny, **FAST).fit(df)
+    det.save(tmp_path / "p")
+    back = rmod.REGISTRY["prob"].load(tmp_path / "p")
+    assert type(back).__name__ == "ProbUserRewardModels"
+    np.testing.assert_array_equal(back.score(df.rm_text, df.user_id),
+                                  det.score(df.rm_text, df.user_id))
+    cols = back.score_columns(df.rm_text.tolist(), df.user_id.to_numpy())
+    assert list(cols) == ["score_prob", "var_prob"]

@@ -59,7 +59,8 @@ def test_fit_score_resume_and_parquet(tiny, tmp_path, monkeypatch):
     df = add_rm_inputs(_candidates(), "lamp4")
     models = fit_reward_models(df, output_dir=tmp_path / "rm", backbone=tiny, settings=FAST,
                                kind_settings={"global": {"epochs": 2}})
-    assert set(models) == {"global", "det", "prob", "timings"}
+    assert list(models) == ["global", "det", "prob"]
+    assert set(models.timings) == {"global", "det", "prob"}
     assert models["global"].epochs == 2 and models["det"].epochs == 1
     # The global RM saw only the pooled train rows.
     assert models["global"].history_["n_train"] == int((df.split == "train").sum())
@@ -117,3 +118,31 @@ def test_subset_of_models_and_errors(tiny):
                           settings=FAST)
     with pytest.raises(ValueError, match="no reward models"):
         score_table(df, {"timings": {}})
+
+
+def test_zoo_kinds_through_fit_reward_models_and_resume(tiny, tmp_path, monkeypatch):
+    from ttp_diag.gen.reward_models import REGISTRY
+    from ttp_diag.gen.reward_models.heads import FeatureRewardModel
+
+    df = add_rm_inputs(_candidates(n_users=3, n_queries=4, n_cands=6), "lamp4")
+    kinds = ["lore", "vpl", "global_bt_v2", "mpu_avg"]
+    fit = fit_reward_models(df, kinds=kinds, output_dir=tmp_path / "rm", backbone=tiny,
+                            settings={**FAST, "epochs": 2}, verbose=False)
+    assert list(fit) == kinds and all(isinstance(fit[k], REGISTRY[k]) for k in kinds)
+    out = score_table(df, fit)
+    assert [c for c in out.columns if c.startswith("score_")] == [f"score_{k}" for k in kinds]
+    calls = []
+    orig = FeatureRewardModel.fit_features
+
+    def spy(self, *a, **k):
+        calls.append(1)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(FeatureRewardModel, "fit_features", spy)
+    again = fit_reward_models(df, kinds=kinds, output_dir=tmp_path / "rm", backbone=tiny,
+                              settings={**FAST, "epochs": 2}, verbose=False)
+    assert calls == []  # all four were loaded, not retrained
+    pd.testing.assert_frame_equal(score_table(df, again), out)
+    fit_reward_models(df, kinds=["lore"], output_dir=tmp_path / "rm", backbone=tiny,
+                      settings={**FAST, "epochs": 3}, verbose=False)
+    assert calls == [1]  # other settings: retrained

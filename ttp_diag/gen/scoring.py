@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ import pandas as pd
 
 __all__ = [
     "RM_KINDS",
+    "FittedRewardModels",
     "add_rm_inputs",
     "fit_reward_models",
     "load_reward_models",
@@ -105,14 +108,46 @@ def add_rm_inputs(
     return out
 
 
-def _train_rows(table: pd.DataFrame) -> pd.DataFrame:
-    tr = table[table["split"] == "train"]
-    if tr.empty:
-        raise ValueError(
-            "no rows with split == 'train' (splits present: "
-            f"{sorted(map(str, table['split'].unique()))}); reward models train on the train split"
-        )
-    return tr
+@dataclass
+class FittedRewardModels(Mapping):
+    """What :func:`fit_reward_models` returns: the fitted models and their training times.
+
+    A read-only mapping ``kind -> model`` (so ``models["det"]``, ``list(models)`` and
+    ``score_table(table, models)`` work), with the seconds per kind in ``timings``.
+
+    Attributes
+    ----------
+    models : dict
+        ``{kind: RewardModel}`` in training order.
+    timings : dict
+        ``{kind: seconds}`` spent fitting (or loading, when resumed).
+    """
+
+    models: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, kind: str) -> Any:
+        return self.models[kind]
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "timings":  # the old dict had a "timings" key; keep that read working
+            warnings.warn('models.get("timings") is deprecated; use models.timings',
+                          DeprecationWarning, stacklevel=2)
+            return self.timings
+        return self.models.get(key, default)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per model: kind, class, seconds."""
+        return pd.DataFrame({"kind": list(self.models),
+                             "model": [type(m).__name__ for m in self.models.values()],
+                             "seconds": [self.timings.get(k, np.nan) for k in self.models]})
 
 
 def fit_reward_models(
@@ -125,111 +160,100 @@ def fit_reward_models(
     settings: Mapping[str, Any] | None = None,
     kind_settings: Mapping[str, Mapping[str, Any]] | None = None,
     verbose: bool = True,
-) -> dict[str, Any]:
-    """Train the Global, Deterministic User and Probabilistic User RMs on the train split.
+) -> FittedRewardModels:
+    """Train reward models of any registered kinds on the train split.
 
     Parameters
     ----------
     table : pandas.DataFrame
         Labelled candidates with ``user_id``, ``query_id``, ``split``, ``reward`` and the
         reward-model input ``rm_text_col`` (see :func:`add_rm_inputs`).
-    kinds : sequence of {"global", "det", "prob"}
+    kinds : sequence of str, default ("global", "det", "prob")
+        Names from :data:`ttp_diag.gen.reward_models.REGISTRY`.
     output_dir : path-like, optional
-        Models are saved under ``output_dir/<kind>``; a finished Global RM and finished
-        users are loaded instead of retrained, so an interrupted call resumes. Saved models
-        whose training rows (or, for the Global RM, settings) differ are retrained.
+        Each model is saved under ``output_dir/<kind>``. A finished model saved with the same
+        settings and training rows is loaded instead of retrained (per user for det/prob), so
+        an interrupted call resumes; see ``RewardModel.fit_or_resume``.
     rm_text_col : str, default "rm_text"
     backbone : str, optional
         Local model directory shared by all models; default MiniLM (offline).
     settings : mapping, optional
-        Constructor settings shared by all kinds (``epochs``, ``max_length``, ...).
+        Constructor settings shared by all kinds (``epochs``, ``max_length``, ...); a
+        setting a kind does not have is left out for that kind.
     kind_settings : mapping, optional
         Per-kind overrides, e.g. ``{"global": {"epochs": 1}}``.
     verbose : bool, default True
 
     Returns
     -------
-    dict
-        ``{"global": GlobalRewardModel, "det": UserRewardModels, "prob": ...}`` plus
-        ``"timings"``: seconds per kind.
+    FittedRewardModels
+        Mapping ``kind -> model`` with ``.timings`` (seconds per kind).
 
     Examples
     --------
-    >>> models = fit_reward_models(table, settings={"epochs": 2})  # doctest: +SKIP
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> t = pd.DataFrame({"user_id": "u", "query_id": [0, 0, 1, 1], "split": "train",
+    ...                   "reward": [0.9, 0.1, 0.8, 0.2], "rm_text": ["a", "b", "c", "d"]})
+    >>> fit = fit_reward_models(t, kinds=["global"], backbone=tiny_backbone(),
+    ...                         settings={"epochs": 1}, verbose=False)
+    >>> list(fit), sorted(fit.timings)
+    (['global'], ['global'])
     """
-    from ttp_diag.gen.reward_models import GlobalRewardModel, UserRewardModels, data_fingerprint
+    from ttp_diag.gen.reward_models import REGISTRY, get_model_class
+    from ttp_diag.gen.reward_models.tables import train_rows
 
-    bad = [k for k in kinds if k not in RM_KINDS]
-    if bad:
-        raise ValueError(f"unknown reward-model kind(s) {bad}; use a subset of {RM_KINDS}")
+    for k in kinds:
+        get_model_class(k)  # one clear error for an unknown kind, before any training
     _require(table, ["user_id", "query_id", "split", "reward", rm_text_col], "fit_reward_models",
              "label the table (labels.label_table) and add the RM inputs (add_rm_inputs)")
+    train_rows(table, [rm_text_col], "fit_reward_models")
     settings = dict(settings or {})
     settings.setdefault("verbose", verbose)
     kind_settings = dict(kind_settings or {})
-    unknown = sorted(set(kind_settings) - set(RM_KINDS))
+    unknown = sorted(set(kind_settings) - set(REGISTRY))
     if unknown:
-        raise ValueError(f"kind_settings has unknown kind(s) {unknown}; use {RM_KINDS}")
+        raise ValueError(f"kind_settings has unknown kind(s) {unknown}; use {sorted(REGISTRY)}")
     out_dir = Path(output_dir) if output_dir is not None else None
-    models: dict[str, Any] = {}
-    timings: dict[str, float] = {}
+    result = FittedRewardModels()
     for kind in kinds:
         t0 = time.perf_counter()
-        kw = {**settings, **dict(kind_settings.get(kind, {}))}
-        if kind == "global":
-            path = out_dir / "global" if out_dir is not None else None
-            tr = _train_rows(table)
-            saved = None
-            if path is not None and (path / "config.json").exists():
-                saved = GlobalRewardModel.load(path, backbone=backbone)
-                same_data = saved.history_.get("data_sha") == data_fingerprint(
-                    tr[rm_text_col].tolist(), tr["reward"].to_numpy(float))
-                wanted = GlobalRewardModel(backbone, **kw).get_params()
-                same_settings = all(
-                    saved.get_params()[k] == wanted[k]
-                    for k in wanted if k not in ("backbone", "verbose", "device"))
-                if not (same_data and same_settings):
-                    logger.warning("%s holds a Global RM trained on other data or settings; "
-                                   "retraining", path)
-                    saved = None
-            if saved is not None:
-                models[kind] = saved
-            else:
-                rm = GlobalRewardModel(backbone, **kw)
-                rm.fit(tr[rm_text_col].tolist(), tr["reward"].to_numpy(float),
-                       groups=tr["query_id"].to_numpy())
-                if path is not None:
-                    rm.save(path)
-                models[kind] = rm
-        else:
-            kw.setdefault("output_dir", out_dir / kind if out_dir is not None else None)
-            rm = UserRewardModels(kind, backbone, text_col=rm_text_col, **kw)
-            models[kind] = rm.fit(table)
-        timings[kind] = time.perf_counter() - t0
-    models["timings"] = timings
-    return models
+        cls = get_model_class(kind)
+        valid = set(cls._param_names())
+        kw = {k: v for k, v in settings.items() if k in valid}
+        kw.update(kind_settings.get(kind, {}))
+        if "backbone" in valid:
+            kw.setdefault("backbone", backbone)
+        model = cls(**kw)
+        path = out_dir / kind if out_dir is not None else None
+        result.models[kind] = model.fit_or_resume(table, path, text_col=rm_text_col)
+        result.timings[kind] = time.perf_counter() - t0
+    return result
 
 
 def load_reward_models(output_dir: str | os.PathLike, *, kinds: Sequence[str] = RM_KINDS,
-                       backbone: str | None = None) -> dict[str, Any]:
+                       backbone: str | None = None) -> FittedRewardModels:
     """Load models saved by :func:`fit_reward_models` with ``output_dir``.
 
     Examples
     --------
-    >>> models = load_reward_models("runs/rm")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> t = pd.DataFrame({"user_id": "u", "query_id": [0, 0], "split": "train",
+    ...                   "reward": [0.9, 0.1], "rm_text": ["a", "b"]})
+    >>> d = tempfile.mkdtemp()
+    >>> _ = fit_reward_models(t, kinds=["det"], output_dir=d, backbone=tiny_backbone(),
+    ...                       settings={"epochs": 1}, verbose=False)
+    >>> list(load_reward_models(d, kinds=["det"]))
+    ['det']
     """
-    from ttp_diag.gen.reward_models import GlobalRewardModel, UserRewardModels
+    from ttp_diag.gen.reward_models import get_model_class
 
     out = Path(output_dir)
-    models: dict[str, Any] = {}
+    result = FittedRewardModels()
     for kind in kinds:
-        if kind == "global":
-            models[kind] = GlobalRewardModel.load(out / "global", backbone=backbone)
-        elif kind in ("det", "prob"):
-            models[kind] = UserRewardModels.load(out / kind, backbone=backbone)
-        else:
-            raise ValueError(f"unknown reward-model kind {kind!r}; use {RM_KINDS}")
-    return models
+        over = {"backbone": backbone} if backbone is not None else {}
+        result.models[kind] = get_model_class(kind).load(out / kind, **over)
+    return result
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -266,8 +290,9 @@ def score_table(
         Candidates with ``user_id``, ``query_id``, ``cand_id``, ``split``, ``reward``,
         ``text`` and ``rm_text_col``; other columns are kept.
     models : mapping
-        ``{"global": ..., "det": ..., "prob": ...}`` (any subset), e.g. from
-        :func:`fit_reward_models`. Other keys (``"timings"``) are ignored.
+        ``{kind: RewardModel}`` for registered kinds (any subset), e.g. the
+        :class:`FittedRewardModels` from :func:`fit_reward_models`; other keys are ignored.
+        Each model writes its ``score_columns`` (``score_<kind>``; ``var_prob`` too).
     rm_text_col : str, default "rm_text"
     out_path : path-like, optional
         Write the result to this Parquet file (atomically).
@@ -282,7 +307,14 @@ def score_table(
 
     Examples
     --------
-    >>> scores = score_table(table, models, out_path="scores.parquet")  # doctest: +SKIP
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> t = pd.DataFrame({"user_id": "u", "query_id": [0, 0, 1, 1], "cand_id": [0, 1, 0, 1],
+    ...                   "split": ["train", "train", "val", "val"], "reward": [0.9, 0.1, 0.5, 0.4],
+    ...                   "text": list("abcd"), "rm_text": list("abcd")})
+    >>> fit = fit_reward_models(t, kinds=["prob"], backbone=tiny_backbone(),
+    ...                         settings={"epochs": 1}, verbose=False)
+    >>> list(score_table(t, fit).columns)
+    ['user_id', 'query_id', 'cand_id', 'split', 'reward', 'score_prob', 'var_prob', 'text']
     """
     _require(table, _KEY_COLUMNS + ["text", rm_text_col], "score_table",
              "score a labelled candidate table with RM inputs (labels.label_table, "
@@ -294,30 +326,30 @@ def score_table(
             f"score_table: {int(dup.sum())} duplicate (query_id, cand_id) row(s), first "
             f"{first}; de-duplicate the candidate table"
         )
-    rms = {k: v for k, v in models.items() if k in RM_KINDS and v is not None}
+    from ttp_diag.gen.reward_models import REGISTRY
+
+    rms = {k: v for k, v in models.items() if k in REGISTRY and v is not None}
     if not rms:
-        raise ValueError(f"no reward models given; pass a dict with keys from {RM_KINDS}")
+        raise ValueError("no reward models given; pass a mapping with keys from "
+                         f"{sorted(REGISTRY)}")
     out = table.copy()
     texts = out[rm_text_col].tolist()
+    users = out["user_id"].astype(str).to_numpy()
     secs: dict[str, float] = {}
+    score_cols: list[str] = []
     for kind, rm in rms.items():
         t0 = time.perf_counter()
-        if kind == "global":
-            out["score_global"] = rm.predict(texts)
-        elif kind == "det":
-            out["score_det"] = rm.predict(texts, users=out["user_id"].to_numpy())
-        else:
-            mu, var = rm.predict(texts, users=out["user_id"].to_numpy(), return_var=True)
-            out["score_prob"] = mu
-            out["var_prob"] = var
+        cols = rm.score_columns(texts, users)
+        for c, v in cols.items():
+            out[c] = v
+            score_cols.append(c)
         secs[kind] = time.perf_counter() - t0
     if not keep_rm_text:
         out = out.drop(columns=[rm_text_col])
-    front = [c for c in _KEY_COLUMNS + ["score_global", "score_det", "score_prob", "var_prob",
-                                         "text"] if c in out.columns]
+    front = [c for c in _KEY_COLUMNS + score_cols + ["text"] if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)
-    for c in ("score_global", "score_det", "score_prob", "var_prob"):
-        if c in out.columns and not np.isfinite(out[c].to_numpy(float)).all():
+    for c in score_cols:
+        if not np.isfinite(out[c].to_numpy(float)).all():
             raise FloatingPointError(f"score_table: non-finite values in {c!r}; the model "
                                      "diverged, retrain with a lower lr")
     out.attrs["scoring_seconds"] = secs

@@ -1,0 +1,129 @@
+"""Train the reward-model zoo on the 10 real HuffPost users of the demo table and diagnose it.
+
+Protocol (second paper, section 3.1, on this package's data): pairs are built from the
+labelled candidate pools of the demo table (higher vs lower true reward, gap >= 0.1, at most
+20 pairs per query); the train-split pairs are split by a seeded user split into 7 training
+users (their train pairs train the models) and 3 adaptation users (half of their train-split
+queries are the support set used to adapt, the other half the held-out query set). Every
+model then scores every candidate, the score table gets one ``score_<name>`` column per
+model, and the package's diagnostics read them.
+
+Reported per model: held-out pair ranking accuracy (training users: pairs from their
+val-split pools; adaptation users: their query pairs), alpha, beta, rho_eff (diagnose, val
+split), Best-of-N gain at the largest N (pool='clip'), training seconds.
+
+Usage: ``python scripts/zoo_run.py --out runs/zoo`` (resumes: a finished model is reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import ttp_diag as td
+from ttp_diag.gen.reward_models import REGISTRY, pairs_from_pools, split_users
+
+ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
+       "genarm", "pdpo"]
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return c - h, c + h
+
+
+def _gain_ci(table: pd.DataFrame, col: str, n_boot: int = 2000, seed: int = 0):
+    """Percentile bootstrap over users of the Best-of-16 gain (user-level resampling)."""
+    pu = td.bon_curve(table, col, [1, 16], per_user=True, pool="clip")
+    g = pu.pivot(index="user_id", columns="n", values="utility")
+    gain = (g[16] - g[1]).to_numpy()
+    rng = np.random.default_rng(seed)
+    boots = rng.choice(gain, (n_boot, len(gain))).mean(1)
+    return np.quantile(boots, [0.025, 0.975])
+
+
+def _row(name, acc, held, d, u, table, secs) -> dict:
+    lo, hi = _wilson(int(acc.sum()), len(acc))
+    glo, ghi = _gain_ci(table, f"score_{name}")
+    who = held.who.to_numpy()
+    return dict(model=name, acc_heldout=acc.mean(), acc_lo=lo, acc_hi=hi, n_pairs=len(acc),
+                acc_train_users=acc[who == "train_users"].mean(),
+                acc_adapt_users=acc[who == "adapt_users"].mean(),
+                alpha=d.alpha, beta=d.beta, rho_eff=d.rho_eff,
+                bon_gain_N16=float(u.loc[16] - u.loc[1]), gain_lo=glo, gain_hi=ghi,
+                train_s=secs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="runs/zoo")
+    ap.add_argument("--models", default=",".join(ZOO))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(1)
+    demo = td.load_demo()
+    t = demo.drop(columns=["score_global", "score_det", "score_prob", "var_prob"])
+    t["rm_text"] = t["text"]  # the demo table keeps headlines only (no article body)
+    train_pairs = pairs_from_pools(t, split="train", seed=args.seed)
+    pairs = split_users(train_pairs, adapt_frac=0.3, support_frac=0.5, seed=args.seed)
+    val_pairs = pairs_from_pools(t, split="val", seed=args.seed)
+    adapt_users = sorted(pairs.loc[pairs.role == "adapt", "user_id"].unique())
+    held = pd.concat([val_pairs[~val_pairs.user_id.isin(adapt_users)].assign(who="train_users"),
+                      pairs[pairs.split == "query"].assign(who="adapt_users")])
+    print(f"pairs: {len(pairs)} train-split ({(pairs.split == 'train').sum()} train, "
+          f"{(pairs.split == 'support').sum()} support, {(pairs.split == 'query').sum()} query); "
+          f"{len(held)} held out; adaptation users {adapt_users}", flush=True)
+    rows = []
+    scored = t.copy()
+    for name in args.models.split(","):
+        t0 = time.perf_counter()
+        path = out / name
+        if (path / "config.json").exists():
+            m = REGISTRY[name].load(path)
+            secs = json.loads((out / f"{name}.seconds").read_text())
+        else:
+            kw = {"verbose": True} if name in ("genarm", "pdpo") else {}
+            m = REGISTRY[name](seed=args.seed, **kw).fit(pairs)
+            secs = time.perf_counter() - t0
+            m.save(path)
+            (out / f"{name}.seconds").write_text(json.dumps(secs))
+        users = held.user_id.to_numpy()
+        acc = m.score(held.chosen.tolist(), users) > m.score(held.rejected.tolist(), users)
+        scored[f"score_{name}"] = m.score(scored.rm_text.tolist(), scored.user_id.to_numpy())
+        d = td.diagnose(scored, f"score_{name}")
+        ns = [1, 2, 4, 8, 16]
+        curve = td.bon_curve(scored, f"score_{name}", ns, pool="clip")
+        u = curve.set_index("n")["utility"]
+        rows.append(_row(name, acc, held, d, u, scored, secs))
+        print(rows[-1], flush=True)
+    # Reference rows: the demo table's own LoRA reward models (pointwise, trained on every
+    # user's train split: no adaptation users), scored on the same held-out pairs.
+    for name in ("global", "det", "prob"):
+        col = f"score_{name}"
+        look = demo.drop_duplicates(["query_id", "text"]).set_index(["query_id", "text"])[col]
+        sc_c = look.reindex(pd.MultiIndex.from_arrays([held.query_id, held.chosen])).to_numpy()
+        sc_r = look.reindex(pd.MultiIndex.from_arrays([held.query_id, held.rejected])).to_numpy()
+        acc = sc_c > sc_r
+        d = td.diagnose(demo, col)
+        u = td.bon_curve(demo, col, [1, 2, 4, 8, 16], pool="clip").set_index("n")["utility"]
+        rows.append(_row(f"{name} (demo, LoRA)", acc, held, d, u, demo.rename(
+            columns={col: f"score_{name} (demo, LoRA)"}), float("nan")))
+    res = pd.DataFrame(rows)
+    res.to_csv(out / "zoo_results.csv", index=False)
+    scored.drop(columns=["rm_text"]).to_parquet(out / "zoo_scores.parquet", index=False)
+    print(res.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

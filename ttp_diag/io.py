@@ -412,6 +412,19 @@ def _fsync_tree(folder: Path) -> None:
     _fsync_dir(folder)
 
 
+def swap_in_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Make the finished folder ``new`` the folder at ``target`` (fsynced, by renames).
+
+    The previous folder, if any, is deleted; concurrent callers never fail and ``target``
+    always holds one complete folder. :func:`atomic_dir` is the context-manager form.
+    """
+    new, target = Path(new), Path(target)
+    _fsync_tree(new)
+    _swap_in(new, target)
+    _fsync_dir(target.parent)
+    return target
+
+
 def _swap_in(new: Path, target: Path) -> None:
     """Make ``new`` the folder at ``target``; the previous one (if any) is deleted."""
     for _ in range(1000):

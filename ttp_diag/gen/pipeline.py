@@ -474,7 +474,7 @@ class _Run:
             kind_settings=self.c.rm_kind_settings,
             verbose=self.c.progress,
         )
-        timings = models.get("timings", {})
+        timings = models.timings
         n_train = int((table["split"] == "train").sum())
         self.record(
             "rms",

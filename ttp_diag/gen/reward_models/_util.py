@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import shutil
 import tempfile
-import uuid
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,16 +18,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A reward model was used before ``fit`` or ``load`` (scikit-learn's convention).
-
-    Subclasses ValueError and AttributeError like ``sklearn.exceptions.NotFittedError``.
-
-    Examples
-    --------
-    >>> issubclass(NotFittedError, ValueError)
-    True
-    """
+# one NotFittedError for the package (a ValueError and AttributeError, as in scikit-learn)
+from ttp_diag.exceptions import NotFittedError  # noqa: E402, F401  (re-exported)
 
 
 def _torch():
@@ -192,12 +181,9 @@ def _atomic_save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) ->
 
 
 def _atomic_write_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    from ttp_diag.io import atomic_write_text
 
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def atomic_write_json(obj: Any, path: Path) -> None:
@@ -208,10 +194,8 @@ def atomic_write_json(obj: Any, path: Path) -> None:
 def swap_in_dir(tmp: Path, path: Path) -> Path:
     """Move the finished folder ``tmp`` to ``path``, replacing what is there, by renames.
 
-    A folder cannot be renamed over a non-empty one, so an existing ``path`` is first
-    renamed to a unique trash name and deleted afterwards. Concurrent savers race on these
-    renames; each retries until its own rename succeeds, so none of them errors and
-    ``path`` always ends up holding one complete save (the last one to land).
+    Delegates to :func:`ttp_diag.io.swap_in_dir` (fsync, atomic exchange on Linux, retries
+    under concurrent savers): ``path`` always ends up holding one complete save.
 
     Examples
     --------
@@ -223,26 +207,9 @@ def swap_in_dir(tmp: Path, path: Path) -> Path:
     >>> (d / "model" / "f").read_text(), sorted(p.name for p in d.iterdir())
     ('b', ['model'])
     """
-    tmp, path = Path(tmp), Path(path)
-    trash: list[Path] = []
-    for _ in range(10_000):
-        try:
-            os.rename(tmp, path)
-            break
-        except OSError as e:
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
-                raise
-        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex}")
-        try:
-            os.rename(path, old)
-            trash.append(old)
-        except FileNotFoundError:
-            pass  # another saver moved it away first; retry our rename
-    else:  # pragma: no cover - would need 10,000 lost races in a row
-        raise OSError(f"could not move {tmp} to {path}: too many concurrent saves")
-    for t in trash:
-        shutil.rmtree(t, ignore_errors=True)
-    return path
+    from ttp_diag.io import swap_in_dir as _swap
+
+    return _swap(tmp, path)
 
 
 def new_save_dir(path: Path) -> Path:

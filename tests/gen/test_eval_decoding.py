@@ -113,3 +113,50 @@ def test_select_lambda_records_grid():
                       "r_rejected": [[0.0, 0.0], [0.0]]})
     lam, grid = select_lambda(p, [0.0, 1.0, 3.0])
     assert grid["accuracy"].tolist() == [0.0, 0.5, 1.0] and lam == 3.0
+
+
+def test_lora_learns_the_support_outputs_and_leaves_the_base_alone(pm):
+    from ttp_diag.gen.evaluation.lora import UserLoRA
+
+    before = {n: p.clone() for n, p in pm.model.named_parameters()}
+    lora = UserLoRA(pm, epochs=30, lr=2e-2, batch_size=2, seed=0)
+    prompts, outs = ["ab", "cd"], ["zzz", "zzz"]
+    base_lp = np.mean([x.mean() for x in pm.token_logprobs(prompts, outs)])
+    u = lora.fit_user("u1", prompts, outs)
+    lp = np.mean([x.mean() for x in u.token_logprobs(prompts, outs)])
+    assert lp > base_lp + 0.4  # q/v adapters of a 32-wide model: +0.6 nats measured
+    h = lora.history_["u1"]["losses"]
+    assert h[-1] < h[0]
+    for n, p in pm.model.named_parameters():
+        assert torch.equal(p, before[n])
+    # A second user starts from the same initial adapters, not from user 1's.
+    u2 = lora.fit_user("u2", ["ab"], ["q"])
+    assert lora.history_["u2"]["n_items"] == 1 and u2 is not u
+    with pytest.raises(EvaluationInputError, match="no support items"):
+        lora.fit_user("u3", [], [])
+
+
+def test_knockout_with_a_truthful_judge_picks_the_oracle():
+    from ttp_diag.gen.evaluation.judges import knockout_scores
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(2, 17))
+        reward = rng.permutation(n).astype(float)
+        wins, calls = knockout_scores(n, lambda i, j: reward[i] - reward[j], seed=trial)
+        assert calls == n - 1
+        assert int(np.argmax(wins)) == int(np.argmax(reward))
+        assert wins.max() == np.ceil(np.log2(n)) or wins.max() == np.floor(np.log2(n))
+
+
+def test_llm_judge_runs_and_is_order_debiased(pm):
+    from ttp_diag.gen.evaluation.judges import LLMJudge, persona_context
+
+    j = LLMJudge(pm)
+    ctx = persona_context([{"body": "x", "output": "Cats Win"}])
+    r = j.rate(ctx, "article", ["Cats Win Again", "zzz"])
+    assert r.shape == (2,) and ((r >= 1) & (r <= 10)).all()
+    ab, ba = j.compare(ctx, "art", "one", "two"), j.compare(ctx, "art", "two", "one")
+    assert ab == pytest.approx(-ba)  # swapping the two texts flips the sign exactly
+    wins, calls = j.tournament(ctx, "art", ["a", "b", "c"], seed=0)
+    assert calls == 2 and wins.sum() == 2

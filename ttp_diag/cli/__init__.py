@@ -15,7 +15,7 @@ import sys
 # Order is the order shown in ``ttp-diag --help``.
 _SUBCOMMANDS = [
     "ttp_diag.cli.analyze",
-    "ttp_diag.cli.run",
+    "ttp_diag.cli.run", "ttp_diag.cli.evaluate",
     "ttp_diag.cli.demo", "ttp_diag.cli.figures", "ttp_diag.cli.risk",
 ]
 

@@ -165,7 +165,7 @@ def candidate_pairs(
     for q, g in table.groupby(item_col, sort=True):
         if q not in sets:
             continue
-        g = g.drop_duplicates("text")
+        g = g[g["text"].astype(str).str.strip() != ""].drop_duplicates("text")
         r = g["reward"].to_numpy(float)
         txt = g["text"].astype(str).to_numpy()
         bad = (np.array([_norm(x) == _norm(gold[q]) for x in txt]) if gold is not None

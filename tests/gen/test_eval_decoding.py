@@ -67,8 +67,10 @@ def test_args_sampled_is_seeded(pm):
 
 
 def test_token_logprobs_match_a_manual_forward(pm):
-    lp = pm.token_logprobs(["hello", "a much longer prompt here"], ["wor", "ld"])
-    for p, c, got in [("hello", "wor", lp[0]), ("a much longer prompt here", "ld", lp[1])]:
+    prompts = ["hello", "a much longer prompt here", "hello"]
+    comps = ["wor", "ld", "a longer completion"]  # shared prompt, unequal lengths
+    lp = pm.token_logprobs(prompts, comps)
+    for p, c, got in zip(prompts, comps, lp):
         a, b = pm.prompt_ids(p), pm.completion_ids(c)
         with torch.no_grad():
             logits = pm.model(input_ids=torch.tensor([a + b])).logits[0]

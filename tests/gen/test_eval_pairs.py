@@ -85,7 +85,7 @@ def test_candidate_pairs_gap_and_gold_never_rejected():
     s = split_users(items, n_train_users=1, query_fraction=0.34, seed=0)
     rows = []
     for it in items.itertuples():
-        for c, (txt, r) in enumerate([(it.output, 1.0), ("meh", 0.3), ("bad", 0.0), ("bad2", 0.05)]):
+        for txt, r in [(it.output, 1.0), ("meh", 0.3), ("bad", 0.0), ("bad2", 0.05)]:
             rows.append(dict(query_id=it.item_id, text=txt, reward=r, body=it.body))
     cands = pd.DataFrame(rows)
     gold = items.set_index("item_id")["output"]

@@ -34,10 +34,10 @@ def check_lambda(lam: float) -> float:
 
     Examples
     --------
-    >>> check_lambda(-1)
+    >>> check_lambda(-1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.gen.evaluation.split.EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with lambda >= 0 (0 = greedy decoding of the base policy)
+    ttp_diag.gen.evaluation.split.EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with lambda >= 0 ...
     """
     if not np.isfinite(lam) or lam < 0:
         raise EvaluationInputError(f"lambda={lam} is negative; ARGS weights the reward with "

@@ -84,8 +84,9 @@ def pairwise_accuracy(
     --------
     >>> p = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "score_chosen": [2, 1, 0, 5],
     ...                   "score_rejected": [1, 1, 3, 4]})
-    >>> pairwise_accuracy(p).round(4).to_dict("list")  # a: 1 + 0.5 + 0 of 3, b: 1 of 1
-    {'user_id': ['a', 'b', '__mean_over_users__', '__pooled__'], 'accuracy': [0.5, 1.0, 0.75, 0.625], 'n_pairs': [3, 1, 4, 4]}
+    >>> a = pairwise_accuracy(p)  # a: 1 + 0.5 + 0 of 3, b: 1 of 1
+    >>> a["user_id"].tolist(), a["accuracy"].tolist(), a["n_pairs"].tolist()
+    (['a', 'b', '__mean_over_users__', '__pooled__'], [0.5, 1.0, 0.75, 0.625], [3, 1, 4, 4])
     >>> pairwise_accuracy(p, ties="strict")["accuracy"].iloc[0].round(4)
     np.float64(0.3333)
     """

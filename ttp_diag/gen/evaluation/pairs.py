@@ -196,10 +196,10 @@ def check_pairs(pairs: pd.DataFrame, items: pd.DataFrame, split: UserSplit) -> N
     >>> gold = items.set_index("item_id").at[q, "output"]
     >>> leak = pd.DataFrame([dict(user_id="x", split="train", prompt="z", chosen="Z",
     ...     rejected=gold, source="hand", item_id="x0")])
-    >>> check_pairs(leak, items, s)
+    >>> check_pairs(leak, items, s)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.gen.evaluation.split.EvaluationInputError: 1 train/support pair(s) contain text of a query-set item (first: item 'x0', column 'rejected'); rebuild the pairs from non-query items only
+    ttp_diag.gen.evaluation.split.EvaluationInputError: 1 train/support pair(s) contain text of a query-set item (first: item 'x0', ...
     """
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:

@@ -175,34 +175,50 @@ class PolicyModel:
     def completion_ids(self, text: str) -> list[int]:
         return self.tokenizer(str(text), add_special_tokens=False)["input_ids"]
 
-    def token_logprobs(self, prompts: Sequence[str], completions: Sequence[str]) -> list[np.ndarray]:
+    def token_logprobs(self, prompts: Sequence[str],
+                       completions: Sequence[str]) -> list[np.ndarray]:
         """``log pi(y_t | x, y_<t)`` for every token of each completion."""
         import torch
 
         if len(prompts) != len(completions):
             raise EvaluationInputError(f"{len(prompts)} prompts but {len(completions)} "
                                        "completions")
-        seqs = []
-        for p, c in zip(prompts, completions):
-            pi, ci = self.prompt_ids(p), self.completion_ids(c)
+        comp = []
+        for c in completions:
+            ci = self.completion_ids(c)
             if not ci:
                 raise EvaluationInputError(f"completion {c!r} has no tokens; drop empty texts")
-            seqs.append((pi, ci))
+            comp.append(ci)
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(p, []).append(i)
         model, pad = self.model, self.tokenizer.pad_token_id or 0
-        out: list[np.ndarray] = []
+        out: list[np.ndarray | None] = [None] * len(comp)
         with torch.inference_mode():
-            for s in range(0, len(seqs), self.batch_size):
-                chunk = seqs[s : s + self.batch_size]
-                L = max(len(a) + len(b) for a, b in chunk)
-                ids = torch.full((len(chunk), L), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), L), dtype=torch.long)
-                for i, (a, b) in enumerate(chunk):  # right padding: positions stay 0..n-1
-                    ids[i, : len(a) + len(b)] = torch.tensor(a + b)
-                    mask[i, : len(a) + len(b)] = 1
-                logits = model(input_ids=ids.to(self.device),
-                               attention_mask=mask.to(self.device)).logits.float()
-                lsm = torch.log_softmax(logits, -1).cpu()
-                for i, (a, b) in enumerate(chunk):
-                    pos = torch.arange(len(a) - 1, len(a) + len(b) - 1)
-                    out.append(lsm[i, pos, torch.tensor(b)].numpy().astype(float))
-        return out
+            # The prompt is encoded once per distinct prompt (a pair's chosen and rejected side
+            # share it) and its key/value cache is repeated for the completions: the prompt,
+            # not the short completion, is what costs.
+            for prompt, idx in groups.items():
+                a = self.prompt_ids(prompt)
+                for s in range(0, len(idx), self.batch_size):
+                    chunk = idx[s : s + self.batch_size]
+                    res = model(input_ids=torch.tensor([a], device=self.device), use_cache=True)
+                    first = torch.log_softmax(res.logits[0, -1].float(), -1).cpu()
+                    past = res.past_key_values
+                    past.batch_repeat_interleave(len(chunk))
+                    L = max(len(comp[i]) for i in chunk)
+                    ids = torch.full((len(chunk), L), pad, dtype=torch.long)
+                    mask = torch.ones((len(chunk), len(a) + L), dtype=torch.long)
+                    for r, i in enumerate(chunk):  # right padding after the completion
+                        ids[r, : len(comp[i])] = torch.tensor(comp[i])
+                        mask[r, len(a) + len(comp[i]):] = 0
+                    logits = model(input_ids=ids.to(self.device),
+                                   attention_mask=mask.to(self.device), past_key_values=past,
+                                   use_cache=False).logits.float()
+                    lsm = torch.log_softmax(logits, -1).cpu()
+                    for r, i in enumerate(chunk):
+                        b = comp[i]
+                        lp = [float(first[b[0]])] + [float(lsm[r, t - 1, b[t]])
+                                                     for t in range(1, len(b))]
+                        out[i] = np.asarray(lp, dtype=float)
+        return out  # type: ignore[return-value]

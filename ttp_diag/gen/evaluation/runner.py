@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttp_diag.gen.evaluation.methods import method_rm, parse_methods
+from ttp_diag.gen.evaluation.methods import parse_methods
 from ttp_diag.gen.evaluation.split import EvaluationInputError, UserSplit, split_users
 
 __all__ = ["EvalConfig", "Evaluation"]

@@ -15,4 +15,5 @@ prompts     the paper's policy templates (E.1), the reward-model prompt (E.2), p
 backends    one ``generate`` interface over transformers, vLLM and tiny random models
 candidates  resumable N-per-query candidate generation
 pipeline    data -> candidates -> labels -> reward models -> scores, cached per stage
+evaluation  generation-quality evaluation: ICL, ARGS, judges, per-user LoRA, Tables 2/4/5/6
 """

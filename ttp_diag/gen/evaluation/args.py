@@ -128,7 +128,11 @@ def args_decode(
             past, logits = res.past_key_values, res.logits[0, -1].float()
     text = tok.decode(out_ids, skip_special_tokens=True)
     if first_line:
-        text = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        from ttp_diag.gen.backends import _postprocess
+
+        # The backends' own rule for one-line tasks (first non-empty line, a repeated
+        # "### Headline:" marker removed), so decoded and sampled answers are comparable.
+        text = _postprocess(text, True)
     return {"text": text, "token_ids": out_ids, "n_reward_calls": calls}
 
 

@@ -239,7 +239,7 @@ def lora(ev: Evaluation, split, methods: list[str], pairs):
 
         _atomic_parquet(lp, lp_file)
         lp_rows.append(lp)
-    return pd.concat([pd.read_parquet(ev.out / "generations" / m / f"{u}.parquet")
+    return pd.concat([ev._clean(pd.read_parquet(ev.out / "generations" / m / f"{u}.parquet"))
                       for m in todo for u in split.adapt_users], ignore_index=True)
 
 

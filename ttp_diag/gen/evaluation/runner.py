@@ -311,6 +311,14 @@ class Evaluation:
         return split.items_in("support", user).merge(items, on="item_id").sort_values(
             "position")
 
+    def _clean(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Apply the backends' one-line post-processing (idempotent) to stored answers."""
+        if self.rc.get("first_line", True):
+            from ttp_diag.gen.backends import _postprocess
+
+            rows = rows.assign(text=[_postprocess(str(t), True) for t in rows["text"]])
+        return rows
+
     def generate(self, method: str, split: UserSplit, fn) -> pd.DataFrame:
         """Per user: ``fn(user, queries, support) -> rows(query_id, text, weight)``."""
         queries = self._queries(split)
@@ -318,7 +326,7 @@ class Evaluation:
         for u in self._bar(split.adapt_users, method):
             f = self.out / "generations" / method / f"{u}.parquet"
             if f.is_file():
-                parts.append(pd.read_parquet(f))
+                parts.append(self._clean(pd.read_parquet(f)))
                 continue
             sup = self._support(split, u)
             if sup.empty:

@@ -211,19 +211,19 @@ def run_evaluation(run_dir, config: EvalConfig, **kwargs) -> dict:
             expanded += [f"{m}_k{k}" for k in config.icl_ks]
         else:
             expanded.append(m)
-    gens = []
-    for m in expanded:
+    gens, lora_done = [], False
+    for m in expanded:  # in the order given (a stopped run has the first methods done)
+        t = time.perf_counter()
         if m == "lora" or m.startswith("lora_bon_"):
-            continue
-        t = time.perf_counter()
-        gens.append(run_method(ev, split, m, scored))
-        ev.timings[m] = time.perf_counter() - t
-    if any(m == "lora" or m.startswith("lora_bon_") for m in expanded):
-        from ttp_diag.gen.evaluation.generation import lora
+            if lora_done:  # the LoRA methods share one fine-tuning per user
+                continue
+            from ttp_diag.gen.evaluation.generation import lora
 
-        t = time.perf_counter()
-        gens.append(lora(ev, split, expanded, scored))
-        ev.timings["lora"] = time.perf_counter() - t
+            gens.append(lora(ev, split, expanded, scored))
+            lora_done, m = True, "lora"
+        else:
+            gens.append(run_method(ev, split, m, scored))
+        ev.timings[m] = time.perf_counter() - t
     gens = pd.concat(gens, ignore_index=True)
     items = pd.read_parquet(ev.run / "items.parquet").set_index("item_id")
     quality = quality_table(gens, items["output"], encoder=ev.encoder() if config.minilm

@@ -18,12 +18,14 @@ name                   what generates the answer to a query
                        ``lora_random``, the mean sample)
 =====================  ================================================================
 
-With several ``k`` (``icl_ks``), the ICL methods are named ``icl_k<k>`` / ``icl_rag_k<k>``.
+With several ``k`` (``icl_ks``), the ICL methods are named ``icl_k<k>`` / ``icl_rag_k<k>``;
+these names can also be given directly (``icl_rag_k2``) to run one ``k`` only.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 
 from ttp_diag.gen.evaluation.split import EvaluationInputError
@@ -71,7 +73,7 @@ def parse_methods(methods: str | Sequence[str], rm_kinds: Sequence[str]) -> list
         known |= {f"args_{rm}", f"args_{rm}_sampled", f"bon_{rm}", f"lora_bon_{rm}"}
     out = []
     for m in methods:
-        if m not in known:
+        if m not in known and not re.fullmatch(r"icl(_rag)?_k\d+", m):
             close = difflib.get_close_matches(m, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             rm = method_rm(m)

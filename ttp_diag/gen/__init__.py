@@ -19,4 +19,5 @@ run_config  ``RunConfig``: every setting with its stage and CLI flag (field meta
 run_folder  run-folder lock and repair of damaged bookkeeping files
 shards      ``--shard I/K`` user split and ``ttp-diag merge``
 pipeline    data -> candidates -> labels -> reward models -> scores, cached per stage
+evaluation  generation-quality evaluation: ICL, ARGS, judges, per-user LoRA, Tables 2/4/5/6
 """

@@ -1,0 +1,112 @@
+"""Metrics of the evaluation suite pinned to hand-computed values (issue 10, item 2)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ttp_diag.gen.evaluation.metrics import (
+    behavioural_alignment,
+    bon_win_rate_ceiling,
+    pairwise_accuracy,
+    rank_agreement,
+    score_base,
+    score_rgd,
+    win_rate,
+)
+from ttp_diag.gen.evaluation.policy import GoldRouge, score_candidates
+from ttp_diag.gen.evaluation.split import EvaluationInputError
+
+
+def test_pairwise_accuracy_by_hand():
+    p = pd.DataFrame({"user_id": ["a", "a", "a", "a", "b", "b"],
+                      "score_chosen": [3, 2, 1, 0, 1, 1],
+                      "score_rejected": [1, 2, 2, -1, 0, 1]})
+    a = pairwise_accuracy(p).set_index("user_id")
+    # a: 1 + 0.5 + 0 + 1 = 2.5 of 4; b: 1 + 0.5 = 1.5 of 2
+    assert a.at["a", "accuracy"] == 0.625 and a.at["b", "accuracy"] == 0.75
+    assert a.at["__mean_over_users__", "accuracy"] == pytest.approx((0.625 + 0.75) / 2)
+    assert a.at["__pooled__", "accuracy"] == pytest.approx(4 / 6)
+    s = pairwise_accuracy(p, ties="strict").set_index("user_id")
+    assert s.at["a", "accuracy"] == 0.5 and s.at["b", "accuracy"] == 0.5
+    with pytest.raises(EvaluationInputError, match="NaN"):
+        pairwise_accuracy(p.assign(score_chosen=np.nan))
+
+
+def test_policy_scores_by_hand():
+    assert score_base([-0.5, -1.5]) == -1.0
+    # sum_t [log pi + lambda r(prefix)] = (-0.5 + 2*0.1) + (-1.5 + 2*0.4) = -1.0
+    assert score_rgd([-0.5, -1.5], [0.1, 0.4], 2.0) == pytest.approx(-1.0)
+    assert score_rgd([-0.5, -1.5], [0.1, 0.4], 0.0) == -2.0
+    with pytest.raises(EvaluationInputError, match="lambda=-1"):
+        score_rgd([-1.0], [0.0], -1)
+
+
+def test_gold_rouge_reward_model_gives_expected_accuracy_and_win_rate():
+    gold = {"art1": "senate passes budget bill", "art2": "storm hits the coast"}
+    rm = GoldRouge(gold)
+    # Pref-LaMP pairs: chosen = the user's gold, rejected = another item's headline.
+    pairs = pd.DataFrame({"user_id": ["u", "u"], "prompt": ["art1", "art2"],
+                          "chosen": [gold["art1"], gold["art2"]],
+                          "rejected": ["budget talks stall", "coast braces for storm"]})
+    sc = score_candidates(rm, "lamp4", pairs["prompt"], pairs["chosen"], pairs["user_id"])
+    sr = score_candidates(rm, "lamp4", pairs["prompt"], pairs["rejected"], pairs["user_id"])
+    assert (sc == 1.0).all()
+    acc = pairwise_accuracy(pairs.assign(score_chosen=sc, score_rejected=sr))
+    assert acc["accuracy"].iloc[-1] == 1.0
+    # Win rate judged by the truth equals the hand count: outputs vs zero-shot outputs.
+    method = ["senate passes bill", "storm"]        # R1: 0.857 vs ...; 0.4
+    zero = ["budget", "storm hits the coast today"]  # 0.4; 0.889
+    m = score_candidates(rm, "lamp4", ["art1", "art2"], method, ["u", "u"])
+    z = score_candidates(rm, "lamp4", ["art1", "art2"], zero, ["u", "u"])
+    assert m[0] == pytest.approx(6 / 7) and z[0] == pytest.approx(0.4)
+    assert m[1] == pytest.approx(0.4) and z[1] == pytest.approx(8 / 9)
+    assert win_rate(m, z) == 0.5
+
+
+def test_behavioural_alignment_against_rouge_score_package():
+    rs = pytest.importorskip("rouge_score.rouge_scorer")
+    gen = ["the cat sat on the mat", "a b c", ""]
+    gold = ["the cat lay on a mat", "c b a", "something"]
+    got = behavioural_alignment(gen, gold, minilm=False)
+    sc = rs.RougeScorer(["rouge1", "rougeL"])
+    for i in range(3):
+        ref = sc.score(gold[i], gen[i])
+        assert got["rouge1"][i] == pytest.approx(ref["rouge1"].fmeasure)
+        assert got["rougeL"][i] == pytest.approx(ref["rougeL"].fmeasure)
+    assert got["rougeL"][1] == pytest.approx(1 / 3)  # LCS of "a b c" and "c b a" is 1
+
+    class Enc:
+        def encode(self, texts):
+            e = np.array([[1.0, 0.0] if "cat" in t else [0.6, 0.8] for t in texts])
+            return e
+
+    m = behavioural_alignment(["cat", "dog"], ["cat!", "cat"], encoder=Enc())["minilm"]
+    assert m.tolist() == pytest.approx([1.0, 0.6])
+
+
+def test_bon_ceiling_matches_simulation():
+    rng = np.random.default_rng(0)
+    for n in (1, 4, 16):
+        best = rng.normal(size=(100_000, n)).max(1)
+        other = rng.normal(size=100_000)
+        assert win_rate(best, other) == pytest.approx(bon_win_rate_ceiling(n), abs=0.005)
+
+
+def test_rank_agreement_by_hand_and_bootstrap():
+    rows = []
+    for m, up, q in [("a", 1, 1), ("b", 2, 3), ("c", 3, 2), ("d", 4, 4)]:
+        for u, noise in [("u1", 0.0), ("u2", 0.0)]:
+            rows += [(m, u, "acc", up + noise), (m, u, "rouge1", q + noise)]
+    d = pd.DataFrame(rows, columns=["method", "user_id", "metric", "value"])
+    r = rank_agreement(d, ["acc"], "rouge1", ci=0.9, n_boot=200).set_index("statistic")
+    # 5 concordant, 1 discordant pair of methods: tau = 4/6; rho = 1 - 6*2/(4*15) = 0.8
+    assert r.at["kendall_tau", "estimate"] == pytest.approx(2 / 3)
+    assert r.at["spearman_rho", "estimate"] == pytest.approx(0.8)
+    assert r.at["pearson_r", "estimate"] == pytest.approx(0.8)
+    assert (r["n_methods"] == 4).all() and (r["n_users"] == 2).all()
+    # identical users: every bootstrap replicate equals the estimate
+    assert r.at["kendall_tau", "ci_low"] == pytest.approx(2 / 3)
+    two = d[d["method"].isin(["a", "b"])]
+    assert np.isnan(rank_agreement(two, ["acc"], "rouge1", ci=None)["estimate"]).all()
+    with pytest.raises(EvaluationInputError, match="upstream metric 'nope'"):
+        rank_agreement(d, ["nope"], "rouge1")

@@ -1,0 +1,206 @@
+"""Reward-guided decoding (ARGS, Khanov et al. 2024) and the choice of its weight lambda.
+
+At each step the policy's top-``k`` next tokens ``v`` are rescored with
+``log pi(v | x, y_<t) + lambda * r(x, y_<t + v)`` (second paper, eq. 1) and the best one is
+kept (``sample=False``) or one is drawn from the softmax of the scores divided by
+``temperature`` (``sample=True``). The ``k`` candidate prefixes of a step are scored by the
+reward model in one call, so one step costs one reward-model forward pass (for ``k`` up to
+the model's batch size), not ``k``. With ``lambda = 0`` (or no reward model) the rule is the
+argmax of ``log pi``: greedy decoding, token for token.
+
+:func:`prefix_rewards` gives ``r(x, y_<=t)`` for every token of a fixed completion (the input
+of the policy-accuracy scores of eqs. 5-6), and :func:`select_lambda` picks lambda on
+training users by policy accuracy, returning the whole grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ttp_diag.gen.evaluation.metrics import pairwise_accuracy, score_rgd
+from ttp_diag.gen.evaluation.policy import PolicyModel
+from ttp_diag.gen.evaluation.split import EvaluationInputError
+
+__all__ = ["args_decode", "prefix_rewards", "select_lambda", "check_lambda"]
+
+RewardFn = Callable[[list[str]], np.ndarray]
+
+
+def check_lambda(lam: float) -> float:
+    """Validate a reward weight.
+
+    Examples
+    --------
+    >>> check_lambda(-1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ttp_diag.gen.evaluation.split.EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with lambda >= 0 ...
+    """
+    if not np.isfinite(lam) or lam < 0:
+        raise EvaluationInputError(f"lambda={lam} is negative; ARGS weights the reward with "
+                                   "lambda >= 0 (0 = greedy decoding of the base policy)")
+    return float(lam)
+
+
+def _first_line_done(text: str) -> bool:
+    head, sep, _ = text.partition("\n")
+    return bool(sep) and bool(head.strip())
+
+
+def args_decode(
+    policy: PolicyModel,
+    prompt: str,
+    *,
+    reward_fn: RewardFn | None = None,
+    lam: float = 0.0,
+    top_k: int = 10,
+    max_new_tokens: int = 24,
+    first_line: bool = True,
+    sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    """Decode one completion with ARGS.
+
+    Parameters
+    ----------
+    policy : PolicyModel
+    prompt : str
+        The policy prompt (the backend's chat template is applied).
+    reward_fn : callable, optional
+        ``reward_fn(list_of_completion_texts) -> array`` scoring candidate prefixes (bind
+        the query input and user with :func:`ttp_diag.gen.evaluation.policy.score_candidates`).
+        None (or ``lam=0``) decodes greedily without calling it.
+    lam : float
+        Reward weight, >= 0.
+    top_k : int
+        Candidate next tokens per step.
+    max_new_tokens : int
+    first_line : bool
+        Stop once the first non-empty line has ended (one-line tasks) and return that line.
+    sample, temperature, seed :
+        The sampled variant draws from ``softmax(score / temperature)`` over the ``k``.
+
+    Returns
+    -------
+    dict
+        ``text``, ``token_ids``, ``n_reward_calls``.
+    """
+    import torch
+
+    lam = check_lambda(lam)
+    if int(top_k) < 1:
+        raise EvaluationInputError(f"top_k={top_k}; rescore at least one token (top_k >= 1)")
+    use_rm = reward_fn is not None and lam > 0
+    model, tok = policy.model, policy.tokenizer
+    ids = torch.tensor([policy.prompt_ids(prompt)], device=policy.device)
+    gen = torch.Generator().manual_seed(int(seed))
+    out_ids: list[int] = []
+    calls = 0
+    eos = tok.eos_token_id
+    with torch.inference_mode():
+        res = model(input_ids=ids, use_cache=True)
+        past, logits = res.past_key_values, res.logits[0, -1].float()
+        for _ in range(int(max_new_tokens)):
+            logp = torch.log_softmax(logits, -1)
+            top = torch.topk(logp, min(int(top_k), logp.numel()))
+            cand, score = top.indices.tolist(), top.values.double().cpu().numpy()
+            if use_rm:
+                texts = [tok.decode(out_ids + [c], skip_special_tokens=True) for c in cand]
+                score = score + lam * np.asarray(reward_fn(texts), float)
+                calls += 1
+            if sample:
+                z = torch.tensor(score / float(temperature))
+                j = int(torch.multinomial(torch.softmax(z, 0), 1, generator=gen))
+            else:
+                j = int(np.argmax(score))  # first maximum: torch.topk order, like argmax
+            nxt = cand[j]
+            if nxt == eos:
+                break
+            out_ids.append(nxt)
+            if first_line and _first_line_done(tok.decode(out_ids, skip_special_tokens=True)):
+                break
+            res = model(input_ids=torch.tensor([[nxt]], device=policy.device),
+                        past_key_values=past, use_cache=True)
+            past, logits = res.past_key_values, res.logits[0, -1].float()
+    text = tok.decode(out_ids, skip_special_tokens=True)
+    if first_line:
+        from ttp_diag.gen.backends import _postprocess
+
+        # The backends' own rule for one-line tasks (first non-empty line, a repeated
+        # "### Headline:" marker removed), so decoded and sampled answers are comparable.
+        text = _postprocess(text, True)
+    return {"text": text, "token_ids": out_ids, "n_reward_calls": calls}
+
+
+def prefix_rewards(policy: PolicyModel, completion: str, reward_fn: RewardFn) -> np.ndarray:
+    """``r(x, y_<=t)`` for every token ``t`` of ``completion``, in one reward call.
+
+    Examples
+    --------
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> pm = PolicyModel(tiny_random_backend())
+    >>> prefix_rewards(pm, "abc", lambda texts: np.array([len(t) for t in texts], float))
+    array([1., 2., 3.])
+    """
+    ids = policy.completion_ids(completion)
+    tok = policy.tokenizer
+    texts = [tok.decode(ids[: t + 1], skip_special_tokens=True) for t in range(len(ids))]
+    return np.asarray(reward_fn(texts), float)
+
+
+def select_lambda(
+    pairs: pd.DataFrame,
+    grid: Sequence[float],
+    *,
+    ties: str = "half",
+) -> tuple[float, pd.DataFrame]:
+    """Pick lambda on training users by policy accuracy of the reward-guided score.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        One row per training pair with ``user_id`` and object columns ``lp_chosen``,
+        ``lp_rejected`` (token log-probabilities) and ``r_chosen``, ``r_rejected`` (prefix
+        rewards).
+    grid : sequence of float
+        Candidate values (each >= 0).
+
+    Returns
+    -------
+    (float, pandas.DataFrame)
+        The chosen lambda (highest mean-over-users accuracy, the smallest one on ties) and
+        the grid with ``lam, accuracy, n_pairs``.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"user_id": ["a", "a"],
+    ...     "lp_chosen": [[-2.0], [-3.0]], "lp_rejected": [[-1.0], [-1.0]],
+    ...     "r_chosen": [[1.0], [1.0]], "r_rejected": [[0.0], [0.0]]})
+    >>> lam, g = select_lambda(p, [0, 1.5, 5])
+    >>> lam, g["accuracy"].tolist()   # lambda 1.5 fixes the first pair, 5 both
+    (5.0, [0.0, 0.5, 1.0])
+    """
+    grid = [check_lambda(x) for x in grid]
+    if not grid:
+        raise EvaluationInputError("empty lambda grid; pass values such as [0, 0.5, 1, 2, 5]")
+    if pairs.empty:
+        raise EvaluationInputError("no training pairs to choose lambda on; add training users")
+    rows = []
+    for lam in grid:
+        d = pd.DataFrame({
+            "user_id": pairs["user_id"].to_numpy(),
+            "score_chosen": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_chosen"],
+                                                                   pairs["r_chosen"])],
+            "score_rejected": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_rejected"],
+                                                                     pairs["r_rejected"])],
+        })
+        acc = pairwise_accuracy(d, ties=ties)
+        rows.append(dict(lam=lam, accuracy=float(acc["accuracy"].iloc[-2]),
+                         n_pairs=len(d)))
+    g = pd.DataFrame(rows)
+    best = g.sort_values(["accuracy", "lam"], ascending=[False, True]).iloc[0]
+    return float(best["lam"]), g

@@ -1,0 +1,344 @@
+"""The evaluation runner: every method on the same adaptation users, cached per stage.
+
+Reads a finished ``ttp-diag run`` folder (``items.parquet``, ``examples.parquet``,
+``labeled.parquet``, ``scores.parquet``, ``rm/``, ``config.json``) and writes under
+``<run>/eval/``:
+
+========================  ===========================================================
+``config.json``           the evaluation settings (a changed setting is refused)
+``user_split.*``          training / adaptation users, support / query items
+``pairs.parquet``         the tidy pairs table (all splits)
+``pair_scores/*.parquet`` per scorer: log-probabilities, prefix rewards, RM and judge
+                          scores of the training and query pairs
+``lambda_grid.csv``       policy accuracy of every lambda on training users, per RM
+``generations/<m>/<u>``   one file per method and user: the answer(s) to each query
+``judge_scores.parquet``  the score table with ``score_judge_pointwise`` and
+                          ``score_judge_pairwise`` columns (usable in ``bon_curve``)
+``results.parquet``       the tidy table ``method, user_id, query_id, metric, value``
+``upstream.parquet``      per method and user: rm/policy accuracy, win rate, rho_eff, ...
+``tables/``, ``figures/`` written by :mod:`ttp_diag.gen.evaluation.tables` / ``figures``
+========================  ===========================================================
+
+Every file is written atomically; a killed run resumes at the first missing file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttp_diag.gen.evaluation.methods import parse_methods
+from ttp_diag.gen.evaluation.split import EvaluationInputError, UserSplit, split_users
+
+__all__ = ["EvalConfig", "Evaluation"]
+
+
+@dataclass
+class EvalConfig:
+    """Settings of an evaluation (see :class:`Evaluation`)."""
+
+    methods: list[str] = field(default_factory=lambda: ["zero_shot", "icl", "icl_rag"])
+    n_train_users: float = 0.34
+    max_support: int = 32
+    icl_ks: list[int] = field(default_factory=lambda: [4])
+    hard_negative_k: int = 5
+    min_gap: float = 0.1
+    max_pairs_per_query: int = 4
+    max_lambda_pairs: int = 48
+    lambda_grid: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 5.0, 10.0])
+    args_top_k: int = 10
+    max_new_tokens: int | None = None
+    lora_epochs: int = 3
+    lora_lr: float = 5e-4
+    lora_n: int | None = None
+    judge_persona_items: int = 5
+    ci: float = 0.95
+    n_boot: int = 1000
+    seed: int = 0
+    minilm: bool = True
+    progress: bool = True
+
+    def validate(self, rm_kinds) -> None:
+        self.methods = parse_methods(self.methods, rm_kinds)
+        for lam in self.lambda_grid:
+            if lam < 0:
+                raise EvaluationInputError(
+                    f"lambda grid value {lam} is negative; ARGS needs lambda >= 0")
+        for k in self.icl_ks:
+            if int(k) < 0:
+                raise EvaluationInputError(f"ICL k={k}; use k >= 0 (0 = zero-shot)")
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    from ttp_diag.gen.candidates import atomic_write_parquet
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_parquet(df, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    from ttp_diag.gen.candidates import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
+def _select(texts: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
+    """The top-scored texts with equal weights (ties averaged, as in ``bon_curve``)."""
+    s = np.asarray(scores, float)
+    top = np.flatnonzero(s == s.max())
+    return [(texts[i], 1.0 / len(top)) for i in top]
+
+
+class Evaluation:
+    """Run the evaluation suite on a pipeline run folder.
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished ``ttp-diag run`` folder.
+    config : EvalConfig
+    backend : optional
+        The policy backend; default: the run's own (``config.json``).
+    encoder : optional
+        Sentence encoder (default MiniLM).
+    reward_models : dict, optional
+        ``kind -> model``; default: loaded from ``run_dir/rm``.
+    """
+
+    def __init__(self, run_dir, config: EvalConfig, *, backend=None, encoder=None,
+                 reward_models: dict | None = None):
+        self.run = Path(run_dir)
+        for f in ("items.parquet", "examples.parquet", "labeled.parquet", "config.json"):
+            if not (self.run / f).is_file():
+                raise EvaluationInputError(
+                    f"{self.run} has no {f}; finish `ttp-diag run --run-dir {self.run}` first")
+        self.rc = json.loads((self.run / "config.json").read_text())
+        self.cfg = config
+        self.out = self.run / "eval"
+        self._backend, self._encoder, self._rms = backend, encoder, reward_models
+        self._policy = None
+        self.timings: dict[str, float] = {}
+
+    # -- shared resources -------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return self.rc["task"]
+
+    def rm_kinds(self) -> list[str]:
+        if self._rms is not None:
+            return list(self._rms)
+        d = self.run / "rm"
+        return [k for k in self.rc.get("rm_kinds", []) if (d / k).exists()]
+
+    def rms(self) -> dict:
+        if self._rms is None:
+            from ttp_diag.gen.scoring import load_reward_models
+
+            self._rms = load_reward_models(self.run / "rm", kinds=self.rm_kinds())
+        return self._rms
+
+    def policy(self):
+        from ttp_diag.gen.evaluation.policy import PolicyModel
+
+        if self._policy is None:
+            if self._backend is None:
+                from ttp_diag.gen.backends import make_backend
+
+                kw = dict(self.rc.get("backend_kwargs") or {})
+                kw.setdefault("first_line", self.rc.get("first_line", True))
+                if self.rc["backend"] in ("transformers", "hf"):
+                    kw.setdefault("device", self.rc.get("device", "cpu"))
+                self._backend = make_backend(self.rc["backend"], self.rc.get("model"), **kw)
+            self._policy = PolicyModel(self._backend)
+        return self._policy
+
+    def encoder(self):
+        if self._encoder is None:
+            from ttp_diag.gen.retrieval import MiniLMEncoder
+
+            self._encoder = MiniLMEncoder()
+        return self._encoder
+
+    @property
+    def max_new_tokens(self) -> int:
+        return int(self.cfg.max_new_tokens or self.rc.get("max_new_tokens") or 32)
+
+    def _bar(self, it, desc: str, total: int | None = None):
+        if not self.cfg.progress:
+            return it
+        from tqdm.auto import tqdm
+
+        return tqdm(it, desc=desc, total=total)
+
+    # -- stage: config, split, pairs --------------------------------------------------
+    def check_config(self) -> None:
+        self.cfg.validate(self.rm_kinds())
+        f = self.out / "config.json"
+        new = dataclasses.asdict(self.cfg)
+        if f.is_file():
+            old = json.loads(f.read_text())
+            keys = ("n_train_users", "max_support", "hard_negative_k", "min_gap",
+                    "max_pairs_per_query", "seed")
+            diff = {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
+            if diff:
+                raise EvaluationInputError(
+                    f"{self.out} was made with other settings {diff} (old, new); use those "
+                    "settings to resume or delete the eval folder")
+        _atomic_text(f, json.dumps(new, indent=1))
+
+    def split(self) -> UserSplit:
+        if (self.out / "user_split.json").is_file():
+            return UserSplit.load(self.out)
+        items = pd.read_parquet(self.run / "items.parquet")
+        ex = pd.read_parquet(self.run / "examples.parquet")
+        q = set(ex.loc[ex["split"] == "val", "item_id"])
+        s = split_users(items, n_train_users=self.cfg.n_train_users, query_items=q,
+                        max_support=self.cfg.max_support, seed=self.cfg.seed)
+        s.save(self.out)
+        return s
+
+    def pairs(self, split: UserSplit) -> pd.DataFrame:
+        f = self.out / "pairs.parquet"
+        if f.is_file():
+            return pd.read_parquet(f)
+        from ttp_diag.gen.evaluation.pairs import build_pairs
+
+        items = pd.read_parquet(self.run / "items.parquet")
+        lab = pd.read_parquet(self.run / "labeled.parquet")
+        p = build_pairs(items, split, candidates=lab, k=self.cfg.hard_negative_k,
+                        min_gap=self.cfg.min_gap,
+                        max_pairs_per_query=self.cfg.max_pairs_per_query,
+                        encoder=self.encoder(), seed=self.cfg.seed)
+        p.insert(0, "pair_id", np.arange(len(p)))
+        _atomic_parquet(p, f)
+        return p
+
+    def scored_pairs(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """Query pairs plus a seeded sample of training pairs (lambda selection)."""
+        q = pairs[pairs["split"] == "query"]
+        tr = pairs[pairs["split"] == "train"]
+        if len(tr) > self.cfg.max_lambda_pairs:
+            tr = tr.sample(self.cfg.max_lambda_pairs, random_state=self.cfg.seed)
+        return pd.concat([tr, q]).sort_values("pair_id").reset_index(drop=True)
+
+    # -- pair scorers -----------------------------------------------------------------
+    def pair_scores(self, name: str, pairs: pd.DataFrame, fn) -> pd.DataFrame:
+        """Cached ``fn(pairs) -> DataFrame(pair_id, ...)`` under ``pair_scores/<name>``."""
+        f = self.out / "pair_scores" / f"{name}.parquet"
+        if f.is_file():
+            return pd.read_parquet(f)
+        t0 = time.perf_counter()
+        df = fn(pairs)
+        self.timings[f"pairs:{name}"] = time.perf_counter() - t0
+        _atomic_parquet(df, f)
+        return df
+
+    def _logprobs(self, pm, prompts_c, prompts_r, pairs) -> pd.DataFrame:
+        lc = pm.token_logprobs(prompts_c, pairs["chosen"].tolist())
+        lr = pm.token_logprobs(prompts_r, pairs["rejected"].tolist())
+        return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(),
+                             "lp_chosen": [x.tolist() for x in lc],
+                             "lp_rejected": [x.tolist() for x in lr]})
+
+    def lp_zero(self, pairs):
+        from ttp_diag.gen.evaluation.policy import icl_prompt
+
+        def fn(p):
+            pr = [icl_prompt(self.task, b) for b in p["prompt"]]
+            return self._logprobs(self.policy(), pr, pr, p)
+
+        return self.pair_scores("lp_zero_shot", pairs, fn)
+
+    def reward_fn(self, kind: str, body: str, user: str):
+        from ttp_diag.gen.evaluation.policy import score_candidates
+
+        rm = self.rms()[kind]
+        return lambda texts: score_candidates(rm, self.task, [body] * len(texts), texts,
+                                              [user] * len(texts))
+
+    def rm_pair_scores(self, kind: str, pairs):
+        from ttp_diag.gen.evaluation.args import prefix_rewards
+        from ttp_diag.gen.evaluation.policy import score_candidates
+
+        def fn(p):
+            rm, pm = self.rms()[kind], self.policy()
+            n = len(p)
+            full = score_candidates(rm, self.task, list(p["prompt"]) * 2,
+                                    list(p["chosen"]) + list(p["rejected"]),
+                                    list(p["user_id"]) * 2)
+            rc, rr = [], []
+            for r in self._bar(p.itertuples(), f"prefix rewards {kind}", n):
+                f = self.reward_fn(kind, r.prompt, r.user_id)
+                rc.append(prefix_rewards(pm, r.chosen, f).tolist())
+                rr.append(prefix_rewards(pm, r.rejected, f).tolist())
+            return pd.DataFrame({"pair_id": p["pair_id"].to_numpy(), "rm_chosen": full[:n],
+                                 "rm_rejected": full[n:], "r_chosen": rc, "r_rejected": rr})
+
+        return self.pair_scores(f"rm_{kind}", pairs, fn)
+
+    def choose_lambda(self, kind: str, pairs) -> float:
+        from ttp_diag.gen.evaluation.args import select_lambda
+
+        f = self.out / "lambda_grid.csv"
+        old = pd.read_csv(f) if f.is_file() else pd.DataFrame(columns=["rm", "lam"])
+        if kind in set(old["rm"]):
+            g = old[old["rm"] == kind]
+            return float(g.loc[g["chosen"].astype(bool), "lam"].iloc[0])
+        tr = pairs[pairs["split"] == "train"]
+        d = tr[["pair_id", "user_id"]].merge(self.lp_zero(pairs), on="pair_id").merge(
+            self.rm_pair_scores(kind, pairs), on="pair_id")
+        lam, grid = select_lambda(d, self.cfg.lambda_grid)
+        grid.insert(0, "rm", kind)
+        grid["chosen"] = grid["lam"] == lam
+        _atomic_text(f, pd.concat([old, grid]).to_csv(index=False))
+        return lam
+
+    # -- generation -------------------------------------------------------------------
+    def _queries(self, split: UserSplit) -> pd.DataFrame:
+        items = pd.read_parquet(self.run / "items.parquet").drop(columns=["user_id", "position"])
+        q = split.items_in("query").merge(items, on="item_id")
+        return q.rename(columns={"item_id": "query_id"})
+
+    def _support(self, split: UserSplit, user: str) -> pd.DataFrame:
+        items = pd.read_parquet(self.run / "items.parquet").drop(columns=["user_id", "position"])
+        return split.items_in("support", user).merge(items, on="item_id").sort_values(
+            "position")
+
+    def _clean(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Apply the backends' one-line post-processing (idempotent) to stored answers."""
+        if self.rc.get("first_line", True):
+            from ttp_diag.gen.backends import _postprocess
+
+            rows = rows.assign(text=[_postprocess(str(t), True) for t in rows["text"]])
+        return rows
+
+    def generate(self, method: str, split: UserSplit, fn) -> pd.DataFrame:
+        """Per user: ``fn(user, queries, support) -> rows(query_id, text, weight)``."""
+        queries = self._queries(split)
+        parts = []
+        for u in self._bar(split.adapt_users, method):
+            f = self.out / "generations" / method / f"{u}.parquet"
+            if f.is_file():
+                parts.append(self._clean(pd.read_parquet(f)))
+                continue
+            sup = self._support(split, u)
+            if sup.empty:
+                raise EvaluationInputError(
+                    f"user {u!r} has no support items; method {method!r} needs them (raise "
+                    "max_support or make the user a training user)")
+            t0 = time.perf_counter()
+            rows = pd.DataFrame(fn(u, queries[queries["user_id"] == u], sup),
+                                columns=["query_id", "text", "weight"])
+            rows.insert(0, "user_id", u)
+            rows.insert(0, "method", method)
+            rows["seconds"] = time.perf_counter() - t0
+            _atomic_parquet(rows, f)
+            parts.append(rows)
+        return pd.concat(parts, ignore_index=True)

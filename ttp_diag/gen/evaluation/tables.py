@@ -1,0 +1,149 @@
+"""The evaluation's tables as CSV and markdown (second paper's Tables 2, 4, 5 and 6).
+
+Every number comes with what it rests on: per-method values are means over adaptation users
+of per-user means, with a percentile bootstrap interval over users (``ci``) and the number
+of users; correlations across methods carry the number of methods and a bootstrap interval
+over users.
+
+* ``generation_quality`` - ROUGE-1, ROUGE-L, MiniLM cosine and the reward per method (the
+  numbers behind the paper's Fig. 2).
+* ``table2_rm_vs_policy`` - RM ranking accuracy and policy accuracy per method, with the
+  Pearson / Spearman / Kendall correlation between the two across methods (Table 2).
+* ``table4_accuracy_wide`` - the same accuracies, methods as columns (Table 4's layout).
+* ``table5_win_rate`` - circular win rate against zero-shot beside the true win rate (gold
+  reward) and the best-of-n ceiling ``n / (n + 1)`` for the run's mean pool size (Table 5).
+* ``table6_rank_agreement`` - every upstream metric against ROUGE-1 and the reward:
+  Kendall tau, Spearman rho, Pearson r across methods (Table 6, extended with rho_eff,
+  alpha, beta and capture).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ttp_diag.gen.evaluation.metrics import bon_win_rate_ceiling, rank_agreement
+
+__all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM"]
+
+UPSTREAM = ["rm_accuracy", "policy_accuracy", "win_rate", "rho_eff", "alpha", "beta",
+            "capture"]
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub markdown table (no extra dependency).
+
+    Examples
+    --------
+    >>> print(to_markdown(pd.DataFrame({"a": [1.23456], "b": ["x"]})))
+    | a | b |
+    | --- | --- |
+    | 1.235 | x |
+    """
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
+             "| " + " | ".join("---" for _ in df.columns) + " |"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(False)]
+    return "\n".join(lines)
+
+
+def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: int = 1000,
+                   seed: int | None = 0) -> pd.DataFrame:
+    """Mean over users per (method, metric) with a bootstrap interval over users.
+
+    Parameters
+    ----------
+    per_user : pandas.DataFrame
+        ``method, user_id, metric, value`` (one value per user).
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"method": "m", "user_id": ["a", "b"], "metric": "x",
+    ...                   "value": [0.2, 0.4]})
+    >>> method_summary(d, ci=None)[["method", "metric", "mean", "n_users"]]
+      method metric  mean  n_users
+    0      m      x   0.3        2
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
+        v = g["value"].to_numpy(float)
+        lo = hi = np.nan
+        if ci is not None and len(v) > 1:
+            b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
+            lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
+        rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
+                         n_users=len(v)))
+    return pd.DataFrame(rows)
+
+
+def _write(out: Path, name: str, df: pd.DataFrame, paths: dict, note: str = "") -> None:
+    from ttp_diag.gen.candidates import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{name}.csv", df.to_csv(index=False))
+    atomic_write_text(out / f"{name}.md", (note + "\n\n" if note else "") + to_markdown(df))
+    paths[name] = out / f"{name}.csv"
+
+
+def _pivot(s: pd.DataFrame, metrics) -> pd.DataFrame:
+    s = s[s["metric"].isin(metrics)].copy()
+    s["cell"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{m:.3f}"
+                 for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])]
+    w = s.pivot(index="method", columns="metric", values="cell")
+    n = s.groupby("method")["n_users"].max().rename("n_users")
+    return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()
+
+
+def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
+                 ci: float | None = 0.95, n_boot: int = 1000, seed: int | None = 0,
+                 n_pool: float | None = None) -> dict:
+    """Write every table under ``eval_dir/tables``; return ``name -> csv path``."""
+    out = Path(eval_dir) / "tables"
+    paths: dict = {}
+    q_user = quality.groupby(["method", "user_id", "metric"])["value"].mean().reset_index()
+    per_user = pd.concat([q_user, upstream[["method", "user_id", "metric", "value"]]],
+                         ignore_index=True)
+    summ = method_summary(per_user, ci=ci, n_boot=n_boot, seed=seed)
+    _write(out, "summary_long", summ, paths)
+    lvl = f"{int(round(100 * ci))}%" if ci else "no"
+    _write(out, "generation_quality", _pivot(summ, ["rouge1", "rougeL", "minilm", "reward"]),
+           paths, f"Generation quality against the users' gold text: mean over adaptation "
+           f"users [{lvl} bootstrap interval over users].")
+    acc = _pivot(summ, ["rm_accuracy", "policy_accuracy"])
+    corr = rank_agreement(per_user, ["rm_accuracy"], "policy_accuracy", ci=ci, n_boot=n_boot,
+                          seed=seed) if {"rm_accuracy", "policy_accuracy"} <= set(
+        per_user.dropna(subset=["value"])["metric"]) else pd.DataFrame()
+    _write(out, "table2_rm_vs_policy", acc, paths,
+           "Table 2: RM ranking accuracy (Def. 1) and policy accuracy (Def. 2) on the "
+           "adaptation users' query pairs; ties count one half.")
+    if len(corr):
+        _write(out, "table2_correlations", corr, paths,
+               "Correlation across methods between RM accuracy and policy accuracy.")
+    wide = summ[summ["metric"].isin(["rm_accuracy", "policy_accuracy"])].pivot(
+        index="metric", columns="method", values="mean").reset_index()
+    _write(out, "table4_accuracy_wide", wide, paths, "Table 4 layout: accuracies per method.")
+    wr = _pivot(summ, ["win_rate", "true_win_rate"])
+    if n_pool:
+        wr["bon_ceiling_n_over_n_plus_1"] = bon_win_rate_ceiling(n_pool)
+        wr["pool_size_n"] = n_pool
+    _write(out, "table5_win_rate", wr, paths,
+           "Table 5: circular win rate (the method's own RM prefers its answer to zero-shot) "
+           "beside the true win rate (gold reward) and the ceiling n/(n+1) that any "
+           "Best-of-n selector reaches when judged by its own score.")
+    present = set(per_user.dropna(subset=["value"])["metric"])
+    ups = [u for u in UPSTREAM + ["true_win_rate"] if u in present]
+    t6 = [rank_agreement(per_user, ups, q, ci=ci, n_boot=n_boot, seed=seed)
+          for q in ("rouge1", "reward") if q in set(per_user["metric"])]
+    if t6:
+        _write(out, "table6_rank_agreement", pd.concat(t6, ignore_index=True), paths,
+               "Table 6: rank agreement across methods between each upstream metric and "
+               "generation quality; n_methods = methods having both; interval = bootstrap "
+               "over users.")
+    return paths

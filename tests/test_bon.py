@@ -37,7 +37,7 @@ def random_table(rng, n_users=3, max_q=3, min_pool=2, max_pool=7, tie_levels=3):
 
 def brute_force_curve(table, n, score="score_a"):
     per_user = {}
-    for (u, q), g in table.groupby(["user_id", "query_id"]):
+    for (u, _q), g in table.groupby(["user_id", "query_id"]):
         s = g["reward"].tolist() if score == "oracle" else g[score].tolist()
         m = min(n, len(g))
         per_user.setdefault(u, []).append(brute_force_query(s, g["reward"].tolist(), m))

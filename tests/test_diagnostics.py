@@ -24,7 +24,7 @@ def test_correlations_match_scipy_and_rates_follow_definitions():
     t = small_table()
     # the paper's definitions, by name: pooled rho_u, query-weighted rates
     d = td.diagnose(t, "score_x", collapse_threshold=0.1, rho_u="pooled", weights="query")
-    for (u, q), g in t.groupby(["user_id", "query_id"]):
+    for (_u, q), g in t.groupby(["user_id", "query_id"]):
         row = d.per_query.set_index("query_id").loc[q]
         assert row["rho_q"] == pytest.approx(stats.pearsonr(g["score_x"], g["reward"])[0])
         assert row["mu_q"] == pytest.approx(g["reward"].mean())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -144,10 +146,8 @@ def test_200_random_bytes_in_parquet_are_a_named_error(tmp_path):
         q = tmp_path / f"plain{seed}.parquet"
         big.to_parquet(q, index=False)
         _corrupt(q, seed)
-        try:
+        with contextlib.suppress(CorruptFileError):
             silent += not read_table(q).equals(big)
-        except CorruptFileError:
-            pass
     assert silent >= 1  # the checksum is what catches it
 
 
@@ -179,7 +179,7 @@ def test_atomic_writes_leave_no_temp_and_keep_old_file_on_error(tmp_path):
     p = tmp_path / "out.txt"
     atomic_write_text(p, "old")
     with pytest.raises(RuntimeError):
-        atomic_write(p, lambda tmp: (open(tmp, "w").write("half"), (_ for _ in ()).throw(
+        atomic_write(p, lambda tmp: (Path(tmp).write_text("half"), (_ for _ in ()).throw(
             RuntimeError("boom"))))
     assert p.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]

@@ -134,7 +134,8 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
     sigma_u = sigma * (1.0 - (1.0 - collapsed_sigma_ratio) * difficulty)
 
     q_per_user = n_tr + n_val
-    splits_u = [np.array(["train"] * int(a) + ["val"] * int(b)) for a, b in zip(n_tr, n_val)]
+    splits_u = [np.array(["train"] * int(a) + ["val"] * int(b))
+                for a, b in zip(n_tr, n_val, strict=True)]
     rows_per_user = q_per_user * n_candidates
     n_rows = int(rows_per_user.sum())
     user_idx = np.repeat(np.arange(n_users), rows_per_user)

@@ -50,7 +50,7 @@ from .metrics import (
     rel_mae,
 )
 from .names import selector_label
-from .table import score_columns, validate_score_table
+from .table import ScoreTable, score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -376,7 +376,11 @@ class BestOfN:
         check_reward_signal(val, split=self.split)
         ns = list(self.ns) if self.ns is not None else default_ns(val, split=None)
         pool = resolve_pool(val, ns, self.pool)
-        curves = bon_curves(val, ["random", "oracle", *sc], ns, split=None, ci=ci,
+        # validated once above; its integer layout is built once here and shared by every
+        # engine call of the curves and of each diagnosis
+        st = ScoreTable(val, scores=sc, split=None, validate=False)
+        self.score_table_ = st
+        curves = bon_curves(st, ["random", "oracle", *sc], ns, split=None, ci=ci,
                             n_boot=n_boot, seed=0 if seed is None else seed, pool=pool)
         self.scores_, self.ns_, self.pool_, self.table_ = sc, ns, pool, val
         self.user_curves_: pd.DataFrame | None = None
@@ -391,7 +395,7 @@ class BestOfN:
                               "weights": self.weights, "split": None, "validate": False}
         if ci is not None and _accepts(diagnose, "ci"):
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
-        self.diagnostics_ = {s: diagnose(val, s, **kw) for s in sc}
+        self.diagnostics_ = {s: diagnose(st, s, **kw) for s in sc}
         self.predictions_ = pd.concat(
             [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
                            "observed": self._observed(sel),

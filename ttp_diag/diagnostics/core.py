@@ -42,7 +42,7 @@ import pandas as pd
 
 from .._summary import summary_frame
 from ..bon import bon_per_query
-from ..table import prepare, validate_score_table
+from ..table import as_score_table
 from ..theory.extremes import SHAPES, curve_shape
 from . import inference as inf
 from ._group import group_corr, group_mean, group_rank, group_std
@@ -299,11 +299,13 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
     if score == "random":
         raise ValueError("'random' has no scores to correlate; diagnose a score column or "
                          "'oracle'.")
-    if validate:
-        table = validate_score_table(table, scores=[score], split=split)
-    prep = prepare(table)
+    # one validated ScoreTable: its integer layout is built once and reused by every engine
+    # call below (and by the caller's other calls when a ScoreTable is passed in)
+    table = as_score_table(table, scores=[score], split=split if validate else None,
+                           validate=validate)
+    prep = table.prepared
     r = prep.reward
-    s = r if score == "oracle" else table[score].to_numpy(dtype=float)
+    s = table.values(score)
     q, nq, nu = prep.q_codes, prep.n_queries, prep.n_users
     uq = prep.user_of_query
     u_rows = uq[q]
@@ -343,7 +345,7 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
 
     # top-1 rank: exact expected normalised reward rank of Best-of-(whole pool) by the score
     rank01 = (group_rank(q, r) - 1.0) / np.maximum(prep.pool_sizes[q] - 1.0, 1.0)
-    top1 = bon_per_query(table.assign(reward=rank01), score, [int(prep.pool_sizes.max())],
+    top1 = bon_per_query(table.frame.assign(reward=rank01), score, [int(prep.pool_sizes.max())],
                          split=None, pool="clip", validate=False)["utility"].to_numpy()
     top1_rank = float((np.bincount(uq, weights=top1, minlength=nu) / q_per_user).mean())
     spearman = float((np.bincount(uq, weights=spearman_q, minlength=nu) / q_per_user).mean())

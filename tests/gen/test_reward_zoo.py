@@ -11,8 +11,15 @@ from scipy import stats
 
 torch = pytest.importorskip("torch")
 
-from ttp_diag.gen.reward_models import REGISTRY, LoRE, PAL, PReF, VPL  # noqa: E402
-from ttp_diag.gen.reward_models import pairs_from_pools, split_users  # noqa: E402
+from ttp_diag.gen.reward_models import (  # noqa: E402
+    PAL,
+    REGISTRY,
+    VPL,
+    LoRE,
+    PReF,
+    pairs_from_pools,
+    split_users,
+)
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2"]
 
@@ -33,7 +40,7 @@ def _planted(seed=0, d=8, n_items=300, n_users=12, n_adapt=4, n_pairs=120):
             sp = ("support" if j < 40 else "query") if adapt else \
                 ("train" if j < 100 else "query")
             rows.append((c, r, f"u{k}", sp, adapt))
-    c, r, u, sp, ad = map(np.array, zip(*rows))
+    c, r, u, sp, ad = map(np.array, zip(*rows, strict=True))
     return F, c, r, u, sp, ad
 
 
@@ -66,11 +73,11 @@ def test_lore_weight_near_one_on_the_users_basis():
     F = rng.normal(size=(n, d))
     bases = np.eye(d)[:3]  # three planted reward bases: features 0, 1, 2
     rows = []
-    for user, k in (("pure1", 1), ("pure2", 2)):
+    for _user, k in (("pure1", 1), ("pure2", 2)):
         for _ in range(150):
             i, j = rng.choice(n, 2, replace=False)
             rows.append((i, j) if F[i, k] > F[j, k] else (j, i))
-    c, r = map(np.array, zip(*rows))
+    c, r = map(np.array, zip(*rows, strict=True))
     users = ["pure1"] * 150 + ["pure2"] * 150
     m = LoRE(bases=bases, epochs=300, lr=0.05, weight_decay=0.0).fit_features(F, c, r, users)
     w = m.weights_
@@ -78,7 +85,7 @@ def test_lore_weight_near_one_on_the_users_basis():
     # New user, adapted on a support set only, whose preferences are basis 0.
     sup = [(i, j) if F[i, 0] > F[j, 0] else (j, i)
            for i, j in (rng.choice(n, 2, replace=False) for _ in range(60))]
-    c2, r2 = map(np.array, zip(*sup))
+    c2, r2 = map(np.array, zip(*sup, strict=True))
     m2 = LoRE(bases=bases, epochs=300, lr=0.05, adapt_epochs=300, adapt_lr=0.1,
               weight_decay=0.0).fit_features(
         F, np.r_[c, c2], np.r_[r, r2], users + ["new"] * 60, ["train"] * 300 + ["support"] * 60)
@@ -202,10 +209,10 @@ _ALL_LINEAR = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
 
 
 def _word_pairs(n, rng, user="u", split="train", flip=False):
-    good, bad = "great fine nice superb".split(), "awful poor dull weak".split()
+    good, bad = ["great", "fine", "nice", "superb"], ["awful", "poor", "dull", "weak"]
     rows = []
     for _ in range(n):
-        base = list(rng.choice("the a cat dog ran sat".split(), 3))
+        base = list(rng.choice(["the", "a", "cat", "dog", "ran", "sat"], 3))
         g, b = " ".join(base + [rng.choice(good)]), " ".join(base + [rng.choice(bad)])
         c, r = (b, g) if flip else (g, b)
         rows.append(dict(user_id=user, split=split, prompt="", source="planted",
@@ -293,7 +300,7 @@ def test_noiseless_planted_preferences_are_ordered_beyond_a_margin(name):
     pick = (lambda idx: [FF[i] for i in idx]) if isinstance(FF, list) else (lambda idx: F[idx])
     q = sp == "query"
     mean_gap = (F[c] - F[r]) @ (W[0] + W[1]) / 2  # the average training user's reward gap
-    for mask, margin in zip((q & ~ad, q & ad), NOISELESS_MARGIN[name]):
+    for mask, margin in zip((q & ~ad, q & ad), NOISELESS_MARGIN[name], strict=True):
         users = u[mask] if m.personalized else None
         hits = m.score_features(pick(c[mask]), users) > m.score_features(pick(r[mask]), users)
         ref = gap[mask]

@@ -28,6 +28,18 @@ LABELS = {
     "prob": "Probabilistic User RM",
     "training": "Training baseline",
     "theory": "Theory",
+    # the personalized reward-model zoo (second paper, section 6; ttp_diag.gen.reward_models)
+    "mpu": "MPU",
+    "mpu_avg": "MPU-Avg",
+    "lore": "LoRE",
+    "lore_alt": "LoRE-Alt",
+    "pref": "PReF",
+    "pal": "PAL",
+    "vpl": "VPL",
+    "global_bt": "Global-RM (BT)",
+    "global_bt_v2": "Global-RM-V2",
+    "genarm": "GenARM",
+    "pdpo": "P-DPO",
 }
 
 #: Short labels for crowded axes (violin ticks).
@@ -39,6 +51,17 @@ SHORT_LABELS = {
     "prob": "Prob",
     "training": "Training",
     "theory": "Theory",
+    "mpu": "MPU",
+    "mpu_avg": "MPU-Avg",
+    "lore": "LoRE",
+    "lore_alt": "LoRE-Alt",
+    "pref": "PReF",
+    "pal": "PAL",
+    "vpl": "VPL",
+    "global_bt": "Glob-BT",
+    "global_bt_v2": "Glob-V2",
+    "genarm": "GenARM",
+    "pdpo": "P-DPO",
 }
 
 _ALIASES = {

@@ -11,8 +11,15 @@ from scipy import stats
 
 torch = pytest.importorskip("torch")
 
-from ttp_diag.gen.reward_models import REGISTRY, LoRE, PAL, PReF, VPL  # noqa: E402
-from ttp_diag.gen.reward_models import pairs_from_pools, split_users  # noqa: E402
+from ttp_diag.gen.reward_models import (  # noqa: E402
+    PAL,
+    REGISTRY,
+    VPL,
+    LoRE,
+    PReF,
+    pairs_from_pools,
+    split_users,
+)
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2"]
 
@@ -33,7 +40,7 @@ def _planted(seed=0, d=8, n_items=300, n_users=12, n_adapt=4, n_pairs=120):
             sp = ("support" if j < 40 else "query") if adapt else \
                 ("train" if j < 100 else "query")
             rows.append((c, r, f"u{k}", sp, adapt))
-    c, r, u, sp, ad = map(np.array, zip(*rows))
+    c, r, u, sp, ad = map(np.array, zip(*rows, strict=True))
     return F, c, r, u, sp, ad
 
 
@@ -66,11 +73,11 @@ def test_lore_weight_near_one_on_the_users_basis():
     F = rng.normal(size=(n, d))
     bases = np.eye(d)[:3]  # three planted reward bases: features 0, 1, 2
     rows = []
-    for user, k in (("pure1", 1), ("pure2", 2)):
+    for _user, k in (("pure1", 1), ("pure2", 2)):
         for _ in range(150):
             i, j = rng.choice(n, 2, replace=False)
             rows.append((i, j) if F[i, k] > F[j, k] else (j, i))
-    c, r = map(np.array, zip(*rows))
+    c, r = map(np.array, zip(*rows, strict=True))
     users = ["pure1"] * 150 + ["pure2"] * 150
     m = LoRE(bases=bases, epochs=300, lr=0.05, weight_decay=0.0).fit_features(F, c, r, users)
     w = m.weights_
@@ -78,7 +85,7 @@ def test_lore_weight_near_one_on_the_users_basis():
     # New user, adapted on a support set only, whose preferences are basis 0.
     sup = [(i, j) if F[i, 0] > F[j, 0] else (j, i)
            for i, j in (rng.choice(n, 2, replace=False) for _ in range(60))]
-    c2, r2 = map(np.array, zip(*sup))
+    c2, r2 = map(np.array, zip(*sup, strict=True))
     m2 = LoRE(bases=bases, epochs=300, lr=0.05, adapt_epochs=300, adapt_lr=0.1,
               weight_decay=0.0).fit_features(
         F, np.r_[c, c2], np.r_[r, r2], users + ["new"] * 60, ["train"] * 300 + ["support"] * 60)
@@ -202,10 +209,10 @@ _ALL_LINEAR = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
 
 
 def _word_pairs(n, rng, user="u", split="train", flip=False):
-    good, bad = "great fine nice superb".split(), "awful poor dull weak".split()
+    good, bad = ["great", "fine", "nice", "superb"], ["awful", "poor", "dull", "weak"]
     rows = []
     for _ in range(n):
-        base = list(rng.choice("the a cat dog ran sat".split(), 3))
+        base = list(rng.choice(["the", "a", "cat", "dog", "ran", "sat"], 3))
         g, b = " ".join(base + [rng.choice(good)]), " ".join(base + [rng.choice(bad)])
         c, r = (b, g) if flip else (g, b)
         rows.append(dict(user_id=user, split=split, prompt="", source="planted",
@@ -248,3 +255,59 @@ def test_pdpo_user_tokens_carry_opposite_preferences(tiny_lm, tmp_path):
     back = PDPO.load(tmp_path / "p")
     np.testing.assert_allclose(back.score(te.chosen[:5], ["likes_bad"] * 5),
                                m.score(te.chosen[:5], ["likes_bad"] * 5), rtol=1e-5)
+
+
+# Largest planted reward gap (a reward difference; its sd over random pairs is 2) at which a
+# family may still misorder a held-out noiseless pair: (training users, adaptation users).
+# Measured with seed 0 (epochs 200, 300 pairs per user, 8 features), then given ~1.5x slack.
+# Exact ordering of *every* pair cannot be asked of a finite-sample Bradley-Terry fit: near
+# ties (gap -> 0) are decided by estimation error however clean the labels. What each margin
+# says about the family:
+# * lore, lore_alt, pref, vpl, global_bt(_v2): the planted rewards lie in the model class
+#   (linear in the features); only near-ties are misordered.
+# * mpu, mpu_avg: one free MLP per user on ~260 separable pairs overfits (BT pushes the
+#   margin up without bound; weight decay 1e-2 is used for them); an mpu adaptation user
+#   fits a fresh MLP head on 40 pairs. mpu_avg does not adapt: a new user is scored with the
+#   mean of the training heads, so its reference ordering is the mean planted reward (a),
+#   not the user's own (a - b).
+# * pal: an ideal-point model represents a linear reward only as the limit of an ideal point
+#   at infinity, so it orders far-apart pairs but not close ones (its exact known-answer test
+#   is test_pal_recovers_planted_prototypes, on ideal-point data).
+NOISELESS_MARGIN = {
+    "mpu": (1.7, 2.4), "mpu_avg": (1.7, 1.0), "lore": (0.35, 0.4), "lore_alt": (0.35, 1.2),
+    "pref": (0.55, 1.3), "pal": (0.9, 1.4), "vpl": (0.4, 0.3), "global_bt": (0.4, 0.5),
+    "global_bt_v2": (0.4, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_noiseless_planted_preferences_are_ordered_beyond_a_margin(name):
+    F, c, r, u, sp, ad = _planted(n_pairs=300)
+    W = {0: np.eye(8)[0] + np.eye(8)[1], 1: np.eye(8)[0] - np.eye(8)[1]}
+    typ = np.array([int(x[1:]) % 2 for x in u])
+    if not REGISTRY[name].personalized:
+        # A global model cannot order two disagreeing types: plant one reward for everyone.
+        R = F @ W[0]
+        swap = R[c] < R[r]
+        c, r = np.where(swap, r, c), np.where(swap, c, r)
+        typ[:] = 0
+    FF = [f[None, :].astype(np.float16) for f in F] if name == "global_bt_v2" else F
+    wd = 1e-2 if name.startswith("mpu") else 0.0
+    m = REGISTRY[name](epochs=200, adapt_epochs=600, weight_decay=wd)
+    m.fit_features(FF, c, r, u, sp)
+    gap = np.einsum("nd,nd->n", F[c] - F[r], np.stack([W[t] for t in typ]))
+    assert (gap > 0).all()  # noiseless: the chosen item always has the larger reward
+    pick = (lambda idx: [FF[i] for i in idx]) if isinstance(FF, list) else (lambda idx: F[idx])
+    q = sp == "query"
+    mean_gap = (F[c] - F[r]) @ (W[0] + W[1]) / 2  # the average training user's reward gap
+    for mask, margin in zip((q & ~ad, q & ad), NOISELESS_MARGIN[name], strict=True):
+        users = u[mask] if m.personalized else None
+        hits = m.score_features(pick(c[mask]), users) > m.score_features(pick(r[mask]), users)
+        ref = gap[mask]
+        if name == "mpu_avg" and mask[ad].any():
+            ref = mean_gap[mask]
+            hits = hits == (ref > 0)
+        far = np.abs(ref) > margin
+        assert far.mean() > 0.2, (name, far.mean())  # the claim covers many pairs
+        assert hits[far].all(), (name, margin, np.sort(np.abs(ref)[~hits])[-3:])
+        assert hits.mean() > 0.75, (name, hits.mean())

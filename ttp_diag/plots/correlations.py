@@ -118,6 +118,11 @@ def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
             linestyle="none", label="median")
     ax.plot([], [], marker="_", color="black", markersize=11, linestyle="none", label="mean")
     ax.set_xticks(range(len(fit.scores_)), [rm_label(n, short=True) for n in fit.scores_])
+    if len(fit.scores_) > 5:  # many reward models: slanted ticks never overlap
+        ax.tick_params(axis="x", labelrotation=35)
+        for lab in ax.get_xticklabels():
+            lab.set_horizontalalignment("right")
+            lab.set_rotation_mode("anchor")
     ax.set_xlim(-0.6, len(fit.scores_) - 0.4)
     sym = RHO_U if level == "user" else RHO_Q
     thr = fit.collapse_threshold if level == "user" else 0.0
@@ -127,7 +132,8 @@ def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
     ax.set_title(letter + title(task, f"per-{level} {sym}"))
     ax.set_xlabel("Reward model")
     ax.set_ylim(-1.05, 1.05)
-    legend_below(ax, ncols=4, offset=-0.2)
+    # slanted ticks are taller: move the legend further down, clear of the x label
+    legend_below(ax, ncols=4, offset=-0.3 if len(fit.scores_) > 5 else -0.2)
     return ax
 
 

@@ -59,8 +59,13 @@ def plot_risk(report: RiskReport, ax: Axes | None = None, *,
         for b, v in zip(bars, vals, strict=True):
             if np.isfinite(v):
                 ax.text(b.get_x() + b.get_width() / 2, v + 0.01, f"{v:.0%}", ha="center",
-                        va="bottom", fontsize=7)
+                        va="bottom", fontsize=7 if len(scores) <= 5 else 5.5)
     ax.set_xticks(x, [rm_label(s, short=True) for s in scores])
+    if len(scores) > 5:  # many reward models: slanted ticks never overlap
+        ax.tick_params(axis="x", labelrotation=35)
+        for lab in ax.get_xticklabels():
+            lab.set_horizontalalignment("right")
+            lab.set_rotation_mode("anchor")
     ax.set_xlabel("Reward model")
     ax.set_ylabel(what[0].upper() + what[1:])
     ax.set_title(f"{what.split(' (')[0].capitalize()} by {split_by} half")

@@ -54,6 +54,19 @@ COLORS = {
     "prob": "#009E73",  # bluish green (the paper's green)
     "training": "#56B4E9",  # sky blue (the paper's teal baseline)
     "theory": "#CC79A7",  # reddish purple
+    # The reward-model zoo: a variant shares its family's hue (dark = base, light = variant);
+    # none is in EXTRA_PALETTE, so unknown columns keep their hashed colours.
+    "mpu": "#8C510A",  # dark brown
+    "mpu_avg": "#DFC27D",  # tan
+    "lore": "#762A83",  # purple
+    "lore_alt": "#C2A5CF",  # lavender
+    "pref": "#E7298A",  # magenta
+    "pal": "#66A61E",  # leaf green
+    "vpl": "#7570B3",  # slate violet
+    "global_bt": "#01665E",  # dark teal
+    "global_bt_v2": "#5AB4AC",  # light teal
+    "genarm": "#404040",  # charcoal
+    "pdpo": "#A50026",  # crimson
 }
 
 #: Colours for unknown score columns, none close to a fixed colour above.

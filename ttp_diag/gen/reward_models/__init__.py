@@ -78,7 +78,6 @@ from ._util import (
 )
 from .base import REGISTRY, RewardModel, get_model_class, register
 from .global_rm import GlobalRewardModel
-from .network import _detect_target_modules  # noqa: F401  (used by tests)
 from .losses import (
     bce_loss,
     bounded_variance,
@@ -89,11 +88,13 @@ from .losses import (
     label_weights,
     weighted_mse,
 )
+from .network import _detect_target_modules  # noqa: F401  (used by tests)
 from .tables import PAIR_COLUMNS, pairs_from_pools, split_users
 from .training import LoRATrainer
 from .training import LoRATrainer as _RewardModelBase  # noqa: F401  (old private name)
 from .user_rm import DetUserRewardModels, ProbUserRewardModels, UserRewardModels
 
+# isort: split
 # The zoo (second paper, section 6): one module per family, each registers itself.
 from .genarm import GenARM  # noqa: E402
 from .global_bt import GlobalBT, GlobalBTV2  # noqa: E402

@@ -282,7 +282,7 @@ class FeatureRewardModel(RewardModel):
         idx = {x: i for i, x in enumerate(self.users_)}
         u = np.array([idx.get(str(x), -1) for x in users])
         if self.personalized and (u < 0).any() and not self._has_fallback():
-            bad = sorted({str(x) for x, i in zip(users, u) if i < 0})
+            bad = sorted({str(x) for x, i in zip(users, u, strict=True) if i < 0})
             raise KeyError(f"{type(self).__name__}: no parameters for user(s) {bad[:5]}; "
                            "give them train pairs, or support pairs to adapt to them")
         return u

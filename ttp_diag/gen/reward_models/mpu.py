@@ -104,4 +104,6 @@ class MPUAvg(MPU):
     def _subset(F, mask):
         import numpy as np
 
-        return [f for f, k in zip(F, mask) if k] if isinstance(F, list) else np.asarray(F)[mask]
+        if isinstance(F, list):
+            return [f for f, k in zip(F, mask, strict=True) if k]
+        return np.asarray(F)[mask]

@@ -347,8 +347,9 @@ class TransformersBackend:
 
 # Which generation mode "auto" uses per device. Measured with benchmarks/bench_costs.py
 # (SmolLM2-135M, headlines, n=16, 32 new tokens): on the 2-core CPU the prefix mode was
-# 5.4x faster (1034 vs 5570 ms/candidate, loaded machine; the README's cost table); on a GPU one call per prompt is launch-bound (the
-# issue's H100 table: 4.7 vs 509 candidates/s), so many prompts per call win there.
+# 5.4x faster (1034 vs 5570 ms/candidate, loaded machine; the README's cost table); on a GPU
+# one call per prompt is launch-bound (the H100 table: 4.7 vs 509 candidates/s), so
+# many prompts per call win there.
 AUTO_MODE = {"cpu": "prefix", "cuda": "batched"}
 
 

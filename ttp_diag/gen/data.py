@@ -115,10 +115,19 @@ def build_examples(
 
     Examples
     --------
-    >>> items = load_huffpost_users()  # doctest: +SKIP
-    >>> ex = build_examples(items, top_k_users=10, max_samples_per_user=36)  # doctest: +SKIP
-    >>> ex.examples.groupby("split").size().to_dict()  # doctest: +SKIP
-    {'train': 290, 'val': 70}
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "users.jsonl")
+    >>> with open(path, "w") as fh:
+    ...     for u in range(3):
+    ...         prof = [{"id": f"u{u}p{i}", "text": f"story {i}", "title": f"T{i}",
+    ...                  "date": f"2021-01-{i + 1:02d}"} for i in range(10 + u)]
+    ...         print(json.dumps({"user_id": f"u{u}", "profile": prof}), file=fh)
+    >>> items = load_jsonl_users(path)  # the shared HuffPost set: load_huffpost_users()
+    >>> ex = build_examples(items, top_k_users=2, max_samples_per_user=10)
+    >>> sorted(ex.examples["user_id"].unique())
+    ['u1', 'u2']
+    >>> ex.examples.groupby("split").size().to_dict()
+    {'train': 16, 'val': 4}
     """
     missing = [
         c

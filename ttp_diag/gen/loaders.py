@@ -234,9 +234,16 @@ def load_jsonl_users(
 
     Examples
     --------
-    >>> items = load_jsonl_users(HUFFPOST_PATH)  # doctest: +SKIP
-    >>> items.attrs["summary"].n_users  # doctest: +SKIP
-    100
+    >>> import json, os, tempfile
+    >>> user = {"user_id": "u1", "author": "Ann", "queries": [],
+    ...         "profile": [{"id": f"p{i}", "text": f"story {i}", "title": f"Title {i}",
+    ...                      "date": f"2021-01-0{i + 1}"} for i in range(3)]}
+    >>> path = os.path.join(tempfile.mkdtemp(), "users.jsonl")
+    >>> with open(path, "w") as fh:
+    ...     print(json.dumps(user), file=fh)
+    >>> items = load_jsonl_users(path)
+    >>> items.attrs["summary"].n_users, list(items["output"])
+    (1, ['Title 0', 'Title 1', 'Title 2'])
     """
     task = get_task(task)
     path = Path(path)
@@ -332,8 +339,18 @@ def load_lamp(
 
     Examples
     --------
-    >>> q, o = "LaMP_4/dev_questions.json", "LaMP_4/dev_outputs.json"
-    >>> items = load_lamp(q, o, "lamp4")  # doctest: +SKIP
+    >>> import json, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> q, o = os.path.join(d, "dev_questions.json"), os.path.join(d, "dev_outputs.json")
+    >>> with open(q, "w") as fh:
+    ...     json.dump([{"id": "100", "input": "Generate a title for the following abstract "
+    ...                 "of a paper: We study X.", "profile": [{"id": "p1",
+    ...                 "abstract": "Old abstract", "title": "Old title"}]}], fh)
+    >>> with open(o, "w") as fh:
+    ...     json.dump({"task": "LaMP_5", "golds": [{"id": "100", "output": "X"}]}, fh)
+    >>> items = load_lamp(q, o, "lamp5")
+    >>> list(items["source"]), list(items["output"])
+    (['profile', 'query'], ['Old title', 'X'])
     """
     task = get_task(task)
     qpath = Path(questions)
@@ -424,8 +441,17 @@ def load_longlamp(
 
     Examples
     --------
-    >>> path = "product_review_temporal_val.jsonl"
-    >>> items = load_longlamp(path, "longlamp_review")  # doctest: +SKIP
+    >>> import json, os, tempfile
+    >>> prof = [{"overall": 5.0, "summary": "Great", "description": "A book",
+    ...          "reviewText": "Loved it"}]
+    >>> row = {"reviewerId": "r1", "input": "Generate the review text for ...",
+    ...        "output": "Meh.", "profile": prof}
+    >>> path = os.path.join(tempfile.mkdtemp(), "product_review_temporal_val.jsonl")
+    >>> with open(path, "w") as fh:
+    ...     print(json.dumps(row), file=fh)
+    >>> items = load_longlamp(path, "longlamp_review")
+    >>> list(items["source"]), list(items["output"])
+    (['profile', 'query'], ['Loved it', 'Meh.'])
     """
     task = get_task(task)
     if not task.name.startswith("longlamp"):

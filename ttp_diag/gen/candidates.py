@@ -178,8 +178,18 @@ class CandidateGenerator:
 
     Examples
     --------
-    >>> gen = CandidateGenerator(tiny_random_backend(), n=4, max_new_tokens=8)  # doctest: +SKIP
-    >>> cands = gen.run(examples, "runs/x/candidates")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> examples = pd.DataFrame({"query_id": ["q0", "q1"], "user_id": ["u0", "u1"],
+    ...                          "split": ["val", "val"],
+    ...                          "prompt": ["### Article: a storm. ### Headline:", "### Title:"]})
+    >>> gen = CandidateGenerator(tiny_random_backend(), n=4, max_new_tokens=8, progress=False)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cands = gen.run(examples, d)
+    >>> list(cands.columns)
+    ['user_id', 'query_id', 'cand_id', 'split', 'text']
+    >>> bool(cands.groupby("query_id").size().le(4).all()), gen.stats_["queries_generated"]
+    (True, 2)
     """
 
     def __init__(
@@ -463,8 +473,15 @@ def generate_candidates(examples: pd.DataFrame, backend, out_dir, **kwargs) -> p
 
     Examples
     --------
-    >>> be = tiny_random_backend()  # doctest: +SKIP
-    >>> cands = generate_candidates(examples, be, "runs/x/cand", n=4)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> examples = pd.DataFrame({"query_id": ["q0"], "user_id": ["u0"], "split": ["val"],
+    ...                          "prompt": ["### Headline:"]})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cands = generate_candidates(examples, tiny_random_backend(), d, n=4,
+    ...                                 max_new_tokens=6, progress=False)
+    >>> set(cands["query_id"])
+    {'q0'}
     """
     callback = kwargs.pop("callback", None)
     return CandidateGenerator(backend, **kwargs).run(examples, out_dir, callback=callback)

@@ -372,9 +372,13 @@ def minilm_similarity(
 
     Examples
     --------
-    >>> s = minilm_similarity(["a red car"], ["a red car"])  # doctest: +SKIP
-    >>> round(float(s[0]), 6)  # doctest: +SKIP
-    1.0
+    A tiny random BERT keeps the example fast; the default is the real MiniLM.
+
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> s = minilm_similarity(["a red car", "a red car"], ["a red car", "stock prices fall"],
+    ...                       model_path=tiny_backbone(), device="cpu")
+    >>> round(float(s[0]), 5), bool(s[1] < 1)
+    (1.0, True)
     """
     cands = _as_str_list(candidates, "candidates")
     refs = _as_str_list(references, "references")
@@ -423,8 +427,9 @@ def embed_texts(
 
     Examples
     --------
-    >>> embed_texts(["hello"]).shape  # doctest: +SKIP
-    (1, 384)
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> embed_texts(["hello"], model_path=tiny_backbone()).shape  # MiniLM (default): 384
+    (1, 32)
     """
     import torch
 

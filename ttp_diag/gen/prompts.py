@@ -291,7 +291,12 @@ def generate_personas(
 
     Examples
     --------
-    >>> generate_personas(tiny_random_backend(), "lamp4", {"u1": samples})  # doctest: +SKIP
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> samples = [{"body": "A storm hits the coast.", "output": "Storm Hits Coast"}]
+    >>> personas = generate_personas(tiny_random_backend(), "lamp4", {"u1": samples},
+    ...                              max_new_tokens=8)
+    >>> list(personas), type(personas["u1"]).__name__
+    (['u1'], 'str')
     """
     users = list(samples_by_user)
     prompts = [persona_request(task, samples_by_user[u]) for u in users]

@@ -65,10 +65,14 @@ class MiniLMEncoder:
 
     Examples
     --------
-    >>> enc = MiniLMEncoder()  # doctest: +SKIP
-    >>> e = enc.encode(["a cat", "a dog"])  # doctest: +SKIP
-    >>> e.shape, round(float((e[0] ** 2).sum()), 5)  # doctest: +SKIP
-    ((2, 384), 1.0)
+    A tiny random BERT keeps the example fast; ``MiniLMEncoder()`` loads the real MiniLM
+    (384 dimensions).
+
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> enc = MiniLMEncoder(tiny_backbone())
+    >>> e = enc.encode(["a cat", "a dog"])
+    >>> e.shape, round(float((e[0] ** 2).sum()), 5)
+    ((2, 32), 1.0)
     """
 
     def __init__(
@@ -171,7 +175,15 @@ def retrieve_history(
 
     Examples
     --------
-    >>> hist = retrieve_history(ex.examples, ex.items, MiniLMEncoder(), k=3)  # doctest: +SKIP
+    >>> import pandas as pd
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> items = pd.DataFrame({"user_id": "u1", "item_id": ["a", "b", "c"], "position": [0, 1, 2],
+    ...                       "body": ["a storm", "an election", "a storm again"],
+    ...                       "output": ["Storm", "Vote", "Storm 2"]})
+    >>> examples = items.iloc[[2]].assign(query_id="q1")
+    >>> hist = retrieve_history(examples, items, MiniLMEncoder(tiny_backbone()), k=3)
+    >>> sorted(h["item_id"] for h in hist["q1"])  # only earlier items of the same user
+    ['a', 'b']
     """
     for name, df, cols in (
         ("examples", examples, ["query_id", "user_id", "position", text_column]),

@@ -32,6 +32,9 @@ class VLLMBackend:
 
     Examples
     --------
+    Skipped in the test suite: vLLM is not installed here and needs a CUDA GPU (and a real
+    model), so there is no tiny stand-in; ``tiny_random_backend`` covers the shared logic.
+
     >>> be = VLLMBackend("/models/Qwen3-4B-Instruct", tensor_parallel_size=2)  # doctest: +SKIP
     >>> be.generate(["Write a headline: ..."], n=30, temperature=1.7)  # doctest: +SKIP
     """

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ttp_diag.gen.model_files import (
     convert_gguf,
@@ -121,15 +121,15 @@ class TransformersBackend:
 
     def __init__(
         self,
-        model,
-        tokenizer=None,
+        model: str | os.PathLike | Any,
+        tokenizer: Any = None,
         *,
         device: str = "cpu",
         dtype: str | None = None,
         use_chat_template: bool = True,
         first_line: bool = False,
         num_threads: int | None = None,
-        cache_dir=None,
+        cache_dir: str | os.PathLike | None = None,
         share_prefix: bool = True,
         mode: str = "auto",
         max_batch_rows: int | None = None,
@@ -202,7 +202,15 @@ class TransformersBackend:
             return self.mode
         return AUTO_MODE["cuda" if str(self.device).startswith("cuda") else "cpu"]
 
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:
         """Sample ``n`` completions for each prompt; see :class:`GenerationBackend`.
 
         In the ``"prefix"`` mode each prompt is encoded once (its key/value cache is
@@ -484,7 +492,9 @@ def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> Transform
     return be
 
 
-def make_backend(kind: str, model=None, **kwargs):
+def make_backend(
+    kind: str, model: str | os.PathLike | Any = None, **kwargs: Any
+) -> GenerationBackend:
     """Build a backend by name: ``"transformers"``, ``"vllm"`` or ``"tiny"``.
 
     Examples

@@ -36,13 +36,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 # one atomic-write family for the package (mkstemp, fsync, rename; Parquet with page checksums)
 from ttp_diag.io import atomic_write_parquet, atomic_write_text
+
+if TYPE_CHECKING:
+    from ttp_diag.gen.backends import GenerationBackend
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +132,9 @@ def _quarantine(f: Path, why: str) -> Path:
     return dest
 
 
-def count_done(out_dir: str | os.PathLike, examples: pd.DataFrame, keep=None) -> int:
+def count_done(
+    out_dir: str | os.PathLike, examples: pd.DataFrame, keep: Iterable[str] | None = None
+) -> int:
     """Queries of ``examples`` (within ``keep``) whose candidate file exists and is sound."""
     out_dir = Path(out_dir)
     n = 0
@@ -194,7 +200,7 @@ class CandidateGenerator:
 
     def __init__(
         self,
-        backend,
+        backend: GenerationBackend,
         *,
         n: int = 30,
         temperature: float = 1.7,
@@ -468,7 +474,12 @@ def load_candidates(
     return df
 
 
-def generate_candidates(examples: pd.DataFrame, backend, out_dir, **kwargs) -> pd.DataFrame:
+def generate_candidates(
+    examples: pd.DataFrame,
+    backend: GenerationBackend,
+    out_dir: str | os.PathLike,
+    **kwargs: Any,
+) -> pd.DataFrame:
     """Functional shortcut: ``CandidateGenerator(backend, **kwargs).run(examples, out_dir)``.
 
     Examples

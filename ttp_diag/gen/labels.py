@@ -21,6 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,7 +255,7 @@ def _maybe_tqdm(it, total: int, progress: bool):
 
 
 def rouge_rewards(
-    candidates: Iterable[str], references: Iterable[str], **kwargs
+    candidates: Iterable[str], references: Iterable[str], **kwargs: Any
 ) -> np.ndarray:
     """The paper's reward ``clip((ROUGE-1 F + ROUGE-L F) / 2, 0, 1)`` per pair.
 
@@ -284,7 +285,7 @@ def label_table(
     gold_col: str = "gold",
     out_col: str = "reward",
     components: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> pd.DataFrame:
     """Add the ROUGE reward label to a candidate table.
 

@@ -124,7 +124,9 @@ def convert_gguf(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | No
     return target
 
 
-def resolve_model(model: str | os.PathLike, cache_dir=None) -> Path:
+def resolve_model(
+    model: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> Path:
     if str(model).lower() in {"smollm2", "smollm2-135m-instruct"}:
         return convert_gguf(smollm2_gguf_path(), cache_dir)
     path = Path(model)

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MiniLMEncoder", "mean_pool", "retrieve_history", "minilm_path"]
 
@@ -30,7 +34,7 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
-def mean_pool(hidden, mask):
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean over the sequence axis: padding tokens do not count.
 
     Parameters
@@ -77,8 +81,8 @@ class MiniLMEncoder:
 
     def __init__(
         self,
-        model=None,
-        tokenizer=None,
+        model: str | os.PathLike | Any = None,
+        tokenizer: Any = None,
         *,
         batch_size: int = 64,
         max_length: int = 256,
@@ -146,7 +150,7 @@ class MiniLMEncoder:
 def retrieve_history(
     examples: pd.DataFrame,
     items: pd.DataFrame,
-    encoder,
+    encoder: MiniLMEncoder | Any,
     k: int = 3,
     *,
     text_column: str = "body",

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ _SHARED_FILES = ("examples.parquet", "items.parquet", "prompts.parquet")
 _PER_SHARD = ("shard",)
 
 
-def shard_users(user_ids, i: int, k: int) -> list[str]:
+def shard_users(user_ids: Iterable[str], i: int, k: int) -> list[str]:
     """Users of shard ``i`` of ``k``: contiguous blocks of the users in first-appearance order.
 
     Examples
@@ -80,7 +81,7 @@ def _config(d: Path) -> dict:
     return cfg
 
 
-def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
+def merge_runs(shard_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
     """Check that shard run folders belong together and concatenate their tables.
 
     Checks: every folder has a readable ``config.json``; the configurations agree on every

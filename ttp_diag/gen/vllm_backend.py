@@ -8,6 +8,10 @@ a GPU in this project's tests (see the README).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 from ttp_diag.gen.sampling import _check_sampling, _postprocess
 
 __all__ = ["VLLMBackend", "vllm_kwargs"]
@@ -40,8 +44,13 @@ class VLLMBackend:
     """
 
     def __init__(
-        self, model, *, use_chat_template: bool = True, first_line: bool = False, **llm_kwargs
-    ):
+        self,
+        model: str | os.PathLike,
+        *,
+        use_chat_template: bool = True,
+        first_line: bool = False,
+        **llm_kwargs: Any,
+    ) -> None:
         self.model = str(model)
         self.use_chat_template = use_chat_template
         self.first_line = first_line
@@ -60,7 +69,15 @@ class VLLMBackend:
             llm_kw, _ = vllm_kwargs(self.model, self.llm_kwargs)
             self._llm = LLM(**llm_kw)
 
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:
         """Sample ``n`` completions per prompt with one vLLM request."""
         prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
         if not prompts:

@@ -78,12 +78,13 @@ def test_bitwise_equal_to_rouge_score():
 
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
     rng = random.Random(0)
-    vocab = ["a", "b", "c", "d", "e", "the", "cat", "sat", "on", "mat", "Dog's", "x-ray", "42", "ÉTÉ,", "!!"]
+    vocab = ["a", "b", "c", "d", "e", "the", "cat", "sat", "on", "mat", "Dog's", "x-ray", "42",
+             "ÉTÉ,", "!!"]
     # Lengths up to 150 tokens exercise multi-word big-integer bit masks.
     cands = _random_texts(rng, 400, vocab, 20) + _random_texts(rng, 50, vocab, 150)
     refs = _random_texts(rng, 400, vocab, 25) + _random_texts(rng, 50, vocab, 150)
     got = rouge_scores(cands, refs)
-    for i, (c, r) in enumerate(zip(cands, refs)):
+    for i, (c, r) in enumerate(zip(cands, refs, strict=True)):
         ref = scorer.score(r, c)
         assert got["rouge1_f"][i] == ref["rouge1"].fmeasure
         assert got["rougeL_f"][i] == ref["rougeL"].fmeasure
@@ -102,7 +103,7 @@ def test_order_kept_with_many_references_and_chunks():
     refs = ["the cat sat", "a dog", "zzz", "x y"] * 5
     # Small chunks: sorting by reference then restoring order must keep rows aligned.
     got = rouge_rewards(cands, refs, chunk_size=3)
-    want = np.array([rouge_rewards([c], [r])[0] for c, r in zip(cands, refs)])
+    want = np.array([rouge_rewards([c], [r])[0] for c, r in zip(cands, refs, strict=True)])
     np.testing.assert_array_equal(got, want)
 
 
@@ -167,5 +168,5 @@ def test_minilm_similarity_matches_manual_embedding():
             h = model(**tok(t, return_tensors="pt")).last_hidden_state[0]
         return h.mean(0) / h.mean(0).norm()
 
-    for c, r, s in zip(cands, refs, sims):
+    for c, r, s in zip(cands, refs, sims, strict=True):
         assert float(emb(c) @ emb(r)) == pytest.approx(s, abs=1e-5)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ttp_diag.gen.model_files import (
     convert_gguf,
@@ -113,23 +113,23 @@ class TransformersBackend:
 
     Examples
     --------
-    >>> be = tiny_random_backend()  # doctest: +SKIP
-    >>> out = be.generate(["Hello"], n=2, max_new_tokens=4, seed=0)  # doctest: +SKIP
-    >>> len(out), len(out[0])  # doctest: +SKIP
+    >>> be = tiny_random_backend()
+    >>> out = be.generate(["Hello"], n=2, max_new_tokens=4, seed=0)
+    >>> len(out), len(out[0])
     (1, 2)
     """
 
     def __init__(
         self,
-        model,
-        tokenizer=None,
+        model: str | os.PathLike | Any,
+        tokenizer: Any = None,
         *,
         device: str = "cpu",
         dtype: str | None = None,
         use_chat_template: bool = True,
         first_line: bool = False,
         num_threads: int | None = None,
-        cache_dir=None,
+        cache_dir: str | os.PathLike | None = None,
         share_prefix: bool = True,
         mode: str = "auto",
         max_batch_rows: int | None = None,
@@ -202,7 +202,15 @@ class TransformersBackend:
             return self.mode
         return AUTO_MODE["cuda" if str(self.device).startswith("cuda") else "cpu"]
 
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:
         """Sample ``n`` completions for each prompt; see :class:`GenerationBackend`.
 
         In the ``"prefix"`` mode each prompt is encoded once (its key/value cache is
@@ -347,8 +355,9 @@ class TransformersBackend:
 
 # Which generation mode "auto" uses per device. Measured with benchmarks/bench_costs.py
 # (SmolLM2-135M, headlines, n=16, 32 new tokens): on the 2-core CPU the prefix mode was
-# 5.4x faster (1034 vs 5570 ms/candidate, loaded machine; the README's cost table); on a GPU one call per prompt is launch-bound (the
-# issue's H100 table: 4.7 vs 509 candidates/s), so many prompts per call win there.
+# 5.4x faster (1034 vs 5570 ms/candidate, loaded machine; the README's cost table); on a GPU
+# one call per prompt is launch-bound (the issue's H100 table: 4.7 vs 509 candidates/s), so
+# many prompts per call win there.
 AUTO_MODE = {"cpu": "prefix", "cuda": "batched"}
 
 
@@ -446,8 +455,8 @@ def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> Transform
 
     Examples
     --------
-    >>> be = tiny_random_backend()  # doctest: +SKIP
-    >>> [len(x) for x in be.generate(["ab", "cd"], n=3, max_new_tokens=5)]  # doctest: +SKIP
+    >>> be = tiny_random_backend()
+    >>> [len(x) for x in be.generate(["ab", "cd"], n=3, max_new_tokens=5)]
     [3, 3]
     """
     import torch
@@ -483,11 +492,19 @@ def tiny_random_backend(seed: int = 0, *, first_line: bool = False) -> Transform
     return be
 
 
-def make_backend(kind: str, model=None, **kwargs):
+def make_backend(
+    kind: str, model: str | os.PathLike | Any = None, **kwargs: Any
+) -> GenerationBackend:
     """Build a backend by name: ``"transformers"``, ``"vllm"`` or ``"tiny"``.
 
     Examples
     --------
+    >>> make_backend("tiny", seed=1).name
+    'tiny-random'
+
+    The real model: SmolLM2 is converted from its GGUF file on first use (tens of seconds,
+    too slow for a doctest):
+
     >>> be = make_backend("transformers", "smollm2", first_line=True)  # doctest: +SKIP
     """
     kind = kind.lower()

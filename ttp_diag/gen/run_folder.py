@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -99,19 +100,19 @@ class RunLock:
                 except (OSError, ValueError, KeyError, TypeError):
                     owner, pid, host = None, None, None
                 if owner is not None and pid == me["pid"] and host == me["host"]:
-                    raise RunFolderError(f"{self.path.parent} is already locked by this process")
+                    raise RunFolderError(
+                        f"{self.path.parent} is already locked by this process"
+                    ) from None
                 if owner is not None and (host != me["host"] or _alive(pid)):
                     raise RunFolderError(
                         f"{self.path.parent} is in use by process {pid} on {host} (lock file "
                         f"{self.path}); wait for it to finish, or delete the lock file if that "
                         "process is gone"
-                    )
+                    ) from None
                 # Stale (its process is gone) or unreadable (a crash while writing it).
                 logger.warning("taking over stale lock %s (owner %s)", self.path, owner)
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
-                except FileNotFoundError:
-                    pass
                 continue
             with os.fdopen(fd, "w") as fh:
                 json.dump(me, fh)
@@ -123,10 +124,8 @@ class RunLock:
     def release(self) -> None:
         if self._held:
             self._held = False
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            except FileNotFoundError:
-                pass
             atexit.unregister(self.release)
 
     def __enter__(self) -> RunLock:

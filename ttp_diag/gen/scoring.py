@@ -24,10 +24,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ttp_diag.gen.tasks import TaskSpec
 
 __all__ = [
     "RM_KINDS",
@@ -55,7 +58,7 @@ def _require(table: pd.DataFrame, cols: Sequence[str], where: str, fix: str) -> 
 
 def add_rm_inputs(
     table: pd.DataFrame,
-    task,
+    task: str | TaskSpec,
     *,
     input_col: str = "body",
     text_col: str = "text",
@@ -104,7 +107,7 @@ def add_rm_inputs(
             )
     out = table.copy()
     out[out_col] = [formatter(task, str(q), str(c))
-                    for q, c in zip(out[input_col], out[text_col])]
+                    for q, c in zip(out[input_col], out[text_col], strict=True)]
     return out
 
 

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ _SHARED_FILES = ("examples.parquet", "items.parquet", "prompts.parquet")
 _PER_SHARD = ("shard",)
 
 
-def shard_users(user_ids, i: int, k: int) -> list[str]:
+def shard_users(user_ids: Iterable[str], i: int, k: int) -> list[str]:
     """Users of shard ``i`` of ``k``: contiguous blocks of the users in first-appearance order.
 
     Examples
@@ -80,7 +81,7 @@ def _config(d: Path) -> dict:
     return cfg
 
 
-def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
+def merge_runs(shard_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
     """Check that shard run folders belong together and concatenate their tables.
 
     Checks: every folder has a readable ``config.json``; the configurations agree on every
@@ -114,7 +115,7 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
         raise RunFolderError(f"--out {out} exists and is not an empty folder; name a new one")
     cfgs = [_config(d) for d in dirs]
     shards = []
-    for d, c in zip(dirs, cfgs):
+    for d, c in zip(dirs, cfgs, strict=True):
         try:
             sh = parse_shard(c.get("shard"))
         except ValueError as exc:
@@ -135,7 +136,7 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
         )
     names = {f.name for f in dataclasses.fields(RunConfig)}
     ref = cfgs[0]
-    for d, c in zip(dirs[1:], cfgs[1:]):
+    for d, c in zip(dirs[1:], cfgs[1:], strict=True):
         diff = {
             key: (ref.get(key), c.get(key))
             for key in sorted(names | set(ref) | set(c))
@@ -152,7 +153,7 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
             if not (d / name).is_file():
                 raise RunFolderError(f"{d} has no {name}; run that shard first")
             frames.append(pd.read_parquet(d / name))
-        for d, f in zip(dirs[1:], frames[1:]):
+        for d, f in zip(dirs[1:], frames[1:], strict=True):
             if not f.equals(frames[0]):
                 raise RunFolderError(f"{d / name} differs from {dirs[0] / name}")
     order = pd.read_parquet(dirs[0] / "examples.parquet")["query_id"].astype(str)
@@ -164,13 +165,13 @@ def merge_runs(shard_dirs, out_dir: str | os.PathLike) -> dict:
         if not any(have):
             continue
         if not all(have):
-            lack = [str(d) for d, h in zip(dirs, have) if not h]
+            lack = [str(d) for d, h in zip(dirs, have, strict=True) if not h]
             if name == "candidates.parquet" or name == "labeled.parquet":
                 raise RunFolderError(f"{name} missing in {lack}; finish those shards first")
             logger.warning("%s missing in %s; not merged", name, lack)
             continue
         parts = [pd.read_parquet(d / name) for d in dirs]
-        for (i, kk), d, part in zip(shards, dirs, parts):
+        for (i, kk), d, part in zip(shards, dirs, parts, strict=True):
             mine = shard_queries(pd.read_parquet(d / "examples.parquet"), i, kk)
             stray = set(part["query_id"].astype(str)) - mine
             if stray:

@@ -8,6 +8,10 @@ a GPU in this project's tests (see the README).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 from ttp_diag.gen.sampling import _check_sampling, _postprocess
 
 __all__ = ["VLLMBackend", "vllm_kwargs"]
@@ -32,13 +36,21 @@ class VLLMBackend:
 
     Examples
     --------
+    Skipped in the test suite: vLLM is not installed here and needs a CUDA GPU (and a real
+    model), so there is no tiny stand-in; ``tiny_random_backend`` covers the shared logic.
+
     >>> be = VLLMBackend("/models/Qwen3-4B-Instruct", tensor_parallel_size=2)  # doctest: +SKIP
     >>> be.generate(["Write a headline: ..."], n=30, temperature=1.7)  # doctest: +SKIP
     """
 
     def __init__(
-        self, model, *, use_chat_template: bool = True, first_line: bool = False, **llm_kwargs
-    ):
+        self,
+        model: str | os.PathLike,
+        *,
+        use_chat_template: bool = True,
+        first_line: bool = False,
+        **llm_kwargs: Any,
+    ) -> None:
         self.model = str(model)
         self.use_chat_template = use_chat_template
         self.first_line = first_line
@@ -57,7 +69,15 @@ class VLLMBackend:
             llm_kw, _ = vllm_kwargs(self.model, self.llm_kwargs)
             self._llm = LLM(**llm_kw)
 
-    def generate(self, prompts, n, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=0):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        n: int,
+        temperature: float = 1.0,
+        top_p: float = 0.95,
+        max_new_tokens: int = 32,
+        seed: int = 0,
+    ) -> list[list[str]]:
         """Sample ``n`` completions per prompt with one vLLM request."""
         prompts = _check_sampling(prompts, n, temperature, top_p, max_new_tokens)
         if not prompts:

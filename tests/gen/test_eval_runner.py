@@ -127,6 +127,12 @@ def test_k_larger_than_support_is_refused(run_dir, tmp_path):
 def test_cli_evaluate_unknown_method(run_dir, capsys):
     from ttp_diag.cli import main
 
+    from ttp_diag.exceptions import ConfigError, TtpDiagError, exit_code
+
     rc = main(["evaluate", "--run-dir", str(run_dir), "--methods", "zero_shot,nope"])
-    assert rc == 1
+    # an evaluation input error is a ConfigError: the settings exit code, not the generic 1
+    assert issubclass(EvaluationInputError, TtpDiagError)
+    assert issubclass(EvaluationInputError, ConfigError)
+    assert issubclass(EvaluationInputError, ValueError)
+    assert rc == exit_code(ConfigError("x")) == 7
     assert "unknown method 'nope'" in capsys.readouterr().err

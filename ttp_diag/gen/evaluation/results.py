@@ -59,16 +59,26 @@ def quality_table(gens: pd.DataFrame, gold: pd.Series, *, encoder=None,
 
 
 def _acc(df, c, r, metric, method) -> pd.DataFrame:
-    a = pairwise_accuracy(df.rename(columns={c: "score_chosen", r: "score_rejected"}))
-    a = a[~a["user_id"].str.startswith("__")]
-    return pd.DataFrame({"method": method, "user_id": a["user_id"], "metric": metric,
-                         "value": a["accuracy"], "n": a["n_pairs"]})
+    """Per-user accuracy pooled over pair sources (``metric``) and, when ``df`` has a
+    ``source`` column, per source as ``<metric>_<source>`` (e.g. ``rm_accuracy_hard_negative``):
+    hard negatives (the user's gold vs a similar item's gold) and candidate pairs (two
+    generated candidates) ask different questions and can disagree."""
+    parts = [(metric, df)]
+    if "source" in df.columns:
+        parts += [(f"{metric}_{src}", g) for src, g in df.groupby("source", sort=True)]
+    out = []
+    for name, d in parts:
+        a = pairwise_accuracy(d.rename(columns={c: "score_chosen", r: "score_rejected"}))
+        a = a[~a["user_id"].str.startswith("__")]
+        out.append(pd.DataFrame({"method": method, "user_id": a["user_id"], "metric": name,
+                                 "value": a["accuracy"], "n": a["n_pairs"]}))
+    return pd.concat(out, ignore_index=True)
 
 
 def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
     """Upstream metrics per method and user (see the module docstring)."""
     out = []
-    qp = pairs[pairs["split"] == "query"][["pair_id", "user_id"]]
+    qp = pairs[pairs["split"] == "query"][["pair_id", "user_id", "source"]]
     methods = sorted(gens["method"].unique())
     lam_f = ev.out / "lambda_grid.csv"
     lams = pd.read_csv(lam_f) if lam_f.is_file() else pd.DataFrame(columns=["rm", "lam"])

@@ -23,6 +23,7 @@ over users.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +87,15 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
       method metric  mean  n_users
     0      m      x   0.3        2
     """
-    rng = np.random.default_rng(seed)
     rows = []
     for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
         v = g["value"].to_numpy(float)
         lo = hi = np.nan
         if ci is not None and len(v) > 1:
+            # one stream per (method, metric): an interval does not move when other methods
+            # or metrics are added to the table
+            rng = np.random.default_rng(None if seed is None else
+                                        [seed, zlib.crc32(f"{m}\x1f{k}".encode())])
             b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
             lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
         rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,

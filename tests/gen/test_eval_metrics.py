@@ -129,3 +129,8 @@ def test_method_summary_interval_is_a_bootstrap_and_ignores_other_rows():
     s2 = method_summary(more, n_boot=4000, seed=3).set_index(["method", "metric"])
     assert s2.loc[("m", "x"), "ci_low"] == s1["ci_low"]
     assert s2.loc[("m", "x"), "ci_high"] == s1["ci_high"]
+    # two methods with the same per-user values get the same interval (shared resamples)
+    twin = pd.concat([d, d.assign(method="twin")])
+    s3 = method_summary(twin, n_boot=500, seed=0).set_index("method")
+    assert s3.loc["m", ["ci_low", "ci_high"]].tolist() == s3.loc["twin", ["ci_low",
+                                                                          "ci_high"]].tolist()

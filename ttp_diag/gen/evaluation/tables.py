@@ -89,13 +89,15 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
     """
     rows = []
     for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
+        g = g.sort_values("user_id")
         v = g["value"].to_numpy(float)
         lo = hi = np.nan
         if ci is not None and len(v) > 1:
-            # one stream per (method, metric): an interval does not move when other methods
-            # or metrics are added to the table
+            # one stream per metric and user count: an interval does not move when other
+            # methods or metrics are added, and methods on the same users share the user
+            # resamples (common random numbers: equal values get equal intervals)
             rng = np.random.default_rng(None if seed is None else
-                                        [seed, zlib.crc32(f"{m}\x1f{k}".encode())])
+                                        [seed, zlib.crc32(k.encode()), len(v)])
             b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
             lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
         rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,

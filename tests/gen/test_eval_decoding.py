@@ -70,7 +70,7 @@ def test_token_logprobs_match_a_manual_forward(pm):
     prompts = ["hello", "a much longer prompt here", "hello"]
     comps = ["wor", "ld", "a longer completion"]  # shared prompt, unequal lengths
     lp = pm.token_logprobs(prompts, comps)
-    for p, c, got in zip(prompts, comps, lp):
+    for p, c, got in zip(prompts, comps, lp, strict=True):
         a, b = pm.prompt_ids(p), pm.completion_ids(c)
         with torch.no_grad():
             logits = pm.model(input_ids=torch.tensor([a + b])).logits[0]
@@ -187,7 +187,7 @@ def test_knockout_with_a_truthful_judge_picks_the_oracle():
     for trial in range(20):
         n = int(rng.integers(2, 17))
         reward = rng.permutation(n).astype(float)
-        wins, calls = knockout_scores(n, lambda i, j: reward[i] - reward[j], seed=trial)
+        wins, calls = knockout_scores(n, lambda i, j, r=reward: r[i] - r[j], seed=trial)
         assert calls == n - 1
         assert int(np.argmax(wins)) == int(np.argmax(reward))
         assert wins.max() == np.ceil(np.log2(n)) or wins.max() == np.floor(np.log2(n))

@@ -140,7 +140,6 @@ def test_k_larger_than_support_is_refused(run_dir, tmp_path):
 
 def test_cli_evaluate_unknown_method(run_dir, capsys):
     from ttp_diag.cli import main
-
     from ttp_diag.exceptions import ConfigError, TtpDiagError, exit_code
 
     rc = main(["evaluate", "--run-dir", str(run_dir), "--methods", "zero_shot,nope"])

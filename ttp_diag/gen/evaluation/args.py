@@ -38,7 +38,7 @@ def check_lambda(lam: float) -> float:
     >>> check_lambda(-1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.gen.evaluation.split.EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with lambda >= 0 ...
+    ttp_diag...EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with ...
     """
     if not np.isfinite(lam) or lam < 0:
         raise EvaluationInputError(f"lambda={lam} is negative; ARGS weights the reward with "
@@ -245,10 +245,10 @@ def _lambda_accuracies(pairs: pd.DataFrame, grid: Sequence[float], ties: str) ->
     for lam in grid:
         d = pd.DataFrame({
             "user_id": pairs["user_id"].to_numpy(),
-            "score_chosen": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_chosen"],
-                                                                   pairs["r_chosen"])],
-            "score_rejected": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_rejected"],
-                                                                     pairs["r_rejected"])],
+            "score_chosen": [score_rgd(a, b, lam) for a, b in zip(
+                pairs["lp_chosen"], pairs["r_chosen"], strict=True)],
+            "score_rejected": [score_rgd(a, b, lam) for a, b in zip(
+                pairs["lp_rejected"], pairs["r_rejected"], strict=True)],
         })
         acc = pairwise_accuracy(d, ties=ties)
         rows.append(dict(lam=lam, accuracy=float(acc["accuracy"].iloc[-2]),

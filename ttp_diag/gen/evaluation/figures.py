@@ -143,7 +143,7 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
     ax.set_title("Generation quality per method")
     ax.grid(axis="x", alpha=0.3)
     means = per_user.groupby(["method", "metric"])["value"].mean().unstack()
-    for ax, up in zip(axes[1:], ups):
+    for ax, up in zip(axes[1:], ups, strict=True):
         d = means[[up, quality_metric]].dropna()
         for m, r in d.iterrows():
             ax.scatter(r[up], r[quality_metric], color=_FAMILY_COLOURS[_family(m)], s=40,

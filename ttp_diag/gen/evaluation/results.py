@@ -24,13 +24,13 @@ import time
 import numpy as np
 import pandas as pd
 
+from ttp_diag.gen.evaluation.methods import method_rm
 from ttp_diag.gen.evaluation.metrics import (
     behavioural_alignment,
     pairwise_accuracy,
     score_base,
     score_rgd,
 )
-from ttp_diag.gen.evaluation.methods import method_rm
 from ttp_diag.gen.evaluation.runner import EvalConfig, Evaluation, _atomic_parquet, _atomic_text
 
 __all__ = ["run_evaluation", "quality_table", "upstream_table"]
@@ -115,9 +115,10 @@ def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
                                      "lam"].iloc[0])
                 d2 = d.merge(lp0[["pair_id", "lp_chosen", "lp_rejected"]], on="pair_id")
                 d2 = d2.assign(
-                    c=[score_rgd(a, b, lam) for a, b in zip(d2["lp_chosen"], d2["r_chosen"])],
+                    c=[score_rgd(a, b, lam) for a, b in zip(d2["lp_chosen"], d2["r_chosen"],
+                                                            strict=True)],
                     r=[score_rgd(a, b, lam) for a, b in zip(d2["lp_rejected"],
-                                                            d2["r_rejected"])])
+                                                            d2["r_rejected"], strict=True)])
                 out.append(_acc(d2, "c", "r", "policy_accuracy", m))
             else:  # Best-of-N generates with the reward model itself
                 out.append(_acc(d, "rm_chosen", "rm_rejected", "policy_accuracy", m))

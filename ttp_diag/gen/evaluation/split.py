@@ -85,7 +85,7 @@ class UserSplit:
 
     def set_of(self) -> dict[str, str]:
         """``item_id -> set``."""
-        return dict(zip(self.table["item_id"], self.table["set"]))
+        return dict(zip(self.table["item_id"], self.table["set"], strict=True))
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``user_split.parquet`` and ``user_split.json`` atomically into ``folder``."""

@@ -117,7 +117,7 @@ def _write(out: Path, name: str, df: pd.DataFrame, paths: dict, note: str = "") 
 def _pivot(s: pd.DataFrame, metrics) -> pd.DataFrame:
     s = s[s["metric"].isin(metrics)].copy()
     s["cell"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{m:.3f}"
-                 for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])]
+                 for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"], strict=True)]
     w = s.pivot(index="method", columns="metric", values="cell")
     n = s.groupby("method")["n_users"].max().rename("n_users")
     return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()

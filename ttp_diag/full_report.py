@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from .names import selector_label
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["REPORT_SHAPES", "full_report", "variance_column"]
+__all__ = ["REPORT_SHAPES", "evaluation_summary", "full_report", "variance_column"]
 
 #: Curve shapes the report calibrates and compares (a subset of :data:`ttp_diag.SHAPES`).
 REPORT_SHAPES = ("sqrt_log", "gaussian")
@@ -140,6 +141,81 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
                   "Paired comparison of every two reward models at every N.")
 
 
+def evaluation_summary(eval_dir: str | Path) -> str:
+    """One paragraph on an evaluation folder (``ttp-diag evaluate``'s ``eval/``).
+
+    Names the users and methods it rests on, the best method by ROUGE-1 against the users'
+    gold text (with its interval), the oracle ceiling when it was run, and which upstream
+    metric's Kendall tau with generation quality is largest (with its interval and the
+    number of methods it rests on). Read from ``eval_summary.json``, ``tables/summary_long.csv``
+    and ``tables/table6_rank_agreement.csv``.
+
+    Raises
+    ------
+    InputFileError
+        When the folder is not an evaluation folder (the message names the missing file).
+    """
+    from .exceptions import InputFileError
+
+    ev = Path(eval_dir)
+    need = [ev / "eval_summary.json", ev / "tables" / "summary_long.csv"]
+    for f in need:
+        if not f.is_file():
+            raise InputFileError(f"{f} not found: {ev} is not an evaluation folder; run "
+                                 f"`ttp-diag evaluate --run-dir <run>` first or leave "
+                                 f"--eval-dir out.")
+    info = json.loads(need[0].read_text(encoding="utf-8"))
+    long = pd.read_csv(need[1])
+    q = long[long["metric"] == "rouge1"].set_index("method")
+    n_users = len(info.get("adapt_users", [])) or int(q["n_users"].max())
+    parts = [f"An evaluation of {len(q)} generation methods on {n_users} adaptation users "
+             f"(users' own later texts as gold) exists for this run."]
+    ranked = q.drop(index=[m for m in ("bon_oracle",) if m in q.index]).sort_values("mean")
+    if len(ranked):
+        b, w = ranked.iloc[-1], ranked.iloc[0]
+        b_iv = _fmt_iv(b["mean"], b["ci_low"], b["ci_high"])
+        w_iv = _fmt_iv(w["mean"], w["ci_low"], w["ci_high"])
+        zs = (f"; zero-shot {q.loc['zero_shot', 'mean']:.3f}" if "zero_shot" in q.index
+              else "")
+        parts.append(f"Best method by ROUGE-1 (mean over users, interval over users): "
+                     f"{ranked.index[-1]} at {b_iv}; worst: {ranked.index[0]} at {w_iv}{zs}.")
+    if "bon_oracle" in q.index:
+        parts.append(f"The Best-of-N oracle (true reward) reaches "
+                     f"{q.loc['bon_oracle', 'mean']:.3f}, the ceiling of any selector.")
+    ra_f = ev / "tables" / "table6_rank_agreement.csv"
+    if ra_f.is_file():
+        ra = pd.read_csv(ra_f)
+        ra = ra[(ra["statistic"] == "kendall_tau") & ra["estimate"].notna()]
+        if len(ra):
+            r = ra.loc[ra["estimate"].idxmax()]
+            iv = _fmt_iv(r["estimate"], r["ci_low"], r["ci_high"])
+            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the methods most like "
+                         f"generation quality: Kendall tau {iv} over {int(r['n_methods'])} "
+                         f"methods (bootstrap over users); with so few methods and users, read "
+                         f"the intervals, not the points.")
+    return " ".join(parts)
+
+
+def evaluation_section(rep: Any, eval_dir: str | Path, out: Path) -> None:
+    """Add the "Generation evaluation" section: the paragraph, the figure, the table paths."""
+    ev = Path(eval_dir)
+    rep.heading("Generation evaluation")
+    rep.text(evaluation_summary(ev))
+    fig = ev / "figures" / "comparison.png"
+    if fig.is_file():
+        rep.figure(fig.read_bytes(), "evaluation_comparison",
+                   "Generation quality per method (left) and upstream metric vs quality "
+                   f"(right); from {fig}.")
+    tables = sorted((ev / "tables").glob("*.md"))
+    rel = []
+    for t in tables:
+        try:
+            rel.append(os.path.relpath(t, out))
+        except ValueError:  # another drive on Windows: keep the absolute path
+            rel.append(str(t))
+    rep.pre("Evaluation tables (markdown; a .csv beside each):\n" + "\n".join(rel))
+
+
 def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 scores: Sequence[str] | None = None, ns: Sequence[int] | None = None,
                 split: str | None = "val", base: str | None = None, new: str | None = None,
@@ -147,6 +223,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 reward_label: str = "Reward", cost_per_candidate: float = 1.5,
                 n_boot: int = 1000, seed: int | None = 0, ci: float = 0.95,
                 provenance: dict[str, Any] | None = None,
+                eval_dir: str | Path | None = None,
                 progress: bool = False) -> dict[str, Any]:
     """Run the full diagnosis of ``table`` and write the report into ``out_dir``.
 
@@ -177,6 +254,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     provenance : dict, optional
         JSON-serialisable provenance (e.g. :func:`ttp_diag.datasets.demo_provenance`), shown
         at the end and written to ``provenance.json``.
+    eval_dir : str or Path, optional
+        The ``eval/`` folder written by ``ttp-diag evaluate`` for the same run: the report
+        gains a "Generation evaluation" section (one paragraph, the comparison figure and the
+        paths of the tables). Read from its files only; nothing of ``gen/`` is imported.
     progress : bool, default False
         Print what is being done and where the report went.
 
@@ -348,6 +429,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
               f"Candidates per query needed to close 25/50/75% of the oracle gap at N={last} "
               f"(shape {best}), at {cost_per_candidate:g} s per generated candidate; "
               f"inf = not reachable within 10^6 candidates.")
+
+    if eval_dir is not None:
+        say("adding the generation evaluation ...")
+        evaluation_section(rep, eval_dir, out)
 
     text = json.dumps(provenance, indent=2, default=str) if provenance else None
     if text:

@@ -70,7 +70,7 @@ def test_token_logprobs_match_a_manual_forward(pm):
     prompts = ["hello", "a much longer prompt here", "hello"]
     comps = ["wor", "ld", "a longer completion"]  # shared prompt, unequal lengths
     lp = pm.token_logprobs(prompts, comps)
-    for p, c, got in zip(prompts, comps, lp):
+    for p, c, got in zip(prompts, comps, lp, strict=True):
         a, b = pm.prompt_ids(p), pm.completion_ids(c)
         with torch.no_grad():
             logits = pm.model(input_ids=torch.tensor([a + b])).logits[0]
@@ -113,8 +113,50 @@ def test_select_lambda_records_grid():
     p = pd.DataFrame({"user_id": ["a", "b"], "lp_chosen": [[-1.0, -1.0], [-3.0]],
                       "lp_rejected": [[-0.5, -0.5], [-1.0]], "r_chosen": [[1.0, 1.0], [1.0]],
                       "r_rejected": [[0.0, 0.0], [0.0]]})
-    lam, grid = select_lambda(p, [0.0, 1.0, 3.0])
+    with pytest.warns(UserWarning, match="largest value tried"):
+        lam, grid = select_lambda(p, [0.0, 1.0, 3.0], extend=False)
     assert grid["accuracy"].tolist() == [0.0, 0.5, 1.0] and lam == 3.0
+    assert grid["on_edge"].tolist() == [False, False, True]
+
+
+def _threshold_pairs(wins_above=(), wins_below=()):
+    """One single-token pair per threshold: wins iff lambda > t (or lambda < t)."""
+    rows = [dict(user_id="a", lp_chosen=[-t], lp_rejected=[0.0], r_chosen=[1.0],
+                 r_rejected=[0.0]) for t in wins_above]
+    rows += [dict(user_id="a", lp_chosen=[t], lp_rejected=[0.0], r_chosen=[0.0],
+                  r_rejected=[1.0]) for t in wins_below]
+    return pd.DataFrame(rows)
+
+
+def test_select_lambda_grows_the_grid_past_its_edge_to_the_brute_force_optimum():
+    # accuracy: 1/3 below 3, 2/3 on (3, 15), 3/3 on (15, 30), 2/3 above 30
+    p = _threshold_pairs(wins_above=(3.0, 15.0), wins_below=(30.0,))
+    fine = np.linspace(0, 60, 601)
+    brute = [np.mean([lam > 3, lam > 15, lam < 30]) for lam in fine]
+    lam, grid = select_lambda(p, [0.0, 1.0, 2.0, 5.0])
+    # 5 is the edge and ties 10, so the grid grows through the plateau to 20, then 40 drops
+    assert grid["lam"].tolist() == [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0]
+    assert grid["extended"].tolist() == [False] * 4 + [True] * 3
+    assert lam == 20.0 and 15 < lam < 30
+    assert grid.loc[grid["lam"] == lam, "accuracy"].item() == pytest.approx(max(brute))
+    assert not grid["on_edge"].any()
+    # without growth the edge value is kept and flagged
+    with pytest.warns(UserWarning, match="lambda=5"):
+        lam0, g0 = select_lambda(p, [0.0, 1.0, 2.0, 5.0], extend=False)
+    assert lam0 == 5.0 and g0["on_edge"].tolist() == [False, False, False, True]
+
+
+def test_select_lambda_growth_is_bounded_and_leaves_interior_choices_alone():
+    p = _threshold_pairs(wins_above=(3.0,))  # best for every lambda > 3: an endless plateau
+    lam, grid = select_lambda(p, [0.0, 5.0], max_extensions=2)
+    # two values added, then growth stops; the smallest of the tied best is kept (interior)
+    assert grid["lam"].tolist() == [0.0, 5.0, 10.0, 20.0] and lam == 5.0
+    assert not grid["on_edge"].any()
+    p2 = _threshold_pairs(wins_above=(1.0,), wins_below=(4.0,))  # best on (1, 4)
+    lam2, g2 = select_lambda(p2, [0.0, 2.0, 8.0])
+    assert lam2 == 2.0 and not g2["extended"].any()
+    with pytest.raises(EvaluationInputError, match="factor=1"):
+        select_lambda(p2, [0.0, 8.0], factor=1)
 
 
 def test_lora_learns_the_support_outputs_and_leaves_the_base_alone(pm):
@@ -145,7 +187,7 @@ def test_knockout_with_a_truthful_judge_picks_the_oracle():
     for trial in range(20):
         n = int(rng.integers(2, 17))
         reward = rng.permutation(n).astype(float)
-        wins, calls = knockout_scores(n, lambda i, j: reward[i] - reward[j], seed=trial)
+        wins, calls = knockout_scores(n, lambda i, j, r=reward: r[i] - r[j], seed=trial)
         assert calls == n - 1
         assert int(np.argmax(wins)) == int(np.argmax(reward))
         assert wins.max() == np.ceil(np.log2(n)) or wins.max() == np.floor(np.log2(n))

@@ -110,3 +110,27 @@ def test_rank_agreement_by_hand_and_bootstrap():
     assert np.isnan(rank_agreement(two, ["acc"], "rouge1", ci=None)["estimate"]).all()
     with pytest.raises(EvaluationInputError, match="upstream metric 'nope'"):
         rank_agreement(d, ["nope"], "rouge1")
+
+
+def test_method_summary_interval_is_a_bootstrap_and_ignores_other_rows():
+    from ttp_diag.gen.evaluation.tables import method_summary
+
+    v = [0.1, 0.4, 0.2, 0.9]
+    d = pd.DataFrame({"method": "m", "user_id": list("abcd"), "metric": "x", "value": v})
+    s1 = method_summary(d, n_boot=4000, seed=3).iloc[0]
+    assert s1["mean"] == pytest.approx(0.4) and s1["n_users"] == 4
+    # the percentile interval of the mean over users: close to an independent bootstrap
+    rng = np.random.default_rng(11)
+    ref = np.quantile(rng.choice(v, size=(20000, 4)).mean(1), [0.025, 0.975])
+    assert s1["ci_low"] == pytest.approx(ref[0], abs=0.03)
+    assert s1["ci_high"] == pytest.approx(ref[1], abs=0.03)
+    # adding another method and metric leaves this row's interval exactly where it was
+    more = pd.concat([d.assign(method="a"), d, d.assign(metric="aa", value=d["value"] * 2)])
+    s2 = method_summary(more, n_boot=4000, seed=3).set_index(["method", "metric"])
+    assert s2.loc[("m", "x"), "ci_low"] == s1["ci_low"]
+    assert s2.loc[("m", "x"), "ci_high"] == s1["ci_high"]
+    # two methods with the same per-user values get the same interval (shared resamples)
+    twin = pd.concat([d, d.assign(method="twin")])
+    s3 = method_summary(twin, n_boot=500, seed=0).set_index("method")
+    assert s3.loc["m", ["ci_low", "ci_high"]].tolist() == s3.loc["twin", ["ci_low",
+                                                                          "ci_high"]].tolist()

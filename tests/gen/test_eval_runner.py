@@ -76,6 +76,20 @@ def test_every_method_end_to_end_and_resume(run_dir):
     up = pd.read_parquet(ev / "upstream.parquet")
     for metric in ("rm_accuracy", "policy_accuracy", "win_rate", "true_win_rate", "rho_eff"):
         assert metric in set(up["metric"]), metric
+    # Accuracies per pair source add up to the pooled one (pair-count weighted), per user.
+    for base in ("rm_accuracy", "policy_accuracy"):
+        pooled = up[up["metric"] == base].set_index(["method", "user_id"])
+        parts = up[up["metric"].isin([f"{base}_hard_negative", f"{base}_candidates"])]
+        assert len(parts), base
+        wins = (parts["value"] * parts["n"]).groupby([parts["method"], parts["user_id"]]).sum()
+        n = parts.groupby(["method", "user_id"])["n"].sum()
+        assert (n == pooled.loc[n.index, "n"]).all()
+        np.testing.assert_allclose(wins / n, pooled.loc[n.index, "value"], atol=1e-12)
+    t2 = pd.read_csv(ev / "tables" / "table2_rm_vs_policy.csv")
+    assert {"rm_accuracy", "policy_accuracy"} <= set(t2.columns)
+    assert any(c.endswith(("_hard_negative", "_candidates")) for c in t2.columns)
+    t4 = pd.read_csv(ev / "tables" / "table4_accuracy_wide.csv")
+    assert list(t4["metric"][:2]) == ["rm_accuracy", "policy_accuracy"] and len(t4) > 2
     # The judge scores are a usable score table for the exact Best-of-N engine.
     import ttp_diag
 
@@ -126,7 +140,12 @@ def test_k_larger_than_support_is_refused(run_dir, tmp_path):
 
 def test_cli_evaluate_unknown_method(run_dir, capsys):
     from ttp_diag.cli import main
+    from ttp_diag.exceptions import ConfigError, TtpDiagError, exit_code
 
     rc = main(["evaluate", "--run-dir", str(run_dir), "--methods", "zero_shot,nope"])
-    assert rc == 1
+    # an evaluation input error is a ConfigError: the settings exit code, not the generic 1
+    assert issubclass(EvaluationInputError, TtpDiagError)
+    assert issubclass(EvaluationInputError, ConfigError)
+    assert issubclass(EvaluationInputError, ValueError)
+    assert rc == exit_code(ConfigError("x")) == 7
     assert "unknown method 'nope'" in capsys.readouterr().err

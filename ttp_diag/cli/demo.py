@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ttp_diag.cli._args import parse_ns, split_list
@@ -52,7 +53,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates for the confidence bands (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--eval-dir", default=None,
+                   help="evaluation folder of `ttp-diag evaluate` to summarise and link in the "
+                        "report (default: <folder of --table>/eval when it exists; 'none' "
+                        "to leave it out)")
     p.set_defaults(func=run)
+
+
+def find_eval_dir(table_path: str | None, eval_dir: str | None) -> Path | None:
+    """The evaluation folder the report links to: ``--eval-dir``, else ``eval/`` beside the
+    table when ``ttp-diag evaluate`` wrote one there (its ``eval_summary.json`` exists).
+
+    Examples
+    --------
+    >>> find_eval_dir(None, None) is None and find_eval_dir("x.parquet", "none") is None
+    True
+    """
+    if eval_dir is not None:
+        return None if eval_dir.lower() == "none" else Path(eval_dir)
+    if table_path is None:
+        return None
+    cand = Path(table_path).resolve().parent / "eval"
+    return cand if (cand / "eval_summary.json").is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     full_report(table, args.out, scores=split_list(args.scores), ns=parse_ns(args.ns),
                 split=args.split, base=base, new=new, var=args.var, source=source,
                 reward_label=label, cost_per_candidate=args.cost_per_candidate,
-                n_boot=args.n_boot, seed=args.seed, provenance=provenance, progress=True)
+                n_boot=args.n_boot, seed=args.seed, provenance=provenance,
+                eval_dir=find_eval_dir(args.table, args.eval_dir), progress=True)
     return 0
 
 

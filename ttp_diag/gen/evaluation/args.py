@@ -15,6 +15,7 @@ training users by policy accuracy, returning the whole grid.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ def check_lambda(lam: float) -> float:
     >>> check_lambda(-1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.gen.evaluation.split.EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with lambda >= 0 ...
+    ttp_diag...EvaluationInputError: lambda=-1 is negative; ARGS weights the reward with ...
     """
     if not np.isfinite(lam) or lam < 0:
         raise EvaluationInputError(f"lambda={lam} is negative; ARGS weights the reward with "
@@ -157,8 +158,19 @@ def select_lambda(
     grid: Sequence[float],
     *,
     ties: str = "half",
+    extend: bool = True,
+    max_extensions: int = 4,
+    factor: float = 2.0,
 ) -> tuple[float, pd.DataFrame]:
     """Pick lambda on training users by policy accuracy of the reward-guided score.
+
+    A best accuracy on the grid's upper edge says only that the optimum lies at or beyond it,
+    so with ``extend`` the grid grows by ``factor`` times its maximum (1 when the maximum is
+    0) while the largest value tried still reaches the best accuracy (ties included: a
+    plateau can end in a higher peak), at most ``max_extensions`` times; the added values
+    are marked ``extended`` in the returned grid, and a choice still on the edge after that
+    is flagged ``on_edge`` (and warned about). The lower edge, 0, is the base policy itself
+    and needs no extension.
 
     Parameters
     ----------
@@ -168,39 +180,77 @@ def select_lambda(
         rewards).
     grid : sequence of float
         Candidate values (each >= 0).
+    ties : {"half", "loss"}
+        How a tied pair counts (see :func:`pairwise_accuracy`).
+    extend : bool
+        Grow the grid past its maximum while the choice sits on it.
+    max_extensions : int
+        At most this many values are added.
+    factor : float
+        Each added value is ``factor`` times the current maximum (> 1).
 
     Returns
     -------
     (float, pandas.DataFrame)
         The chosen lambda (highest mean-over-users accuracy, the smallest one on ties) and
-        the grid with ``lam, accuracy, n_pairs``.
+        the grid with ``lam, accuracy, n_pairs, extended, on_edge`` (``on_edge`` is True on
+        the chosen row when it is the largest value tried and above 0).
 
     Examples
     --------
     >>> p = pd.DataFrame({"user_id": ["a", "a"],
     ...     "lp_chosen": [[-2.0], [-3.0]], "lp_rejected": [[-1.0], [-1.0]],
     ...     "r_chosen": [[1.0], [1.0]], "r_rejected": [[0.0], [0.0]]})
-    >>> lam, g = select_lambda(p, [0, 1.5, 5])
+    >>> lam, g = select_lambda(p, [0, 1.5, 5], extend=False)
     >>> lam, g["accuracy"].tolist()   # lambda 1.5 fixes the first pair, 5 both
     (5.0, [0.0, 0.5, 1.0])
+    >>> lam, g = select_lambda(p, [0, 1, 2], max_extensions=2)   # 2 on the edge: 4, 8 tried
+    >>> lam, g["lam"].tolist(), g["extended"].tolist()
+    (4.0, [0.0, 1.0, 2.0, 4.0, 8.0], [False, False, False, True, True])
     """
-    grid = [check_lambda(x) for x in grid]
+    grid = sorted({check_lambda(x) for x in grid})
     if not grid:
         raise EvaluationInputError("empty lambda grid; pass values such as [0, 0.5, 1, 2, 5]")
     if pairs.empty:
         raise EvaluationInputError("no training pairs to choose lambda on; add training users")
+    if extend and not factor > 1:
+        raise EvaluationInputError(f"factor={factor}; the grid grows by a factor > 1, e.g. 2")
+    g = _lambda_accuracies(pairs, grid, ties)
+    g["extended"] = False
+    n_added = 0
+    while True:
+        best = g.sort_values(["accuracy", "lam"], ascending=[False, True]).iloc[0]
+        top = float(g["lam"].max())
+        top_is_best = top > 0 and float(g.loc[g["lam"] == top, "accuracy"].iloc[0]) >= float(
+            best["accuracy"])
+        on_edge = float(best["lam"]) == top and top > 0
+        if not (extend and top_is_best and n_added < max_extensions):
+            break
+        new = _lambda_accuracies(pairs, [top * factor if top > 0 else 1.0], ties)
+        new["extended"] = True
+        g = pd.concat([g, new], ignore_index=True)
+        n_added += 1
+    lam = float(best["lam"])
+    g["on_edge"] = (g["lam"] == lam) & on_edge
+    if on_edge and len(g) > 1:
+        warnings.warn(f"ARGS lambda={lam:g} is the largest value tried (grid "
+                      f"{g['lam'].tolist()}); the optimum may lie beyond it: pass a grid with "
+                      "larger values", stacklevel=2)
+    return lam, g
+
+
+def _lambda_accuracies(pairs: pd.DataFrame, grid: Sequence[float], ties: str) -> pd.DataFrame:
+    """Policy accuracy of the reward-guided score at every lambda of ``grid``."""
     rows = []
     for lam in grid:
         d = pd.DataFrame({
             "user_id": pairs["user_id"].to_numpy(),
-            "score_chosen": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_chosen"],
-                                                                   pairs["r_chosen"])],
-            "score_rejected": [score_rgd(a, b, lam) for a, b in zip(pairs["lp_rejected"],
-                                                                     pairs["r_rejected"])],
+            "score_chosen": [score_rgd(a, b, lam) for a, b in zip(
+                pairs["lp_chosen"], pairs["r_chosen"], strict=True)],
+            "score_rejected": [score_rgd(a, b, lam) for a, b in zip(
+                pairs["lp_rejected"], pairs["r_rejected"], strict=True)],
         })
         acc = pairwise_accuracy(d, ties=ties)
         rows.append(dict(lam=lam, accuracy=float(acc["accuracy"].iloc[-2]),
                          n_pairs=len(d)))
-    g = pd.DataFrame(rows)
-    best = g.sort_values(["accuracy", "lam"], ascending=[False, True]).iloc[0]
-    return float(best["lam"]), g
+    return pd.DataFrame(rows)

@@ -29,6 +29,84 @@ def _family(m: str) -> str:
     return "zero_shot"
 
 
+def _merge_coincident(x, y, names, ax, tol_px: float = 4.0):
+    """Group points closer than ``tol_px`` pixels: one label ``"a, b"`` per group."""
+    xy = ax.transData.transform(np.column_stack([x, y]))
+    groups: list[list[int]] = []
+    for i in range(len(names)):
+        for g in groups:
+            if np.hypot(*(xy[i] - xy[g[0]])) < tol_px:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return [(x[g[0]], y[g[0]], ", ".join(names[i] for i in g)) for g in groups]
+
+
+def _place_labels(ax, x, y, names, fontsize: float = 7.0) -> None:
+    """Label scatter points without overlaps (greedy search over offsets, no extra package).
+
+    Points that coincide share one label; each label takes the first of a ring of offsets
+    around its point whose box overlaps neither an earlier label nor a point nor the axes
+    edge; a label that finds no free slot at any radius is drawn with a thin leader line at
+    the least crowded slot tried.
+    """
+    if len(names) == 0:
+        return
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    pts = ax.transData.transform(np.column_stack([x, y]))
+    frame = ax.get_window_extent(renderer)
+    placed: list = []
+    labels = _merge_coincident(np.asarray(x), np.asarray(y), list(names), ax)
+    # crowded points first: they have the fewest free slots
+    dens = [np.sum(np.hypot(*(pts - ax.transData.transform((lx, ly))).T) < 40)
+            for lx, ly, _ in labels]
+    order = np.argsort(dens, kind="stable")[::-1]
+    dirs = [(1, 0.3), (1, -1.1), (-1, 0.3), (-1, -1.1), (0, 1), (0, -1), (1, 1), (-1, 1),
+            (1, -1.8), (-1, -1.8)]
+
+    def _overlap(bb, boxes):
+        return sum(bb.overlaps(b) for b in boxes)
+
+    point_boxes = [Bbox.from_bounds(px - 3, py - 3, 6, 6) for px, py in pts]
+    for j in order:
+        lx, ly, text = labels[j]
+        best = None
+        for radius in (4, 9, 16, 26):
+            for dx, dy in dirs:
+                ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+                t = ax.annotate(text, (lx, ly), xytext=(dx * radius, dy * radius * 0.8),
+                                textcoords="offset points", fontsize=fontsize, ha=ha,
+                                va="bottom")
+                bb = t.get_window_extent(renderer).expanded(1.12, 1.2)
+                inside = (bb.x0 >= frame.x0 and bb.x1 <= frame.x1 and bb.y0 >= frame.y0
+                          and bb.y1 <= frame.y1)
+                cost = _overlap(bb, placed) * 10 + _overlap(bb, point_boxes) + (0 if inside
+                                                                                 else 5)
+                if best is None or cost < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (cost, t, bb, radius)
+                else:
+                    t.remove()
+                if cost == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, t, bb, radius = best
+        if radius > 9:  # far from its point: draw a leader line
+            t.remove()
+            t = ax.annotate(text, (lx, ly), xytext=t.xyann, textcoords="offset points",
+                            fontsize=fontsize, ha=t.get_ha(), va="bottom",
+                            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4",
+                                        "shrinkA": 0, "shrinkB": 3})
+            bb = t.get_window_extent(renderer).expanded(1.12, 1.2)
+        placed.append(bb)
+
+
 def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_metric="rouge1",
                       upstream_metrics=("rm_accuracy", "policy_accuracy", "win_rate", "rho_eff"),
                       ci: float | None = 0.95, n_boot: int = 1000, seed: int | None = 0):
@@ -43,9 +121,13 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
     per_user = pd.concat([q_user, upstream[["method", "user_id", "metric", "value"]]])
     s = method_summary(q_user, ci=ci, n_boot=n_boot, seed=seed).sort_values("mean")
     ups = [u for u in upstream_metrics if u in set(upstream.dropna(subset=["value"])["metric"])]
-    fig, axes = plt.subplots(1, 1 + len(ups), figsize=(5.2 + 3.3 * len(ups), 4.6),
-                             gridspec_kw={"width_ratios": [1.6] + [1] * len(ups)})
-    axes = np.atleast_1d(axes)
+    # bars on the left over the full height, the scatter panels on a 2-column grid beside them
+    n_cols = 2 if len(ups) > 1 else max(len(ups), 1)
+    n_rows = max(1, -(-len(ups) // n_cols))
+    fig = plt.figure(figsize=(5.6 + 4.2 * n_cols, 0.8 + 4.1 * n_rows))
+    gs = fig.add_gridspec(n_rows, 1 + n_cols, width_ratios=[1.35] + [1] * n_cols)
+    axes = [fig.add_subplot(gs[:, 0])]
+    axes += [fig.add_subplot(gs[i // n_cols, 1 + i % n_cols]) for i in range(len(ups))]
     ax = axes[0]
     y = np.arange(len(s))
     cols = [_FAMILY_COLOURS[_family(m)] for m in s["method"]]
@@ -61,13 +143,14 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
     ax.set_title("Generation quality per method")
     ax.grid(axis="x", alpha=0.3)
     means = per_user.groupby(["method", "metric"])["value"].mean().unstack()
-    for ax, up in zip(axes[1:], ups):
+    for ax, up in zip(axes[1:], ups, strict=True):
         d = means[[up, quality_metric]].dropna()
         for m, r in d.iterrows():
             ax.scatter(r[up], r[quality_metric], color=_FAMILY_COLOURS[_family(m)], s=40,
                        edgecolor="black", linewidth=0.4, zorder=3)
-            ax.annotate(m, (r[up], r[quality_metric]), fontsize=6.5, xytext=(3, 2),
-                        textcoords="offset points")
+        ax.margins(0.15)
+        _place_labels(ax, d[up].to_numpy(float), d[quality_metric].to_numpy(float),
+                      list(d.index))
         ra = rank_agreement(per_user, [up], quality_metric, ci=ci, n_boot=min(n_boot, 300),
                             seed=seed)
         t = ra[ra["statistic"] == "kendall_tau"].iloc[0]
@@ -78,13 +161,12 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
         ax.set_xlabel(up.replace("_", " "))
         ax.set_ylabel(quality_metric)
         ax.grid(alpha=0.3)
-        ax.margins(0.15)
     handles = [plt.Line2D([], [], marker="s", ls="", color=c, label=f)
                for f, c in _FAMILY_COLOURS.items()
                if any(_family(m) == f for m in s["method"])]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
                bbox_to_anchor=(0.5, -0.01))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
     return fig
 
 

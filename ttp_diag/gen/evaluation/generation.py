@@ -40,7 +40,7 @@ def zero_shot(ev: Evaluation, split):
 
     def fn(u, q, sup):
         texts = _greedy(ev, ev.policy(), [icl_prompt(ev.task, b) for b in q["body"]])
-        return [(qi, t, 1.0) for qi, t in zip(q["query_id"], texts)]
+        return [(qi, t, 1.0) for qi, t in zip(q["query_id"], texts, strict=True)]
 
     return ev.generate("zero_shot", split, fn)
 
@@ -61,8 +61,9 @@ def icl(ev: Evaluation, split, method: str, pairs):
 
     def fn(u, q, sup):
         prompts = [icl_prompt(ev.task, b, _demos(ev, sup, b, mode, k, qi))
-                   for b, qi in zip(q["body"], q["query_id"])]
-        return [(qi, t, 1.0) for qi, t in zip(q["query_id"], _greedy(ev, ev.policy(), prompts))]
+                   for b, qi in zip(q["body"], q["query_id"], strict=True)]
+        texts = _greedy(ev, ev.policy(), prompts)
+        return [(qi, t, 1.0) for qi, t in zip(q["query_id"], texts, strict=True)]
 
     gens = ev.generate(method, split, fn)
 
@@ -87,7 +88,7 @@ def args_method(ev: Evaluation, split, method: str, pairs):
 
     def fn(u, q, sup):
         rows = []
-        for qi, b in zip(q["query_id"], q["body"]):
+        for qi, b in zip(q["query_id"], q["body"], strict=True):
             out = args_decode(ev.policy(), icl_prompt(ev.task, b),
                               reward_fn=ev.reward_fn(kind, b, u), lam=lam,
                               top_k=ev.cfg.args_top_k, max_new_tokens=ev.max_new_tokens,
@@ -209,17 +210,19 @@ def lora(ev: Evaluation, split, methods: list[str], pairs):
                               sup["output"].tolist())
         q = queries[queries["user_id"] == u]
         prompts = [icl_prompt(ev.task, b) for b in q["body"]]
-        out = {"lora": [(qi, t, 1.0) for qi, t in zip(q["query_id"], _greedy(ev, pm, prompts))]}
+        greedy = _greedy(ev, pm, prompts)
+        out = {"lora": [(qi, t, 1.0) for qi, t in zip(q["query_id"], greedy, strict=True)]}
         if len(todo) > 1:
             samples = pm.backend.generate(prompts, n=n, temperature=float(
                 ev.rc.get("temperature") or 0.7), top_p=float(ev.rc.get("top_p", 0.95)),
                 max_new_tokens=ev.max_new_tokens, seed=ev.cfg.seed)
-            out["lora_random"] = [(qi, t, 1.0 / len(s)) for qi, s in zip(q["query_id"], samples)
+            out["lora_random"] = [(qi, t, 1.0 / len(s))
+                                  for qi, s in zip(q["query_id"], samples, strict=True)
                                   for t in s]
             for m in todo:
                 if m.startswith("lora_bon_"):
                     kind, rows = m.removeprefix("lora_bon_"), []
-                    for qi, b, s in zip(q["query_id"], q["body"], samples):
+                    for qi, b, s in zip(q["query_id"], q["body"], samples, strict=True):
                         sc = score_candidates(ev.rms()[kind], ev.task, [b] * len(s), s,
                                               [u] * len(s))
                         rows += [(qi, t, w) for t, w in _select(list(s), sc)]

@@ -77,7 +77,8 @@ def knockout_scores(n: int, compare: Callable[[int, int], float], *, seed: int =
     calls = 0
     while len(alive) > 1:
         nxt = []
-        for a, b in zip(alive[0::2], alive[1::2]):
+        # an odd one out gets a bye: the shorter slice ends the pairing on purpose
+        for a, b in zip(alive[0::2], alive[1::2], strict=False):
             d = compare(int(a), int(b))
             calls += 1
             w = a if d > 0 or (d == 0 and a < b) else b
@@ -135,7 +136,7 @@ class LLMJudge:
             "with one number." for t in texts
         ]
         out = []
-        for p, lsm in zip(prompts, self._next_logprobs(prompts, suffix="1")):
+        for _p, lsm in zip(prompts, self._next_logprobs(prompts, suffix="1"), strict=True):
             # Position -2 predicts the first digit; position -1 ("1" given) predicts "0".
             first = lsm[-2, digits].exp().numpy().astype(float)
             p10 = float(lsm[-1, zero].exp())
@@ -156,7 +157,7 @@ class LLMJudge:
         orders = [(a, b, 1.0)] + ([(b, a, -1.0)] if self.swap else [])
         total = 0.0
         for lsm, (_, _, sign) in zip(self._next_logprobs([ask(x, y) for x, y, _ in orders]),
-                                     orders):
+                                     orders, strict=True):
             total += sign * float(lsm[-1, ta] - lsm[-1, tb])
         return total / len(orders)
 

@@ -104,7 +104,7 @@ class UserLoRA:
                     p.copy_(self._init[n])
         eos = pm.tokenizer.eos_token_id
         data = []
-        for p, o in zip(prompts, outputs):
+        for p, o in zip(prompts, outputs, strict=True):
             a, b = pm.prompt_ids(p), pm.completion_ids(o) + ([eos] if eos is not None else [])
             data.append((a, b))
         opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=self.lr)

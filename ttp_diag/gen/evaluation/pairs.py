@@ -158,8 +158,8 @@ def candidate_pairs(
     if need:
         raise EvaluationInputError(f"candidate_pairs: table lacks column(s) {need}; pass the "
                                    "run folder's labeled.parquet")
-    sets = dict(zip(split.table["item_id"], split.table["set"]))
-    users = dict(zip(split.table["item_id"], split.table["user_id"]))
+    sets = dict(zip(split.table["item_id"], split.table["set"], strict=True))
+    users = dict(zip(split.table["item_id"], split.table["user_id"], strict=True))
     rng = np.random.default_rng(seed)
     rows = []
     for q, g in table.groupby(item_col, sort=True):
@@ -199,14 +199,14 @@ def check_pairs(pairs: pd.DataFrame, items: pd.DataFrame, split: UserSplit) -> N
     >>> check_pairs(leak, items, s)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.gen.evaluation.split.EvaluationInputError: 1 train/support pair(s) contain text of a query-set item (first: item 'x0', ...
+    ttp_diag...EvaluationInputError: 1 train/support pair(s) contain text of a query-set item ...
     """
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
         raise EvaluationInputError(f"pairs table lacks column(s) {missing}; it needs "
                                    f"{PAIR_COLUMNS}")
     t = _with_sets(items, split)
-    gold = dict(zip(t["item_id"], t["output"].map(_norm)))
+    gold = dict(zip(t["item_id"], t["output"].map(_norm), strict=True))
     if "item_id" in pairs.columns:
         own = pairs["item_id"].map(gold)
         hit = own.notna() & (pairs["rejected"].map(_norm) == own)

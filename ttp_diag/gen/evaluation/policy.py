@@ -47,7 +47,7 @@ def score_candidates(model, task: str, bodies: Sequence[str], candidates: Sequen
         return np.asarray(model.score_candidates(bodies, candidates, users), float)
     from ttp_diag.gen.prompts import reward_model_prompt
 
-    texts = [reward_model_prompt(task, b, c) for b, c in zip(bodies, candidates)]
+    texts = [reward_model_prompt(task, b, c) for b, c in zip(bodies, candidates, strict=True)]
     if hasattr(model, "score"):
         return np.asarray(model.score(texts, users), float)
     if "users" in inspect.signature(model.predict).parameters:
@@ -123,7 +123,7 @@ def select_demos(support: pd.DataFrame, body: str, k: int, *, mode: str = "rando
         sims = e[1:] @ e[0]
         idx = np.argsort(-sims, kind="stable")[: int(k)][::-1]
     rows = support.iloc[idx]
-    return [{"body": b, "output": o} for b, o in zip(rows["body"], rows["output"])]
+    return [{"body": b, "output": o} for b, o in zip(rows["body"], rows["output"], strict=True)]
 
 
 class PolicyModel:

@@ -24,13 +24,13 @@ import time
 import numpy as np
 import pandas as pd
 
+from ttp_diag.gen.evaluation.methods import method_rm
 from ttp_diag.gen.evaluation.metrics import (
     behavioural_alignment,
     pairwise_accuracy,
     score_base,
     score_rgd,
 )
-from ttp_diag.gen.evaluation.methods import method_rm
 from ttp_diag.gen.evaluation.runner import EvalConfig, Evaluation, _atomic_parquet, _atomic_text
 
 __all__ = ["run_evaluation", "quality_table", "upstream_table"]
@@ -59,16 +59,26 @@ def quality_table(gens: pd.DataFrame, gold: pd.Series, *, encoder=None,
 
 
 def _acc(df, c, r, metric, method) -> pd.DataFrame:
-    a = pairwise_accuracy(df.rename(columns={c: "score_chosen", r: "score_rejected"}))
-    a = a[~a["user_id"].str.startswith("__")]
-    return pd.DataFrame({"method": method, "user_id": a["user_id"], "metric": metric,
-                         "value": a["accuracy"], "n": a["n_pairs"]})
+    """Per-user accuracy pooled over pair sources (``metric``) and, when ``df`` has a
+    ``source`` column, per source as ``<metric>_<source>`` (e.g. ``rm_accuracy_hard_negative``):
+    hard negatives (the user's gold vs a similar item's gold) and candidate pairs (two
+    generated candidates) ask different questions and can disagree."""
+    parts = [(metric, df)]
+    if "source" in df.columns:
+        parts += [(f"{metric}_{src}", g) for src, g in df.groupby("source", sort=True)]
+    out = []
+    for name, d in parts:
+        a = pairwise_accuracy(d.rename(columns={c: "score_chosen", r: "score_rejected"}))
+        a = a[~a["user_id"].str.startswith("__")]
+        out.append(pd.DataFrame({"method": method, "user_id": a["user_id"], "metric": name,
+                                 "value": a["accuracy"], "n": a["n_pairs"]}))
+    return pd.concat(out, ignore_index=True)
 
 
 def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
     """Upstream metrics per method and user (see the module docstring)."""
     out = []
-    qp = pairs[pairs["split"] == "query"][["pair_id", "user_id"]]
+    qp = pairs[pairs["split"] == "query"][["pair_id", "user_id", "source"]]
     methods = sorted(gens["method"].unique())
     lam_f = ev.out / "lambda_grid.csv"
     lams = pd.read_csv(lam_f) if lam_f.is_file() else pd.DataFrame(columns=["rm", "lam"])
@@ -105,9 +115,10 @@ def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
                                      "lam"].iloc[0])
                 d2 = d.merge(lp0[["pair_id", "lp_chosen", "lp_rejected"]], on="pair_id")
                 d2 = d2.assign(
-                    c=[score_rgd(a, b, lam) for a, b in zip(d2["lp_chosen"], d2["r_chosen"])],
+                    c=[score_rgd(a, b, lam) for a, b in zip(d2["lp_chosen"], d2["r_chosen"],
+                                                            strict=True)],
                     r=[score_rgd(a, b, lam) for a, b in zip(d2["lp_rejected"],
-                                                            d2["r_rejected"])])
+                                                            d2["r_rejected"], strict=True)])
                 out.append(_acc(d2, "c", "r", "policy_accuracy", m))
             else:  # Best-of-N generates with the reward model itself
                 out.append(_acc(d, "rm_chosen", "rm_rejected", "policy_accuracy", m))

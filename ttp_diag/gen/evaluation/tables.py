@@ -7,9 +7,13 @@ over users.
 
 * ``generation_quality`` - ROUGE-1, ROUGE-L, MiniLM cosine and the reward per method (the
   numbers behind the paper's Fig. 2).
-* ``table2_rm_vs_policy`` - RM ranking accuracy and policy accuracy per method, with the
-  Pearson / Spearman / Kendall correlation between the two across methods (Table 2).
-* ``table4_accuracy_wide`` - the same accuracies, methods as columns (Table 4's layout).
+* ``table2_rm_vs_policy`` - RM ranking accuracy and policy accuracy per method, pooled over
+  pair sources and per source (``_hard_negative``: the user's gold vs a similar item's gold;
+  ``_candidates``: two generated candidates by true reward), with the Pearson / Spearman /
+  Kendall correlation between the two across methods, pooled and per source
+  (``table2_correlations``, column ``pairs``) (Table 2).
+* ``table4_accuracy_wide`` - the same accuracies, methods as columns, one row per metric and
+  pair source (Table 4's layout).
 * ``table5_win_rate`` - circular win rate against zero-shot beside the true win rate (gold
   reward) and the best-of-n ceiling ``n / (n + 1)`` for the run's mean pool size (Table 5).
 * ``table6_rank_agreement`` - every upstream metric against ROUGE-1 and the reward:
@@ -19,6 +23,7 @@ over users.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,18 @@ __all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM"]
 
 UPSTREAM = ["rm_accuracy", "policy_accuracy", "win_rate", "rho_eff", "alpha", "beta",
             "capture"]
+
+#: Pair sources the accuracies are also split by (suffixes of the upstream metric names).
+PAIR_SOURCES = ("hard_negative", "candidates")
+
+
+def _accuracy_metrics(present) -> list[str]:
+    """Pooled accuracies first, then per pair source, for the metrics present."""
+    out = []
+    for suffix in ("", *(f"_{s}" for s in PAIR_SOURCES)):
+        out += [f"{m}{suffix}" for m in ("rm_accuracy", "policy_accuracy")
+                if f"{m}{suffix}" in present]
+    return out
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
@@ -70,12 +87,17 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
       method metric  mean  n_users
     0      m      x   0.3        2
     """
-    rng = np.random.default_rng(seed)
     rows = []
     for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
+        g = g.sort_values("user_id")
         v = g["value"].to_numpy(float)
         lo = hi = np.nan
         if ci is not None and len(v) > 1:
+            # one stream per metric and user count: an interval does not move when other
+            # methods or metrics are added, and methods on the same users share the user
+            # resamples (common random numbers: equal values get equal intervals)
+            rng = np.random.default_rng(None if seed is None else
+                                        [seed, zlib.crc32(k.encode()), len(v)])
             b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
             lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
         rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
@@ -95,7 +117,7 @@ def _write(out: Path, name: str, df: pd.DataFrame, paths: dict, note: str = "") 
 def _pivot(s: pd.DataFrame, metrics) -> pd.DataFrame:
     s = s[s["metric"].isin(metrics)].copy()
     s["cell"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{m:.3f}"
-                 for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"])]
+                 for m, lo, hi in zip(s["mean"], s["ci_low"], s["ci_high"], strict=True)]
     w = s.pivot(index="method", columns="metric", values="cell")
     n = s.groupby("method")["n_users"].max().rename("n_users")
     return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()
@@ -116,19 +138,32 @@ def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
     _write(out, "generation_quality", _pivot(summ, ["rouge1", "rougeL", "minilm", "reward"]),
            paths, f"Generation quality against the users' gold text: mean over adaptation "
            f"users [{lvl} bootstrap interval over users].")
-    acc = _pivot(summ, ["rm_accuracy", "policy_accuracy"])
-    corr = rank_agreement(per_user, ["rm_accuracy"], "policy_accuracy", ci=ci, n_boot=n_boot,
-                          seed=seed) if {"rm_accuracy", "policy_accuracy"} <= set(
-        per_user.dropna(subset=["value"])["metric"]) else pd.DataFrame()
+    present = set(per_user.dropna(subset=["value"])["metric"])
+    acc_metrics = _accuracy_metrics(present)
+    acc = _pivot(summ, acc_metrics)
+    corr = []
+    for suffix, label in (("", "pooled"), *((f"_{s}", s) for s in PAIR_SOURCES)):
+        rm_m, pol_m = f"rm_accuracy{suffix}", f"policy_accuracy{suffix}"
+        if {rm_m, pol_m} <= present:
+            c = rank_agreement(per_user, [rm_m], pol_m, ci=ci, n_boot=n_boot, seed=seed)
+            c = c.assign(upstream="rm_accuracy", quality="policy_accuracy")
+            c.insert(0, "pairs", label)
+            corr.append(c)
     _write(out, "table2_rm_vs_policy", acc, paths,
            "Table 2: RM ranking accuracy (Def. 1) and policy accuracy (Def. 2) on the "
-           "adaptation users' query pairs; ties count one half.")
-    if len(corr):
-        _write(out, "table2_correlations", corr, paths,
-               "Correlation across methods between RM accuracy and policy accuracy.")
-    wide = summ[summ["metric"].isin(["rm_accuracy", "policy_accuracy"])].pivot(
-        index="metric", columns="method", values="mean").reset_index()
-    _write(out, "table4_accuracy_wide", wide, paths, "Table 4 layout: accuracies per method.")
+           "adaptation users' query pairs; ties count one half. Columns without a suffix "
+           "pool every pair; _hard_negative = the user's gold vs a similar item's gold, "
+           "_candidates = two generated candidates ordered by true reward.")
+    if corr:
+        _write(out, "table2_correlations", pd.concat(corr, ignore_index=True), paths,
+               "Correlation across methods between RM accuracy and policy accuracy, on all "
+               "query pairs (pooled) and per pair source.")
+    wide = summ[summ["metric"].isin(acc_metrics)].pivot(
+        index="metric", columns="method", values="mean")
+    wide = wide.reindex([m for m in acc_metrics if m in wide.index]).reset_index()
+    _write(out, "table4_accuracy_wide", wide, paths,
+           "Table 4 layout: mean accuracy over users per method; one row per metric and pair "
+           "source (no suffix = all pairs).")
     wr = _pivot(summ, ["win_rate", "true_win_rate"])
     if n_pool:
         wr["bon_ceiling_n_over_n_plus_1"] = bon_win_rate_ceiling(n_pool)
@@ -137,7 +172,6 @@ def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
            "Table 5: circular win rate (the method's own RM prefers its answer to zero-shot) "
            "beside the true win rate (gold reward) and the ceiling n/(n+1) that any "
            "Best-of-n selector reaches when judged by its own score.")
-    present = set(per_user.dropna(subset=["value"])["metric"])
     ups = [u for u in UPSTREAM + ["true_win_rate"] if u in present]
     t6 = [rank_agreement(per_user, ups, q, ci=ci, n_boot=n_boot, seed=seed)
           for q in ("rouge1", "reward") if q in set(per_user["metric"])]

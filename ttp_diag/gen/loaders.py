@@ -313,6 +313,23 @@ def load_huffpost_users(
     return load_jsonl_users(path, "lamp4", strict=strict)
 
 
+def _query_parts(rec: dict, inp: str | None, out: str | None, where: str,
+                 summary: LoadSummary, strict: bool, *, no_output: str) -> list | None:
+    """The record's profile list when its input, output and profile are usable; otherwise
+    the named skip is recorded (an error with ``strict``) and None is returned."""
+    if inp is None:
+        summary.skip("missing or empty field 'input'", where, strict)
+        return None
+    if out is None:
+        summary.skip(no_output, where, strict)
+        return None
+    prof = rec.get("profile")
+    if not isinstance(prof, list):
+        summary.skip("missing or non-list field 'profile'", where, strict)
+        return None
+    return prof
+
+
 def load_lamp(
     questions: str | os.PathLike,
     outputs: str | os.PathLike | None = None,
@@ -392,15 +409,9 @@ def load_lamp(
         except _FieldError as exc:
             summary.skip(str(exc), where, strict, exc.detail)
             continue
-        if inp is None:
-            summary.skip("missing or empty field 'input'", where, strict)
-            continue
-        if out is None:
-            summary.skip("no gold output (not in the outputs file, or empty)", where, strict)
-            continue
-        prof = rec.get("profile")
-        if not isinstance(prof, list):
-            summary.skip("missing or non-list field 'profile'", where, strict)
+        prof = _query_parts(rec, inp, out, where, summary, strict,
+                            no_output="no gold output (not in the outputs file, or empty)")
+        if prof is None:
             continue
         for j, item in enumerate(prof):
             row = _profile_item(task, item, uid, None, j, summary, strict)
@@ -482,15 +493,9 @@ def load_longlamp(
         except _FieldError as exc:
             summary.skip(str(exc), where, strict, exc.detail)
             continue
-        if inp is None:
-            summary.skip("missing or empty field 'input'", where, strict)
-            continue
-        if out is None:
-            summary.skip("missing or empty field 'output'", where, strict)
-            continue
-        prof = rec.get("profile")
-        if not isinstance(prof, list):
-            summary.skip("missing or non-list field 'profile'", where, strict)
+        prof = _query_parts(rec, inp, out, where, summary, strict,
+                            no_output="missing or empty field 'output'")
+        if prof is None:
             continue
         for j, item in enumerate(prof):
             row = _profile_item(task, item, uid, None, j, summary, strict)

@@ -251,7 +251,7 @@ def api_case(fn, tokens=()):
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             fn()
-    except (TtpDiagError, ValueError, OSError) as exc:
+    except (TtpDiagError, ValueError, TypeError, OSError) as exc:
         msg = " ".join(str(exc).split())
         return ("good" if _names(msg, tokens) else "bad"), f"{type(exc).__name__}: {msg}"
     except Exception as exc:

@@ -578,6 +578,9 @@ def run_folder_cases(work: Path, fx: dict) -> list[dict]:
     damaged("truncated rm/*.safetensors", truncate("*.safetensors"), ["safetensors"], area="rm")
     damaged("truncated scores.parquet", truncate("scores.parquet", then_remove_outputs=()),
             ["scores.parquet"])
+    damaged("truncated labeled.parquet", truncate("labeled.parquet",
+                                                  then_remove_outputs=("scores.parquet",)),
+            ["labeled.parquet"])
 
     # --time-budget: one line and its own exit code (10), not a TimeoutError traceback
     from ttp_diag.exceptions import TimeBudgetExceeded

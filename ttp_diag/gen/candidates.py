@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 # one atomic-write family for the package (mkstemp, fsync, rename; Parquet with page checksums)
+from ttp_diag.gen.run_folder import read_json
 from ttp_diag.io import atomic_write_parquet, atomic_write_text
 
 if TYPE_CHECKING:
@@ -237,8 +238,10 @@ class CandidateGenerator:
     def _check_settings(self, out_dir: Path) -> None:
         path = out_dir / "_settings.json"
         mine = self.settings()
-        if path.is_file():
-            theirs = json.loads(path.read_text())
+        # A damaged settings file is moved aside (named in a warning) and written again: in a
+        # run folder the run's config.json check has already matched these settings.
+        theirs = read_json(path, what="candidate settings")
+        if theirs is not None:
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
             if diff:
                 raise ValueError(

@@ -208,11 +208,31 @@ class _Run:
             self._backend = be
         return self._backend
 
+    def read_done(self, *names: str) -> tuple[pd.DataFrame, ...] | None:
+        """The stage's finished tables, or None to (re)compute them: a table that is missing,
+        truncated or garbled is named in a warning, moved aside (``.bad-<time>``) and rebuilt."""
+        from ttp_diag.exceptions import InputFileError
+        from ttp_diag.gen.run_folder import move_aside
+        from ttp_diag.io import read_table
+
+        paths = [self.p(n) for n in names]
+        if not all(p.is_file() for p in paths):
+            return None
+        try:
+            return tuple(read_table(p, what="run-folder table") for p in paths)
+        except InputFileError as exc:
+            for p in paths:
+                if p.is_file():
+                    move_aside(p)
+            logger.warning("%s Moved aside; recomputing %s.", exc, ", ".join(names))
+            return None
+
     # -- stages -----------------------------------------------------------------------
     def stage_data(self):
         ex_p, it_p = self.p("examples.parquet"), self.p("items.parquet")
-        if ex_p.is_file() and it_p.is_file():
-            return pd.read_parquet(ex_p), pd.read_parquet(it_p)
+        done = self.read_done("examples.parquet", "items.parquet")
+        if done is not None:
+            return done
         from ttp_diag.gen import data as D
 
         t0 = time.perf_counter()
@@ -260,8 +280,9 @@ class _Run:
 
     def stage_prompts(self, examples, items):
         pr_p = self.p("prompts.parquet")
-        if pr_p.is_file():
-            return pd.read_parquet(pr_p)
+        done = self.read_done("prompts.parquet")
+        if done is not None:
+            return done[0]
         from ttp_diag.gen.prompts import generate_personas, policy_prompt
         from ttp_diag.gen.retrieval import MiniLMEncoder, retrieve_history
 
@@ -323,8 +344,9 @@ class _Run:
 
     def stage_candidates(self, prompts):
         cand_p = self.p("candidates.parquet")
-        if cand_p.is_file():
-            return pd.read_parquet(cand_p)
+        done = self.read_done("candidates.parquet")
+        if done is not None:
+            return done[0]
         from ttp_diag.gen.candidates import CandidateGenerator
         from ttp_diag.gen.shards import shard_queries
 
@@ -382,7 +404,8 @@ class _Run:
                 raise TimeBudgetExhausted(
                     f"candidate time budget of {budget} s used up with "
                     f"{cands['query_id'].nunique()} of "
-                    f"{n_queries} queries done; run again to resume, or pass allow_partial=True"
+                    f"{n_queries} queries done; run again to resume, or pass --allow-partial "
+                    "(allow_partial=True) to score the queries done"
                 )
             return cands
         atomic_write_parquet(cands, cand_p)
@@ -404,8 +427,9 @@ class _Run:
 
     def stage_labels(self, cands, prompts):
         lab_p = self.p("labeled.parquet")
-        if lab_p.is_file():
-            return pd.read_parquet(lab_p)
+        done = self.read_done("labeled.parquet")
+        if done is not None:
+            return done[0]
         from ttp_diag.gen.labels import label_table
 
         t0 = time.perf_counter()
@@ -486,8 +510,9 @@ class _Run:
 
     def stage_scores(self, table, models):
         sc_p = self.p("scores.parquet")
-        if sc_p.is_file():
-            return pd.read_parquet(sc_p)
+        done = self.read_done("scores.parquet")
+        if done is not None:
+            return done[0]
         from ttp_diag.gen.scoring import score_table
 
         self.torch_threads(rm=True)
@@ -550,7 +575,8 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     config.validate()
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} is an existing file; name a folder")
+        raise RunFolderError(f"run folder {run_dir} is an existing file; give a folder path "
+                             "instead (a new or an earlier run's folder)")
     r = _Run(config, run_dir)  # resolves the task defaults (an unknown task fails here)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
@@ -576,9 +602,10 @@ def _run_locked(r: _Run, until: str) -> dict:
         if stop >= 3:
             labeled = r.stage_labels(cands, prompts)
             outputs["labeled"] = labeled
-        if stop >= 5 and r.p("scores.parquet").is_file():
+        done = r.read_done("scores.parquet") if stop >= 5 else None
+        if done is not None:
             # Finished before: no need to load the reward models again.
-            outputs["scores"] = pd.read_parquet(r.p("scores.parquet"))
+            outputs["scores"] = done[0]
         elif stop >= 4:
             table, models = r.stage_rms(labeled)
             if stop >= 5:

@@ -21,7 +21,38 @@ from .laws import total_correlation
 _DIAG_FIELDS = ("alpha", "beta", "rho_plus", "rho_minus")
 
 
+def _check_objects(diagnostics, calibration, where: str) -> None:
+    """Name the argument when a Diagnostics and a Calibration are swapped or of the wrong type.
+
+    Checked by attribute (duck typing), so any object carrying the fields is accepted.
+    """
+    def kind(obj) -> str:
+        if all(hasattr(obj, k) for k in _DIAG_FIELDS):
+            return "Diagnostics"
+        if all(hasattr(obj, k) for k in ("mu", "c_sigma")):
+            return "Calibration"
+        return type(obj).__name__
+
+    if (diagnostics is not None and kind(diagnostics) == "Calibration"
+            and (calibration is None or kind(calibration) == "Diagnostics")):
+        raise TypeError(
+            f"{where}: the arguments look swapped: the second argument (diagnostics) is a "
+            f"Calibration and the third (calibration) is a "
+            f"{kind(calibration) if calibration is not None else 'None'}. Call "
+            f"{where}(ns, diagnostics, calibration), e.g. {where}(ns, td.diagnose(table, score), "
+            f"td.calibrate(ns, oracle_utility)).")
+    if diagnostics is not None and kind(diagnostics) != "Diagnostics":
+        raise TypeError(
+            f"{where}: diagnostics (the second argument) must be a Diagnostics from "
+            f"td.diagnose(table, score) with {list(_DIAG_FIELDS)}; got {kind(diagnostics)}.")
+    if calibration is not None and kind(calibration) != "Calibration":
+        raise TypeError(
+            f"{where}: calibration (the third argument) must be a Calibration from "
+            f"td.calibrate(ns, oracle_utility) with mu and c_sigma; got {kind(calibration)}.")
+
+
 def _resolve(diagnostics, calibration, params: dict, refined: bool):
+    _check_objects(diagnostics, calibration, "predict_bon_curve")
     vals = dict(params)
     if calibration is not None:
         for k in ("mu", "c_sigma", "shape"):
@@ -108,6 +139,7 @@ def predict_bon_curve_per_query(ns, diagnostics, calibration) -> np.ndarray:
     -------
     numpy.ndarray
     """
+    _check_objects(diagnostics, calibration, "predict_bon_curve_per_query")
     pq = diagnostics.per_query
     c = calibration.c_given_sigma(diagnostics.sigma)
     g = np.asarray(curve_shape(ns, calibration.shape), dtype=float)
@@ -157,6 +189,7 @@ def n_to_close_gap(share, diagnostics=None, calibration=None, n_ref: int = 30, *
     >>> n_to_close_gap(0.5, rho_total=-0.1, shape="sqrt_log")
     inf
     """
+    _check_objects(diagnostics, calibration, "n_to_close_gap")
     if rho_total is None:
         if diagnostics is None:
             raise ValueError("pass diagnostics or rho_total.")

@@ -164,6 +164,34 @@ def _check_texts(texts: Sequence, name: str = "texts") -> list[str]:
     return texts
 
 
+def load_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; a damaged file raises one named error.
+
+    Raises
+    ------
+    CorruptFileError
+        The file is truncated or garbled; the message names it and says how to repair it.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from ttp_diag.exceptions import CorruptFileError
+
+    try:
+        with safe_open(str(path), framework="pt") as h:
+            meta = h.metadata() or {}
+        return load_file(str(path), device="cpu"), meta
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # safetensors raises its own SafetensorError (not an OSError)
+        msg = " ".join(str(exc).split())[:160]
+        raise CorruptFileError(
+            f"reward-model weights {str(path)!r} are damaged ({msg}): the write was interrupted "
+            "or the file was altered; delete it (or its model folder) and train again "
+            "(`ttp-diag run` retrains a damaged model on resume)."
+        ) from exc
+
+
 def _atomic_save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 

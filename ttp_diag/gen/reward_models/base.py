@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import CorruptFileError
+
 from ._util import CONFIG_NAME, NotFittedError, data_fingerprint
 
 __all__ = ["REGISTRY", "RewardModel", "register", "get_model_class"]
@@ -178,9 +180,13 @@ class RewardModel:
             if saved_key == key:
                 over = {k: getattr(self, k) for k in ("backbone", "device", "verbose")
                         if hasattr(self, k) and getattr(self, k) is not None}
-                return type(self).load(path, **over)
-            logger.warning("%s holds a %s model trained on other data or settings; retraining",
-                           path, self.name)
+                try:
+                    return type(self).load(path, **over)
+                except CorruptFileError as exc:  # truncated weights: recompute them
+                    logger.warning("%s Retraining the %s model.", exc, self.name)
+            else:
+                logger.warning("%s holds a %s model trained on other data or settings; "
+                               "retraining", path, self.name)
         self.fit_table(table, text_col=text_col)
         self.fit_key_ = key
         self.save(path)

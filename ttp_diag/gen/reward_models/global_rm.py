@@ -212,7 +212,7 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         device : str, optional
             Override the saved device setting.
         """
-        from safetensors.torch import load_file
+        from ._util import load_tensors
 
         path = Path(path)
         cfg = read_config(path, cls._kind)
@@ -224,7 +224,7 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
             params["device"] = device
         obj = cls(**params)
         obj._build(two_heads=False)
-        obj._load_tensors(load_file(str(path / WEIGHTS_NAME), device="cpu"))
+        obj._load_tensors(load_tensors(path / WEIGHTS_NAME)[0])  # damaged: named error
         obj.history_ = cfg.get("history", {})
         if cfg.get("fit_key"):
             obj.fit_key_ = cfg["fit_key"]

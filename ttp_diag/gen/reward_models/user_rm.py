@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import CorruptFileError
+
 from ._util import (
     CONFIG_NAME,
     NotFittedError,
@@ -216,7 +218,11 @@ class UserRewardModels(LoRATrainer, RewardModel):
             rows = np.flatnonzero(users == u)
             sha = data_fingerprint([texts[i] for i in rows], y[rows])
             if f is not None and f.exists():
-                st, hist = _read_user_file(f)
+                try:
+                    st, hist = _read_user_file(f)
+                except CorruptFileError as exc:  # truncated by a crash: retrain this user
+                    logger.warning("user %s: %s Retraining this user.", u, exc)
+                    st, hist = {}, {}
                 hist.pop("_user_id", None)
                 if hist.get("data_sha") == sha:
                     self._states[u], self.history_[u] = st, hist
@@ -397,14 +403,11 @@ class UserRewardModels(LoRATrainer, RewardModel):
 
 
 def _read_user_file(f: Path) -> tuple[dict, dict]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from ._util import load_tensors
 
-    with safe_open(str(f), framework="pt") as h:
-        meta = h.metadata() or {}
+    tensors, meta = load_tensors(f)  # a damaged file: CorruptFileError naming it
     hist = json.loads(meta.get("history", "{}"))
     hist["_user_id"] = meta.get("user_id")
-    tensors = load_file(str(f), device="cpu")
     return tensors, hist
 
 

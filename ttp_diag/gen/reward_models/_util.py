@@ -22,6 +22,31 @@ WEIGHTS_NAME = "weights.safetensors"
 from ttp_diag.exceptions import NotFittedError  # noqa: E402, F401  (re-exported)
 
 
+def init_param_names(cls: type) -> list[str]:
+    """The constructor parameter names of ``cls`` and its bases (scikit-learn's get_params).
+
+    Examples
+    --------
+    >>> class A:
+    ...     def __init__(self, a=1): self.a = a
+    >>> class B(A):
+    ...     def __init__(self, b=2, **kw): super().__init__(**kw); self.b = b
+    >>> init_param_names(B)
+    ['b', 'a']
+    """
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__ or klass is object:
+            continue
+        for p in inspect.signature(klass.__init__).parameters.values():
+            keep = p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            if keep and p.name not in names:
+                names.append(p.name)
+    return names
+
+
 def _torch():
     import torch
 

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ttp_diag.exceptions import CorruptFileError
 
-from ._util import CONFIG_NAME, NotFittedError, data_fingerprint
+from ._util import CONFIG_NAME, NotFittedError, data_fingerprint, init_param_names
 
 __all__ = ["REGISTRY", "RewardModel", "register", "get_model_class"]
 
@@ -89,17 +89,7 @@ class RewardModel:
     # --- settings (scikit-learn convention) ---------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
-        import inspect
-
-        names: list[str] = []
-        for klass in cls.__mro__:
-            if "__init__" not in klass.__dict__ or klass is object:
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                keep = p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                if keep and p.name not in names:
-                    names.append(p.name)
-        return names
+        return init_param_names(cls)
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """Constructor settings (scikit-learn convention)."""

@@ -9,7 +9,6 @@ and large batches (``score_batch_size``), on CPU today's fp32 batches of
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import _torch, default_backbone, versions
+from ._util import _torch, default_backbone, init_param_names, versions
 from .losses import bounded_variance, high_score_contrastive
 from .network import _build_net_class, _detect_target_modules
 
@@ -105,15 +104,7 @@ class LoRATrainer:
     # sklearn-style parameter access -------------------------------------------------
     @classmethod
     def _param_names(cls) -> list[str]:
-        names: list[str] = []
-        for klass in cls.__mro__:
-            if "__init__" not in klass.__dict__:
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                keep = p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-                if keep and p.name not in names:
-                    names.append(p.name)
-        return names
+        return init_param_names(cls)
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """Constructor settings (scikit-learn convention)."""

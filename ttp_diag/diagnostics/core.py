@@ -50,6 +50,8 @@ from ._group import group_corr, group_mean, group_rank, group_std
 RHO_U_METHODS = ("mean_query", "pooled")
 WEIGHTS = ("user", "query")
 MIN_BOOT_USERS = 5
+#: quantities whose bootstrap distribution is off-centre (see inference.bc_percentile_ci)
+BC_INTERVALS: tuple = ()
 
 #: (quantity, which definition, meaning) in the order of the summary
 _ROWS = (
@@ -372,9 +374,13 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
             reps = inf.bootstrap(qs, est, threshold=collapse_threshold, weights=weights,
                                  n_boot=int(n_boot), seed=seed, progress=progress)
             for k, v in reps.items():
-                if v.ndim == 1:
+                if v.ndim == 1 and k in BC_INTERVALS:
+                    lo, hi = inf.bc_percentile_ci(v, float(est[k]), ci)
+                elif v.ndim == 1:
                     lo, hi = inf.percentile_ci(v, ci)
-                    intervals[k] = (float(lo), float(hi))
+                else:
+                    continue
+                intervals[k] = (float(lo), float(hi))
             # rank measures: resample their per-query values the same way (cheap, exact)
             rng = np.random.default_rng(None if seed is None else seed + 1)
             for name, per_q in (("spearman", spearman_q), ("top1_rank", top1)):

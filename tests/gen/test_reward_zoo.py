@@ -259,7 +259,7 @@ def test_genarm_rewards_cover_response_tokens_only(tiny_lm):
     from ttp_diag.gen.reward_models import GenARM
 
     m = GenARM(tiny_lm, epochs=1).fit(_word_pairs(8, np.random.default_rng(3)))
-    n_resp = len(m._tok("the cat sat", add_special_tokens=False)["input_ids"])
+    n_resp = len(m._tok("the cat sat", add_special_tokens=False)["input_ids"]) + 1  # + eos
     texts = ["the cat sat", "the cat sat", "the cat sat"]
     prompts = ["a dog ran", "a dog ran", "write"]
     tr = m.token_rewards(texts, prompts=prompts)
@@ -268,6 +268,26 @@ def test_genarm_rewards_cover_response_tokens_only(tiny_lm):
     assert not np.allclose(tr[0], tr[2])  # the prompt is context
     solo = m.score(["the cat sat"], prompts=["write"])[0]
     np.testing.assert_allclose(solo, tr[2].sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["genarm", "pdpo"])
+def test_lm_zoo_damaged_weights_raise_named_error(tiny_lm, tmp_path, kind):
+    from ttp_diag.exceptions import CorruptFileError
+    from ttp_diag.gen.reward_models import REGISTRY
+
+    pairs = pd.concat([_word_pairs(8, np.random.default_rng(4)),
+                       _word_pairs(4, np.random.default_rng(5), "new", split="support")])
+    m = REGISTRY[kind](tiny_lm, epochs=1).fit(pairs)
+    m.save(tmp_path / kind)
+    for name in ("weights.safetensors", "users.safetensors"):
+        f = tmp_path / kind / name
+        if not f.exists():
+            continue
+        good = f.read_bytes()
+        f.write_bytes(good[: len(good) // 2])
+        with pytest.raises(CorruptFileError, match=name):
+            REGISTRY[kind].load(tmp_path / kind)
+        f.write_bytes(good)
 
 
 def test_pdpo_user_tokens_carry_opposite_preferences(tiny_lm, tmp_path):

@@ -95,6 +95,9 @@ class GenARM(RewardModel):
     max_train_pairs : int or None, default 400
     min_gap, max_pairs_per_query : as in :func:`.tables.pairs_from_pools`
     score_batch_size : int, default 32
+    add_eos : bool, default True
+        End each response with the LM's end-of-sequence token, whose log-probability (the
+        reward for stopping there) is the last token reward.
     device : str, default "auto"
     seed : int, default 0
     verbose : bool, default False
@@ -115,7 +118,8 @@ class GenARM(RewardModel):
                  target_modules: Sequence[str] | None = None,
                  max_train_pairs: int | None = 400, min_gap: float = 0.1,
                  max_pairs_per_query: int | None = 20, score_batch_size: int = 32,
-                 device: str = "auto", seed: int = 0, verbose: bool = False):
+                 add_eos: bool = True, device: str = "auto", seed: int = 0,
+                 verbose: bool = False):
         self.backbone = backbone
         self.beta = beta
         self.epochs = epochs
@@ -130,6 +134,7 @@ class GenARM(RewardModel):
         self.min_gap = min_gap
         self.max_pairs_per_query = max_pairs_per_query
         self.score_batch_size = score_batch_size
+        self.add_eos = add_eos
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -168,8 +173,8 @@ class GenARM(RewardModel):
         self._head = base.get_output_embeddings()
 
     def _encode(self, texts: Sequence[str], prompts: Sequence[str] | None = None):
-        """Token ids ``[start] + prompt[-max_prompt_length:] + text[:max_length]`` and the
-        number of context tokens (start + prompt) of each text."""
+        """Token ids ``[start] + prompt[-max_prompt_length:] + text[:max_length] + [eos]``
+        and the number of context tokens (start + prompt) of each text."""
         tok = self._tok
         start = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id,
                                   tok.pad_token_id) if t is not None), 0)
@@ -179,9 +184,11 @@ class GenARM(RewardModel):
         else:
             ctx = [x[-int(self.max_prompt_length):] if self.max_prompt_length else []
                    for x in tok([str(p) for p in prompts], add_special_tokens=False)["input_ids"]]
+        eos = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+        end = [int(eos)] if self.add_eos and eos is not None else []
         out = []
         for c, r in zip(ctx, resp, strict=True):
-            r = r[: int(self.max_length)] or [int(start)]  # an empty text scores one token
+            r = r[: int(self.max_length)] + end or [int(start)]  # an empty text: one token
             out.append(([int(start)] + c + r, 1 + len(c)))
         return out
 

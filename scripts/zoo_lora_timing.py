@@ -85,8 +85,9 @@ class LoRABT:
         last = b["attention_mask"].sum(1) - 1
         return self.head(h[torch.arange(len(texts)), last]).squeeze(-1)
 
-    def params(self):
-        return [p for p in self.enc.parameters() if p.requires_grad] + list(self.head.parameters())
+    def param_groups(self, lr: float, head_lr: float):
+        return [{"params": [p for p in self.enc.parameters() if p.requires_grad], "lr": lr},
+                {"params": list(self.head.parameters()), "lr": head_lr}]
 
 
 def main() -> None:
@@ -96,6 +97,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--head-lr", type=float, default=5e-3)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -110,7 +112,7 @@ def main() -> None:
     t0 = time.perf_counter()
     m = LoRABT(args.backbone, seed=args.seed)
     load_s = time.perf_counter() - t0
-    opt = torch.optim.AdamW(m.params(), lr=args.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(m.param_groups(args.lr, args.head_lr), weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
     c, r = train.chosen.tolist(), train.rejected.tolist()
     steps, step_s, losses = 0, [], []
@@ -135,7 +137,8 @@ def main() -> None:
                       f"{np.mean(step_s[-20:]):.2f} s/step", flush=True)
     train_s = time.perf_counter() - t_train
     steps_per_epoch = int(np.ceil(len(c) / args.batch_size))
-    res = dict(backbone=args.backbone, lora_r=8, n_train_pairs=len(c), batch_size=args.batch_size,
+    res = dict(backbone=args.backbone, lora_r=8, epochs=args.epochs, lr=args.lr,
+               head_lr=args.head_lr, n_train_pairs=len(c), batch_size=args.batch_size,
                steps=steps, steps_per_epoch=steps_per_epoch, load_s=load_s, train_s=train_s,
                s_per_step=float(np.median(step_s)),
                epoch_s_extrapolated=float(np.median(step_s)) * steps_per_epoch,

@@ -41,7 +41,8 @@ Measured on this 2-core CPU with one thread: SmolLM2-135M runs a batch of 32 eig
 texts in 1.8 s on an idle machine (0.055 s per text); scoring the demo table's 5,233
 distinct headlines took 559 s with the machine shared by other jobs (load average ~5,
 0.11 s per text), training on 400 pairs 220 s (800 pairs: 607 s at load ~5). The old
-version (``bench_genarm_scoring.py``, load ~7) measured 1.2 s per text. bfloat16 autocast
+version measured 1.2 s per text with ``benchmarks/bench_genarm_scoring.py`` (load ~7);
+this one 27 ms per text with the same script (2 threads, load ~2.5). bfloat16 autocast
 is 2.7x faster on this CPU (AVX512-BF16) but changes log-probabilities by ~1%, so scoring
 stays in float32.
 """

@@ -236,6 +236,60 @@ def test_genarm_learns_planted_preference_on_tiny_llama(tiny_lm, tmp_path):
                                rtol=1e-5)
 
 
+def test_genarm_default_beta_loss_decreases_and_beats_chance(tiny_lm):
+    """With the default LoRA targets (every projection) the Bradley-Terry loss falls from
+    log 2 and held-out planted pairs are ranked far above chance. (The tiny random LM gives
+    near-equal log-probabilities, so beta = 0.5 keeps the run short; the default beta suits
+    a pretrained LM, whose log-likelihoods differ by tens of nats.)"""
+    from ttp_diag.gen.reward_models import GenARM
+
+    rng = np.random.default_rng(2)
+    tr, te = _word_pairs(80, rng), _word_pairs(60, rng)
+    m = GenARM(tiny_lm, beta=0.5, epochs=4, lr=5e-3).fit(tr)
+    losses = np.array(m.history_["losses"])
+    assert abs(losses[0] - np.log(2)) < 0.05  # the random LM starts with margins near 0
+    assert losses[-8:].mean() < min(losses[:8].mean(), np.log(2)) - 0.03
+    hits = m.score(te.chosen.tolist()) > m.score(te.rejected.tolist())
+    assert stats.binomtest(int(hits.sum()), len(hits), 0.5, alternative="greater").pvalue < 1e-6
+
+
+def test_genarm_rewards_cover_response_tokens_only(tiny_lm):
+    """A prompt conditions the reward but adds no token rewards; each distinct (prompt, text)
+    is scored once and duplicates get identical rewards."""
+    from ttp_diag.gen.reward_models import GenARM
+
+    m = GenARM(tiny_lm, epochs=1).fit(_word_pairs(8, np.random.default_rng(3)))
+    n_resp = len(m._tok("the cat sat", add_special_tokens=False)["input_ids"]) + 1  # + eos
+    texts = ["the cat sat", "the cat sat", "the cat sat"]
+    prompts = ["a dog ran", "a dog ran", "write"]
+    tr = m.token_rewards(texts, prompts=prompts)
+    assert [len(t) for t in tr] == [n_resp] * 3
+    np.testing.assert_array_equal(tr[0], tr[1])
+    assert not np.allclose(tr[0], tr[2])  # the prompt is context
+    solo = m.score(["the cat sat"], prompts=["write"])[0]
+    np.testing.assert_allclose(solo, tr[2].sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["genarm", "pdpo"])
+def test_lm_zoo_damaged_weights_raise_named_error(tiny_lm, tmp_path, kind):
+    from ttp_diag.exceptions import CorruptFileError
+    from ttp_diag.gen.reward_models import REGISTRY
+
+    pairs = pd.concat([_word_pairs(8, np.random.default_rng(4)),
+                       _word_pairs(4, np.random.default_rng(5), "new", split="support")])
+    m = REGISTRY[kind](tiny_lm, epochs=1).fit(pairs)
+    m.save(tmp_path / kind)
+    for name in ("weights.safetensors", "users.safetensors"):
+        f = tmp_path / kind / name
+        if not f.exists():
+            continue
+        good = f.read_bytes()
+        f.write_bytes(good[: len(good) // 2])
+        with pytest.raises(CorruptFileError, match=name):
+            REGISTRY[kind].load(tmp_path / kind)
+        f.write_bytes(good)
+
+
 def test_pdpo_user_tokens_carry_opposite_preferences(tiny_lm, tmp_path):
     from ttp_diag.gen.reward_models import PDPO
 

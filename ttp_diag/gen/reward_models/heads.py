@@ -341,12 +341,12 @@ class FeatureRewardModel(RewardModel):
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides: Any) -> FeatureRewardModel:
         """Rebuild a model written by :meth:`save`."""
-        from safetensors.torch import load_file
+        from ._util import load_tensors
 
         cfg = read_config(Path(path), cls.name)
         params = {**cfg["params"], **overrides}
         obj = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
-        st = load_file(str(Path(path) / WEIGHTS_NAME), device="cpu")
+        st, _ = load_tensors(Path(path) / WEIGHTS_NAME)  # a damaged file: named error
         obj.feat_mean_ = st.pop("_feat_mean").numpy()
         obj.feat_std_ = st.pop("_feat_std").numpy()
         obj.users_ = list(cfg["users"])

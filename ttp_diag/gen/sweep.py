@@ -37,6 +37,7 @@ any other         a constructor setting of the LoRA reward    ``rm_settings[name
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -274,11 +275,9 @@ def _stage_point(parent: Path, point: SweepPoint, folder: Path) -> None:
             if (parent / name).is_file():
                 _link_or_copy(parent / name, tmp / name)
         atomic_write_json(tmp / "config.json", dataclasses.asdict(point.config.resolve()))
-        summ = {}
-        try:
+        summ: dict = {}
+        with contextlib.suppress(OSError, ValueError):
             summ = json.loads((parent / "run_summary.json").read_text())
-        except (OSError, ValueError):
-            pass
         stages = {k: v for k, v in summ.get("stages", {}).items()
                   if k in ("data", "prompts", "candidates", "labels")}
         atomic_write_json(tmp / "run_summary.json",

@@ -120,8 +120,9 @@ def test_data_pct_trains_on_the_subset_and_is_a_flag(parent, tiny_backbone, tmp_
     assert summ["stages"]["rms"]["train_rows"] < int((labeled["split"] == "train").sum())
     assert len(out["outputs"]["scores"]) == len(labeled)  # every row is still scored
 
-    from ttp_diag.cli.run import build_config, register
     import argparse
+
+    from ttp_diag.cli.run import build_config, register
 
     ap = argparse.ArgumentParser()
     register(ap.add_subparsers())

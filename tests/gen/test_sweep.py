@@ -209,3 +209,21 @@ def test_cli_sweep_writes_the_results_table(rewarded, tmp_path, capsys):
     rc = main(["sweep", "--run-dir", str(rewarded), "--param", "head=cnn",
                "--out", str(tmp_path / "sw")])
     assert rc != 0 and "not allowed" in capsys.readouterr().err
+
+
+def test_the_full_model_point_reuses_the_parents_reward_model(parent, rewarded, tmp_path):
+    _, _, cfg = parent
+    scored = run_pipeline(cfg, rewarded)["outputs"]["scores"]  # the parent trains prob once
+    res = run_sweep(rewarded, tmp_path / "sw", ["lora_rank=8,2"], log=lambda s: None)
+    assert [r["status"] for r in res] == ["done", "done"]
+    full, other = tmp_path / "sw" / "lora_rank=8", tmp_path / "sw" / "lora_rank=2"
+    src = sorted((rewarded / "rm" / "prob").rglob("*.safetensors"))
+    linked = sorted((full / "rm" / "prob").rglob("*.safetensors"))
+    assert src and [f.stat().st_ino for f in linked] == [f.stat().st_ino for f in src]
+    got = pd.read_parquet(full / "scores.parquet")
+    np.testing.assert_array_equal(got["score_prob"], scored["score_prob"])
+    # another setting trains its own model (new files), with other scores
+    assert not set(f.stat().st_ino for f in (other / "rm" / "prob").rglob("*.safetensors")) & {
+        f.stat().st_ino for f in src}
+    assert not np.array_equal(pd.read_parquet(other / "scores.parquet")["score_prob"],
+                              scored["score_prob"])

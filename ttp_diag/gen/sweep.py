@@ -12,7 +12,8 @@ models:
     renamed into place, so it either holds every cached stage or does not exist.
 ``SWEEPDIR/sweep.json``
     The manifest: the parent folder and, per point, the parameter, value, folder, reward
-    models and whether the value is the parent's own setting (the *full model*).
+    models and whether the value is the parent's own setting (the *full model*). A full-model
+    point links the parent's trained reward models (``rm/<kind>``) and only scores.
 
 A point whose ``scores.parquet`` exists is skipped, so the same command resumes a stopped
 sweep; a point stopped while training resumes inside :func:`run_pipeline` (per-user reward
@@ -263,8 +264,16 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _stage_point(parent: Path, point: SweepPoint, folder: Path) -> None:
-    """Make ``folder`` with the parent's cached stages and the point's config, atomically."""
+_RM_FIELDS = ("rm_settings", "rm_kind_settings", "rm_data_pct", "rm_backbone")
+
+
+def _stage_point(parent: Path, point: SweepPoint, folder: Path, base: RunConfig) -> None:
+    """Make ``folder`` with the parent's cached stages and the point's config, atomically.
+
+    When the point trains with the parent's own reward-model settings (the full model), the
+    parent's trained ``rm/<kind>`` folders are linked too: the pipeline then loads them (the
+    saved settings and training rows match) instead of training the same model again.
+    """
     if folder.is_dir():
         return
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
@@ -274,6 +283,12 @@ def _stage_point(parent: Path, point: SweepPoint, folder: Path) -> None:
         for name in CACHED_FILES:
             if (parent / name).is_file():
                 _link_or_copy(parent / name, tmp / name)
+        if point.is_default or all(getattr(point.config, k) == getattr(base, k)
+                                   for k in _RM_FIELDS):
+            for kind in point.config.rm_kinds:
+                if (parent / "rm" / kind).is_dir():
+                    shutil.copytree(parent / "rm" / kind, tmp / "rm" / kind,
+                                    copy_function=_link_or_copy)
         atomic_write_json(tmp / "config.json", dataclasses.asdict(point.config.resolve()))
         summ: dict = {}
         with contextlib.suppress(OSError, ValueError):
@@ -363,6 +378,7 @@ def run_sweep(parent: str | os.PathLike, out: str | os.PathLike,
 
     parent, out = Path(parent), Path(out)
     points = plan_sweep(parent, params, rm_kinds=rm_kinds, **overrides)
+    base = _parent_config(parent)
     out.mkdir(parents=True, exist_ok=True)
     _write_manifest(out, parent, points)
     results = []
@@ -377,7 +393,7 @@ def run_sweep(parent: str | os.PathLike, out: str | os.PathLike,
             continue
         log(f"{head}: training {', '.join(p.config.rm_kinds)} ...")
         t0 = time.perf_counter()
-        _stage_point(parent, p, folder)
+        _stage_point(parent, p, folder, base)
         run_pipeline(p.config, folder, until="scores")
         secs = time.perf_counter() - t0
         log(f"{head}: done in {secs:.1f} s (sweep {time.perf_counter() - t_all:.0f} s so far)")

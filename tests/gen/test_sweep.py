@@ -227,3 +227,30 @@ def test_the_full_model_point_reuses_the_parents_reward_model(parent, rewarded, 
         f.stat().st_ino for f in src}
     assert not np.array_equal(pd.read_parquet(other / "scores.parquet")["score_prob"],
                               scored["score_prob"])
+
+
+def test_lora_policy_scores_val_queries_with_the_runs_models_and_resumes(parent, rewarded,
+                                                                          tmp_path):
+    from ttp_diag.gen.lora_policy import lora_policy_run
+
+    _, _, cfg = parent
+    run_pipeline(cfg, rewarded)  # reward models trained (cached when another test did it)
+    lines: list[str] = []
+    t = lora_policy_run(rewarded, tmp_path / "lora", epochs=1, n=3, log=lines.append)
+    val = pd.read_parquet(rewarded / "prompts.parquet").query("split == 'val'")
+    assert set(t["query_id"]) == set(val["query_id"]) and (t["split"] == "val").all()
+    assert {"reward", "score_prob", "var_prob", "text"} <= set(t.columns)
+    assert t.groupby("query_id").size().max() <= 3
+    from ttp_diag.gen.labels import label_table
+
+    gold = t.merge(val[["query_id", "output"]], on="query_id")
+    ref = label_table(gold, text_col="text", gold_col="output", out_col="r", n_jobs=1,
+                      progress=False)["r"]
+    np.testing.assert_allclose(t["reward"], ref)
+    assert len(lines) == 5 and all("LoRA on" in s for s in lines)
+    lines.clear()
+    again = lora_policy_run(rewarded, tmp_path / "lora", epochs=1, n=3, log=lines.append)
+    pd.testing.assert_frame_equal(again, t)
+    assert all(s.endswith("finished before, skipped") for s in lines)
+    with pytest.raises(ValueError, match="other settings"):
+        lora_policy_run(rewarded, tmp_path / "lora", epochs=2, n=3, log=lines.append)

@@ -115,8 +115,10 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
 
             torch.set_num_threads(int(cfg.num_threads))
         if backend is None:
-            kw = {"device": cfg.device, "dtype": cfg.dtype, "num_threads": cfg.num_threads,
-                  "mode": cfg.gen_mode, "first_line": cfg.first_line}
+            kw = dict(cfg.backend_kwargs, first_line=cfg.first_line)
+            if cfg.backend in ("transformers", "hf"):
+                kw.update(device=cfg.device, dtype=cfg.dtype, num_threads=cfg.num_threads,
+                          mode=cfg.gen_mode)
             backend = make_backend(cfg.backend, cfg.model, **kw)
         trainer = UserLoRA(PolicyModel(backend), r=r, epochs=epochs, lr=lr, seed=seed)
         models = load_reward_models(run_dir / "rm", kinds=kinds, backbone=cfg.rm_backbone)

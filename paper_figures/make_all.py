@@ -78,7 +78,13 @@ def _score_table(where: str):
     f = p / "scores.parquet" if p.is_dir() else p
     if not f.is_file():
         raise FileNotFoundError(f"{f} not found; give a finished run folder or a score table")
-    return read_table(f, what="score table")
+    t = read_table(f, what="score table")
+    size = t.groupby("query_id")["query_id"].transform("size")
+    if (size < 2).any():  # duplicates removed down to one text: nothing to select from
+        print(f"  {f}: left out {t.loc[size < 2, 'query_id'].nunique()} query(ies) with a "
+              "single distinct candidate")
+        t = t[size >= 2]
+    return t
 
 
 def appendix_b(args, out: Path) -> list[str]:

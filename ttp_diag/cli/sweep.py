@@ -77,13 +77,14 @@ def _run(args) -> int:
     for r in top.itertuples():
         if r.rm in ("random", "oracle"):
             continue
-        print(f"{r.param}={r.value:<16} {r.rm:<12} N={r.n:<3} utility {r.utility:.4f} "
+        point = f"{r.param}={r.value}"
+        print(f"{point:<24} {r.rm:<12} N={r.n:<3} utility {r.utility:.4f} "
               f"[{r.ci_low:.4f}, {r.ci_high:.4f}]  alpha {r.alpha:.2f} beta {r.beta:.2f} "
               f"rho_eff {r.rho_eff:.2f}")
     for ref in ("random", "oracle"):
         r = top[top["rm"] == ref].head(1)
         if len(r):
-            print(f"{ref:<30} N={int(r['n'].iloc[0]):<3} utility {r['utility'].iloc[0]:.4f}")
+            print(f"{ref:<37} N={int(r['n'].iloc[0]):<3} utility {r['utility'].iloc[0]:.4f}")
     if table.attrs.get("missing"):
         print(f"not finished: {', '.join(table.attrs['missing'])}")
     print(f"results: {path}")

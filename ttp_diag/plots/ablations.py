@@ -3,7 +3,8 @@
 Input: the tidy sweep results of :func:`ttp_diag.analysis.sweeps.sweep_table` (the
 ``sweep_results.csv`` that ``ttp-diag sweep`` writes), one panel per swept parameter. The
 parent run's own setting (the *full model*) is drawn thick in its reward model's colour;
-the other points get the package's extra palette; Random is the grey dashed baseline.
+the other points get the package's extra palette, drawn on top (a point that coincides with the
+full model stays visible); Random is the grey dashed baseline.
 
 Examples
 --------
@@ -97,10 +98,12 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
                 short = rm_label(rm, short=True)
                 what = f"{value}" if pt["rm"].nunique() == 1 and param != "loss" else \
                     f"{value} ({short})"
+                # The full model is drawn thick *under* the variants, so a variant that
+                # coincides with it (e.g. a loss term that never fires) stays visible.
                 if full:
-                    col, lw, z, lab = rm_color(rm), 2.6, 4, f"{what}: full model"
+                    col, lw, z, lab = rm_color(rm), 2.6, 2, f"{what}: full model"
                 else:
-                    col, lw, z, lab = EXTRA_PALETTE[j % len(EXTRA_PALETTE)], 1.5, 3, what
+                    col, lw, z, lab = EXTRA_PALETTE[j % len(EXTRA_PALETTE)], 1.4, 3, what
                     j += 1
                 ax.plot(c["n"], c["utility"], color=col, linewidth=lw, zorder=z,
                         marker=_MARKERS[(j if not full else 0) % len(_MARKERS)],
@@ -109,7 +112,7 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
                         pd.to_numeric(c["ci_low"], errors="coerce")).any():
                     ax.fill_between(c["n"], pd.to_numeric(c["ci_low"]),
                                     pd.to_numeric(c["ci_high"]), color=col, alpha=0.15,
-                                    linewidth=0, zorder=2)
+                                    linewidth=0, zorder=1)
         ax.set_title(f"{panel_letter(i) if k > 1 else ''}{PARAM_TITLES.get(param, param)}")
         label_n_axes(ax, reward_label if i == 0 else "")
         legend_top(ax, fontsize=7)

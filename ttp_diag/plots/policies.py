@@ -79,7 +79,7 @@ def policy_families(tables: Mapping[str, pd.DataFrame | BestOfN], *,
         score table; panels in this order.
     scores, ns, split, ci, n_boot
         How tables are fitted (:class:`ttp_diag.BestOfN`); ``ci`` adds bootstrap bands over
-        users.
+        users to the oracle and the ``capture_of`` selector.
     capture_of : str
         The selector whose captured share of the oracle gap at the largest N is printed in
         each panel's title (the paper's "capture"), when the table has it.
@@ -94,7 +94,9 @@ def policy_families(tables: Mapping[str, pd.DataFrame | BestOfN], *,
     for i, (name, fit) in enumerate(fits.items()):
         ax = axes[0, i]
         for sel in ["random", *fit.scores_, "oracle"]:
-            plot_observed(ax, fit, sel, ci=ci is not None and sel != "random")
+            # bands for the oracle and the highlighted selector only: overlapping bands of
+            # every selector hide the curves
+            plot_observed(ax, fit, sel, ci=ci is not None and sel in ("oracle", capture_of))
         sub = f"{panel_letter(i) if k > 1 else ''}{name}"
         if capture_of in fit.scores_:
             cap = capture_at_max(fit, capture_of)

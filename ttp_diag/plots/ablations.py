@@ -79,9 +79,13 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
     if not params:
         raise ValueError("ablation_curves: the results table is empty; run the sweep first")
     k = len(params)
-    fig, axes = new_figure(1, k, figsize=(4.1 * k + 0.3, 3.9))
+    ncols = k if k <= 3 else -(-k // 2)  # one row up to three panels, then two rows
+    nrows = -(-k // ncols)
+    fig, axes = new_figure(nrows, ncols, figsize=(4.1 * ncols + 0.3, 3.6 * nrows + 0.3))
+    for ax in axes.ravel()[k:]:
+        ax.set_visible(False)
     for i, param in enumerate(params):
-        ax = axes[0, i]
+        ax = axes.ravel()[i]
         sub = res[res["param"] == param]
         if sub.empty:
             raise ValueError(f"ablation_curves: no rows for parameter {param!r}; parameters "
@@ -114,7 +118,7 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
                                     pd.to_numeric(c["ci_high"]), color=col, alpha=0.15,
                                     linewidth=0, zorder=1)
         ax.set_title(f"{panel_letter(i) if k > 1 else ''}{PARAM_TITLES.get(param, param)}")
-        label_n_axes(ax, reward_label if i == 0 else "")
+        label_n_axes(ax, reward_label if i % ncols == 0 else "")
         legend_top(ax, fontsize=7)
     fig.suptitle(title)
     return fig

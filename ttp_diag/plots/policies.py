@@ -113,6 +113,7 @@ def policy_families(tables: Mapping[str, pd.DataFrame | BestOfN], *,
 @styled
 def lora_policy_curves(base: pd.DataFrame | BestOfN, lora: pd.DataFrame | BestOfN, *,
                        selectors: Sequence[str] | None = None, ns: Sequence[int] | None = None,
+                       bands: Sequence[str] = ("oracle", "score_prob"),
                        split: str | None = "val", ci: float | None = 0.95, n_boot: int = 1000,
                        base_name: str = "RAG policy", lora_name: str = "per-user LoRA policy",
                        reward_label: str = REWARD_LABEL,
@@ -126,6 +127,8 @@ def lora_policy_curves(base: pd.DataFrame | BestOfN, lora: pd.DataFrame | BestOf
         reward models.
     selectors : sequence of str, optional
         Default: random, every score column the two tables share, oracle.
+    bands : sequence of str
+        Selectors whose LoRA-policy curve gets its bootstrap band (``ci``).
     """
     if selectors is None:
         shared = [c for c in score_columns(base if isinstance(base, pd.DataFrame)
@@ -145,7 +148,7 @@ def lora_policy_curves(base: pd.DataFrame | BestOfN, lora: pd.DataFrame | BestOf
                     marker=rm_marker(sel) or None, markersize=3.5,
                     markerfacecolor="white" if style == "--" else col,
                     label=f"{rm_label(sel)} ({who})")
-            if ci is not None and "ci_low" in c and style == "-" and sel != "random":
+            if ci is not None and "ci_low" in c and style == "-" and sel in bands:
                 ax.fill_between(c["n"], c["ci_low"], c["ci_high"], color=col, alpha=0.13,
                                 linewidth=0)
     ax.set_title(title)

@@ -119,6 +119,11 @@ def test_data_pct_trains_on_the_subset_and_is_a_flag(parent, tiny_backbone, tmp_
     assert summ["stages"]["rms"]["train_rows"] == int((expect["split"] == "train").sum())
     assert summ["stages"]["rms"]["train_rows"] < int((labeled["split"] == "train").sum())
     assert len(out["outputs"]["scores"]) == len(labeled)  # every row is still scored
+    from ttp_diag.gen.run_config import stage_of
+
+    assert stage_of("rm_data_pct") == "rms"
+    with pytest.raises(ValueError, match="other settings.*rm_data_pct"):
+        run_pipeline(_config(data, tiny_backbone, rm_data_pct=25), tmp_path / "half")
 
     import argparse
 

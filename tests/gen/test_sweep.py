@@ -194,6 +194,11 @@ def test_loss_points_pick_the_reward_model_and_bad_input_is_named(parent):
         parse_param("pooling=mean,max")
     with pytest.raises(ValueError, match="NAME=V1,V2"):
         parse_param("lora_rank")
+    from ttp_diag.gen.run_folder import RunFolderError, RunLock
+
+    (d / "busy").mkdir(exist_ok=True)
+    with RunLock(d / "busy"), pytest.raises(RunFolderError, match="already locked"):
+        run_sweep(d / "parent", d / "busy", ["lora_rank=4"], log=lambda s: None)
     with pytest.raises(FileNotFoundError, match="no labels yet"):
         (d / "empty").mkdir(exist_ok=True)
         (d / "empty" / "config.json").write_text("{}")

@@ -16,8 +16,9 @@ models:
     point links the parent's trained reward models (``rm/<kind>``) and only scores.
 
 A point whose ``scores.parquet`` exists is skipped, so the same command resumes a stopped
-sweep; a point stopped while training resumes inside :func:`run_pipeline` (per-user reward
-models already saved are loaded). Results: :func:`ttp_diag.analysis.sweeps.sweep_table`.
+sweep (one sweep process per folder: ``SWEEPDIR/.lock``); a point stopped while training
+resumes inside :func:`run_pipeline` (per-user reward models already saved are loaded).
+Results: :func:`ttp_diag.analysis.sweeps.sweep_table`.
 
 ================  ==========================================  ===========================
 parameter         values                                      changes
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ttp_diag.gen.run_config import RunConfig, load_config
+from ttp_diag.gen.run_folder import RunLock
 from ttp_diag.io import atomic_write_json
 
 __all__ = ["SweepPoint", "SWEEP_PARAMS", "LOSSES", "parse_param", "plan_sweep", "run_sweep"]
@@ -370,8 +372,6 @@ def run_sweep(parent: str | os.PathLike, out: str | os.PathLike,
     ...                                 ["lora_rank=2,4"], log=lambda line: None)]
     ['skipped', 'skipped']
     """
-    from ttp_diag.gen.pipeline import run_pipeline
-
     if log is None:
         def log(line: str) -> None:
             print(line, file=sys.stderr, flush=True)
@@ -380,6 +380,14 @@ def run_sweep(parent: str | os.PathLike, out: str | os.PathLike,
     points = plan_sweep(parent, params, rm_kinds=rm_kinds, **overrides)
     base = _parent_config(parent)
     out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):  # one sweep process per folder (the manifest is read and rewritten)
+        return _run_points(parent, out, points, base, log)
+
+
+def _run_points(parent: Path, out: Path, points: list[SweepPoint], base: RunConfig,
+                log) -> list[dict]:
+    from ttp_diag.gen.pipeline import run_pipeline
+
     _write_manifest(out, parent, points)
     results = []
     t_all = time.perf_counter()

@@ -488,8 +488,13 @@ class _Run:
                 "MERGED (ttp-diag run --run-dir MERGED --until rms), then score each shard "
                 "with --rm-from MERGED/rm"
             )
+        fit_on = table
+        if self.c.rm_data_pct < 100:
+            from ttp_diag.gen.reward_models.tables import subsample_user_train
+
+            fit_on = subsample_user_train(table, self.c.rm_data_pct, seed=self.c.seed)
         models = fit_reward_models(
-            table,
+            fit_on,
             kinds=self.c.rm_kinds,
             output_dir=self.p("rm"),
             backbone=self.c.rm_backbone,
@@ -498,12 +503,13 @@ class _Run:
             verbose=self.c.progress,
         )
         timings = models.timings
-        n_train = int((table["split"] == "train").sum())
+        n_train = int((fit_on["split"] == "train").sum())
         self.record(
             "rms",
             time.perf_counter() - t0,
             kinds=self.c.rm_kinds,
             train_rows=n_train,
+            rm_data_pct=self.c.rm_data_pct,
             seconds_per_kind={k: round(v, 2) for k, v in timings.items()},
         )
         return table, models

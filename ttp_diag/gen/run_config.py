@@ -147,6 +147,11 @@ class RunConfig:
         Names of the reward-model registry (:func:`rm_kind_names`).
     rm_backbone : str, optional
         Reward-model backbone directory (default MiniLM).
+    rm_data_pct : float
+        Percent of each user's train-split queries (with all their candidates) the reward
+        models train on; the rest of the table is still scored. The kept queries are drawn
+        from ``seed`` and the user id, and nested: the 10% subset lies inside the 50% one
+        (:func:`ttp_diag.gen.reward_models.tables.subsample_user_train`).
     rm_settings, rm_kind_settings : dict
         Passed to :func:`ttp_diag.gen.scoring.fit_reward_models`.
     num_threads, rm_num_threads : int, optional
@@ -226,6 +231,9 @@ class RunConfig:
                              help="comma-separated reward-model registry names")
     rm_backbone: str | None = _f(None, stage="rms", flag="--rm-backbone",
                                  help="reward-model backbone directory (default MiniLM)")
+    rm_data_pct: float = _f(100.0, stage="rms", flag="--rm-data-pct", parse="float",
+                            help="percent of each user's train queries the reward models "
+                            "train on (in (0, 100]; seeded and nested: 10%% is a subset of 50%%)")
     rm_settings: dict = _f(stage="rms", factory=dict)
     rm_kind_settings: dict = _f(stage="rms", factory=dict)
     num_threads: int | None = _f(None, stage="runtime", flag="--threads", parse="int",
@@ -281,6 +289,12 @@ class RunConfig:
         for lab in [self.label, *self.extra_labels]:
             if lab not in ("rouge", "minilm"):
                 raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
+        pct = self.rm_data_pct
+        if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
+            raise ValueError(
+                f"rm_data_pct must be a percent in (0, 100] (share of each user's reward-model "
+                f"training queries kept; 100 keeps all), got {pct!r}"
+            )
         names = rm_kind_names()
         bad = [k for k in self.rm_kinds if k not in names]
         if bad or not self.rm_kinds:

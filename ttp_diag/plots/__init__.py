@@ -4,7 +4,8 @@ imported by ``import ttp_diag``).
 One module per figure family, each with axes-level panels (``ax=``) and figure-level layouts:
 :mod:`~ttp_diag.plots.curves` (Figs. 1-3, A4, A5), :mod:`~ttp_diag.plots.correlations`
 (Figs. 4, 5), :mod:`~ttp_diag.plots.failure` (Figs. 6, A8, A9),
-:mod:`~ttp_diag.plots.assumptions` (Figs. A6, A7), :mod:`~ttp_diag.plots.risk` (Tables
+:mod:`~ttp_diag.plots.assumptions` (Figs. A6, A7), :mod:`~ttp_diag.plots.policies`
+(Figs. A1, A2), :mod:`~ttp_diag.plots.ablations` (Fig. A3), :mod:`~ttp_diag.plots.risk` (Tables
 A13/A14) and :mod:`~ttp_diag.plots.gallery` (all of them as PNGs). Colours and labels:
 :mod:`~ttp_diag.plots.style`.
 

@@ -16,10 +16,14 @@ function                                   paper figure (module)
 :func:`hacking_panels`                     Fig. A9 (:mod:`~ttp_diag.plots.failure`)
 :func:`confidence_bands`                   Fig. A4 (:mod:`~ttp_diag.plots.curves`)
 :func:`risk_figure`                        Tables A13/A14 (:mod:`~ttp_diag.plots.risk`)
+:func:`policy_families`                    Fig. A1 (:mod:`~ttp_diag.plots.policies`)
+:func:`lora_policy_curves`                 Fig. A2 (:mod:`~ttp_diag.plots.policies`)
+:func:`ablation_curves`                    Fig. A3 (:mod:`~ttp_diag.plots.ablations`)
 =========================================  ===============================================
 """
 
 from ttp_diag.bestofn import default_ns, resolve_pool
+from ttp_diag.plots.ablations import ablation_curves
 from ttp_diag.plots.assumptions import linearity_figure, sub_gaussian_figure
 from ttp_diag.plots.correlations import correlation_distributions, task_panel
 from ttp_diag.plots.curves import (
@@ -30,9 +34,11 @@ from ttp_diag.plots.curves import (
 )
 from ttp_diag.plots.failure import collapse_panels, failure_modes, hacking_panels
 from ttp_diag.plots.gallery import write_all_figures
+from ttp_diag.plots.policies import lora_policy_curves, policy_families
 from ttp_diag.plots.risk import risk_figure
 
 __all__ = [
+    "ablation_curves",
     "collapse_panels",
     "confidence_bands",
     "correlation_distributions",
@@ -40,7 +46,9 @@ __all__ = [
     "failure_modes",
     "hacking_panels",
     "linearity_figure",
+    "lora_policy_curves",
     "oracle_scaling",
+    "policy_families",
     "predicted_vs_observed",
     "resolve_pool",
     "risk_figure",

@@ -5,6 +5,8 @@
   one query, candidate ``i`` is *chosen* over ``j`` when its true reward exceeds ``j``'s by at
   least ``min_gap`` (near-ties carry no preference and are skipped). At most
   ``max_pairs_per_query`` pairs per query are kept, drawn with a seeded generator.
+* :func:`subsample_user_train` - keep a seeded share of each user's train queries (the first
+  paper's per-user data-volume sweep, appendix B.5); nested across shares.
 * :func:`split_users` - the second paper's protocol (section 3.1): users are split, seeded,
   into training users (all their pairs are ``"train"``) and adaptation users, whose pairs are
   split per query into ``"support"`` (used to adapt the user-specific parameters) and
@@ -23,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAIR_COLUMNS", "check_pairs", "pairs_from_pools", "split_users", "train_rows"]
+__all__ = ["PAIR_COLUMNS", "check_pairs", "pairs_from_pools", "split_users",
+           "subsample_user_train", "train_rows"]
 
 PAIR_COLUMNS = ["user_id", "split", "prompt", "chosen", "rejected", "source"]
 
@@ -48,6 +51,67 @@ def train_rows(table: pd.DataFrame, cols: Sequence[str], where: str) -> pd.DataF
             f"{sorted(map(str, table['split'].unique()))}); reward models train on the train split"
         )
     return tr
+
+
+def _user_seed(seed: int, user: str) -> int:
+    import hashlib
+
+    h = hashlib.sha256(f"{int(seed)}\0{user}".encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def subsample_user_train(table: pd.DataFrame, pct: float, *, seed: int = 0) -> pd.DataFrame:
+    """Keep ``pct`` percent of each user's train-split queries (all candidates of a kept query).
+
+    Each user's train queries are put in a random order drawn from ``seed`` and the user id
+    (independent of the table's row order and of the other users), and the first
+    ``ceil(pct / 100 * n_queries)`` of them are kept (at least one). Shares of the same seed
+    are therefore nested: the queries kept at 10% are among those kept at 50%. Rows of other
+    splits are kept unchanged.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Candidates with ``user_id``, ``query_id`` and ``split``.
+    pct : float
+        Percent in (0, 100]; 100 returns the table unchanged.
+    seed : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept rows, in the table's order (index kept).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"user_id": "u", "query_id": [0, 0, 1, 1, 2, 2, 3],
+    ...                   "split": ["train"] * 6 + ["val"]})
+    >>> half = subsample_user_train(t, 50, seed=0)
+    >>> half["query_id"].nunique(), sorted(half["split"].unique())
+    (3, ['train', 'val'])
+    >>> set(subsample_user_train(t, 10, seed=0)["query_id"]) <= set(half["query_id"])
+    True
+    """
+    if isinstance(pct, bool) or not isinstance(pct, (int, float, np.number)) or not (
+            0 < float(pct) <= 100):
+        raise ValueError(f"pct must be a percent in (0, 100] (share of each user's train queries "
+                         f"kept; 100 keeps all), got {pct!r}")
+    missing = [c for c in ("user_id", "query_id", "split") if c not in table.columns]
+    if missing:
+        raise KeyError(f"subsample_user_train: column(s) {missing} not found (columns: "
+                       f"{list(table.columns)})")
+    if float(pct) == 100:
+        return table
+    train = table["split"] == "train"
+    keep_q: set = set()
+    tr = table.loc[train, ["user_id", "query_id"]].drop_duplicates()
+    for user, g in tr.groupby(tr["user_id"].astype(str), sort=True):
+        qs = np.array(sorted(g["query_id"].tolist(), key=str), dtype=object)
+        order = np.random.default_rng(_user_seed(seed, user)).permutation(len(qs))
+        k = max(1, int(np.ceil(float(pct) / 100.0 * len(qs) - 1e-9)))
+        keep_q.update((user, q) for q in qs[order[:k]].tolist())
+    key = pd.MultiIndex.from_arrays([table["user_id"].astype(str), table["query_id"]])
+    return table[~train.to_numpy() | key.isin(list(keep_q))]
 
 
 def pairs_from_pools(

@@ -41,7 +41,8 @@ logger = logging.getLogger("ttp_diag.gen.reward_models")
 REGISTRY: dict[str, type[RewardModel]] = {}
 
 # Settings that do not change what a model learns; ignored when deciding to resume.
-_RUNTIME_SETTINGS = frozenset({"verbose", "device", "output_dir", "backbone", "progress"})
+_RUNTIME_SETTINGS = frozenset({"verbose", "device", "output_dir", "backbone", "progress",
+                               "score_batch_size"})  # scoring speed, not the model
 
 
 def register(name: str) -> Callable[[type], type]:

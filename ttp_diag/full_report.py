@@ -129,8 +129,10 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
                               f"p = {float(r['p_value']):.3f})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
-            "Null model: one shared correlation, no collapse and no hacking, simulated from "
-            "the observed pools; p is the chance of a rate at least as high under it.\n\n"
+            "Null model: one shared correlation (collapse) or each user's own correlation "
+            "(hacking), drawn for the observed pools conditional on the observed mean "
+            "correlations; 'expected with none' is the rate under it, p the chance of a "
+            "smoothed count at least as high.\n\n"
             + "\n".join(lines))
     table, sentences = significance_table(fit, val, ci=ci, n_boot=n_boot, seed=seed)
     if sentences:

@@ -58,9 +58,10 @@ _ROWS = (
     ("alpha", "package", "collapse rate (rho_u method as chosen; default within query)"),
     ("alpha_pooled", "paper", "collapse rate with pooled rho_u (Definition 4.1)"),
     ("alpha_corrected", "package", "noise-corrected collapse rate (mixture over users; "
-                                   "unreliable with few users or few queries per user)"),
+                                   "unreliable with few users or users near the threshold)"),
     ("beta", "paper", "hacking rate: share of active queries with rho_q < 0"),
-    ("beta_corrected", "package", "noise-corrected hacking rate (mixture)"),
+    ("beta_corrected", "package", "noise-corrected hacking rate (mixture, queries weighted by "
+                                  "their user's chance of being active)"),
     ("rho_plus", "paper", "mean rho_q of non-hacked active queries"),
     ("rho_minus", "paper", "mean rho_q of hacked active queries"),
     ("rho_eff", "paper", "(1-beta) rho_plus - beta |rho_minus|"),

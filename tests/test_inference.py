@@ -253,7 +253,8 @@ def test_missed_collapsed_users_are_not_counted_as_hacking(seed):
     # difficulty-tracking collapse, no hacking: the threshold misses some collapsed users (true
     # within-query rho 0.05). Their queries used to enter the hacking mixture as "active" and
     # gave beta_corrected 0.078 [0.0, 0.151] (seed 1) and 0.067 [0.015, 0.185] (seed 4: the
-    # interval excluded the true 0); weighting by the posterior of being active fixes both
+    # interval excluded the true 0); the hierarchical mixture classes users by all their
+    # queries at once and fixes both
     rm = SimulatedRM(alpha=0.25, beta=0.0, rho_plus=0.6, rho_collapsed=0.05,
                      collapse="difficulty")
     d = td.diagnose(sim(rm, seed, query_mu_sd=0.05), "score_x", ci=0.95, n_boot=150, n_null=0,
@@ -286,3 +287,26 @@ def test_null_tests_have_their_size_when_nothing_fails():
     # (20 users x 5 queries: the collapse test's power is high but not 1)
     ps = _null_pvalues(SimulatedRM(alpha=0.25, beta=0.3, rho_plus=0.6, rho_minus=-0.3), 5)
     assert (ps[:, 1] < 0.01).all() and ps[:, 0].mean() < 0.05
+
+
+@pytest.mark.parametrize("seed", [10, 45])
+def test_heavy_hacking_of_users_with_few_queries_is_not_collapse(seed):
+    # 2-20 queries per user: a user with 2 queries, one hacked, has mean rho 0.15, near the
+    # collapse cut. A mixture over user means took such users as partly collapsed and dropped
+    # their hacked queries: beta_corrected 0.237 [0.126, 0.309] for a true 0.326 (seed 10) and
+    # 0.315 [0.166, 0.308] for 0.321 (seed 45). The hierarchical mixture sees their healthy
+    # query at rho 0.6, which no collapsed user has.
+    rm = SimulatedRM(alpha=0.25, beta=0.3, rho_plus=0.6, rho_minus=-0.3)
+    nq = np.random.default_rng(1000 + seed).integers(2, 21, 40)
+    t = sim(rm, seed, n_queries=nq)
+    val = t[t["split"] == "val"]
+    per_user = val.groupby("user_id").agg(n=("query_id", "nunique"), d=("difficulty", "first"))
+    active = per_user["d"].rank(method="first", ascending=False) > 10
+    n = per_user.loc[active, "n"].to_numpy()
+    beta_true = float(np.mean(np.round(0.3 * n) / n))
+    d = td.diagnose(t, "score_x", ci=0.95, n_boot=200, n_null=0, seed=seed, ns=NS)
+    lo, hi = d.intervals["beta_corrected"]
+    assert lo <= beta_true <= hi
+    assert d.beta_corrected == pytest.approx(beta_true, abs=0.04)
+    lo, hi = d.intervals["alpha_corrected"]
+    assert lo <= 0.25 <= hi

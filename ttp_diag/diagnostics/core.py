@@ -50,18 +50,16 @@ from ._group import group_corr, group_mean, group_rank, group_std
 RHO_U_METHODS = ("mean_query", "pooled")
 WEIGHTS = ("user", "query")
 MIN_BOOT_USERS = 5
-#: quantities whose bootstrap distribution is off-centre (see inference.bc_percentile_ci)
-BC_INTERVALS: tuple = ()
 
 #: (quantity, which definition, meaning) in the order of the summary
 _ROWS = (
     ("alpha", "package", "collapse rate (rho_u method as chosen; default within query)"),
     ("alpha_pooled", "paper", "collapse rate with pooled rho_u (Definition 4.1)"),
-    ("alpha_corrected", "package", "noise-corrected collapse rate (mixture over users; "
-                                   "unreliable with few users or users near the threshold)"),
+    ("alpha_corrected", "package", "noise-corrected collapse rate (hierarchical mixture; "
+                                   "unidentified when users sit just above the threshold)"),
     ("beta", "paper", "hacking rate: share of active queries with rho_q < 0"),
-    ("beta_corrected", "package", "noise-corrected hacking rate (mixture, queries weighted by "
-                                  "their user's chance of being active)"),
+    ("beta_corrected", "package", "noise-corrected hacking rate of active users "
+                                  "(hierarchical mixture)"),
     ("rho_plus", "paper", "mean rho_q of non-hacked active queries"),
     ("rho_minus", "paper", "mean rho_q of hacked active queries"),
     ("rho_eff", "paper", "(1-beta) rho_plus - beta |rho_minus|"),
@@ -375,9 +373,7 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
             reps = inf.bootstrap(qs, est, threshold=collapse_threshold, weights=weights,
                                  n_boot=int(n_boot), seed=seed, progress=progress)
             for k, v in reps.items():
-                if v.ndim == 1 and k in BC_INTERVALS:
-                    lo, hi = inf.bc_percentile_ci(v, float(est[k]), ci)
-                elif v.ndim == 1:
+                if v.ndim == 1:
                     lo, hi = inf.percentile_ci(v, ci)
                 else:
                     continue

@@ -7,13 +7,12 @@ utilities), never on rows, so a bootstrap replicate costs a few array operations
   their (pseudo-)users. The point estimate and each bootstrap replicate call the same code.
 * :func:`two_level_indices` draws one replicate of the data's two-level structure: users with
   replacement, then each drawn user's queries with replacement.
-* :func:`mixture` is the noise correction: the observed rho_q of a query is its true
+* :func:`joint_mixture` is the noise correction: the observed rho_q of a query is its true
   correlation plus sampling noise whose size is known from the pool (Fisher z, standard error
-  ``1/sqrt(m - 3)``). A normal mixture with those known errors, one component below the cut
-  (hacked: true rho < 0; collapsed: true user correlation < threshold) and one or two above,
-  estimates the share of *true* failures, where the paper's count also includes queries whose
-  sample correlation fell below 0 by chance. The hacking mixture weighs each query by its
-  user's posterior probability of being active under the collapse mixture.
+  ``1/sqrt(m - 3)``). A hierarchical mixture with those known errors (each user collapsed or
+  active; an active user's queries hacked, true rho < 0, or healthy) estimates the shares of
+  *true* failures, where the paper's counts also include users and queries that fell below
+  the cut by chance.
 * :func:`null_model` draws the same pools under "one shared correlation, no collapse" and
   "each user's own correlation, no hacking", conditional on the nuisance parameters'
   sufficient statistics, and reports the expected rates and Monte Carlo p-values of smoothed
@@ -22,6 +21,7 @@ utilities), never on rows, so a bootstrap replicate costs a few array operations
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -53,92 +53,100 @@ def fisher_z(r: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(r, -_Z_CLIP, _Z_CLIP))
 
 
-#: high-side components of the noise-correcting mixtures. The hacking mixture needs two: a
-#: non-collapsed user whose true correlation is near 0 (e.g. a collapsed user the threshold
-#: missed) forms a cluster just above the cut that one high component centred on the healthy
-#: queries cannot absorb, so the low component took it (beta_corrected covered its true value
-#: in 0.68 of 50 seeds under difficulty-tracking collapse; 1.00 with two, see the benchmark).
-N_HIGH_BETA, N_HIGH_ALPHA = 2, 1
-#: prior weight (in queries) of the pooled between-query spread in a user's standard error
-SHRINK = 5.0
+#: healthy components of the hacking part of :func:`joint_mixture`. Two, because a continuum
+#: of true correlations (users differ) is not one normal: with one, a cluster just above 0
+#: (e.g. an active user with a weak model) was partly taken by the hacked component.
+N_HIGH_BETA = 2
 #: EM iterations of a bootstrap replicate (warm-started at the point estimate's fit)
 BOOT_ITER = 40
 
 
-def mixture(x: np.ndarray, se: np.ndarray, w: np.ndarray, split: float, *, n_high: int = 1,
-            init: tuple | None = None, n_iter: int = 200,
-            tol: float = 1e-6) -> tuple[float, tuple[np.ndarray, np.ndarray] | None]:
-    """Normal mixture with known per-observation errors, split at ``split``, fitted by EM.
+def joint_mixture(z: np.ndarray, se: np.ndarray, w: np.ndarray, user: np.ndarray, n_users: int,
+                  z_cut: float, *, n_high: int = 2, init: dict | None = None,
+                  n_iter: int = 200, tol: float = 1e-6) -> tuple[float, float, dict]:
+    """Collapse and hacking in one hierarchical mixture of the queries' Fisher z, fitted by EM.
 
-    One "low" component has mean <= ``split`` and ``n_high`` components have means >=
-    ``split``; observation i is ``N(m_k, se_i^2)`` under component k and carries weight
-    ``w_i`` (a weighted likelihood). Returns the share of the low component and the fit
-    ``(means, shares)``, which :func:`low_posterior` and a warm start (``init``) take.
-
-    A share worth less than half an observation is set to 0 (and likewise to 1): EM approaches
-    a boundary only slowly and never reaches it, and without this a percentile interval of a
+    Each user is *collapsed* (share ``pi``: every query ``z ~ N(m_c, se^2)`` with
+    ``m_c <= z_cut``) or *active*; an active user's queries are *hacked* (``N(m_0, se^2)``,
+    ``m_0 <= 0``) or healthy (``n_high`` components with means >= 0), with shares ``p``. A
+    user's class is decided by all of their queries at once: one query at rho = 0.6 makes a
+    collapsed user unlikely whatever the user's mean, so heavy hacking is not mistaken for
+    collapse, nor a collapsed user whose mean came out above the threshold for activity.
+    ``p`` is fitted with the query weights ``w`` (the estimator's weights), the user-level
+    posterior with the plain likelihood. Returns (alpha, beta, fit). A share worth less than
+    half a unit (user, or query of weight 1) is set to 0 (and likewise to 1): EM approaches a
+    boundary only slowly and never reaches it, and without this a percentile interval of a
     rate whose truth is 0 could never contain 0.
 
     Examples
     --------
+    Four users whose queries all sit at rho = 0 (collapsed) and 12 active users, a third of
+    whose queries are at rho = -0.3 (hacked), the rest at 0.6; 30 candidates per query:
+
     >>> rng = np.random.default_rng(0)
-    >>> x = np.r_[rng.normal(-0.3, 0.2, 300), rng.normal(0.7, 0.2, 700)]
-    >>> p, (m, shares) = mixture(x, np.full(1000, 0.2), np.ones(1000), 0.0)
-    >>> round(p, 1), np.round(m, 1).tolist()
-    (0.3, [-0.3, 0.7])
+    >>> user = np.repeat(np.arange(16), 9)
+    >>> true = np.where(user < 4, 0.0, np.tile(np.r_[[-0.3] * 3, [0.6] * 6], 16))
+    >>> se = np.full(user.size, 1 / np.sqrt(27))
+    >>> z = np.arctanh(true) + se * rng.standard_normal(user.size)
+    >>> alpha, beta, fit = joint_mixture(z, se, np.ones(user.size), user, 16, np.arctanh(0.1))
+    >>> round(alpha, 2), round(beta, 1)
+    (0.25, 0.3)
     """
-    if x.size == 0:
-        return float("nan"), None
     k = 1 + n_high
-    high = np.arange(k) >= 1
     iv = 1.0 / se**2
+    high = np.arange(k) >= 1
     if init is None:
-        below = x < split
+        below = z < 0.0
         share_lo = float(np.clip(w[below].sum() / w.sum(), 0.02, 0.98))
         m = np.empty(k)
-        m[0] = float(np.average(x[below], weights=w[below])) if below.any() else split - 1.0
-        m[1:] = (np.quantile(x[~below], (np.arange(n_high) + 0.5) / n_high)
-                 if (~below).any() else split + 1.0)
+        m[0] = float(np.quantile(z[below], 0.5)) if below.any() else -1.0
+        m[1:] = (np.quantile(z[~below], (np.arange(n_high) + 0.5) / n_high)
+                 if (~below).any() else 1.0)
         p = np.r_[share_lo, np.full(n_high, (1.0 - share_lo) / n_high)]
+        pi, m_c = 0.2, min(0.0, z_cut)
     else:
-        m, p = (np.array(v, dtype=float) for v in init)
-        p = np.clip(p, 0.01, None)  # a share of exactly 0 never moves under EM
+        m, p = np.array(init["m"], dtype=float), np.clip(np.array(init["p"], dtype=float), 0.01,
+                                                          None)
         p /= p.sum()
-    m = np.where(high, np.maximum(m, split), np.minimum(m, split))
-    wsum = float(w.sum())
-    wiv = (w * iv)[:, None]
+        pi, m_c = min(max(float(init["pi"]), 0.02), 0.98), float(init["m_c"])
+    m = np.where(high, np.maximum(m, 0.0), np.minimum(m, 0.0))
+    m_c = min(m_c, z_cut)
+    log_norm = -0.5 * np.log(2.0 * np.pi) + 0.5 * np.log(iv)
     for _ in range(n_iter):
-        resp = _responsibilities(x, iv, m, p)
-        p_new = np.maximum((w[:, None] * resp).sum(axis=0) / wsum, 1e-12)
-        a = wiv * resp
-        s = a.sum(axis=0)
-        m_new = np.where(s > 0, (a * x[:, None]).sum(axis=0) / np.where(s > 0, s, 1.0), m)
-        m_new = np.where(high, np.maximum(m_new, split), np.minimum(m_new, split))
-        done = np.abs(p_new - p).max() < tol and np.abs(m_new - m).max() < tol
-        p, m = p_new, m_new
+        lc = log_norm - 0.5 * iv * (z - m_c) ** 2
+        lk = np.log(np.maximum(p, 1e-300))[None, :] + log_norm[:, None] \
+            - 0.5 * iv[:, None] * (z[:, None] - m[None, :]) ** 2
+        top = lk.max(axis=1, keepdims=True)
+        la = top[:, 0] + np.log(np.exp(lk - top).sum(axis=1))
+        resp = np.exp(lk - la[:, None])
+        d = np.bincount(user, weights=lc - la, minlength=n_users)
+        post_c = special.expit(math.log(pi) - math.log1p(-pi) + d)
+        pc_q, pa_q = post_c[user], 1.0 - post_c[user]
+        pi_new = min(max(float(post_c.mean()), 1e-12), 1.0 - 1e-12)
+        a_c = pc_q * iv
+        m_c_new = min(float(np.dot(a_c, z) / a_c.sum()), z_cut) if a_c.sum() > 0 else m_c
+        wr = (w * pa_q)[:, None] * resp
+        tot = wr.sum()
+        p_new = np.maximum(wr.sum(axis=0) / tot, 1e-12) if tot > 0 else p
+        a = wr * iv[:, None]
+        sa = a.sum(axis=0)
+        m_new = np.where(sa > 0, (a * z[:, None]).sum(axis=0) / np.where(sa > 0, sa, 1.0), m)
+        m_new = np.where(high, np.maximum(m_new, 0.0), np.minimum(m_new, 0.0))
+        done = (abs(pi_new - pi) < tol and abs(m_c_new - m_c) < tol
+                and np.abs(p_new - p).max() < tol and np.abs(m_new - m).max() < tol)
+        pi, m_c, p, m = pi_new, m_c_new, p_new, m_new
         if done:
             break
-    share = float(p[0])
-    n_eff = wsum / float(w.max())
-    if share * n_eff < 0.5:
-        share = 0.0
-    elif (1.0 - share) * n_eff < 0.5:
-        share = 1.0
-    return share, (m, p)
-
-
-def _responsibilities(x: np.ndarray, iv: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
-    ll = np.log(np.maximum(p, 1e-300))[None, :] - 0.5 * iv[:, None] * (x[:, None] - m[None, :]) ** 2
-    ll -= ll.max(axis=1, keepdims=True)
-    r = np.exp(ll)
-    return r / r.sum(axis=1, keepdims=True)
-
-
-def low_posterior(x: np.ndarray, se: np.ndarray, fit: tuple[np.ndarray, np.ndarray]
-                  ) -> np.ndarray:
-    """Posterior probability that each observation belongs to the low component of a fit."""
-    m, p = fit
-    return _responsibilities(x, 1.0 / se**2, m, p)[:, 0]
+    alpha = pi if pi * n_users >= 0.5 else 0.0
+    alpha = 1.0 if (1.0 - alpha) * n_users < 0.5 else alpha
+    w_act = w * (1.0 - post_c[user])
+    n_eff = w_act.sum() / float(w.max()) if w.size else 0.0
+    beta = float(p[0])
+    if beta * n_eff < 0.5:
+        beta = 0.0
+    elif (1.0 - beta) * n_eff < 0.5:
+        beta = 1.0
+    return float(alpha), beta, {"m": m, "p": p, "pi": pi, "m_c": m_c}
 
 
 def estimate(qs: QueryStats, idx: np.ndarray, slot: np.ndarray, n_slots: int, *,
@@ -168,38 +176,15 @@ def estimate(qs: QueryStats, idx: np.ndarray, slot: np.ndarray, n_slots: int, *,
                rho_collapsed=rho_coll, rho_total=(1.0 - alpha) * rho_eff + alpha * rho_coll)
     if corrected:
         init = init or {}
-        # collapse: user means with their standard errors; cut at the threshold
-        var_q = (1.0 - r**2) ** 2 / np.maximum(qs.pool[idx] - 3.0, 1.0)
-        noise = np.bincount(slot, weights=var_q, minlength=n_slots) / n_u**2
-        dev = np.bincount(slot, weights=(r - user_mean[slot]) ** 2, minlength=n_slots)
-        # between-query spread of a user's rho_q (hacked queries widen it): the user's own
-        # estimate shrunk towards the pooled one, which stays usable with 1-2 queries
-        pooled_var = dev.sum() / max(float((n_u - 1.0).clip(min=0).sum()), 1.0)
-        var_u = (dev + SHRINK * pooled_var) / (np.maximum(n_u - 1.0, 0.0) + SHRINK)
-        se_u = np.sqrt(np.maximum(var_u / n_u, noise)) + 1e-9
-        a, amix = mixture(user_mean, se_u, np.ones(n_slots), threshold, n_high=N_HIGH_ALPHA,
-                          init=init.get("alpha_mix"), n_iter=n_iter)
-        out.update(alpha_corrected=a, alpha_mix=amix)
-        # hacking: Fisher z of the defined queries, each weighted by its user's posterior
-        # probability of being active (not collapsed) under the collapse mixture; cut at true
-        # rho = 0. With the hard cut, the queries of collapsed users whose mean came out above
-        # the threshold by chance counted as (partly) hacked.
-        # A low component pinned at the cut (EM's boundary solution) means the mixture found no
-        # group of users separated below the threshold: collapse is not identified, and every
-        # user then counts as active (down-weighting the users nearest the cut instead removed
-        # real hacked queries: beta_corrected's coverage fell from 0.94 to 0.78 with pools of 8)
-        if amix is not None and amix[0][0] < threshold:
-            p_active = 1.0 - low_posterior(user_mean, se_u, amix)
-        else:
-            p_active = np.ones(n_slots)
-        wq = w * p_active[slot]
-        keep = (wq > 1e-9) & ~qs.undefined[idx]
+        keep = ~qs.undefined[idx]
         if keep.any():
-            b, mix = mixture(fisher_z(r[keep]), qs.se_z[idx][keep], wq[keep], 0.0,
-                             n_high=N_HIGH_BETA, init=init.get("beta_mix"), n_iter=n_iter)
+            a, b, fit = joint_mixture(fisher_z(r[keep]), qs.se_z[idx][keep], w[keep], slot[keep],
+                                      n_slots, float(fisher_z(np.asarray(threshold))),
+                                      n_high=N_HIGH_BETA, init=init.get("joint_mix"),
+                                      n_iter=n_iter)
         else:
-            b, mix = 0.0, None
-        out.update(beta_corrected=b, beta_mix=mix)
+            a, b, fit = float(threshold > 0.0), 0.0, None
+        out.update(alpha_corrected=a, beta_corrected=b, joint_mix=fit)
     if qs.util is not None:
         u = qs.util[idx].reshape(len(idx), -1)
         if np.all(np.diff(slot) >= 0) and np.all(n_u > 0):
@@ -238,7 +223,7 @@ def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_
               seed: int | None, progress: bool = False) -> dict:
     """Replicates of every scalar (and curve) of :func:`estimate`: name -> array (n_boot, ...)."""
     rng = np.random.default_rng(seed)
-    init = {k: point[k] for k in ("beta_mix", "alpha_mix") if point.get(k) is not None}
+    init = {"joint_mix": point["joint_mix"]} if point.get("joint_mix") is not None else {}
     reps: dict[str, list] = {}
     for b in range(n_boot):
         idx, slot = two_level_indices(qs.user, qs.n_users, rng)
@@ -251,27 +236,6 @@ def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_
         if progress and (b + 1) % max(n_boot // 10, 1) == 0:
             print(f"  bootstrap {b + 1}/{n_boot}", flush=True)
     return {k: np.asarray(v, dtype=float) for k, v in reps.items()}
-
-
-def bc_percentile_ci(reps: np.ndarray, point: float, ci: float) -> tuple[float, float]:
-    """Bias-corrected percentile interval (Efron 1981) of a scalar.
-
-    The plain percentile interval assumes the bootstrap distribution is centred on the point
-    estimate. The noise-corrected rates are not: a two-level draw that repeats one of a user's
-    few queries makes that user's mean more extreme, which moves the mixture's share in one
-    direction, so their bootstrap median sits away from the estimate and the percentile
-    interval can even exclude it. With ``z0 = Phi^-1(P*(rep < point) + P*(rep = point) / 2)``
-    the interval is the ``Phi(2 z0 +- z)`` quantiles of the replicates.
-    """
-    v = reps[np.isfinite(reps)]
-    if v.size == 0 or not np.isfinite(point):
-        return float("nan"), float("nan")
-    frac = (np.sum(v < point) + 0.5 * np.sum(v == point)) / v.size
-    frac = min(max(frac, 0.5 / v.size), 1.0 - 0.5 / v.size)
-    z0 = float(special.ndtri(frac))
-    z = float(special.ndtri(0.5 + ci / 2.0))
-    lo_q, hi_q = special.ndtr(2.0 * z0 - z), special.ndtr(2.0 * z0 + z)
-    return float(np.quantile(v, lo_q)), float(np.quantile(v, hi_q))
 
 
 def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,8 @@ report and ``paper_figures/make_all.py`` all consume a fitted :class:`BestOfN` i
 recomputing any of these steps. It follows lifelines' fitters: settings in the constructor,
 ``fit`` returns ``self``, learned attributes end in ``_``, ``summary`` is a tidy DataFrame,
 ``print_summary()`` prints it, ``plot(kind=..., ax=None)`` draws it.
+The fitting lives here; the results side (``summary``, the text forms, ``to_dict``,
+``plot``) is the mixin :class:`ttp_diag._bestofn_summary._BestOfNResults`.
 
 Examples
 --------
@@ -32,41 +34,32 @@ True
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from .bon import bon_curves
-from .diagnostics import Diagnostics, diagnose
-from .metrics import (
-    capture_error,
-    capture_rate,
-    gain_error,
-    mean_capture_rate,
-    r_squared,
-    rel_mae,
+# The results side (summary frames, text, to_dict, plot) lives in _bestofn_summary; its
+# names stay importable from here.
+from ._bestofn_summary import (  # noqa: F401  (re-exported)
+    _DIAG_FIRST,
+    _ORACLE_DIAG,
+    PLOT_KINDS,
+    PlotKind,
+    _BestOfNResults,
+    _diag_fields,
+    _gain_errors,
+    _mean_capture,
+    _none_if_nan,
 )
-from .names import selector_label
+from .bon import bon_curves
+from .diagnostics import diagnose
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
-
 __all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
 
-PlotKind = Literal["curves", "theory", "oracle", "predicted", "correlations", "bands", "gain"]
-PLOT_KINDS: tuple[str, ...] = ("curves", "theory", "oracle", "predicted", "correlations",
-                               "bands", "gain")
-
-# Diagnostics fields shown first in the summary, in this order (others follow as they come).
-_DIAG_FIRST = ("alpha", "beta", "rho_plus", "rho_minus", "rho_collapsed", "rho_eff", "rho_total")
-# What the oracle's row means for them: a perfect reward model.
-_ORACLE_DIAG = {"alpha": 0.0, "beta": 0.0, "rho_plus": 1.0, "rho_minus": 0.0,
-                "rho_collapsed": float("nan"), "rho_eff": 1.0, "rho_total": 1.0}
 _UNSET: Any = object()
 
 
@@ -154,73 +147,6 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
     return list(scores)
 
 
-def _diag_fields(d: Diagnostics) -> dict[str, Any]:
-    """The scalar quantities of a diagnostics result as flat columns.
-
-    Passes through whatever the diagnostics report: a tidy ``summary`` DataFrame (one row per
-    quantity with ``estimate`` and optional ``ci_low``/``ci_high``/null columns) becomes
-    ``<quantity>``, ``<quantity>_ci_low``, ...; otherwise the numeric fields of ``to_dict()``.
-    """
-    summ = getattr(d, "summary", None)
-    if isinstance(summ, pd.DataFrame) and "estimate" in summ.columns:
-        key = "quantity" if "quantity" in summ.columns else summ.columns[0]
-        out: dict[str, Any] = {}
-        for row in summ.to_dict("records"):
-            q = str(row[key])
-            out[q] = row["estimate"]
-            for col, v in row.items():
-                # the score and the prose columns are the same for every row of one model
-                if col not in (key, "estimate", "score", "definition", "meaning"):
-                    out[f"{q}_{col}"] = v
-        return out
-    return {k: v for k, v in d.to_dict().items()
-            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
-
-
-def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int]) -> float:
-    """Gain-weighted captured share of the oracle gap over N > 1; NaN where the oracle never
-    beats random (no gap to capture)."""
-    if not gap:
-        return float("nan")
-    try:
-        return float(mean_capture_rate(o[gap], orc[gap], rnd[gap]))
-    except ValueError:
-        return float("nan")
-
-
-def _none_if_nan(v: float) -> float | None:
-    return None if not np.isfinite(v) else v
-
-
-def _gain_errors(pred: np.ndarray, obs: np.ndarray, orc: np.ndarray,
-                 rnd: np.ndarray) -> dict[str, float]:
-    """Gain error and capture error of a prediction beside the flat "no gain" baseline.
-
-    relMAE divides by the whole utility, mostly the random baseline, so a flat prediction can
-    beat the law on it; the gain error (flat = 1) and the capture error (flat = minus the
-    observed capture) say how much of the *gain* is predicted. NaN where undefined (no gain
-    over random, e.g. all rewards 0).
-    """
-    out: dict[str, float] = {}
-    for name, fn, args in (("gain_error", gain_error, (pred, obs, rnd)),
-                           ("capture_error", capture_error, (pred, obs, orc, rnd))):
-        try:
-            out[name] = fn(*args)
-        except ValueError:
-            out[name] = float("nan")
-    try:
-        flat = rel_mae(rnd, obs)
-    except ValueError:
-        flat = float("nan")
-    out["rel_mae_flat"] = flat
-    out["gain_error_flat"] = 1.0 if np.any(obs != rnd) else float("nan")
-    try:
-        out["capture_error_flat"] = capture_error(rnd, obs, orc, rnd)
-    except ValueError:
-        out["capture_error_flat"] = float("nan")
-    return out
-
-
 def _accepts(func: Any, name: str) -> bool:
     try:
         return name in inspect.signature(func).parameters
@@ -234,7 +160,7 @@ def _check_ci(ci: float | None) -> None:
                          f"interval; got {ci!r}.")
 
 
-class BestOfN:
+class BestOfN(_BestOfNResults):
     """Exact Best-of-N curves, the oracle calibration, diagnostics and predictions, fitted once.
 
     Parameters
@@ -462,152 +388,3 @@ class BestOfN:
             raise KeyError(f"{score!r} was not fitted; fitted score columns: "
                            f"{', '.join(self.scores_)}.")
         return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)
-
-    def _row(self, sel: str, shape: str) -> dict[str, Any]:
-        ns = self.ns_
-        o = self._observed(sel)
-        rnd, orc = self._observed("random"), self._observed("oracle")
-        p = self.predict(ns, sel, shape)
-        gap = [i for i, n in enumerate(ns) if n > 1]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            r2 = r_squared(p, o)
-        diag = dict(_ORACLE_DIAG) if sel == "oracle" else _diag_fields(self.diagnostics_[sel])
-        head = {k: diag.pop(k) for k in _DIAG_FIRST if k in diag}
-        try:
-            err = rel_mae(p, o)
-        except ValueError:  # an observed utility of 0: relMAE is undefined, say so with NaN
-            err = float("nan")
-        last = ns[-1]
-        return {
-            "score": sel, "rm": selector_label(sel), "shape": shape, **head,
-            "rel_mae": err, "r2": r2,
-            f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
-                                 if last > 1 else float("nan")),
-            "mean_capture": _mean_capture(o, orc, rnd, gap),
-            **_gain_errors(p, o, orc, rnd),
-            **diag,
-        }
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        """One row per (selector, shape): diagnostics, relMAE, R² and captured oracle gap.
-
-        Columns: ``score``, ``rm`` (its legend label), ``shape``, the diagnostics (``alpha,
-        beta, rho_plus, rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
-        :func:`ttp_diag.diagnose` reports, intervals included), ``rel_mae``, ``r2`` of the
-        prediction, ``capture_N<last N>`` and ``mean_capture`` (gain-weighted over N > 1).
-        The oracle's rows compare the calibrated law with the oracle curve.
-        """
-        self._check_fitted()
-        rows = [self._row(sel, shape) for shape in self.shapes
-                for sel in ["oracle", *self.scores_]]
-        return pd.DataFrame(rows)
-
-    @property
-    def calibration_summary(self) -> pd.DataFrame:
-        """One row per shape: ``mu`` (and where it comes from), ``c_sigma`` with its interval,
-        R² of the oracle fit."""
-        self._check_fitted()
-        src = {"random": "random (exact)", "fit": "fitted"}.get(str(self.mu), "given")
-        return pd.DataFrame([{
-            "shape": shape, "mu": c.mu, "mu_source": src, "c_sigma": c.c_sigma, "r2": c.r2,
-            "c_sigma_ci_low": c.c_sigma_ci[0], "c_sigma_ci_high": c.c_sigma_ci[1]}
-            for shape, c in self.calibrations_.items()])
-
-    def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N."""
-        self._check_fitted()
-        shape = shape or self.best_shape_
-        tab = self.summary
-        last = self.ns_[-1]
-        lines = []
-        for r in tab[(tab["shape"] == shape) & (tab["score"] != "oracle")].to_dict("records"):
-            lines.append(
-                f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
-                f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
-                f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        if not hasattr(self, "curves_"):
-            return repr(self)
-        cal = self.calibrations_[self.best_shape_]
-        head = (f"BestOfN: {len(self.scores_)} score column(s), "
-                f"{self.table_['user_id'].nunique()} users, {self.table_['query_id'].nunique()} "
-                f"queries, N = {self.ns_[0]}..{self.ns_[-1]} (pool={self.pool_})\n"
-                f"best-fitting shape {self.best_shape_}: mu = {cal.mu:.4f}, "
-                f"c*sigma = {cal.c_sigma:.4f}, R^2 = {cal.r2:.3f}")
-        return head + "\n" + self.summary_text()
-
-    def __repr__(self) -> str:
-        return (f"BestOfN(ns={self.ns!r}, shape={self.shape!r}, mu={self.mu!r}, "
-                f"split={self.split!r}, ci={self.ci!r})")
-
-    def print_summary(self, decimals: int = 3) -> None:
-        """Print the calibration and the summary table."""
-        self._check_fitted()
-        fmt = f"{{:.{decimals}f}}".format
-        print(str(self).split("\n")[0])
-        print(self.calibration_summary.to_string(index=False, float_format=fmt))
-        print()
-        cols = ["score", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
-                "mean_capture"]
-        print(self.summary[cols].to_string(index=False, float_format=fmt))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable numbers of the primary shape (what ``ttp-diag analyze --json``
-        prints)."""
-        self._check_fitted()
-        rnd, orc = self._observed("random"), self._observed("oracle")
-        gap = [i for i, n in enumerate(self.ns_) if n > 1]
-        out: dict[str, Any] = {
-            "ns": list(self.ns_), "shape": self.shapes[0], "n_rows": int(len(self.table_)),
-            "pool": self.pool_, "random": rnd.tolist(), "oracle": orc.tolist(),
-            "calibration": self.calibration_.to_dict(), "models": {}}
-        for s in self.scores_:
-            obs = self._observed(s)
-            pred = self.predict(self.ns_, s)
-            try:
-                err: float | None = rel_mae(pred, obs)
-            except ValueError:
-                err = None
-            out["models"][s] = {
-                **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
-                "predicted": pred.tolist(), "rel_mae": err,
-                **{k: _none_if_nan(v) for k, v in _gain_errors(pred, obs, orc, rnd).items()},
-                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
-        return out
-
-    # ------------------------------------------------------------------ plotting
-    def plot(self, kind: PlotKind = "theory", ax: Axes | None = None, **kwargs: Any) -> Axes:
-        """Draw one panel of the fitted analysis on ``ax`` (a new figure when None).
-
-        Parameters
-        ----------
-        kind : str, default "theory"
-            ``"curves"``: observed curves vs Random/Oracle; ``"theory"``: observed curves with
-            each model's prediction; ``"oracle"``: the oracle with the calibrated law of every
-            shape; ``"predicted"``: predicted vs observed of one ``score=`` column;
-            ``"correlations"``: rho_u distributions (``level="query"`` for rho_q);
-            ``"bands"`` / ``"gain"``: curves / gains over random with bootstrap bands.
-        ax : matplotlib.axes.Axes, optional
-        **kwargs
-            Passed to the panel function of :mod:`ttp_diag.plots.curves` or
-            :mod:`ttp_diag.plots.correlations`.
-
-        Returns
-        -------
-        matplotlib.axes.Axes
-        """
-        self._check_fitted()
-        from .plots import correlations, curves
-
-        panels = {"curves": curves.plot_curves, "theory": curves.plot_theory,
-                  "oracle": curves.plot_oracle, "predicted": curves.plot_predicted,
-                  "correlations": correlations.plot_correlations,
-                  "bands": curves.plot_bands,
-                  "gain": lambda b, ax=None, **kw: curves.plot_bands(b, ax=ax, gain=True, **kw)}
-        if kind not in panels:
-            raise ValueError(f"kind must be one of {PLOT_KINDS}; got {kind!r}.")
-        return panels[kind](self, ax=ax, **kwargs)

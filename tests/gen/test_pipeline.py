@@ -96,6 +96,7 @@ def test_full_pipeline_then_resume_from_cache(tmp_path, tiny_backbone):
 
 def test_time_budget_keeps_validation_queries_first(tmp_path, tiny_backbone, monkeypatch):
     import ttp_diag.gen.pipeline as P
+    import ttp_diag.gen.stages as S
 
     data = _write_users(tmp_path / "users.jsonl")
     run = tmp_path / "run"
@@ -113,7 +114,8 @@ def test_time_budget_keeps_validation_queries_first(tmp_path, tiny_backbone, mon
             cls.t += 1.0
             return cls.t
 
-    monkeypatch.setattr(P, "time", Clock)
+    monkeypatch.setattr(P, "time", Clock)  # the run's bookkeeping
+    monkeypatch.setattr(S, "time", Clock)  # the candidate stage's budget clock
     part = _config(
         data,
         tiny_backbone,

@@ -39,8 +39,9 @@ def test_cli_flags_are_derived_from_the_fields():
 
 
 def test_the_pipeline_reads_attributes_not_a_dict():
-    src = (Path(RC.__file__).parent / "pipeline.py").read_text()
-    assert not re.search(r'\bc\["', src) and ".resolved()" not in src
+    for name in ("pipeline.py", "stages.py"):
+        src = (Path(RC.__file__).parent / name).read_text()
+        assert not re.search(r'\bc\["', src) and ".resolved()" not in src, name
 
 
 def test_resolve_returns_a_runconfig_with_task_defaults():

@@ -23,8 +23,10 @@ wall time of every stage. One process at a time holds a folder (``.lock``, see
 ``RunConfig.shard`` runs one shard of the candidate, label and scoring stages
 (:mod:`ttp_diag.gen.shards`; ``ttp-diag merge`` joins them).
 
-The labels and reward-model stages use :mod:`ttp_diag.gen.labels`,
-:mod:`ttp_diag.gen.scoring` and :mod:`ttp_diag.gen.reward_models`.
+This module holds the run's bookkeeping (configuration check, summary, lock) and
+:func:`run_pipeline`; the stages themselves are in :mod:`ttp_diag.gen.stages`. The labels
+and reward-model stages use :mod:`ttp_diag.gen.labels`, :mod:`ttp_diag.gen.scoring` and
+:mod:`ttp_diag.gen.reward_models`.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ttp_diag.exceptions import TimeBudgetExceeded
-from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
+from ttp_diag.gen.candidates import atomic_write_text
 from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
 from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
+from ttp_diag.gen.stages import TimeBudgetExhausted, _Stages
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +76,6 @@ _STAGE_FILES = {
 EXIT_TIME_BUDGET = TimeBudgetExceeded.exit_code  # 75, EX_TEMPFAIL: "try again later"
 
 
-class TimeBudgetExhausted(TimeBudgetExceeded, TimeoutError):
-    """The candidate time budget ran out; the run folder is consistent and resumable."""
-
-
 def package_versions() -> dict:
     """Versions of the packages a run depends on (for provenance)."""
     import importlib.metadata as md
@@ -102,7 +100,13 @@ def package_versions() -> dict:
     return out
 
 
-class _Run:
+class _Run(_Stages):
+    """One run folder: configuration checks, bookkeeping, shared resources (the backend).
+
+    The stages themselves (``stage_data`` ... ``stage_scores``) are the methods of
+    :class:`ttp_diag.gen.stages._Stages`.
+    """
+
     def __init__(self, cfg: RunConfig, run_dir: Path):
         self.cfg = cfg
         self.c: RunConfig = cfg.resolve()
@@ -226,316 +230,6 @@ class _Run:
                     move_aside(p)
             logger.warning("%s Moved aside; recomputing %s.", exc, ", ".join(names))
             return None
-
-    # -- stages -----------------------------------------------------------------------
-    def stage_data(self):
-        ex_p, it_p = self.p("examples.parquet"), self.p("items.parquet")
-        done = self.read_done("examples.parquet", "items.parquet")
-        if done is not None:
-            return done
-        from ttp_diag.gen import data as D
-
-        t0 = time.perf_counter()
-        c = self.c
-        if c.data_format == "jsonl":
-            items = D.load_jsonl_users(c.data_path, c.task, strict=c.strict)
-        elif c.data_format == "lamp":
-            items = D.load_lamp(c.data_path, c.outputs_path, c.task, strict=c.strict)
-        else:
-            items = D.load_longlamp(c.data_path, c.task, strict=c.strict)
-        ex = D.build_examples(
-            items,
-            top_k_users=c.top_k_users,
-            max_samples_per_user=c.max_samples_per_user,
-            val_fraction=c.val_fraction,
-            min_items=c.min_items,
-            users=c.users,
-        )
-        examples = ex.examples
-        if c.order == "val_first":
-            # Latest first within each (user, split), then round-robin over users.
-            examples = examples.assign(
-                _v=(examples["split"] != "val").astype(int), _p=-examples["position"]
-            )
-            examples = examples.sort_values(["_v", "user_id", "_p"], kind="mergesort")
-            examples["_r"] = examples.groupby(["user_id", "_v"]).cumcount()
-            examples = examples.sort_values(["_v", "_r", "user_id"], kind="mergesort").drop(
-                columns=["_v", "_p", "_r"]
-            )
-        atomic_write_parquet(ex.items, it_p)
-        atomic_write_parquet(examples.reset_index(drop=True), ex_p)
-        atomic_write_text(
-            self.p("data_summary.json"), json.dumps(ex.summary, indent=1, default=str)
-        )
-        self.record(
-            "data",
-            time.perf_counter() - t0,
-            users=len(ex.summary["users"]),
-            examples=int(len(examples)),
-            train=ex.summary["n_train"],
-            val=ex.summary["n_val"],
-            skipped=ex.summary.get("n_skipped", 0),
-        )
-        return examples.reset_index(drop=True), ex.items
-
-    def stage_prompts(self, examples, items):
-        pr_p = self.p("prompts.parquet")
-        done = self.read_done("prompts.parquet")
-        if done is not None:
-            return done[0]
-        from ttp_diag.gen.prompts import generate_personas, policy_prompt
-        from ttp_diag.gen.retrieval import MiniLMEncoder, retrieve_history
-
-        t0 = time.perf_counter()
-        self.torch_threads()
-        c = self.c
-        hist = {}
-        if c.policy in ("rag", "persona_rag"):
-            hist = retrieve_history(
-                examples, items, MiniLMEncoder(device=c.device), k=c.retrieval_k
-            )
-        personas: dict[str, str] = {}
-        if c.policy in ("persona", "persona_rag"):
-            samples = {}
-            for uid, g in examples.groupby("user_id", sort=False):
-                first_val = g.loc[g["split"] == "val", "position"].min()
-                pool = items[
-                    (items["user_id"] == uid) & (items["position"] < first_val)
-                ].sort_values("position")
-                samples[uid] = pool.tail(c.persona_samples)[["body", "output"]].to_dict(
-                    "records"
-                )
-            personas = generate_personas(self.backend(), c.task, samples, seed=c.seed)
-            # An empty generation would make the persona prompt invalid; keep the run going
-            # with a neutral note and count it in the summary.
-            empty = sorted(u for u, p in personas.items() if not p.strip())
-            for u in empty:
-                personas[u] = "(no style description could be generated for this user)"
-            atomic_write_text(
-                self.p("personas.json"), json.dumps(personas, indent=1, ensure_ascii=False)
-            )
-        prompts = [
-            policy_prompt(
-                c.task,
-                r.body,
-                policy=c.policy,
-                history=hist.get(r.query_id, ()),
-                persona=personas.get(r.user_id),
-                max_chars=c.retrieval_max_chars,
-            )
-            for r in examples.itertuples()
-        ]
-        out = examples[["user_id", "query_id", "split", "position", "body", "output"]].copy()
-        out["prompt"] = prompts
-        out["retrieved"] = [
-            json.dumps([h["item_id"] for h in hist.get(q, [])]) for q in out["query_id"]
-        ]
-        atomic_write_parquet(out, pr_p)
-        extra = {"personas_empty": len(empty)} if personas else {}
-        self.record(
-            "prompts",
-            time.perf_counter() - t0,
-            prompts=len(out),
-            policy=c.policy,
-            retrieval_k=c.retrieval_k,
-            **extra,
-        )
-        return out
-
-    def stage_candidates(self, prompts):
-        cand_p = self.p("candidates.parquet")
-        done = self.read_done("candidates.parquet")
-        if done is not None:
-            return done[0]
-        from ttp_diag.gen.candidates import CandidateGenerator
-        from ttp_diag.gen.shards import shard_queries
-
-        c = self.c
-        self.torch_threads()
-        gen = CandidateGenerator(
-            self.backend(),
-            n=c.n,
-            temperature=c.temperature,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens,
-            batch_size=c.batch_size,
-            seed=c.seed,
-            dedup=c.dedup,
-            progress=c.progress,
-        )
-        # A shard writes its own users' queries; chunks (and so seeds) are those of the
-        # whole run, so its texts are the unsharded run's (see ttp_diag.gen.shards).
-        keep = shard_queries(prompts, *self.shard) if self.shard else None
-        n_queries = len(prompts) if keep is None else len(keep)
-        budget = c.candidate_time_budget_s
-        t0 = time.perf_counter()
-        prev = self.summary["stages"].get("candidates", {})
-
-        def stop() -> bool:
-            return budget is not None and time.perf_counter() - t0 > budget
-
-        cands = None
-        try:
-            cands = gen.run(prompts, self.p("candidates"), should_stop=stop, keep=keep)
-        finally:
-            # Recorded even when the run is interrupted (Ctrl-C), so that wall time
-            # accumulates over sessions and queries_done is never stale.
-            secs = time.perf_counter() - t0
-            total_secs = prev.get("seconds_total", 0.0) + secs
-            if cands is None or not getattr(gen, "stats_", {}).get("complete", True):
-                from ttp_diag.gen.candidates import count_done
-
-                n_done = (
-                    count_done(self.p("candidates"), prompts, keep)
-                    if cands is None
-                    else int(cands["query_id"].nunique())
-                )
-                self.record(
-                    "candidates",
-                    None,
-                    seconds_total=round(total_secs, 1),
-                    complete=False,
-                    queries_done=int(n_done),
-                    queries=int(n_queries),
-                )
-        stats = gen.stats_
-        if not stats["complete"]:
-            if not c.allow_partial or cands.empty:
-                raise TimeBudgetExhausted(
-                    f"candidate time budget of {budget} s used up with "
-                    f"{cands['query_id'].nunique()} of "
-                    f"{n_queries} queries done; run again to resume, or pass --allow-partial "
-                    "(allow_partial=True) to score the queries done"
-                )
-            return cands
-        atomic_write_parquet(cands, cand_p)
-        self.summary["stages"].get("candidates", {}).pop("queries_done", None)
-        self.record(
-            "candidates",
-            secs,
-            seconds_total=round(total_secs, 1),
-            complete=True,
-            queries=int(cands["query_id"].nunique()),
-            candidates=int(len(cands)),
-            samples_generated=cands.attrs.get("n_generated"),
-            empty=cands.attrs.get("n_empty"),
-            duplicates=cands.attrs.get("n_duplicates"),
-            last_session=stats,
-            backend=getattr(self.backend(), "describe", lambda: {})(),
-        )
-        return cands
-
-    def stage_labels(self, cands, prompts):
-        lab_p = self.p("labeled.parquet")
-        done = self.read_done("labeled.parquet")
-        if done is not None:
-            return done[0]
-        from ttp_diag.gen.labels import label_table
-
-        t0 = time.perf_counter()
-        gold = prompts[["query_id", "body", "output"]].rename(columns={"output": "gold"})
-        table = cands.merge(gold, on="query_id", how="left", validate="many_to_one")
-        rouge = label_table(
-            table,
-            text_col="text",
-            gold_col="gold",
-            out_col="reward_rouge",
-            n_jobs=self.c.label_workers,
-            progress=self.c.progress,
-        )["reward_rouge"].to_numpy()
-        labels = {"rouge": rouge}
-        if "minilm" in {self.c.label, *self.c.extra_labels}:
-            from ttp_diag.gen.labels import minilm_similarity
-
-            sim = minilm_similarity(
-                table["text"].tolist(), table["gold"].tolist(), device=self.c.device
-            )
-            # Cosine can be negative; rewards live in [0, 1] like ROUGE.
-            labels["minilm"] = np.clip(sim, 0.0, 1.0)
-        table = table.copy()
-        table["reward"] = labels[self.c.label]
-        for name in self.c.extra_labels:
-            if name != self.c.label:
-                table[f"reward_{name}"] = labels[name]
-        atomic_write_parquet(table, lab_p)
-        self.record(
-            "labels",
-            time.perf_counter() - t0,
-            rows=int(len(table)),
-            mean_reward=float(table["reward"].mean()),
-            zero_share=float((table["reward"] == 0).mean()),
-        )
-        return table
-
-    def stage_rms(self, table):
-        from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models, load_reward_models
-
-        self.torch_threads(rm=True)
-        t0 = time.perf_counter()
-        table = add_rm_inputs(table, self.c.task, input_col="body", text_col="text")
-        if self.c.rm_from:
-            # Reward models trained once (in the merged run folder), loaded by every shard.
-            models = load_reward_models(
-                self.c.rm_from, kinds=self.c.rm_kinds, backbone=self.c.rm_backbone
-            )
-            self.record("rms", time.perf_counter() - t0, kinds=self.c.rm_kinds,
-                        loaded_from=str(self.c.rm_from))
-            return table, models
-        if self.shard is not None:
-            raise RunFolderError(
-                f"shard {self.c.shard}: reward-model training is one job. Stop shards with "
-                "--until labels, merge them (ttp-diag merge SHARD_DIRS --out MERGED), train in "
-                "MERGED (ttp-diag run --run-dir MERGED --until rms), then score each shard "
-                "with --rm-from MERGED/rm"
-            )
-        fit_on = table
-        if self.c.rm_data_pct < 100:
-            from ttp_diag.gen.reward_models.tables import subsample_user_train
-
-            fit_on = subsample_user_train(table, self.c.rm_data_pct, seed=self.c.seed)
-        models = fit_reward_models(
-            fit_on,
-            kinds=self.c.rm_kinds,
-            output_dir=self.p("rm"),
-            backbone=self.c.rm_backbone,
-            settings=self.c.rm_settings,
-            kind_settings=self.c.rm_kind_settings,
-            verbose=self.c.progress,
-        )
-        timings = models.timings
-        n_train = int((fit_on["split"] == "train").sum())
-        self.record(
-            "rms",
-            time.perf_counter() - t0,
-            kinds=self.c.rm_kinds,
-            train_rows=n_train,
-            rm_data_pct=self.c.rm_data_pct,
-            seconds_per_kind={k: round(v, 2) for k, v in timings.items()},
-        )
-        return table, models
-
-    def stage_scores(self, table, models):
-        sc_p = self.p("scores.parquet")
-        done = self.read_done("scores.parquet")
-        if done is not None:
-            return done[0]
-        from ttp_diag.gen.scoring import score_table
-
-        self.torch_threads(rm=True)
-        t0 = time.perf_counter()
-        scores = score_table(table, models, out_path=None)
-        keep_extra = [c for c in ("gold", "body") if c in scores.columns]
-        scores = scores.drop(columns=keep_extra)
-        atomic_write_parquet(scores, sc_p)
-        self.record(
-            "scores",
-            time.perf_counter() - t0,
-            rows=int(len(scores)),
-            seconds_per_kind={
-                k: round(v, 2) for k, v in scores.attrs.get("scoring_seconds", {}).items()
-            },
-        )
-        return scores
 
 
 def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = "scores") -> dict:

@@ -31,13 +31,6 @@ def _write_users(path, n_users=3, n_items=10):
     return chaos.write_users(path, n_users, n_items)
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory):
-    from ttp_diag.gen.reward_models import make_tiny_backbone
-
-    return make_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny_bert", hidden_size=16)
-
-
 def _config(data, backbone, **kw):
     base = dict(
         task="lamp4",

@@ -19,13 +19,6 @@ from ttp_diag.gen.run_folder import RunFolderError  # noqa: E402
 from ttp_diag.gen.shards import merge_runs, shard_queries, shard_users  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory):
-    from ttp_diag.gen.reward_models import make_tiny_backbone
-
-    return make_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny_bert", hidden_size=16)
-
-
 def _cfg(data, backbone, **kw):
     base = dict(
         task="lamp4", data_path=str(data), backend="tiny", n=3, max_new_tokens=5,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,25 +13,11 @@ torch.set_num_threads(1)
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
+from test_pipeline import _write_users  # noqa: E402  (tests/gen is on sys.path)
+
 from ttp_diag.gen.pipeline import RunConfig, run_pipeline  # noqa: E402
 from ttp_diag.gen.reward_models.tables import subsample_user_train  # noqa: E402
 from ttp_diag.gen.sweep import parse_param, plan_sweep, run_sweep  # noqa: E402
-
-_CHAOS = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
-
-
-def _write_users(path, n_users=3, n_items=10):
-    spec = importlib.util.spec_from_file_location("ttp_chaos_users", _CHAOS)
-    chaos = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chaos)
-    return chaos.write_users(path, n_users, n_items)
-
-
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory):
-    from ttp_diag.gen.reward_models import make_tiny_backbone
-
-    return make_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny_bert", hidden_size=16)
 
 
 def _config(data, backbone, **kw):

@@ -116,6 +116,29 @@ def test_every_method_end_to_end_and_resume(run_dir):
         run_evaluation(run_dir, _cfg(seed=5), encoder=HashEncoder())
 
 
+def test_args_reward_is_divided_by_the_rms_within_query_spread(run_dir):
+    from ttp_diag.gen.evaluation.results import run_evaluation
+    from ttp_diag.gen.evaluation.runner import Evaluation
+
+    ev = Evaluation(run_dir, _cfg(), encoder=HashEncoder())
+    sc = pd.read_parquet(run_dir / "scores.parquet")
+    sc = sc[sc["split"] == "train"]
+    for kind in ("global", "prob"):
+        want = sc.groupby("query_id")[f"score_{kind}"].std().median()
+        assert ev.reward_scale(kind) == pytest.approx(want, rel=1e-12)
+        body, user = "A headline about cats.", sc["user_id"].iloc[0]
+        raw = ev.reward_fn(kind, body, user)(["cats", "dogs and cats"])
+        np.testing.assert_allclose(ev.reward_fn(kind, body, user, scaled=True)(
+            ["cats", "dogs and cats"]), raw / want, rtol=1e-12)
+    assert Evaluation(run_dir, _cfg(args_reward_scale="raw"),
+                      encoder=HashEncoder()).reward_scale("prob") == 1.0
+    # the folder's lambda and ARGS texts were made with one scale: another is refused
+    with pytest.raises(EvaluationInputError, match="args_reward_scale"):
+        run_evaluation(run_dir, _cfg(args_reward_scale="raw"), encoder=HashEncoder())
+    with pytest.raises(EvaluationInputError, match="args_reward_scale='zscore'"):
+        run_evaluation(run_dir, _cfg(args_reward_scale="zscore"), encoder=HashEncoder())
+
+
 def test_bad_inputs_name_the_value_and_the_fix(run_dir):
     from ttp_diag.gen.evaluation.results import run_evaluation
 

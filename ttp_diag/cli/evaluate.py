@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--lambda-grid", type=_floats, default=[0.0, 0.5, 1.0, 2.0, 5.0, 10.0],
                    help="ARGS reward weights tried on training users (each >= 0)")
     p.add_argument("--top-k", type=int, default=10, help="ARGS candidate tokens per step")
+    p.add_argument("--args-reward-scale", choices=("query_sd", "raw"), default="query_sd",
+                   help="ARGS reward divided by the RM's median within-query score sd "
+                        "(default) or raw (the paper's)")
     p.add_argument("--train-users", type=float, default=0.34,
                    help="training users: a share in (0, 1) or a count")
     p.add_argument("--max-support", type=int, default=32,
@@ -72,6 +75,7 @@ def _run(args) -> int:
     n_tr = args.train_users
     cfg = EvalConfig(methods=args.methods.split(","), icl_ks=args.icl_k,
                      lambda_grid=args.lambda_grid, args_top_k=args.top_k,
+                     args_reward_scale=args.args_reward_scale,
                      n_train_users=int(n_tr) if n_tr >= 1 else n_tr,
                      max_support=args.max_support, min_gap=args.min_gap,
                      lora_epochs=args.lora_epochs, max_new_tokens=args.max_new_tokens,

@@ -90,7 +90,7 @@ def args_method(ev: Evaluation, split, method: str, pairs):
         rows = []
         for qi, b in zip(q["query_id"], q["body"], strict=True):
             out = args_decode(ev.policy(), icl_prompt(ev.task, b),
-                              reward_fn=ev.reward_fn(kind, b, u), lam=lam,
+                              reward_fn=ev.reward_fn(kind, b, u, scaled=True), lam=lam,
                               top_k=ev.cfg.args_top_k, max_new_tokens=ev.max_new_tokens,
                               first_line=ev.policy().backend.first_line, sample=sample,
                               seed=ev.cfg.seed)

@@ -113,7 +113,8 @@ def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
             if m.startswith("args_"):
                 lam = float(lams.loc[(lams["rm"] == kind) & lams["chosen"].astype(bool),
                                      "lam"].iloc[0])
-                d2 = d.merge(lp0[["pair_id", "lp_chosen", "lp_rejected"]], on="pair_id")
+                d2 = ev.scaled_prefix_rewards(kind, d).merge(
+                    lp0[["pair_id", "lp_chosen", "lp_rejected"]], on="pair_id")
                 d2 = d2.assign(
                     c=[score_rgd(a, b, lam) for a, b in zip(d2["lp_chosen"], d2["r_chosen"],
                                                             strict=True)],

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,9 @@ from ttp_diag.gen.evaluation.methods import parse_methods
 from ttp_diag.gen.evaluation.split import EvaluationInputError, UserSplit, split_users
 
 __all__ = ["EvalConfig", "Evaluation"]
+
+
+REWARD_SCALES = ("query_sd", "raw")
 
 
 @dataclass
@@ -53,6 +57,12 @@ class EvalConfig:
     max_lambda_pairs: int = 48
     lambda_grid: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 5.0, 10.0])
     args_top_k: int = 10
+    #: "query_sd" (default): ARGS and the policy-accuracy score use r / s, s = the median
+    #: within-query standard deviation of the RM's scores on the run's train split, so lambda
+    #: is in log-probability nats per typical within-query reward difference; "raw": the
+    #: paper's r. With ROUGE-scale rewards (within-query sd ~0.001-0.005) no lambda of the
+    #: usual grid moves a decoding step: greedy ARGS output was zero-shot token for token.
+    args_reward_scale: str = "query_sd"
     max_new_tokens: int | None = None
     lora_epochs: int = 3
     lora_lr: float = 5e-4
@@ -70,6 +80,9 @@ class EvalConfig:
             if lam < 0:
                 raise EvaluationInputError(
                     f"lambda grid value {lam} is negative; ARGS needs lambda >= 0")
+        if self.args_reward_scale not in REWARD_SCALES:
+            raise EvaluationInputError(
+                f"args_reward_scale={self.args_reward_scale!r}; use one of {REWARD_SCALES}")
         for k in self.icl_ks:
             if int(k) < 0:
                 raise EvaluationInputError(f"ICL k={k}; use k >= 0 (0 = zero-shot)")
@@ -187,6 +200,11 @@ class Evaluation:
             keys = ("n_train_users", "max_support", "hard_negative_k", "min_gap",
                     "max_pairs_per_query", "seed")
             diff = {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
+            # folders made before the setting existed used the raw reward; the ARGS lambda and
+            # generations cached there depend on it
+            if old.get("args_reward_scale", "raw") != new["args_reward_scale"]:
+                diff["args_reward_scale"] = (old.get("args_reward_scale", "raw"),
+                                             new["args_reward_scale"])
             if diff:
                 raise EvaluationInputError(
                     f"{self.out} was made with other settings {diff} (old, new); use those "
@@ -256,12 +274,39 @@ class Evaluation:
 
         return self.pair_scores("lp_zero_shot", pairs, fn)
 
-    def reward_fn(self, kind: str, body: str, user: str):
+    def reward_fn(self, kind: str, body: str, user: str, *, scaled: bool = False):
+        """``texts -> rewards`` of RM ``kind`` for one query; ``scaled``: divided by
+        :meth:`reward_scale` (what ARGS uses)."""
         from ttp_diag.gen.evaluation.policy import score_candidates
 
         rm = self.rms()[kind]
-        return lambda texts: score_candidates(rm, self.task, [body] * len(texts), texts,
-                                              [user] * len(texts))
+        s = self.reward_scale(kind) if scaled else 1.0
+        return lambda texts: np.asarray(score_candidates(
+            rm, self.task, [body] * len(texts), texts, [user] * len(texts)), float) / s
+
+    def reward_scale(self, kind: str) -> float:
+        """The divisor of RM ``kind``'s reward in ARGS (see ``EvalConfig.args_reward_scale``)."""
+        if self.cfg.args_reward_scale == "raw":
+            return 1.0
+        cache = self.__dict__.setdefault("_reward_scales", {})
+        if kind not in cache:
+            col = f"score_{kind}"
+            sc = pd.read_parquet(self.run / "scores.parquet", columns=["query_id", "split", col])
+            sc = sc[sc["split"] == "train"]
+            sd = float(sc.groupby("query_id")[col].std().median()) if len(sc) else float("nan")
+            if not np.isfinite(sd) or sd <= 0:
+                warnings.warn(f"reward model {kind!r} has no within-query score spread on the "
+                              f"train split (median sd {sd}); ARGS uses its raw reward",
+                              RuntimeWarning, stacklevel=2)
+                sd = 1.0
+            cache[kind] = sd
+        return cache[kind]
+
+    def scaled_prefix_rewards(self, kind: str, d: pd.DataFrame) -> pd.DataFrame:
+        """``d`` with its cached raw prefix rewards (r_chosen, r_rejected) divided by the scale."""
+        s = self.reward_scale(kind)
+        return d.assign(r_chosen=[np.asarray(v, float) / s for v in d["r_chosen"]],
+                        r_rejected=[np.asarray(v, float) / s for v in d["r_rejected"]])
 
     def rm_pair_scores(self, kind: str, pairs):
         from ttp_diag.gen.evaluation.args import prefix_rewards
@@ -294,7 +339,7 @@ class Evaluation:
         tr = pairs[pairs["split"] == "train"]
         d = tr[["pair_id", "user_id"]].merge(self.lp_zero(pairs), on="pair_id").merge(
             self.rm_pair_scores(kind, pairs), on="pair_id")
-        lam, grid = select_lambda(d, self.cfg.lambda_grid)
+        lam, grid = select_lambda(self.scaled_prefix_rewards(kind, d), self.cfg.lambda_grid)
         grid.insert(0, "rm", kind)
         grid["chosen"] = grid["lam"] == lam
         _atomic_text(f, pd.concat([old, grid]).to_csv(index=False))

@@ -113,8 +113,18 @@ def legend_top(ax: Axes, *, loc: str = "upper left", fontsize: float = 7.5, ncol
     n = len([lab for lab in labels if not lab.startswith("_")])
     if n == 0:
         return None
+    # many entries (a zoo of reward models): more columns rather than a legend over the data
+    row_h = 0.058 * fontsize / 7.5  # share of the axes one legend row needs
+    wide = -(-n // max(int((0.5 - 0.04) / row_h), 1))
+    spare = 1 if wide > ncols else 0  # several columns of long labels run a little taller
+    ncols = max(ncols, wide)
     rows = -(-n // ncols)
-    frac = min(0.6, 0.04 + rows * 0.058 * fontsize / 7.5)  # share of the axes the legend needs
+    frac = 0.04 + (rows + spare) * row_h
+    if spare:
+        # short panels: measure the rows in inches (a row is about 1.55 font sizes high)
+        h_in = ax.get_position().height * ax.figure.get_figheight()
+        frac = max(frac, (0.12 + rows * 1.55 * fontsize / 72.0) / max(h_in, 1e-6))
+    frac = min(0.6, frac)
     lo, hi = ax.get_ylim()
     ax.set_ylim(lo, lo + (hi - lo) / (1.0 - frac))
     return ax.legend(loc=loc, fontsize=fontsize, ncols=ncols, **kw)

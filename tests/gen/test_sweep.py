@@ -248,3 +248,14 @@ def test_lora_policy_scores_val_queries_with_the_runs_models_and_resumes(parent,
     assert all(s.endswith("finished before, skipped") for s in lines)
     with pytest.raises(ValueError, match="other settings"):
         lora_policy_run(rewarded, tmp_path / "lora", epochs=2, n=3, log=lines.append)
+
+
+def test_cli_lora_policy_forwards_its_settings(monkeypatch):
+    import ttp_diag.gen.lora_policy as lp
+    from ttp_diag.cli import main
+
+    seen = []
+    monkeypatch.setattr(lp, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["lora-policy", "runs/p", "runs/l", "--epochs", "3", "--n", "5"]) == 0
+    assert seen == [["runs/p", "runs/l", "--epochs", "3", "--lr", "0.0005", "--r", "8",
+                     "--max-support", "32", "--n", "5"]]

@@ -1,0 +1,44 @@
+"""``ttp-diag lora-policy``: Best-of-N candidates from a per-user LoRA policy (Fig. A2).
+
+Fine-tunes the run's policy with LoRA on each user's train items, samples ``n`` candidates per
+val query, labels them like the run and scores them with the run's trained reward models; one
+file per user, resumable. ``paper_figures/make_all.py --lora-run OUT`` draws Fig. A2 from it.
+See :mod:`ttp_diag.gen.lora_policy`.
+
+Examples
+--------
+::
+
+    ttp-diag lora-policy runs/parent runs/lora --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "lora-policy",
+        help="candidates from a per-user LoRA policy, scored by a run's reward models",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", help="a finished `ttp-diag run` folder (reward models trained)")
+    p.add_argument("out", help="output folder (scores.parquet, users/)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--n", type=int, default=None, help="candidates per query (default: run's)")
+    p.add_argument("--max-support", type=int, default=32)
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ttp_diag.gen.lora_policy import main
+
+    argv = [args.run_dir, args.out, "--epochs", str(args.epochs), "--lr", str(args.lr),
+            "--r", str(args.r), "--max-support", str(args.max_support)]
+    if args.n is not None:
+        argv += ["--n", str(args.n)]
+    return main(argv)

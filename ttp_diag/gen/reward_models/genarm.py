@@ -115,6 +115,12 @@ class GenARM(RewardModel):
     add_eos : bool, default True
         End each response with the LM's end-of-sequence token, whose log-probability (the
         reward for stopping there) is the last token reward.
+    length_norm : bool, default False
+        Sequence reward = ``beta`` times the *mean* of the response-token log-probabilities
+        (end token included when ``add_eos``) instead of their sum, in the loss and in
+        :meth:`score` (length normalization, as SimPO's average log-probability);
+        :meth:`token_rewards` stay ``beta * log pi_r(y_t | ...)``. Averages are ~20x
+        smaller than sums on headlines, so use a larger ``beta`` (e.g. 2.0).
     device : str, default "auto"
     seed : int, default 0
     verbose : bool, default False
@@ -135,7 +141,8 @@ class GenARM(RewardModel):
                  target_modules: Sequence[str] | None = None,
                  max_train_pairs: int | None = 400, min_gap: float = 0.1,
                  max_pairs_per_query: int | None = 20, score_batch_size: int = 32,
-                 add_eos: bool = True, device: str = "auto", seed: int = 0,
+                 add_eos: bool = True, length_norm: bool = False, device: str = "auto",
+                 seed: int = 0,
                  verbose: bool = False):
         self.backbone = backbone
         self.beta = beta
@@ -152,6 +159,7 @@ class GenARM(RewardModel):
         self.max_pairs_per_query = max_pairs_per_query
         self.score_batch_size = score_batch_size
         self.add_eos = add_eos
+        self.length_norm = length_norm
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -246,6 +254,15 @@ class GenARM(RewardModel):
         sums = torch.zeros(len(batch), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
         return lp, sums
 
+    def _seq_logp(self, batch):
+        """Per-text response log-probability: the sum, or the mean when ``length_norm``."""
+        _, sums = self._response_logp(batch)
+        if not self.length_norm:
+            return sums
+        n = _torch().as_tensor([len(x) - n_ctx for x, n_ctx in batch], dtype=sums.dtype,
+                               device=sums.device)
+        return sums / n
+
     # --- fit ------------------------------------------------------------------------------
     def _prepare_pairs(self, data: pd.DataFrame, where: str) -> pd.DataFrame:
         pairs = check_pairs(data, where)
@@ -288,7 +305,7 @@ class GenARM(RewardModel):
             for s in tqdm(range(0, len(order), bs), desc=f"GenARM epoch {ep + 1}",
                           disable=not self.verbose, leave=False):
                 b = order[s:s + bs]
-                _, sums = self._response_logp([c[i] for i in b] + [r[i] for i in b])
+                sums = self._seq_logp([c[i] for i in b] + [r[i] for i in b])
                 rc, rr = float(self.beta) * sums[: len(b)], float(self.beta) * sums[len(b):]
                 loss = bt_loss(rc, rr)
                 opt.zero_grad(set_to_none=True)
@@ -315,9 +332,11 @@ class GenARM(RewardModel):
 
     def score(self, texts: Sequence[str], users: Sequence | None = None, *,
               prompts: Sequence[str] | None = None) -> np.ndarray:
-        """Sequence reward ``beta * log pi_r(text | prompt)`` per text (``users`` ignored)."""
+        """Sequence reward ``beta * log pi_r(text | prompt)`` per text (``users`` ignored);
+        with ``length_norm``, ``beta`` times the mean token log-probability."""
         self._require()
-        return np.array([t.sum() for t in self.token_rewards(texts, prompts=prompts)])
+        agg = np.mean if self.length_norm else np.sum
+        return np.array([agg(t) for t in self.token_rewards(texts, prompts=prompts)])
 
     def _batches(self, encoded, bs):
         order = np.argsort([len(x) for x, _ in encoded], kind="stable")

@@ -28,6 +28,27 @@ the accuracy of each new batch before its update rose from 0.43 to ~0.65, but he
 accuracy is 0.50 [0.47, 0.53] (correlation of the reward gap with the word-count gap -0.39,
 was -0.68): on this budget the ARM does not undo the likelihood's length penalty.
 
+Length normalization (``length_norm=True``): the sequence reward is ``beta`` times the *mean*
+response-token log-probability (end token included), in the loss and in :meth:`score`;
+token rewards are unchanged. This is SimPO's reward (Meng et al., 2024, "length-normalized",
+the average log-probability: ``get_batch_logps(..., average_log_prob=True)`` in
+princeton-nlp/SimPO ``scripts/simpo_trainer.py``, which also appends the end token); GenARM's
+own code is not in our index, so we do not claim it uses it. Choice of ``beta``: on 96
+training pairs the base LM's ``|mean log pi(y_w) - mean log pi(y_l)|`` has median 1.08 nats
+(sum: 24.7), so ``beta = 1`` gives initial loss 0.97 with 7% of margins beyond 3, the regime
+in which the summed ``beta = 0.05`` learned (1.29, 11%), and the same gradient per token
+(``beta / n`` with ``n ~ 20`` tokens); SimPO's 2-2.5 (tuned for an SFT policy, whose
+averages differ far less) would give loss 1.5-1.8 with 30-44% of margins beyond 3. On the
+demo's training pairs averaging flips the base LM's length preference: the margin correlates
++0.65 with the token-count gap (sum: -0.70), because later tokens of a headline are more
+predictable. Result (``scripts/zoo_run.py --set genarm.length_norm=true --set
+genarm.beta=1.0``, 800 pairs, one epoch, 366 s training and 96 s scoring at load ~1.3): loss
+0.86 -> 0.54, batch accuracy 0.49 -> 0.77, held-out accuracy 0.618 [0.591, 0.645] (sum:
+0.500; the untrained LM's mean log-probability: 0.478), reward gap vs word-count gap +0.50
+(untrained: +0.38). Training helps, but the result is no better than the rule "the longer
+headline wins" (0.634, ties as 0.5), and on the 65 held-out pairs of equal word count it is
+0.52: no evidence yet of content learned beyond length.
+
 Departures: when ``prompt`` is empty (the demo table keeps headlines only) the response is
 scored after the LM's start token; the prompt is left-truncated to ``max_prompt_length``
 tokens and the response to ``max_length``; on CPU the training set is capped at

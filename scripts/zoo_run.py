@@ -16,6 +16,9 @@ val-split pools; adaptation users: their query pairs), alpha, beta, rho_eff (dia
 split), Best-of-N gain at the largest N (pool='clip'), training seconds.
 
 Usage: ``python scripts/zoo_run.py --out runs/zoo`` (resumes: a finished model is reused).
+Model settings: ``--set genarm.length_norm=true --set genarm.beta=2.0`` (values parsed as
+JSON, else kept as strings); they update ``SETTINGS`` and are written to ``settings.json``
+in the output folder. Use a new ``--out`` for new settings: a finished model is reused.
 """
 
 from __future__ import annotations
@@ -42,6 +45,26 @@ LM_MODELS = {"genarm", "pdpo"}
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
        "genarm", "pdpo"]
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict]:
+    """``["genarm.beta=2.0", ...]`` -> ``{"genarm": {"beta": 2.0}}`` merged over SETTINGS."""
+    out = {k: dict(v) for k, v in SETTINGS.items()}
+    for item in items:
+        key, sep, val = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not sep or not dot or name not in REGISTRY:
+            raise SystemExit(f"--set {item!r}: expected MODEL.PARAM=VALUE with MODEL one of "
+                             f"{sorted(REGISTRY)}, e.g. --set genarm.beta=2.0")
+        if param not in REGISTRY[name]._param_names():
+            raise SystemExit(f"--set {item!r}: {name} has no setting {param!r}; valid: "
+                             f"{sorted(REGISTRY[name]._param_names())}")
+        try:
+            v = json.loads(val)
+        except json.JSONDecodeError:
+            v = val
+        out.setdefault(name, {})[param] = v
+    return out
 
 
 def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -100,9 +123,16 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(ZOO))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                    help="model setting, e.g. genarm.length_norm=true (repeatable)")
     args = ap.parse_args()
+    settings = _parse_sets(args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from ttp_diag.io import atomic_write_text
+
+    atomic_write_text(out / "settings.json", json.dumps(
+        {k: v for k, v in settings.items() if k in args.models.split(",")}, indent=1))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -135,7 +165,7 @@ def main() -> None:
             m = REGISTRY[name].load(path)
             secs = json.loads((out / f"{name}.seconds").read_text())
         else:
-            m = REGISTRY[name](seed=args.seed, **SETTINGS.get(name, {})).fit(pairs)
+            m = REGISTRY[name](seed=args.seed, **settings.get(name, {})).fit(pairs)
             secs = time.perf_counter() - t0
             m.save(path)
             (out / f"{name}.seconds").write_text(json.dumps(secs))
@@ -150,8 +180,6 @@ def main() -> None:
             vals[rows_] = m.score(scored.rm_text[rows_].tolist(), scored.user_id.to_numpy()[rows_])
             scored[col] = vals
             score_s = time.perf_counter() - t1
-            from ttp_diag.io import atomic_write_text
-
             tmp = cache.with_suffix(".tmp")
             scored[[col]].to_parquet(tmp, index=False)
             os.replace(tmp, cache)

@@ -270,6 +270,36 @@ def test_genarm_rewards_cover_response_tokens_only(tiny_lm):
     np.testing.assert_allclose(solo, tr[2].sum(), rtol=1e-5)
 
 
+def test_genarm_length_norm_loss_decreases_and_score_is_mean_token_logp(tiny_lm, tmp_path):
+    """length_norm=True: the Bradley-Terry loss on beta * mean log-prob falls from log 2, and
+    score() equals beta * the mean response-token log-probability (end token included)
+    computed here from the full model's logits; the setting survives save/load."""
+    from ttp_diag.gen.reward_models import GenARM
+
+    rng = np.random.default_rng(2)
+    tr = _word_pairs(80, rng)
+    m = GenARM(tiny_lm, beta=4.0, length_norm=True, epochs=4, lr=5e-3).fit(tr)
+    losses = np.array(m.history_["losses"])
+    assert abs(losses[0] - np.log(2)) < 0.05
+    assert losses[-8:].mean() < min(losses[:8].mean(), np.log(2)) - 0.03
+    text = "the dog sat great"
+    tok = m._tok
+    assert tok.eos_token_id is None and tok.bos_token_id is None  # the BERT tokenizer:
+    ids = tok(text)["input_ids"]  # [CLS] text [SEP]: the start token and the end token
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    with torch.no_grad():
+        logits = m._lm(input_ids=torch.tensor([ids])).logits[0].double()
+    lp = torch.log_softmax(logits[:-1], -1).gather(-1, torch.tensor(ids[1:])[:, None])
+    want = 4.0 * lp.mean().item()
+    np.testing.assert_allclose(m.score([text])[0], want, rtol=1e-5)
+    np.testing.assert_allclose(m.token_rewards([text])[0], 4.0 * lp[:, 0].numpy(), rtol=1e-4)
+    assert not np.isclose(want, 4.0 * lp.sum().item())  # not the sum
+    m.save(tmp_path / "g")
+    back = GenARM.load(tmp_path / "g")
+    assert back.length_norm is True and back.beta == 4.0
+    np.testing.assert_allclose(back.score([text]), m.score([text]), rtol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["genarm", "pdpo"])
 def test_lm_zoo_damaged_weights_raise_named_error(tiny_lm, tmp_path, kind):
     from ttp_diag.exceptions import CorruptFileError

@@ -28,6 +28,27 @@ the accuracy of each new batch before its update rose from 0.43 to ~0.65, but he
 accuracy is 0.50 [0.47, 0.53] (correlation of the reward gap with the word-count gap -0.39,
 was -0.68): on this budget the ARM does not undo the likelihood's length penalty.
 
+Length normalization (``length_norm=True``): the sequence reward is ``beta`` times the *mean*
+response-token log-probability (end token included), in the loss and in :meth:`score`;
+token rewards are unchanged. This is SimPO's reward (Meng et al., 2024, "length-normalized",
+the average log-probability: ``get_batch_logps(..., average_log_prob=True)`` in
+princeton-nlp/SimPO ``scripts/simpo_trainer.py``, which also appends the end token); GenARM's
+own code is not in our index, so we do not claim it uses it. Choice of ``beta``: on 96
+training pairs the base LM's ``|mean log pi(y_w) - mean log pi(y_l)|`` has median 1.08 nats
+(sum: 24.7), so ``beta = 1`` gives initial loss 0.97 with 7% of margins beyond 3, the regime
+in which the summed ``beta = 0.05`` learned (1.29, 11%), and the same gradient per token
+(``beta / n`` with ``n ~ 20`` tokens); SimPO's 2-2.5 (tuned for an SFT policy, whose
+averages differ far less) would give loss 1.5-1.8 with 30-44% of margins beyond 3. On the
+demo's training pairs averaging flips the base LM's length preference: the margin correlates
++0.65 with the token-count gap (sum: -0.70), because later tokens of a headline are more
+predictable. Result (``scripts/zoo_run.py --set genarm.length_norm=true --set
+genarm.beta=1.0``, 800 pairs, one epoch, 366 s training and 96 s scoring at load ~1.3): loss
+0.86 -> 0.54, batch accuracy 0.49 -> 0.77, held-out accuracy 0.618 [0.591, 0.645] (sum:
+0.500; the untrained LM's mean log-probability: 0.478), reward gap vs word-count gap +0.50
+(untrained: +0.38). Training helps, but the result is no better than the rule "the longer
+headline wins" (0.634, ties as 0.5), and on the 65 held-out pairs of equal word count it is
+0.52: no evidence yet of content learned beyond length.
+
 Departures: when ``prompt`` is empty (the demo table keeps headlines only) the response is
 scored after the LM's start token; the prompt is left-truncated to ``max_prompt_length``
 tokens and the response to ``max_length``; on CPU the training set is capped at
@@ -115,6 +136,12 @@ class GenARM(RewardModel):
     add_eos : bool, default True
         End each response with the LM's end-of-sequence token, whose log-probability (the
         reward for stopping there) is the last token reward.
+    length_norm : bool, default False
+        Sequence reward = ``beta`` times the *mean* of the response-token log-probabilities
+        (end token included when ``add_eos``) instead of their sum, in the loss and in
+        :meth:`score` (length normalization, as SimPO's average log-probability);
+        :meth:`token_rewards` stay ``beta * log pi_r(y_t | ...)``. Averages are ~20x
+        smaller than sums on headlines, so use a larger ``beta`` (e.g. 2.0).
     device : str, default "auto"
     seed : int, default 0
     verbose : bool, default False
@@ -135,7 +162,8 @@ class GenARM(RewardModel):
                  target_modules: Sequence[str] | None = None,
                  max_train_pairs: int | None = 400, min_gap: float = 0.1,
                  max_pairs_per_query: int | None = 20, score_batch_size: int = 32,
-                 add_eos: bool = True, device: str = "auto", seed: int = 0,
+                 add_eos: bool = True, length_norm: bool = False, device: str = "auto",
+                 seed: int = 0,
                  verbose: bool = False):
         self.backbone = backbone
         self.beta = beta
@@ -152,6 +180,7 @@ class GenARM(RewardModel):
         self.max_pairs_per_query = max_pairs_per_query
         self.score_batch_size = score_batch_size
         self.add_eos = add_eos
+        self.length_norm = length_norm
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -246,6 +275,15 @@ class GenARM(RewardModel):
         sums = torch.zeros(len(batch), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
         return lp, sums
 
+    def _seq_logp(self, batch):
+        """Per-text response log-probability: the sum, or the mean when ``length_norm``."""
+        _, sums = self._response_logp(batch)
+        if not self.length_norm:
+            return sums
+        n = _torch().as_tensor([len(x) - n_ctx for x, n_ctx in batch], dtype=sums.dtype,
+                               device=sums.device)
+        return sums / n
+
     # --- fit ------------------------------------------------------------------------------
     def _prepare_pairs(self, data: pd.DataFrame, where: str) -> pd.DataFrame:
         pairs = check_pairs(data, where)
@@ -288,7 +326,7 @@ class GenARM(RewardModel):
             for s in tqdm(range(0, len(order), bs), desc=f"GenARM epoch {ep + 1}",
                           disable=not self.verbose, leave=False):
                 b = order[s:s + bs]
-                _, sums = self._response_logp([c[i] for i in b] + [r[i] for i in b])
+                sums = self._seq_logp([c[i] for i in b] + [r[i] for i in b])
                 rc, rr = float(self.beta) * sums[: len(b)], float(self.beta) * sums[len(b):]
                 loss = bt_loss(rc, rr)
                 opt.zero_grad(set_to_none=True)
@@ -315,9 +353,11 @@ class GenARM(RewardModel):
 
     def score(self, texts: Sequence[str], users: Sequence | None = None, *,
               prompts: Sequence[str] | None = None) -> np.ndarray:
-        """Sequence reward ``beta * log pi_r(text | prompt)`` per text (``users`` ignored)."""
+        """Sequence reward ``beta * log pi_r(text | prompt)`` per text (``users`` ignored);
+        with ``length_norm``, ``beta`` times the mean token log-probability."""
         self._require()
-        return np.array([t.sum() for t in self.token_rewards(texts, prompts=prompts)])
+        agg = np.mean if self.length_norm else np.sum
+        return np.array([agg(t) for t in self.token_rewards(texts, prompts=prompts)])
 
     def _batches(self, encoded, bs):
         order = np.argsort([len(x) for x, _ in encoded], kind="stable")

@@ -395,3 +395,14 @@ def test_noiseless_planted_preferences_are_ordered_beyond_a_margin(name):
         assert far.mean() > 0.2, (name, far.mean())  # the claim covers many pairs
         assert hits[far].all(), (name, margin, np.sort(np.abs(ref)[~hits])[-3:])
         assert hits.mean() > 0.75, (name, hits.mean())
+
+
+def test_pdpo_refuses_length_norm_it_does_not_implement():
+    import pandas as pd
+
+    from ttp_diag.gen.reward_models import PDPO
+
+    pairs = pd.DataFrame({"user_id": ["u"], "split": ["train"], "prompt": [""],
+                          "chosen": ["a"], "rejected": ["b"], "source": ["x"]})
+    with pytest.raises(ValueError, match="length_norm"):
+        PDPO(length_norm=True).fit(pairs)

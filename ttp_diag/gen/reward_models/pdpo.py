@@ -112,6 +112,11 @@ class PDPO(GenARM):
     def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text") -> PDPO:
         """Train on a pairs DataFrame: ``"train"`` pairs (LoRA + user tokens of training
         users), then ``"support"`` pairs of other users (their user token only)."""
+        if self.length_norm:
+            # inherited from GenARM's constructor, but P-DPO's reward is the DPO implicit
+            # reward (a sum of policy/reference log-ratios); averaging it is not implemented
+            raise ValueError("PDPO does not implement length_norm=True (its reward is the "
+                             "summed DPO log-ratio); use length_norm=False")
         torch = _torch()
         if not {"chosen", "rejected"} <= set(data.columns):
             return self.fit_table(data, text_col=text_col)

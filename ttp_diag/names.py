@@ -42,27 +42,9 @@ LABELS = {
     "pdpo": "P-DPO",
 }
 
-#: Short labels for crowded axes (violin ticks).
-SHORT_LABELS = {
-    "random": "Random",
-    "oracle": "Oracle",
-    "global": "Global",
-    "det": "Det",
-    "prob": "Prob",
-    "training": "Training",
-    "theory": "Theory",
-    "mpu": "MPU",
-    "mpu_avg": "MPU-Avg",
-    "lore": "LoRE",
-    "lore_alt": "LoRE-Alt",
-    "pref": "PReF",
-    "pal": "PAL",
-    "vpl": "VPL",
-    "global_bt": "Glob-BT",
-    "global_bt_v2": "Glob-V2",
-    "genarm": "GenARM",
-    "pdpo": "P-DPO",
-}
+#: Short labels for crowded axes (violin ticks): the labels, shortened where they are long.
+SHORT_LABELS = {**LABELS, "global": "Global", "det": "Det", "prob": "Prob",
+                "training": "Training", "global_bt": "Glob-BT", "global_bt_v2": "Glob-V2"}
 
 _ALIASES = {
     "global rm": "global",

@@ -137,16 +137,18 @@ def joint_mixture(z: np.ndarray, se: np.ndarray, w: np.ndarray, user: np.ndarray
         pi, m_c, p, m = pi_new, m_c_new, p_new, m_new
         if done:
             break
-    alpha = pi if pi * n_users >= 0.5 else 0.0
-    alpha = 1.0 if (1.0 - alpha) * n_users < 0.5 else alpha
-    w_act = w * (1.0 - post_c[user])
-    n_eff = w_act.sum() / float(w.max()) if w.size else 0.0
-    beta = float(p[0])
-    if beta * n_eff < 0.5:
-        beta = 0.0
-    elif (1.0 - beta) * n_eff < 0.5:
-        beta = 1.0
-    return float(alpha), beta, {"m": m, "p": p, "pi": pi, "m_c": m_c}
+    n_eff = (w * (1.0 - post_c[user])).sum() / float(w.max()) if w.size else 0.0
+    return (_snap(pi, n_users), _snap(float(p[0]), n_eff),
+            {"m": m, "p": p, "pi": pi, "m_c": m_c})
+
+
+def _snap(share: float, n_units: float) -> float:
+    """0 (or 1) for a share worth less than half of one of ``n_units`` units from it."""
+    if share * n_units < 0.5:
+        return 0.0
+    if (1.0 - share) * n_units < 0.5:
+        return 1.0
+    return float(share)
 
 
 def estimate(qs: QueryStats, idx: np.ndarray, slot: np.ndarray, n_slots: int, *,
@@ -288,15 +290,21 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
     has_def = n_def_u > 0
     out: dict[str, float] = {}
 
-    def conditional(groups: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
-        """Null draws of z (size, nq) with each group's weighted mean z held at its observed."""
+    def weighted_means(groups: np.ndarray, mask: np.ndarray):
+        """Inverse-variance weighted mean z of each group over ``mask`` (the sufficient
+        statistic the null draws hold fixed), with the weights and their group sums."""
         n_g = int(groups.max()) + 1
         ivm = np.where(mask, iv, 0.0)
         sw = np.bincount(groups, weights=ivm, minlength=n_g)
         sw = np.where(sw > 0, sw, 1.0)
-        zbar = np.bincount(groups, weights=ivm * z_obs, minlength=n_g) / sw
+        return np.bincount(groups, weights=ivm * z_obs, minlength=n_g) / sw, ivm, sw
+
+    def conditional(groups: np.ndarray, mask: np.ndarray, means, size: int) -> np.ndarray:
+        """Null draws of z (size, nq) with each group's weighted mean z held at its observed
+        (undefined and masked-out queries keep their observed z, 0 when undefined)."""
+        zbar, ivm, sw = means
         e = se[None, :] * rng.standard_normal((size, nq))
-        ebar = group_sums(ivm[None, :] * e, groups, n_g) / sw[None, :]
+        ebar = group_sums(ivm[None, :] * e, groups, sw.size) / sw[None, :]
         return np.where(mask[None, :], (zbar[groups])[None, :] + e - ebar[:, groups],
                         z_obs[None, :])
 
@@ -306,14 +314,12 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
         flat = (np.arange(size)[:, None] * n_g + groups[None, :]).ravel()
         return np.bincount(flat, weights=x.ravel(), minlength=size * n_g).reshape(size, n_g)
 
-    zd = np.where(defined, 1.0, 0.0)
-
     def alpha_stats(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw and smoothed collapse rates of each row of z (size, nq)."""
-        zbar = group_sums(z * zd, qs.user, nu) / np.maximum(n_def_u, 1.0)
+        """Raw and smoothed collapse rates of each row of z (size, nq; 0 where undefined)."""
+        zbar = group_sums(z, qs.user, nu) / np.maximum(n_def_u, 1.0)
         p = special.ndtr((z_cut - zbar) / np.maximum(se_user, 1e-12))
         smooth = np.where(has_def, p, float(threshold > 0.0)).mean(axis=1)
-        r_mean = group_sums(np.tanh(z) * zd, qs.user, nu) / n_u
+        r_mean = group_sums(np.tanh(z), qs.user, nu) / n_u
         return (r_mean < threshold).mean(axis=1), smooth
 
     active = ~user_collapsed[qs.user]
@@ -333,27 +339,26 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
     chunk = max(1, min(n_null, 1_000_000 // max(nq, 1)))
     done = 0
     all_users = np.zeros(nq, dtype=np.int64)
+    overall = weighted_means(all_users, defined)
+    per_user = weighted_means(qs.user, act_def)
     while done < n_null:
         size = min(chunk, n_null - done)
-        raw, sm = alpha_stats(conditional(all_users, defined, size))
+        raw, sm = alpha_stats(conditional(all_users, defined, overall, size))
         a_raw.append(raw)
         a_sm.append(sm)
         if act_def.any():
-            raw, sm = beta_stats(conditional(qs.user, act_def, size))
+            raw, sm = beta_stats(conditional(qs.user, act_def, per_user, size))
             b_raw.append(raw)
             b_sm.append(sm)
         done += size
     a_raw, a_sm = np.concatenate(a_raw), np.concatenate(a_sm)
-    z_all = float(np.sum(iv * z_obs) / iv.sum()) if defined.any() else 0.0
+    z_all = float(overall[0][0]) if defined.any() else 0.0
     out.update(rho0_collapse=float(np.tanh(z_all)), alpha_null=float(np.mean(a_raw)),
                alpha_stat=float(a_stat), alpha_stat_null=float(a_sm.mean()),
                alpha_p=float((1 + (a_sm >= a_stat - 1e-15).sum()) / (1 + n_null)))
     if b_sm:
         b_raw, b_sm = np.concatenate(b_raw), np.concatenate(b_sm)
-        ivu = np.bincount(qs.user, weights=np.where(act_def, iv, 0.0), minlength=nu)
-        z_user = np.bincount(qs.user, weights=np.where(act_def, iv * z_obs, 0.0),
-                             minlength=nu) / np.where(ivu > 0, ivu, 1.0)
-        rho0 = float(np.tanh(np.average(z_user[qs.user][act_def], weights=wa)))
+        rho0 = float(np.tanh(np.average(per_user[0][qs.user][act_def], weights=wa)))
         out.update(rho0_hacking=rho0, beta_null=float(np.mean(b_raw)), beta_stat=float(b_stat),
                    beta_stat_null=float(b_sm.mean()),
                    beta_p=float((1 + (b_sm >= b_stat - 1e-15).sum()) / (1 + n_null)))

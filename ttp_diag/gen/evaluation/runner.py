@@ -137,6 +137,7 @@ class Evaluation:
         self.out = self.run / "eval"
         self._backend, self._encoder, self._rms = backend, encoder, reward_models
         self._policy = None
+        self._reward_scales: dict[str, float] = {}
         self.timings: dict[str, float] = {}
 
     # -- shared resources -------------------------------------------------------------
@@ -288,7 +289,7 @@ class Evaluation:
         """The divisor of RM ``kind``'s reward in ARGS (see ``EvalConfig.args_reward_scale``)."""
         if self.cfg.args_reward_scale == "raw":
             return 1.0
-        cache = self.__dict__.setdefault("_reward_scales", {})
+        cache = self._reward_scales
         if kind not in cache:
             col = f"score_{kind}"
             sc = pd.read_parquet(self.run / "scores.parquet", columns=["query_id", "split", col])

@@ -250,12 +250,21 @@ def test_lora_policy_scores_val_queries_with_the_runs_models_and_resumes(parent,
         lora_policy_run(rewarded, tmp_path / "lora", epochs=2, n=3, log=lines.append)
 
 
-def test_cli_lora_policy_forwards_its_settings(monkeypatch):
+def test_cli_lora_policy_forwards_its_settings(monkeypatch, capsys):
     import ttp_diag.gen.lora_policy as lp
     from ttp_diag.cli import main
 
     seen = []
-    monkeypatch.setattr(lp, "main", lambda argv: seen.append(argv) or 0)
+
+    def fake(run_dir, out, **kw):
+        seen.append((run_dir, out, kw))
+        return pd.DataFrame({"query_id": ["q1", "q1", "q2"]})
+
+    monkeypatch.setattr(lp, "lora_policy_run", fake)
     assert main(["lora-policy", "runs/p", "runs/l", "--epochs", "3", "--n", "5"]) == 0
-    assert seen == [["runs/p", "runs/l", "--epochs", "3", "--lr", "0.0005", "--r", "8",
-                     "--max-support", "32", "--n", "5"]]
+    assert seen == [("runs/p", "runs/l", dict(epochs=3, lr=0.0005, r=8, n=5, max_support=32))]
+    assert "3 candidates of 2 queries" in capsys.readouterr().out
+    # `python -m ttp_diag.gen.lora_policy` is the same command
+    assert lp.main(["runs/p", "runs/l"]) == 0
+    assert seen[-1] == ("runs/p", "runs/l", dict(epochs=2, lr=0.0005, r=8, n=None,
+                                                  max_support=32))

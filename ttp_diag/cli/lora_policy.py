@@ -35,10 +35,14 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from ttp_diag.gen.lora_policy import main
+    import os
+    from pathlib import Path
 
-    argv = [args.run_dir, args.out, "--epochs", str(args.epochs), "--lr", str(args.lr),
-            "--r", str(args.r), "--max-support", str(args.max_support)]
-    if args.n is not None:
-        argv += ["--n", str(args.n)]
-    return main(argv)
+    from ttp_diag.gen.lora_policy import lora_policy_run
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    t = lora_policy_run(args.run_dir, args.out, epochs=args.epochs, lr=args.lr, r=args.r,
+                        n=args.n, max_support=args.max_support)
+    print(f"{len(t)} candidates of {t['query_id'].nunique()} queries: "
+          f"{Path(args.out) / 'scores.parquet'}")
+    return 0

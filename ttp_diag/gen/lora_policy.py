@@ -159,24 +159,10 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ttp_diag.gen.lora_policy RUN_DIR OUT [--epochs 2] [--n 8]``."""
-    import argparse
+    """``python -m ttp_diag.gen.lora_policy RUN_DIR OUT [...]``: ``ttp-diag lora-policy``."""
+    from ttp_diag.cli import main as cli_main
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dir", help="a finished `ttp-diag run` folder (reward models trained)")
-    p.add_argument("out", help="output folder (scores.parquet, users/)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--r", type=int, default=8, help="LoRA rank")
-    p.add_argument("--n", type=int, default=None, help="candidates per query (default: run's)")
-    p.add_argument("--max-support", type=int, default=32)
-    a = p.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    t = lora_policy_run(a.run_dir, a.out, epochs=a.epochs, lr=a.lr, r=a.r, n=a.n,
-                        max_support=a.max_support)
-    print(f"{len(t)} candidates of {t['query_id'].nunique()} queries: "
-          f"{Path(a.out) / 'scores.parquet'}")
-    return 0
+    return cli_main(["lora-policy", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -218,5 +218,3 @@ def test_bon_curve_dataset_bad_values_are_named(tmp_path):
     t.to_parquet(tmp_path / "const.parquet")
     with pytest.raises(td.ScoreTableError, match="constant.*whole dataset"):
         td.bon_curve_dataset(tmp_path / "const.parquet", "score_det", [1], rows_per_batch=20)
-    with pytest.warns(DeprecationWarning, match="users_per_chunk"):
-        td.bon_curve_dataset(tmp_path / "bad.parquet", "oracle", [1], users_per_chunk=3)

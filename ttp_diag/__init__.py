@@ -20,8 +20,9 @@ True
 __version__ = "0.1.0"
 
 from . import exceptions, io
+from ._bon_stream import bon_curve_dataset
 from .bestofn import BestOfN
-from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
+from .bon import bon_curve, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
 from .exceptions import TtpDiagError

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ._bon_engine import query_utilities, user_sums
 from ._table_checks import numeric_values, range_reference
+from .bon import _as_int_ns, bon_curve
 from .table import SPECIAL_SELECTORS, ScoreTable, ScoreTableError
 
 
@@ -72,7 +73,7 @@ class _Totals:
 
 def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
                  progress: bool) -> pd.DataFrame:
-    """Population Best-of-N curve of ``score`` over a Parquet dataset (see bon_curve_dataset)."""
+    """Population Best-of-N curve of ``score`` over a Parquet dataset (bon_curve_dataset)."""
     if not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1:
         raise ValueError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
     if pool not in ("error", "clip"):
@@ -216,7 +217,6 @@ def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool)
     """Fallback for files whose queries are scattered: whole users per chunk, several reads."""
     import pyarrow.compute as pc
 
-    from .bon import bon_curve
 
     read = columns + (["split"] if split is not None else [])
     users = dataset.to_table(columns=["user_id"]).column("user_id")
@@ -237,3 +237,46 @@ def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool)
     users_curves = pd.concat(means)
     return pd.DataFrame({"selector": score, "n": ns,
                          "utility": users_curves.to_numpy().mean(axis=0)})
+
+
+def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
+                      rows_per_batch: int = 1_000_000, pool: str = "error",
+                      progress: bool = False) -> pd.DataFrame:
+    """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
+
+    Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
+    last, possibly incomplete query of each batch for the next one, runs the exact engine on the
+    complete queries and adds the per-user sums. Memory is bounded by the batch size, not the
+    file. The rows of a query must be contiguous in the file (as every writer in this package
+    leaves them); if they are not, the file is read again in chunks of whole users, with a
+    warning. The result equals ``bon_curve(pd.read_parquet(source), ...)``.
+
+    Parameters
+    ----------
+    source : str, path or pyarrow.dataset.Dataset
+        A Parquet file, a directory of Parquet files, or a dataset.
+    score, ns, split, pool
+        As in :func:`bon_curve`.
+    rows_per_batch : int, default 1_000_000
+        Rows read at once; memory grows with it (about 100 MB per million rows).
+    progress : bool
+        Print one line per batch.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``selector``, ``n``, ``utility``.
+
+    Examples
+    --------
+    >>> import tempfile, os, ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=5, n_queries=3, n_candidates=6, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    >>> t.to_parquet(path)
+    >>> got = bon_curve_dataset(path, "score_det", [1, 3], rows_per_batch=40)
+    >>> want = bon_curve(t, "score_det", [1, 3])
+    >>> bool(np.allclose(got["utility"], want["utility"], rtol=1e-12))
+    True
+    """
+    return stream_curve(source, score, _as_int_ns(ns), split=split,
+                        rows_per_batch=rows_per_batch, pool=pool, progress=progress)

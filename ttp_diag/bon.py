@@ -11,7 +11,8 @@ The engine (:mod:`ttp_diag._bon_engine`) sorts each query's pool on its own, as 
 queries x pool-size matrix, and answers every N with one matrix product; the table is validated
 and laid out once as a :class:`~ttp_diag.table.ScoreTable`, which every function here accepts in
 place of a DataFrame. Population utility is the paper's average: the mean over users of each
-user's mean over queries. :func:`bon_curve_dataset` streams a Parquet file through the same engine.
+user's mean over queries. :func:`ttp_diag.bon_curve_dataset` (in :mod:`ttp_diag._bon_stream`)
+streams a Parquet file through the same engine.
 """
 
 from __future__ import annotations
@@ -252,53 +253,3 @@ def bon_curves(table: pd.DataFrame | ScoreTable, scores, ns, **kwargs) -> pd.Dat
                         validate=validate)
     return pd.concat([bon_curve(st, s, ns, split=None, validate=validate, **kwargs)
                       for s in scores], ignore_index=True)
-
-
-def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
-                      rows_per_batch: int = 1_000_000, pool: str = "error",
-                      progress: bool = False, users_per_chunk: int | None = None) -> pd.DataFrame:
-    """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
-
-    Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
-    last, possibly incomplete query of each batch for the next one, runs the exact engine on the
-    complete queries and adds the per-user sums. Memory is bounded by the batch size, not the
-    file. The rows of a query must be contiguous in the file (as every writer in this package
-    leaves them); if they are not, the file is read again in chunks of whole users, with a
-    warning. The result equals ``bon_curve(pd.read_parquet(source), ...)``.
-
-    Parameters
-    ----------
-    source : str, path or pyarrow.dataset.Dataset
-        A Parquet file, a directory of Parquet files, or a dataset.
-    score, ns, split, pool
-        As in :func:`bon_curve`.
-    rows_per_batch : int, default 1_000_000
-        Rows read at once; memory grows with it (about 100 MB per million rows).
-    progress : bool
-        Print one line per batch.
-    users_per_chunk : int, optional
-        Deprecated and ignored (batches are sized by rows); kept so old calls still run.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``selector``, ``n``, ``utility``.
-
-    Examples
-    --------
-    >>> import tempfile, os, ttp_diag as td
-    >>> t = td.simulate_score_table(n_users=5, n_queries=3, n_candidates=6, seed=0)
-    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
-    >>> t.to_parquet(path)
-    >>> got = bon_curve_dataset(path, "score_det", [1, 3], rows_per_batch=40)
-    >>> want = bon_curve(t, "score_det", [1, 3])
-    >>> bool(np.allclose(got["utility"], want["utility"], rtol=1e-12))
-    True
-    """
-    from ._bon_stream import stream_curve
-
-    if users_per_chunk is not None:
-        warnings.warn("users_per_chunk is deprecated and ignored: bon_curve_dataset reads in "
-                      "batches of rows_per_batch rows.", DeprecationWarning, stacklevel=2)
-    return stream_curve(source, score, _as_int_ns(ns), split=split,
-                        rows_per_batch=rows_per_batch, pool=pool, progress=progress)

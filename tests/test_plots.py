@@ -7,8 +7,8 @@ import matplotlib.colors as mcolors
 import pytest
 
 import ttp_diag as td
+import ttp_diag.plots as F
 from ttp_diag.analysis import risk_report
-from ttp_diag.plots import figures as F
 from ttp_diag.plots import savefig
 from ttp_diag.plots.style import COLORS, EXTRA_PALETTE, colors_for, rm_color, rm_key, rm_label
 

@@ -13,7 +13,6 @@ callers wrote ``diag.summary()``; calling the frame still returns that text, wit
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import pandas as pd
 
@@ -66,8 +65,3 @@ class Result:
     def print_summary(self) -> None:
         """Print the result as text."""
         print(self._text())
-
-    def _new_ax(self, ax: Any, figsize: tuple[float, float] = (5.2, 3.8)) -> Any:
-        from ttp_diag.plots._common import new_axes
-
-        return new_axes(ax, figsize)

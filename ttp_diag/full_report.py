@@ -281,11 +281,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         variance_error_correlation,
     )
     from .io import atomic_write
-    from .plots import assumptions as PA
-    from .plots import correlations as PC
-    from .plots import curves as PV
-    from .plots import failure as PF
-    from .plots.risk import risk_figure
+    from .plots import figures as F
     from .report import Report, figure_png_bytes
 
     t0 = time.perf_counter()
@@ -344,15 +340,15 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
 
     rep.heading("Best-of-N curves with theory")
     for shape in REPORT_SHAPES:
-        rep.figure(PC.task_panel(fit, shape=shape, reward_label=reward_label),
+        rep.figure(F.task_panel(fit, shape=shape, reward_label=reward_label),
                    f"fig5_task_panel_{shape}",
                    f"Observed exact Best-of-N curves (solid, markers) and each model's "
                    f"prediction from its four diagnostics (dash-dot), shape {shape}; "
                    f"per-user and per-query correlations below.")
-    rep.figure(PV.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed,
+    rep.figure(F.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed,
                                    reward_label=reward_label), "figA4_confidence_bands",
                f"Curves with {ci:.0%} percentile bootstrap bands over users.")
-    rep.figure(PV.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed, gain=True,
+    rep.figure(F.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed, gain=True,
                                    reward_label=reward_label), "figA4_gain_bands",
                f"Gain over random selection, user by user, with {ci:.0%} bootstrap bands over "
                f"users (the same resamples for every model: the bands show whether models "
@@ -360,7 +356,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     rep.table(fit.curves_, "curves", "Observed exact Best-of-N utilities with bootstrap bands.")
 
     rep.heading("Calibration of the oracle law")
-    rep.figure(PV.oracle_scaling(fit, shapes=REPORT_SHAPES, reward_label=reward_label),
+    rep.figure(F.oracle_scaling(fit, shapes=REPORT_SHAPES, reward_label=reward_label),
                "fig2_oracle_scaling", "Oracle curve and mu + c·sigma·g(N), mu fixed at the "
                "exact random utility and c·sigma fitted by least squares, for both shapes.")
     rep.table(fit.calibration_summary, "calibration",
@@ -375,10 +371,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     rep.table(fit.predictions_, "predictions", "Observed vs predicted utility per N and shape.")
     _significance_section(rep, fit, val, ci=ci, n_boot=n_boot, seed=seed)
     for shape in REPORT_SHAPES:
-        rep.figure(PV.predicted_vs_observed(fit, shape=shape, reward_label=reward_label),
+        rep.figure(F.predicted_vs_observed(fit, shape=shape, reward_label=reward_label),
                    f"figA5_predicted_vs_observed_{shape}",
                    f"Predicted (dashed) vs observed (solid), shape {shape}.")
-    rep.figure(PC.correlation_distributions(fit), "fig4_correlation_distributions",
+    rep.figure(F.correlation_distributions(fit), "fig4_correlation_distributions",
                "Per-user and per-query correlations with the collapse (0.1) and hacking (0) "
                "thresholds.")
     rep.pre("\n\n".join(str(d) for d in diags.values()))
@@ -392,7 +388,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         if var is not None:
             lines.append(str(variance_error_correlation(val, new, var, split=None)))
         rep.pre("\n".join(lines))
-        rep.figure(PF.failure_modes(fit, base, new, var), "fig6_failure_modes",
+        rep.figure(F.failure_modes(fit, base, new, var), "fig6_failure_modes",
                    "(a) label std of collapsed vs normal users; (b) a representative collapsed "
                    "user; (c) per-query rescue scatter; (d) predicted variance vs error.")
         rep.table(ls.per_user, "collapse_label_std", "Per-user rho_u and label std by group.")
@@ -408,7 +404,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
 
     rep.heading("A-priori risk report")
     rep.pre(str(risk))
-    risk_fig = risk_figure(risk)
+    risk_fig = F.risk_figure(risk)
     rep.figure(risk_fig, "risk_by_half", "Realised collapse and hacking rates of the low and "
                "high label-spread halves (Tables A13/A14).")
     rep.table(risk.collapse_table, "table_a13_collapse_by_half", "Table A13.")
@@ -418,10 +414,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
 
     rep.heading("Assumption checks")
     rep.pre(str(sg) + "\n" + str(lin))
-    rep.figure(PA.sub_gaussian_figure(sg), "figA6_sub_gaussian",
+    rep.figure(F.sub_gaussian_figure(sg), "figA6_sub_gaussian",
                "Empirical CDF of a representative user's rewards against the Gaussian CDF and "
                "the sub-Gaussian envelope; fitted parameter vs std for every user.")
-    rep.figure(PA.linearity_figure(lin), "figA7_linearity",
+    rep.figure(F.linearity_figure(lin), "figA7_linearity",
                "Binned E[r*|r_hat] (z-scored within user) against the line of slope rho.")
     rep.table(sg.per_user, "sub_gaussian_per_user", "Per-user sub-Gaussian parameter s.")
     rep.table(lin.summary, "linearity_summary", "Slope of the binned conditional mean vs rho.")

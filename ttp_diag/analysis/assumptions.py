@@ -221,6 +221,11 @@ class SubGaussianCheck(Result):
         order = pu["ratio"].rank(method="first")
         return pu.loc[(order - (len(pu) + 1) / 2).abs().idxmin(), "user_id"]
 
+    def envelope(self, user: Any) -> pd.DataFrame:
+        """:func:`ecdf_envelope` of ``user``'s rewards at the user's fitted ``s``."""
+        s = self.per_user.set_index("user_id").loc[user, "s"]
+        return ecdf_envelope(self.values[user], s)
+
     def _summary_frame(self) -> pd.DataFrame:
         pu = self.per_user.dropna(subset=["ratio"])
         return pd.DataFrame([{

@@ -97,11 +97,9 @@ class CollapseLabelStd(Result):
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Label std of collapsed vs normal users with the test p-values (Fig. 6a)."""
-        from ttp_diag.plots.failure import _panel_label_std
+        from ttp_diag.plots.failure import plot_label_std
 
-        ax = self._new_ax(ax)
-        _panel_label_std(ax, self)
-        return ax
+        return plot_label_std(self, ax)
 
     def _text(self) -> str:
         if self.n_collapsed == 0:
@@ -233,11 +231,9 @@ class RescueAnalysis(Result):
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """rho_q under ``base`` vs ``new``, the rescue quadrant shaded (Fig. 6c)."""
-        from ttp_diag.plots.failure import _panel_rescue
+        from ttp_diag.plots.failure import plot_rescue
 
-        ax = self._new_ax(ax, (5.2, 4.6))
-        _panel_rescue(ax, self)
-        return ax
+        return plot_rescue(self, ax)
 
     def _text(self) -> str:
         return (
@@ -369,11 +365,9 @@ class VarianceError(Result):
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Predicted variance against absolute error with Spearman r (Fig. 6d)."""
-        from ttp_diag.plots.failure import _panel_var_error
+        from ttp_diag.plots.failure import plot_variance_error
 
-        ax = self._new_ax(ax)
-        _panel_var_error(ax, self)
-        return ax
+        return plot_variance_error(self, ax)
 
     def _text(self) -> str:
         return (f"Spearman({self.var}, |{self.score} - reward|) = {self.spearman_r:.3f} "

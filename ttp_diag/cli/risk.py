@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                       collapse_threshold=args.collapse_threshold)
     images = []
     if len(rep.collapse_table):
-        from ttp_diag.plots.risk import risk_figure
+        from ttp_diag.plots.figures import risk_figure
         from ttp_diag.report import figure_png_bytes
 
         images.append(("Collapse and hacking rates by half (Tables A13/A14)",

@@ -1,28 +1,24 @@
-"""Helpers shared by the figure families: task handling, colours, legends, axes.
+"""Helpers shared by the figure families: colours, legends, axes, labels.
 
-The figure modules take one fitted :class:`ttp_diag.BestOfN` or a score table (fitted here,
-once), or a dict ``task name -> either`` for the multi-task panels. :func:`as_fits` turns any
-of these into ``{task: fitted BestOfN}``, so a figure never diagnoses a column that a fit
-already diagnosed.
+Nothing here imports the analysis layers; turning tables into fits is
+:func:`ttp_diag.plots.figures.as_fits`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from ttp_diag.bestofn import BestOfN
 from ttp_diag.plots.style import colors_for, new_figure, rm_label, rm_linestyle, rm_marker
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-#: What the figure functions accept: a table, a fitted analysis, or a dict of tasks of either.
-Tables = pd.DataFrame | BestOfN | Mapping[str, pd.DataFrame | BestOfN]
+    from ttp_diag.bestofn import BestOfN
+
 
 N_LABEL = "N (candidates per query)"
 REWARD_LABEL = "Reward of selected candidate"
@@ -31,36 +27,6 @@ RHO_U = r"$\rho_u$"
 RHO_Q = r"$\rho_q$"
 SHAPE_NAMES = {"sqrt_log": r"$\sqrt{\ln N}$", "gaussian": "E[max of N normals]",
                "kl": r"$\sqrt{2(\ln N - (N-1)/N)}$"}
-
-
-def as_tasks(tables: Tables) -> dict[str, Any]:
-    """A single table or fit becomes ``{"": it}``; a dict is kept (task name -> table/fit)."""
-    if isinstance(tables, (pd.DataFrame, BestOfN)):
-        return {"": tables}
-    if isinstance(tables, Mapping) and tables and all(
-            isinstance(v, (pd.DataFrame, BestOfN)) for v in tables.values()):
-        return dict(tables)
-    raise TypeError("pass a score table (DataFrame), a fitted BestOfN, or a non-empty dict "
-                    "task name -> either.")
-
-
-def as_fits(tables: Tables, scores: str | Sequence[str] | None = None,
-            ns: Sequence[int] | None = None, *, split: str | None = "val",
-            shape: str | Sequence[str] = "sqrt_log", pool: str | None = None,
-            refined: bool = False, ci: float | None = None, n_boot: int = 1000,
-            collapse_threshold: float = 0.1) -> dict[str, BestOfN]:
-    """``{task: fitted BestOfN}``: fits given as such are used as they are (their own
-    settings win), tables are fitted here with the arguments."""
-    out = {}
-    for task, t in as_tasks(tables).items():
-        if isinstance(t, BestOfN):
-            t._check_fitted()
-            out[task] = t
-        else:
-            out[task] = BestOfN(ns, shape=shape, split=split, pool=pool, refined=refined,
-                                ci=ci, n_boot=n_boot,
-                                collapse_threshold=collapse_threshold).fit(t, scores)
-    return out
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float] = (5.2, 3.8)) -> Axes:

@@ -1,7 +1,8 @@
-"""Correlation figures: rho_u / rho_q distributions (Fig. 4) and the three-row panel (Fig. 5).
+"""Correlation panels: rho_u / rho_q distributions (Fig. 4) and violins (Fig. 5, rows 2-3).
 
 Everything is read from the fitted :class:`ttp_diag.BestOfN` (its ``diagnostics_``); nothing is
-diagnosed again here.
+diagnosed again here. The figures (:func:`~ttp_diag.plots.figures.correlation_distributions`,
+:func:`~ttp_diag.plots.figures.task_panel`) are in :mod:`ttp_diag.plots.figures`.
 
 Examples
 --------
@@ -15,33 +16,27 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ttp_diag.bestofn import BestOfN
 from ttp_diag.plots._common import (
-    REWARD_LABEL,
     RHO_Q,
     RHO_U,
     THRESHOLD_COLOR,
-    Tables,
-    as_fits,
     legend_below,
     legend_top,
     new_axes,
-    panel_letter,
     title,
 )
-from ttp_diag.plots.curves import plot_theory
-from ttp_diag.plots.style import colors_for, new_figure, rm_label, styled
+from ttp_diag.plots.style import colors_for, rm_label, styled
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
-__all__ = ["correlation_distributions", "plot_correlations", "plot_violins", "task_panel"]
+    from ttp_diag.bestofn import BestOfN
+
+__all__ = ["plot_correlations", "plot_violins"]
 
 
 def _values(fit: BestOfN, score: str, level: str) -> np.ndarray:
@@ -135,46 +130,3 @@ def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
     # slanted ticks are taller: move the legend further down, clear of the x label
     legend_below(ax, ncols=4, offset=-0.3 if len(fit.scores_) > 5 else -0.2)
     return ax
-
-
-@styled
-def correlation_distributions(tables: Tables, scores: Sequence[str] | None = None, *,
-                              split: str | None = "val", collapse_threshold: float = 0.1,
-                              bins: int = 25) -> Figure:
-    """Distributions of per-user rho_u and per-query rho_q with the 0.1 and 0 thresholds
-    (Fig. 4). Row 1: rho_u (legend: share collapsed); row 2: rho_q (share negative). One
-    column per task. ``collapse_threshold`` applies to tables fitted here."""
-    # the curves are not drawn here: two values of N keep the fit cheap
-    fits = as_fits(tables, scores, [1, 2], split=split, pool="clip",
-                   collapse_threshold=collapse_threshold)
-    n = len(fits)
-    fig, axes = new_figure(2, n, figsize=(4.8 * n, 6.6))
-    for i, (task, fit) in enumerate(fits.items()):
-        plot_correlations(fit, axes[0, i], level="user", bins=bins, task=task,
-                          letter=panel_letter(i))
-        plot_correlations(fit, axes[1, i], level="query", bins=bins, task=task,
-                          letter=panel_letter(i + n))
-    return fig
-
-
-@styled
-def task_panel(tables: Tables, scores: Sequence[str] | None = None,
-               ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
-               split: str | None = "val", refined: bool = False, pool: str | None = None,
-               reward_label: str = REWARD_LABEL) -> Figure:
-    """The paper's three-row panel per task (Fig. 5).
-
-    Row 1: observed Best-of-N curves (solid, markers) with each model's theory prediction
-    (dash-dot), relMAE in the legend. Row 2: rho_u violins with the collapse threshold.
-    Row 3: rho_q violins with 0.
-    """
-    fits = as_fits(tables, scores, ns, split=split, shape=shape, refined=refined, pool=pool)
-    n = len(fits)
-    fig, axes = new_figure(3, n, figsize=(4.8 * n, 9.6))
-    for i, (task, fit) in enumerate(fits.items()):
-        plot_theory(fit, axes[0, i], shape=shape, task=task, reward_label=reward_label,
-                    letter=panel_letter(i))
-        plot_violins(fit, axes[1, i], level="user", task=task, letter=panel_letter(i + n))
-        plot_violins(fit, axes[2, i], level="query", task=task,
-                     letter=panel_letter(i + 2 * n))
-    return fig

@@ -1,16 +1,10 @@
-"""Best-of-N curve figures: observed curves, the oracle law, predictions, bootstrap bands.
+"""Best-of-N curve panels: observed curves, the oracle law, predictions, bootstrap bands.
 
 Axes-level panels take a fitted :class:`ttp_diag.BestOfN` and an optional ``ax`` (a new figure
-when None) and return the axes; the figure-level functions lay them out per task.
-
-==========================  ==========================================================
-function                    paper figure
-==========================  ==========================================================
-:func:`scaling_curves`      Figs. 1, 3 (curves vs random/oracle/baseline)
-:func:`oracle_scaling`      Fig. 2 (oracle with the calibrated theory line)
-:func:`predicted_vs_observed`  Fig. A5 (predicted vs observed grid)
-:func:`confidence_bands`    Fig. A4 (bootstrap bands over users)
-==========================  ==========================================================
+when None) and return the axes; ``BestOfN.plot(kind)`` calls them. The figure-level layouts
+per task (:func:`~ttp_diag.plots.figures.scaling_curves`, ``oracle_scaling``,
+``predicted_vs_observed``, ``confidence_bands``: Figs. 1-3, A4, A5) are in
+:mod:`ttp_diag.plots.figures`.
 
 Examples
 --------
@@ -26,27 +20,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ttp_diag.bestofn import BestOfN
 from ttp_diag.plots._common import (
     REWARD_LABEL,
     SHAPE_NAMES,
-    Tables,
-    as_fits,
     color,
     dense,
     label_n_axes,
     legend_top,
     new_axes,
-    panel_letter,
     plot_observed,
     title,
 )
 from ttp_diag.plots.style import (
     COLORS,
     LABELS,
-    new_figure,
     rm_label,
     rm_linestyle,
     rm_marker,
@@ -55,10 +44,10 @@ from ttp_diag.plots.style import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
-__all__ = ["confidence_bands", "oracle_scaling", "plot_bands", "plot_curves", "plot_oracle",
-           "plot_predicted", "plot_theory", "predicted_vs_observed", "scaling_curves"]
+    from ttp_diag.bestofn import BestOfN
+
+__all__ = ["plot_bands", "plot_curves", "plot_oracle", "plot_predicted", "plot_theory"]
 
 Baseline = float | Mapping[str, float] | None
 
@@ -225,96 +214,3 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
                  f"{fit.table_['user_id'].nunique()} users")
     legend_top(ax)
     return ax
-
-
-# ----------------------------------------------------------------------------- figures
-@styled
-def scaling_curves(tables: Tables, scores: Sequence[str] | None = None,
-                   ns: Sequence[int] | None = None, *, training_baseline: Baseline = None,
-                   split: str | None = "val", ci: float | None = None, pool: str | None = None,
-                   reward_label: str = REWARD_LABEL,
-                   title: str = "Best-of-N scaling") -> Figure:
-    """Observed Best-of-N curves against Random and Oracle (Figs. 1 and 3), one panel per task.
-
-    Parameters
-    ----------
-    tables : DataFrame, BestOfN, or dict of str -> either
-        One score table or fitted analysis, or one per task (one panel each).
-    scores, ns, split, pool
-        How tables are fitted (see :class:`ttp_diag.BestOfN`); ignored for fitted ones.
-    training_baseline : float or dict of str -> float, optional
-        Utility of a training-based personalization baseline (horizontal dotted line).
-    ci : float, optional
-        Bootstrap band over users (e.g. 0.95) when fitting tables here.
-    reward_label : str
-        Y-axis label (say what the reward is, e.g. "ROUGE (R1+RL)/2").
-    title : str
-    """
-    fits = as_fits(tables, scores, ns, split=split, pool=pool, ci=ci, n_boot=300)
-    fig, axes = new_figure(1, len(fits), figsize=(4.6 * len(fits), 3.7))
-    for i, (task, fit) in enumerate(fits.items()):
-        plot_curves(fit, axes[0, i], training_baseline=training_baseline, task=task,
-                    what=title, reward_label=reward_label,
-                    letter=panel_letter(i) if len(fits) > 1 else "")
-    return fig
-
-
-@styled
-def oracle_scaling(tables: Tables, ns: Sequence[int] | None = None, *,
-                   shapes: str | Sequence[str] = ("sqrt_log",),
-                   training_baseline: Baseline = None, split: str | None = "val",
-                   pool: str | None = None, reward_label: str = REWARD_LABEL,
-                   title: str = "Oracle scaling") -> Figure:
-    """Oracle curve with the calibrated theory ``mu + c sigma g(N)`` per shape (Fig. 2)."""
-    shapes = (shapes,) if isinstance(shapes, str) else tuple(shapes)
-    fits = as_fits(tables, [], ns, split=split, pool=pool, shape=shapes)
-    fig, axes = new_figure(1, len(fits), figsize=(5.6 * len(fits), 3.9))
-    for i, (task, fit) in enumerate(fits.items()):
-        plot_oracle(fit, axes[0, i], shapes=shapes, training_baseline=training_baseline,
-                    task=task, what=title, reward_label=reward_label,
-                    letter=panel_letter(i) if len(fits) > 1 else "")
-    return fig
-
-
-@styled
-def predicted_vs_observed(tables: Tables, scores: Sequence[str] | None = None,
-                          ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
-                          split: str | None = "val", refined: bool = False,
-                          pool: str | None = None, reward_label: str = REWARD_LABEL) -> Figure:
-    """Predicted (dashed) vs observed (solid) curve per (task, reward model) (Fig. A5).
-
-    The scale ``c sigma`` is calibrated once per task from the oracle and shared by every
-    reward model; each panel gives relMAE and R².
-    """
-    fits = as_fits(tables, scores, ns, split=split, shape=shape, refined=refined, pool=pool)
-    n_cols = max(len(f.scores_) for f in fits.values())
-    fig, axes = new_figure(len(fits), n_cols, figsize=(3.9 * n_cols, 3.3 * len(fits)))
-    k = 0
-    for i, (task, fit) in enumerate(fits.items()):
-        for j in range(n_cols):
-            if j >= len(fit.scores_):
-                axes[i, j].set_visible(False)
-                continue
-            plot_predicted(fit, axes[i, j], score=fit.scores_[j], shape=shape, task=task,
-                           reward_label=reward_label, letter=panel_letter(k))
-            k += 1
-    return fig
-
-
-@styled
-def confidence_bands(table: Any, scores: Sequence[str] | None = None,
-                     ns: Sequence[int] | None = None, *, ci: float = 0.95, n_boot: int = 1000,
-                     split: str | None = "val", seed: int | None = 0, pool: str | None = None,
-                     gain: bool = False, reward_label: str = REWARD_LABEL) -> Figure:
-    """Best-of-N curves (or gains) with percentile bootstrap bands over users (Fig. A4).
-
-    The paper repeats sampling 10 times; the exact curves here have no sampling noise, so the
-    uncertainty that remains is which users were evaluated (see :func:`plot_bands`).
-    """
-    (fit,) = as_fits(table, scores, ns, split=split, pool=pool).values()
-    fig, axes = new_figure(1, 1, figsize=(5.6, 4.0))
-    plot_bands(fit, axes[0, 0], gain=gain, ci=ci, n_boot=n_boot, seed=seed,
-               reward_label=reward_label)
-    return fig
-
-

@@ -17,16 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from ttp_diag.plots._common import REWARD_LABEL, Tables, as_fits
-from ttp_diag.plots.assumptions import linearity_figure, sub_gaussian_figure
-from ttp_diag.plots.correlations import correlation_distributions, task_panel
-from ttp_diag.plots.curves import (
+from ttp_diag.plots._common import REWARD_LABEL
+from ttp_diag.plots.figures import (
+    Tables,
+    as_fits,
+    collapse_panels,
     confidence_bands,
+    correlation_distributions,
+    failure_modes,
+    hacking_panels,
+    linearity_figure,
     oracle_scaling,
     predicted_vs_observed,
     scaling_curves,
+    sub_gaussian_figure,
+    task_panel,
 )
-from ttp_diag.plots.failure import collapse_panels, failure_modes, hacking_panels
 from ttp_diag.plots.style import savefig
 
 __all__ = ["write_all_figures"]

@@ -1,5 +1,5 @@
-"""The a-priori risk figure: collapse and hacking rates of the low/high label-spread halves
-(Tables A13/A14 as bars).
+"""The a-priori risk panel: collapse and hacking rates of the low/high label-spread halves
+(Tables A13/A14 as bars; the two-panel figure is :func:`ttp_diag.plots.figures.risk_figure`).
 
 Examples
 --------
@@ -13,23 +13,20 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from ttp_diag.plots._common import color as _color
 from ttp_diag.plots._common import new_axes
-from ttp_diag.plots.style import new_figure, rm_label, styled
+from ttp_diag.plots.style import rm_label, styled
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     from ttp_diag.analysis import RiskReport
 
-__all__ = ["plot_risk", "risk_figure"]
+__all__ = ["plot_risk"]
 
 
 @styled
@@ -77,26 +74,3 @@ def plot_risk(report: RiskReport, ax: Axes | None = None, *,
                              label=f"high {split_by} half")],
               loc="upper right", fontsize=7)
     return ax
-
-
-@styled
-def risk_figure(report: RiskReport | pd.DataFrame,
-                scores: Sequence[str] | None = None) -> Figure:
-    """Collapse and hacking rates of the low/high label-spread halves (Tables A13/A14 as bars).
-
-    Parameters
-    ----------
-    report : ttp_diag.analysis.RiskReport or DataFrame
-        A risk report, or a score table to compute one from (:func:`ttp_diag.analysis.risk_report`
-        with its defaults: user halves from the train labels, rates on val).
-    scores : list of str, optional
-        Score columns when a table is given.
-    """
-    if isinstance(report, pd.DataFrame):
-        from ttp_diag.analysis import risk_report
-
-        report = risk_report(report, scores)
-    fig, axes = new_figure(1, 2, figsize=(9.6, 3.8))
-    plot_risk(report, axes[0, 0], kind="collapse")
-    plot_risk(report, axes[0, 1], kind="hacking")
-    return fig

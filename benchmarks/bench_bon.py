@@ -15,7 +15,7 @@ Targets (issue 13), all from one run of this script:
 
 The compared methods are interleaved (one run of each per round) so that load from other jobs
 hits all of them alike; the script prints medians over rounds and the ratio of the medians. The
-first engine (``ttp_diag._bon_reference``, no validation) is timed too, for context.
+first engine (``tests/_bon_reference.py``, no validation) is timed too, for context.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,7 +135,9 @@ def child(code: str) -> list[str]:
 
 def bench_small(rows: int, rounds: int) -> None:
     import ttp_diag as td
-    from ttp_diag._bon_reference import reference_bon_curve
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from _bon_reference import reference_bon_curve  # the test oracle lives with the tests
 
     table = make_table(rows)
     print(f"== {len(table):,} rows: {table['query_id'].nunique():,} queries of 30, "

@@ -1,4 +1,4 @@
-"""The fast engine against the first engine (ttp_diag._bon_reference), to 1e-12.
+"""The fast engine against the first engine (tests/_bon_reference.py), to 1e-12.
 
 Random tables with many ties, ragged pools, N above some pools (pool="clip"), shuffled rows,
 queries whose rows are not contiguous, string and integer ids; plus the exact weight table.
@@ -9,10 +9,10 @@ from math import comb
 import numpy as np
 import pandas as pd
 import pytest
+from _bon_reference import reference_bon_curve, reference_query_utilities
 
 import ttp_diag as td
 from ttp_diag._bon_engine import weight_table
-from ttp_diag._bon_reference import reference_bon_curve, reference_query_utilities
 
 
 def random_table(rng, *, n_users=7, max_q=6, min_pool=2, max_pool=12, tie_levels=4,

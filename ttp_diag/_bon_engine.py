@@ -13,7 +13,7 @@ query's rows contiguously (blocks), so instead of one global sort by (query, sco
 * every N is answered at once by one matrix product with the (M, len(ns)) table of selection
   weights, computed exactly from integer binomials and cached per (M, ns).
 
-:mod:`ttp_diag._bon_reference` keeps the first engine; the tests hold this one to it at 1e-12.
+``tests/_bon_reference.py`` keeps the first engine; the tests hold this one to it at 1e-12.
 """
 
 from __future__ import annotations

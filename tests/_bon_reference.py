@@ -3,7 +3,8 @@
 One global ``lexsort`` by (query, -score), one weight vector per N from ``gammaln``, one
 ``bincount`` per N. It is simple enough to check by eye and was itself pinned to brute-force
 enumeration of every N-subset (tests/test_bon.py); :mod:`ttp_diag._bon_engine` must equal it to
-1e-12. Not used by the public API; no validation here (the tests pass valid tables).
+1e-12 (tests/test_bon_engine.py). Test code: not shipped in the package; no validation here
+(the tests pass valid tables).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .bon import selection_weights as reference_selection_weights  # gammaln, as first written
-from .table import Prepared
+# gammaln, as first written
+from ttp_diag.bon import selection_weights as reference_selection_weights
+from ttp_diag.table import Prepared
 
 
 def reference_prepare(table: pd.DataFrame) -> Prepared:

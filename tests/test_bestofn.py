@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import ttp_diag as td
-from ttp_diag.bestofn import _diag_fields
+from ttp_diag._bestofn_summary import _diag_fields
 
 REF = Path(__file__).parent / "data" / "demo_reference"
 

@@ -110,16 +110,6 @@ def test_demo_with_one_score_and_no_train_split(tmp_path):
     assert "no rows with split" in (tmp_path / "risk_report.md").read_text()
 
 
-def test_run_demo_is_a_deprecated_alias(tmp_path):
-    from ttp_diag.cli.demo import run_demo
-
-    t = td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4)
-    with pytest.warns(DeprecationWarning, match="full_report"):
-        res = run_demo(t, tmp_path, n_boot=10, quiet=True)
-    assert (tmp_path / "fig6_failure_modes.png").exists()  # det/prob pair, as before
-    assert res["fit"].scores_ == td.score_columns(t)
-
-
 def _sim_file(tmp_path):
     path = tmp_path / "sim.parquet"
     td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4).to_parquet(path)

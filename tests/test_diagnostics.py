@@ -76,8 +76,6 @@ def test_constant_scores_count_as_collapsed_and_are_reported():
     assert any("constant scores or rewards" in n for n in d.notes)
     assert np.isfinite(d.per_query["rho_q"]).all()
     assert "note:" in str(d)
-    with pytest.warns(DeprecationWarning, match="tidy DataFrame"):
-        assert "note:" in d.summary()
 
 
 def test_every_user_collapsed_is_reported_not_nan():

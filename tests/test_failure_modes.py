@@ -43,8 +43,6 @@ def test_complete_separation_gives_exact_p():
     assert list(res.per_user.group) == ["collapsed"] * 3 + ["normal"] * 3 + ["between"] * 2
     assert "Mann-Whitney" in str(res)
     assert res.summary.loc[0, "n_collapsed"] == res.n_collapsed  # tidy one-row DataFrame
-    with pytest.warns(DeprecationWarning, match="str\\(result\\)"):
-        assert res.summary() == str(res)
 
 
 def test_empty_group_gives_nan_and_says_so():
@@ -133,10 +131,7 @@ def test_spearman_of_monotone_variance_is_one():
     res = variance_error_correlation(var_table(err**2, reward, score), "score_prob", "var_prob",
                                      unit="query")
     assert res.n == 8
-    with pytest.warns(DeprecationWarning, match="unit="):
-        old = variance_error_correlation(var_table(err**2, reward, score), "score_prob",
-                                         "var_prob", level="query")
-    assert old.n == 8 and old.summary.loc[0, "unit"] == "query"
+    assert res.summary.loc[0, "unit"] == "query"
 
 
 def test_variance_errors_name_the_column():

@@ -225,7 +225,7 @@ def test_gain_and_capture_error_and_flat_baseline():
         td.gain_error([0.0, 0.0], [0.0, 0.0], 0.0)
 
 
-def test_summary_is_tidy_and_old_call_still_works():
+def test_summary_is_tidy():
     t = td.simulate_score_table(n_users=10, n_queries=4, n_candidates=8, seed=0)
     d = td.diagnose(t, "score_det", ci=0.9, n_boot=50, ns=[1, 4, 8])
     s = d.summary
@@ -234,8 +234,6 @@ def test_summary_is_tidy_and_old_call_still_works():
             "definition"} <= set(s.columns)
     row = s.set_index("quantity").loc["beta"]
     assert row["p_value"] == d.null["beta_p"] and row["definition"] == "paper"
-    with pytest.warns(DeprecationWarning):
-        assert d.summary() == str(d)
 
 
 def test_all_zero_rewards_name_the_cause_and_do_not_warn():

@@ -49,16 +49,15 @@ def test_result_convention(table, name, capsys):
 
 @pytest.mark.parametrize("name", ["label_std", "rescue", "variance_error", "sub_gaussian",
                                   "risk"])
-def test_old_text_summary_call_is_deprecated(table, name):
+def test_summary_is_a_plain_frame_and_text_is_str(table, name):
     res = RESULTS[name](table)
-    with pytest.warns(DeprecationWarning, match="str\\(result\\)"):
-        assert res.summary() == str(res)
+    assert type(res.summary) is pd.DataFrame and not callable(res.summary)
+    assert str(res) == res._text()
 
 
-def test_linearity_summary_text_is_deprecated(table):
+def test_linearity_check_follows_the_convention(table):
     res = A.linearity_check(table)
-    with pytest.warns(DeprecationWarning):
-        assert res.summary_text() == str(res)
+    assert type(res.summary) is pd.DataFrame and str(res) == res._text()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert list(res.summary["score"]) == td.score_columns(table)

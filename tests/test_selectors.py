@@ -100,9 +100,6 @@ def test_snr_needs_positive_variance_and_errors_name_columns():
     assert "score_prob_snr" not in cols
     with pytest.raises(td.ScoreTableError, match="score_nope"):
         add_selector_columns(t, "score_nope", "var_prob")
-    with pytest.warns(DeprecationWarning, match="score="), \
-            pytest.raises(td.ScoreTableError, match="score_nope"):
-        add_selector_columns(t, mean="score_nope", var="var_prob")
     with pytest.raises(ValueError, match="percentages"):
         add_selector_columns(t, "score_prob", "var_prob", var_filter_ps=[100], snr=False)
 

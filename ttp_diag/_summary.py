@@ -1,63 +1,53 @@
-"""The one result convention (lifelines/pingouin style) and its tidy summary frame.
+"""The one result convention (lifelines/pingouin style), defined once.
 
-Every result object has ``summary`` (a tidy :class:`pandas.DataFrame`, one row per quantity or
-score column), ``str(result)`` / ``print_summary()`` (the same numbers as text) and, where a
-picture fits, ``plot(ax=None)`` returning the axes.
+Every result object (:class:`ttp_diag.BestOfN`, :class:`ttp_diag.Diagnostics`,
+:class:`ttp_diag.Calibration`, the results of :mod:`ttp_diag.analysis`) subclasses
+:class:`Result`, which gives it
 
-``SummaryFrame`` is a plain :class:`pandas.DataFrame` (one row per quantity) that remembers the
-result's text form. Until this release ``Diagnostics.summary`` was a *method* returning text, so
-callers wrote ``diag.summary()``; calling the frame still returns that text, with a
-``DeprecationWarning``, for one release. Use ``print(diag)`` or ``diag.print_summary()``.
+- ``summary``: a tidy :class:`pandas.DataFrame` (one row per quantity or score column), built
+  afresh on each read, so changing it never changes the result;
+- ``str(result)`` and ``print_summary()``: the same numbers as text;
+
+and, where a picture fits, ``plot(ax=None)`` returning the axes (the panel functions live in
+:mod:`ttp_diag.plots`, which imports the result types for typing only).
+
+Examples
+--------
+>>> class Mean(Result):
+...     def __init__(self, x):
+...         self.x = x
+...     def _summary_frame(self):
+...         return [{"quantity": "mean", "estimate": self.x}]
+...     def _text(self):
+...         return f"mean = {self.x:g}"
+>>> m = Mean(2.5)
+>>> str(m), m.summary.loc[0, "estimate"]
+('mean = 2.5', np.float64(2.5))
 """
 
 from __future__ import annotations
 
-import warnings
+from typing import Any
 
-import pandas as pd
-
-__all__ = ["Result", "SummaryFrame", "summary_frame"]
-
-
-class SummaryFrame(pd.DataFrame):
-    """A tidy summary DataFrame; calling it returns the old text summary (deprecated)."""
-
-    _metadata = ["_text"]
-
-    @property
-    def _constructor(self):
-        # derived frames (slices, copies) are ordinary DataFrames
-        return pd.DataFrame
-
-    def __call__(self) -> str:
-        warnings.warn(
-            "summary is now a tidy DataFrame (an attribute, not a method); `.summary()` returning "
-            "text is deprecated and will be removed in the next release: use str(result) or "
-            "result.print_summary().", DeprecationWarning, stacklevel=2)
-        return getattr(self, "_text", "")
-
-
-def summary_frame(rows: list[dict] | pd.DataFrame, text: str) -> SummaryFrame:
-    """A :class:`SummaryFrame` from row dicts (or a frame) and the text form of the result."""
-    frame = SummaryFrame(pd.DataFrame(rows))
-    object.__setattr__(frame, "_text", text)
-    return frame
+__all__ = ["Result"]
 
 
 class Result:
-    """Mixin of the result objects: subclasses define ``_summary_frame()`` and ``_text()``
-    (and ``plot`` where a picture fits)."""
+    """Base of the result objects: subclasses define ``_summary_frame()`` (a DataFrame or a
+    list of row dicts) and ``_text()`` (and ``plot`` where a picture fits)."""
 
-    def _summary_frame(self) -> pd.DataFrame:  # pragma: no cover - abstract
+    def _summary_frame(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _text(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
-    def summary(self) -> SummaryFrame:
-        """Tidy DataFrame of the result's numbers (calling it is deprecated: text)."""
-        return summary_frame(self._summary_frame(), self._text())
+    def summary(self) -> Any:
+        """Tidy DataFrame of the result's numbers (a new frame on each read)."""
+        import pandas as pd
+
+        return pd.DataFrame(self._summary_frame()).copy()
 
     def __str__(self) -> str:
         return self._text()

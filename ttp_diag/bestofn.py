@@ -33,26 +33,14 @@ True
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-# The results side (summary frames, text, to_dict, plot) lives in _bestofn_summary; its
-# names stay importable from here.
-from ._bestofn_summary import (  # noqa: F401  (re-exported)
-    _DIAG_FIRST,
-    _ORACLE_DIAG,
-    PLOT_KINDS,
-    PlotKind,
-    _BestOfNResults,
-    _diag_fields,
-    _gain_errors,
-    _mean_capture,
-    _none_if_nan,
-)
+# The results side (summary frames, text, to_dict, plot) lives in _bestofn_summary.
+from ._bestofn_summary import _BestOfNResults
 from .bon import bon_curves
 from .diagnostics import diagnose
 from .table import ScoreTable, score_columns, validate_score_table
@@ -147,13 +135,6 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
     return list(scores)
 
 
-def _accepts(func: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return False
-
-
 def _check_ci(ci: float | None) -> None:
     if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
         raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None for no "
@@ -190,8 +171,8 @@ class BestOfN(_BestOfNResults):
         How :func:`ttp_diag.diagnose` averages queries into beta and rho+/-: each user equally,
         as utility does (package default), or each query equally (the paper).
     ci : float or None, default None
-        Confidence level of the bootstrap over users (curves and, where
-        :func:`ttp_diag.diagnose` supports it, diagnostics); None: no interval.
+        Confidence level of the bootstrap over users (curves and diagnostics); None: no
+        interval.
     n_boot : int, default 1000
         Bootstrap replicates.
     seed : int or None, default 0
@@ -283,7 +264,7 @@ class BestOfN(_BestOfNResults):
             Score columns (default: every ``score_*`` column).
         ci, n_boot, seed
             Override the constructor's bootstrap settings for this fit (forwarded to
-            :func:`ttp_diag.bon_curves` and, where it accepts them, :func:`ttp_diag.diagnose`).
+            :func:`ttp_diag.bon_curves` and :func:`ttp_diag.diagnose`).
 
         Returns
         -------
@@ -319,7 +300,7 @@ class BestOfN(_BestOfNResults):
         self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
         kw: dict[str, Any] = {"collapse_threshold": self.collapse_threshold, "rho_u": self.rho_u,
                               "weights": self.weights, "split": None, "validate": False}
-        if ci is not None and _accepts(diagnose, "ci"):
+        if ci is not None:
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
         self.diagnostics_ = {s: diagnose(st, s, **kw) for s in sc}
         self.predictions_ = pd.concat(

@@ -18,7 +18,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
-from ttp_diag.analysis._result import Result
+from ttp_diag._summary import Result
 from ttp_diag.table import score_columns as _score_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -336,15 +335,16 @@ def sub_gaussian_check(
 
 
 @dataclass
-class LinearityCheck:
+class LinearityCheck(Result):
     """Result of :func:`linearity_check`.
 
     Attributes
     ----------
     bins : pandas.DataFrame
         ``score, bin, x_mean, x_low, x_high, y_mean, y_se, count`` in standard units.
-    summary : pandas.DataFrame
-        One row per score: ``score, rho`` (pooled Pearson of the standardised values),
+    per_score : pandas.DataFrame
+        One row per score (also read as ``summary``): ``score, rho`` (pooled Pearson of the
+        standardised values),
         ``slope`` (count-weighted least squares line through the bin means),
         ``intercept``, ``linear_r2`` (weighted R^2 of the bin means about that line),
         ``max_abs_dev`` (largest distance of a bin mean from the line, in SD units),
@@ -354,23 +354,11 @@ class LinearityCheck:
     """
 
     bins: pd.DataFrame
-    summary: pd.DataFrame
+    per_score: pd.DataFrame
     standardize: str
 
-    # ``summary`` is a field here (a DataFrame since the start), so the Result mixin's
-    # property is not inherited; the rest of the convention is the same.
-    def __str__(self) -> str:
-        return self._text()
-
-    def print_summary(self) -> None:
-        """Print the result as text."""
-        print(self._text())
-
-    def summary_text(self) -> str:
-        """Deprecated: use ``str(result)``."""
-        warnings.warn("LinearityCheck.summary_text() is deprecated; use str(result)",
-                      DeprecationWarning, stacklevel=2)
-        return self._text()
+    def _summary_frame(self) -> pd.DataFrame:
+        return self.per_score
 
     def plot(self, ax: Axes | None = None, *, score: str | None = None) -> Axes:
         """Binned E[r* | r_hat] of one score column against the line of slope rho (Fig. A7)."""
@@ -506,6 +494,6 @@ def linearity_check(
         )
     return LinearityCheck(
         bins=pd.concat(bins_rows, ignore_index=True),
-        summary=pd.DataFrame(summary_rows),
+        per_score=pd.DataFrame(summary_rows),
         standardize=standardize,
     )

@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ttp_diag._deprecate import renamed_kwargs
-from ttp_diag.analysis._result import Result
+from ttp_diag._summary import Result
 from ttp_diag.diagnostics import Diagnostics, diagnose
 from ttp_diag.table import ScoreTableError, validate_score_table
 
@@ -349,15 +348,6 @@ class VarianceError(Result):
     unit: str
     notes: list = field(default_factory=list)
 
-    @property
-    def level(self) -> str:
-        """Deprecated alias of ``unit``."""
-        import warnings
-
-        warnings.warn("VarianceError.level is deprecated; use .unit", DeprecationWarning,
-                      stacklevel=2)
-        return self.unit
-
     def _summary_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{"score": self.score, "var": self.var, "unit": self.unit,
                               "spearman_r": self.spearman_r, "p_value": self.p_value,
@@ -391,7 +381,6 @@ def _check_variance(table: pd.DataFrame, var: str) -> np.ndarray:
     return v
 
 
-@renamed_kwargs(level="unit")
 def variance_error_correlation(
     table: pd.DataFrame,
     score: str,
@@ -412,8 +401,7 @@ def variance_error_correlation(
     score, var : str
         Predicted mean and predicted variance columns.
     unit : {"candidate", "query"}, default "candidate"
-        Correlate per candidate, or the per-query means of variance and error (``level=``
-        is a deprecated alias).
+        Correlate per candidate, or the per-query means of variance and error.
     split : str or None, default "val"
 
     Returns

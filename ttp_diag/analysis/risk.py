@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ttp_diag.analysis._result import Result
+from ttp_diag._summary import Result
 from ttp_diag.table import score_columns, validate_score_table
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttp_diag._deprecate import renamed_kwargs
 from ttp_diag.analysis.failure_modes import _check_variance
 from ttp_diag.table import ScoreTableError, validate_score_table
 
@@ -61,7 +60,6 @@ def _filtered_mask(query_codes: np.ndarray, var: np.ndarray, p: float) -> np.nda
     return rank < k[query_codes]
 
 
-@renamed_kwargs(mean="score")
 def add_selector_columns(
     table: pd.DataFrame,
     score: str,
@@ -79,8 +77,7 @@ def add_selector_columns(
     table : pandas.DataFrame
         Score table with the predicted mean ``score`` and variance ``var`` (all splits kept).
     score, var : str
-        Predicted mean (a probabilistic reward model's score column) and variance columns
-        (``mean=`` is a deprecated alias of ``score``).
+        Predicted mean (a probabilistic reward model's score column) and variance columns.
     lcb_betas, ucb_betas : sequence of float
         ``beta`` values of ``mu -+ beta * sigma`` (columns ``<score>_lcb<beta>``,
         ``<score>_ucb<beta>``).
@@ -156,7 +153,6 @@ def _rule_label(col: str, score: str) -> str:
     return "SNR" if rule == "snr" else rule
 
 
-@renamed_kwargs(mean="score")
 def selector_table(
     table: pd.DataFrame,
     score: str,
@@ -174,7 +170,7 @@ def selector_table(
     table : pandas.DataFrame
         Score table with ``score`` and ``var`` columns.
     score, var : str
-        Predicted mean and variance columns (``mean=`` is a deprecated alias of ``score``).
+        Predicted mean and variance columns.
     ns : sequence of int, default (1, 5, 10, 15, 20, 30)
     split : str or None, default "val"
     pool : {"clip", "error"}, default "clip"

@@ -10,7 +10,6 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ttp_diag.cli._args import parse_ns, split_list
 
@@ -108,22 +107,6 @@ def run(args: argparse.Namespace) -> int:
                 n_boot=args.n_boot, seed=args.seed, provenance=provenance,
                 eval_dir=find_eval_dir(args.table, args.eval_dir), progress=True)
     return 0
-
-
-def run_demo(table: Any, out_dir: Any, *, quiet: bool = False, var: str | None = "var_prob",
-             **kwargs: Any) -> dict[str, Any]:
-    """Deprecated: use :func:`ttp_diag.full_report.full_report` (``progress=not quiet``)."""
-    from ttp_diag.full_report import full_report
-
-    warnings.warn("ttp_diag.cli.demo.run_demo is deprecated; use "
-                  "ttp_diag.full_report.full_report(table, out_dir, progress=...)",
-                  DeprecationWarning, stacklevel=2)
-    scores = kwargs.get("scores") or [c for c in table.columns if str(c).startswith("score_")]
-    if all(c in scores for c in PAPER_PAIR):
-        kwargs.setdefault("base", PAPER_PAIR[0])
-        kwargs.setdefault("new", PAPER_PAIR[1])
-        kwargs["var"] = var if var in table.columns else None
-    return full_report(table, out_dir, progress=not quiet, **kwargs)
 
 
 if __name__ == "__main__":  # pragma: no cover

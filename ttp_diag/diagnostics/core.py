@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .._summary import summary_frame
+from .._summary import Result
 from ..bon import bon_per_query
 from ..table import as_score_table
 from ..theory.extremes import SHAPES, curve_shape
@@ -73,7 +73,7 @@ _ROWS = (
 
 
 @dataclass
-class Diagnostics:
+class Diagnostics(Result):
     """Diagnostic quantities of one reward model (see :func:`diagnose`)."""
 
     score: str
@@ -141,13 +141,9 @@ class Diagnostics:
         out["notes"] = list(self.notes)
         return out
 
-    @property
-    def summary(self):
-        """Tidy DataFrame, one row per quantity: estimate, ci_low, ci_high, null, p_value.
-
-        ``definition`` says whether a row is the paper's definition or the package's. Calling
-        it (the old ``diag.summary()``) still returns the text, with a DeprecationWarning.
-        """
+    def _summary_frame(self) -> list[dict]:
+        """``summary``: one row per quantity with estimate, ci_low, ci_high, null, p_value;
+        ``definition`` says whether a row is the paper's definition or the package's."""
         rows = []
         for name, definition, meaning in _ROWS:
             lo, hi = self.intervals.get(name, (np.nan, np.nan))
@@ -159,7 +155,7 @@ class Diagnostics:
                 "p_value": self.null.get(f"{null_key}_p", np.nan) if null_key else np.nan,
                 "definition": definition, "meaning": meaning,
             })
-        return summary_frame(rows, self._text())
+        return rows
 
     def _text(self) -> str:
         def iv(name: str) -> str:
@@ -210,12 +206,6 @@ class Diagnostics:
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self._text()
-
-    def print_summary(self) -> None:
-        """Print the text summary."""
-        print(self._text())
 
 
 def _default_ns(pool_sizes: np.ndarray) -> list[int]:

@@ -51,18 +51,10 @@ def _f(default: Any = dataclasses.MISSING, *, stage: str, flag: str | None = Non
 
 
 def rm_kind_names() -> tuple[str, ...]:
-    """Names of the reward-model registry (``ttp_diag.gen.reward_models.REGISTRY``).
+    """Names of the reward-model registry (``ttp_diag.gen.reward_models.REGISTRY``)."""
+    from ttp_diag.gen.reward_models import REGISTRY
 
-    Falls back to ``ttp_diag.gen.scoring.RM_KINDS`` where the registry does not exist yet.
-    """
-    try:
-        from ttp_diag.gen.reward_models import REGISTRY  # type: ignore[attr-defined]
-
-        return tuple(REGISTRY)
-    except ImportError:
-        from ttp_diag.gen.scoring import RM_KINDS
-
-        return tuple(RM_KINDS)
+    return tuple(REGISTRY)
 
 
 def parse_shard(shard: str | None) -> tuple[int, int] | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,10 +138,6 @@ class FittedRewardModels(Mapping):
         return len(self.models)
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key == "timings":  # the old dict had a "timings" key; keep that read working
-            warnings.warn('models.get("timings") is deprecated; use models.timings',
-                          DeprecationWarning, stacklevel=2)
-            return self.timings
         return self.models.get(key, default)
 
     @property

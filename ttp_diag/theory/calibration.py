@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._summary import Result
 from .extremes import SHAPES, curve_shape
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(Result):
     """Result of :func:`calibrate`: ``U_oracle(N) ~ mu + c_sigma * g(N)``."""
 
     mu: float
@@ -55,11 +56,9 @@ class Calibration:
             raise ValueError(f"sigma must be > 0 to separate c from c*sigma; got {sigma}.")
         return self.c_sigma / sigma
 
-    @property
-    def summary(self):
-        """Tidy DataFrame: one row per parameter (mu, c_sigma, r2) with estimate and interval."""
-        from .._summary import summary_frame
-        rows = [
+    def _summary_frame(self) -> list[dict]:
+        """One row per parameter (mu, c_sigma, r2) with estimate and interval."""
+        return [
             {"quantity": "mu", "estimate": self.mu, "ci_low": self.mu_ci[0],
              "ci_high": self.mu_ci[1], "source": "fixed" if self.mu_fixed else "fitted"},
             {"quantity": "c_sigma", "estimate": self.c_sigma, "ci_low": self.c_sigma_ci[0],
@@ -67,19 +66,14 @@ class Calibration:
             {"quantity": "r2", "estimate": self.r2, "ci_low": float("nan"),
              "ci_high": float("nan"), "source": "fit"},
         ]
-        return summary_frame(rows, str(self))
 
-    def __str__(self) -> str:
+    def _text(self) -> str:
         lvl = f"{self.ci_level:.0%}" if np.isfinite(self.ci_level) else "no"
         return (f"Calibration ({self.shape}, {len(self.ns)} N values, {lvl} t intervals)\n"
                 f"  mu      = {self.mu:.6g}  [{self.mu_ci[0]:.6g}, {self.mu_ci[1]:.6g}]"
                 f"  ({'fixed at the random utility' if self.mu_fixed else 'fitted'})\n"
                 f"  c_sigma = {self.c_sigma:.6g}  [{self.c_sigma_ci[0]:.6g}, "
                 f"{self.c_sigma_ci[1]:.6g}]\n  R^2     = {self.r2:.4f}")
-
-    def print_summary(self) -> None:
-        """Print the text summary."""
-        print(str(self))
 
     def to_dict(self) -> dict:
         return {

@@ -91,7 +91,6 @@ from .losses import (
 from .network import _detect_target_modules  # noqa: F401  (used by tests)
 from .tables import PAIR_COLUMNS, pairs_from_pools, split_users
 from .training import LoRATrainer
-from .training import LoRATrainer as _RewardModelBase  # noqa: F401  (old private name)
 from .user_rm import DetUserRewardModels, ProbUserRewardModels, UserRewardModels
 
 # isort: split

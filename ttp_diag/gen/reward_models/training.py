@@ -496,6 +496,3 @@ class LoRATrainer:
         return {"kind": self._kind, "class": type(self).__name__, "params": params,
                 "versions": versions()}
 
-
-
-_RewardModelBase = LoRATrainer  # old private name

@@ -291,3 +291,18 @@ def test_remove_temp_files_after_a_kill(tmp_path):
     removed = {p.name for p in remove_temp_files(tmp_path)}
     assert removed == {left[0].name, ".m.abc.tmp"}
     assert keep.exists() and not left[0].exists()
+
+
+def test_atomic_dir_replace_false_keeps_the_folder_already_there(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target, replace=False) as tmp:
+        (tmp / "f").write_text("first")
+    # another writer finishes while this one is building: its folder is kept, ours discarded
+    with atomic_dir(target, replace=False) as tmp:
+        (tmp / "f").write_text("second")
+    assert (target / "f").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left
+    with atomic_dir(target) as tmp:  # the default replaces
+        (tmp / "f").write_text("third")
+    assert (target / "f").read_text() == "third"
+    assert remove_temp_files(tmp_path) == []

@@ -451,15 +451,24 @@ def _swap_in(new: Path, target: Path) -> None:
     raise OSError(f"could not swap {str(new)!r} into {str(target)!r}: too many concurrent writers")
 
 
+def new_temp_dir(path: str | os.PathLike) -> Path:
+    """A new empty folder beside ``path`` (same file system, so a rename is atomic), named
+    ``.<name>.<random>.tmp`` so that :func:`remove_temp_files` finds it after a crash."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Build a folder under a temporary name and swap it in at ``path`` on success.
 
-    Yields the temporary folder (created with :func:`tempfile.mkdtemp` beside ``path``);
-    write everything into it. On normal exit its files are fsynced and it replaces ``path``
-    in one rename (an atomic exchange on Linux), so concurrent savers never fail and never
-    interleave files, and a reader finds the old folder or the new one, complete. On an
-    error the temporary folder is removed and ``path`` is untouched.
+    Yields the temporary folder (:func:`new_temp_dir`); write everything into it. On normal
+    exit its files are fsynced and it replaces ``path`` in one rename (an atomic exchange on
+    Linux), so concurrent savers never fail and never interleave files, and a reader finds
+    the old folder or the new one, complete. With ``replace=False`` a folder already at
+    ``path`` (e.g. one another process finished first) is kept and the new one discarded.
+    On an error the temporary folder is removed and ``path`` is untouched.
 
     Examples
     --------
@@ -476,12 +485,20 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise InputFileError(
             f"cannot save into {str(target)!r}: it is a file, not a folder; choose another path."
         )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = new_temp_dir(target)
     try:
         yield tmp
         _fsync_tree(tmp)
         os.chmod(tmp, 0o755)
-        _swap_in(tmp, target)
+        if replace:
+            _swap_in(tmp, target)
+        else:
+            try:
+                os.rename(tmp, target)  # no folder there yet (or an empty one)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # keep the one already there
         _fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,9 +10,9 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from ttp_diag.io import atomic_dir
 
 logger = logging.getLogger(__name__)
 
@@ -106,21 +106,11 @@ def convert_gguf(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike | No
     missing = plain.load_state_dict(quant.state_dict(), strict=False)
     if missing.missing_keys and not getattr(plain.config, "tie_word_embeddings", False):
         raise RuntimeError(f"GGUF conversion lost weights: {missing.missing_keys[:5]}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp", dir=target.parent))
-    try:
+    # replace=False: when another process finished the same conversion first, keep theirs
+    with atomic_dir(target, replace=False) as tmp:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "ttp_diag_source.json").write_text(json.dumps({"gguf_file": str(gguf_file)}))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process finished the same conversion first; keep theirs.
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.io import atomic_write_parquet
+
 if TYPE_CHECKING:
     from ttp_diag.gen.tasks import TaskSpec
 
@@ -38,7 +40,6 @@ __all__ = [
     "fit_reward_models",
     "load_reward_models",
     "score_table",
-    "write_parquet_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,24 +255,6 @@ def load_reward_models(output_dir: str | os.PathLike, *, kinds: Sequence[str] = 
     return result
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` to Parquet through a temporary file and ``os.replace``."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def score_table(
     table: pd.DataFrame,
     models: Mapping[str, Any],
@@ -352,5 +335,5 @@ def score_table(
                                      "diverged, retrain with a lower lr")
     out.attrs["scoring_seconds"] = secs
     if out_path is not None:
-        write_parquet_atomic(out, out_path)
+        atomic_write_parquet(out, out_path)
     return out

@@ -52,7 +52,7 @@ from typing import Any
 
 from ttp_diag.gen.run_config import RunConfig, load_config
 from ttp_diag.gen.run_folder import RunLock
-from ttp_diag.io import atomic_write_json
+from ttp_diag.io import atomic_dir, atomic_write_json
 
 __all__ = ["SweepPoint", "SWEEP_PARAMS", "LOSSES", "parse_param", "plan_sweep", "run_sweep"]
 
@@ -278,10 +278,8 @@ def _stage_point(parent: Path, point: SweepPoint, folder: Path, base: RunConfig)
     """
     if folder.is_dir():
         return
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    # replace=False: a folder another process staged first is kept (it may be running)
+    with atomic_dir(folder, replace=False) as tmp:
         for name in CACHED_FILES:
             if (parent / name).is_file():
                 _link_or_copy(parent / name, tmp / name)
@@ -300,10 +298,6 @@ def _stage_point(parent: Path, point: SweepPoint, folder: Path, base: RunConfig)
         atomic_write_json(tmp / "run_summary.json",
                           {"stages": stages, "sweep_parent": str(parent.resolve()),
                            "versions": summ.get("versions", {})})
-        os.rename(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_manifest(out: Path, parent: Path, points: Sequence[SweepPoint]) -> None:

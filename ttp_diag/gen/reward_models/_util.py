@@ -20,6 +20,12 @@ WEIGHTS_NAME = "weights.safetensors"
 
 # one NotFittedError for the package (a ValueError and AttributeError, as in scikit-learn)
 from ttp_diag.exceptions import NotFittedError  # noqa: E402, F401  (re-exported)
+from ttp_diag.io import (  # noqa: E402, F401  (swap_in_dir: used by the families)
+    atomic_write,
+    atomic_write_text,
+    new_temp_dir,
+    swap_in_dir,
+)
 
 
 def init_param_names(cls: type) -> list[str]:
@@ -218,57 +224,22 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
 
 
 def _atomic_save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    """Save tensors as safetensors atomically (:func:`ttp_diag.io.atomic_write`)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp,
-                  metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata=metadata))
 
 
 def _atomic_write_json(obj: Any, path: Path) -> None:
-    from ttp_diag.io import atomic_write_text
-
+    """A model's JSON file (sorted keys, indent 2), by :func:`ttp_diag.io.atomic_write_text`."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
-def atomic_write_json(obj: Any, path: Path) -> None:
-    """Write JSON through a temporary file in the same folder and ``os.replace``."""
-    _atomic_write_json(obj, path)
-
-
-def swap_in_dir(tmp: Path, path: Path) -> Path:
-    """Move the finished folder ``tmp`` to ``path``, replacing what is there, by renames.
-
-    Delegates to :func:`ttp_diag.io.swap_in_dir` (fsync, atomic exchange on Linux, retries
-    under concurrent savers): ``path`` always ends up holding one complete save.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> for v in "ab":
-    ...     t = d / f"tmp-{v}"; t.mkdir(); _ = (t / "f").write_text(v)
-    ...     _ = swap_in_dir(t, d / "model")
-    >>> (d / "model" / "f").read_text(), sorted(p.name for p in d.iterdir())
-    ('b', ['model'])
-    """
-    from ttp_diag.io import swap_in_dir as _swap
-
-    return _swap(tmp, path)
-
-
 def new_save_dir(path: Path) -> Path:
-    """A fresh temporary folder next to ``path`` (same filesystem, so the rename is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    """A fresh temporary folder next to ``path`` (:func:`ttp_diag.io.new_temp_dir`), to fill
+    and then :func:`~ttp_diag.io.swap_in_dir` into place."""
+    return new_temp_dir(path)
 
 
 def read_config(path: Path, kind: str | None = None) -> dict:

@@ -97,9 +97,9 @@ def test_mu_fit_and_fixed_value(sim):
         td.BestOfN(ns=ns, mu="median").fit(sim)
 
 
-def test_fit_returns_self_and_forwards_bootstrap_settings(sim):
-    est = td.BestOfN(ns=[1, 4])
-    assert est.fit(sim, "score_det", ci=0.9, n_boot=50, seed=1) is est
+def test_fit_returns_self_and_uses_the_constructors_bootstrap_settings(sim):
+    est = td.BestOfN(ns=[1, 4], ci=0.9, n_boot=50, seed=1)
+    assert est.fit(sim, "score_det") is est
     assert {"ci_low", "ci_high"} <= set(est.curves_.columns)
     per_user = td.bon_curve(sim, "score_det", [1, 4], per_user=True)
     u = per_user["utility"].to_numpy().reshape(-1, 2)
@@ -108,7 +108,8 @@ def test_fit_returns_self_and_forwards_bootstrap_settings(sim):
     low, _ = bootstrap_user_ci(u, level=0.9, n_boot=50, seed=1)
     np.testing.assert_allclose(est.curve("score_det")["ci_low"], low)
     assert (est.ci_, est.n_boot_, est.seed_) == (0.9, 50, 1)
-    assert est.ci is None  # the constructor's settings are untouched
+    with pytest.raises(TypeError, match="ci"):  # settings belong in the constructor
+        est.fit(sim, ci=0.95)
 
 
 @pytest.mark.parametrize("ci", [1.5, 0, -0.1, "0.95"])
@@ -118,9 +119,18 @@ def test_bad_ci_is_one_clear_error(sim, ci):
 
 
 def test_not_fitted_and_unknown_names(sim):
-    with pytest.raises(AttributeError, match="not fitted"):
-        _ = td.BestOfN().summary
+    unfitted = td.BestOfN()
+    for read in (lambda b: b.summary, lambda b: b.curves_, lambda b: b.predict([2]),
+                 lambda b: b.plot(), lambda b: b.calibration()):
+        with pytest.raises(td.exceptions.NotFittedError, match="not fitted"):
+            read(unfitted)
+    assert not hasattr(unfitted, "diagnostics_")  # NotFittedError is an AttributeError
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = unfitted.nope
     fit = td.BestOfN(ns=[1, 2]).fit(sim, "score_det")
+    kl = fit.calibration("kl")  # a shape not fitted: calibrated on the fly, not stored
+    assert kl.shape == "kl" and list(fit.calibrations_) == ["sqrt_log"]
+    assert fit.calibration("kl").c_sigma == kl.c_sigma
     with pytest.raises(KeyError, match="score_prob"):
         fit.predict([2], "score_prob")
     with pytest.raises(ValueError, match="unknown curve shape"):
@@ -162,7 +172,7 @@ def test_unfitted_shape_is_calibrated_on_demand(sim):
 def test_plot_kinds_draw_on_the_given_axes_and_print_nothing(sim, kind, capsys):
     from matplotlib.figure import Figure
 
-    fit = td.BestOfN(ns=[1, 2, 5]).fit(sim, ci=0.9, n_boot=30)
+    fit = td.BestOfN(ns=[1, 2, 5], ci=0.9, n_boot=30).fit(sim)
     ax = Figure().subplots()
     assert fit.plot(kind, ax=ax) is ax
     assert ax.get_title() and ax.get_ylabel()

@@ -43,12 +43,12 @@ import pandas as pd
 from ._bestofn_summary import _BestOfNResults
 from .bon import bon_curves
 from .diagnostics import diagnose
+from .exceptions import ConfigError, NotFittedError
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 
 __all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
 
-_UNSET: Any = object()
 
 
 def default_ns(table: pd.DataFrame, *, split: str | None = "val") -> list[int]:
@@ -186,6 +186,12 @@ class BestOfN(_BestOfNResults):
     pool_ : str
     table_ : pandas.DataFrame
         The validated rows of the analysed split.
+    score_table_ : ScoreTable
+        The same rows validated and laid out once (:class:`ttp_diag.ScoreTable`); every curve
+        and diagnosis of the fit reads it, and so can later calls (``td.bon_curve(fit.score_table_,
+        ...)``) without validating again.
+    ci_, n_boot_, seed_
+        The bootstrap settings the fit used.
     curves_ : pandas.DataFrame
         ``selector, n, utility`` (+ ``ci_low, ci_high``) for random, oracle and every score.
     calibrations_ : dict of str -> Calibration
@@ -251,9 +257,7 @@ class BestOfN(_BestOfNResults):
             raise ValueError(f"mu must be finite; got {self.mu!r}.")
         return mu
 
-    def fit(self, table: pd.DataFrame, scores: str | Sequence[str] | None = None, *,
-            ci: float | None = _UNSET, n_boot: int = _UNSET,
-            seed: int | None = _UNSET) -> BestOfN:
+    def fit(self, table: pd.DataFrame, scores: str | Sequence[str] | None = None) -> BestOfN:
         """Compute curves, calibration, diagnostics and predictions of ``table``.
 
         Parameters
@@ -262,18 +266,15 @@ class BestOfN(_BestOfNResults):
             A score table (validated here, once).
         scores : str or list of str, optional
             Score columns (default: every ``score_*`` column).
-        ci, n_boot, seed
-            Override the constructor's bootstrap settings for this fit (forwarded to
-            :func:`ttp_diag.bon_curves` and :func:`ttp_diag.diagnose`).
+
+        The bootstrap settings (``ci``, ``n_boot``, ``seed``) are the constructor's.
 
         Returns
         -------
         BestOfN
             ``self``, fitted.
         """
-        ci = self.ci if ci is _UNSET else ci
-        n_boot = self.n_boot if n_boot is _UNSET else n_boot
-        seed = self.seed if seed is _UNSET else seed
+        ci, n_boot, seed = self.ci, self.n_boot, self.seed
         _check_ci(ci)
         if ci is not None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 1):
             raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
@@ -312,8 +313,17 @@ class BestOfN(_BestOfNResults):
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:
-        if not hasattr(self, "curves_"):
-            raise AttributeError("this BestOfN is not fitted yet; call .fit(table) first.")
+        if "curves_" not in self.__dict__:
+            raise NotFittedError("this BestOfN is not fitted yet; call .fit(table) first.")
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a missing attribute, or when a property raised AttributeError:
+        # a learned attribute (``curves_``, ...) or a result property read before fit.
+        if (not name.startswith("__") and "curves_" not in self.__dict__
+                and (name.endswith("_") or hasattr(type(self), name))):
+            raise NotFittedError(f"this BestOfN is not fitted yet, so it has no {name}; call "
+                                 f".fit(table) first.")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _observed(self, selector: str) -> np.ndarray:
         c = self.curves_
@@ -330,16 +340,16 @@ class BestOfN(_BestOfNResults):
 
     def calibration(self, shape: str | None = None) -> Calibration:
         """The oracle calibration for ``shape`` (default: the primary one); a shape that was
-        not fitted is calibrated now, with the same mu rule, and kept."""
+        not fitted is calibrated on the fly, with the same mu rule (reading never changes the
+        fitted ``calibrations_``)."""
         self._check_fitted()
         shape = shape or self.shapes[0]
-        if shape not in self.calibrations_:
-            if shape not in SHAPES:
-                raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
-            mu = self._mu_value(float(self._observed("random")[0]))
-            self.calibrations_[shape] = calibrate(self.ns_, self._observed("oracle"),
-                                                  shape=shape, mu=mu)
-        return self.calibrations_[shape]
+        if shape in self.calibrations_:
+            return self.calibrations_[shape]
+        if shape not in SHAPES:
+            raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
+        mu = self._mu_value(float(self._observed("random")[0]))
+        return calibrate(self.ns_, self._observed("oracle"), shape=shape, mu=mu)
 
     def user_curves(self) -> pd.DataFrame:
         """Each user's exact curve of every fitted selector (``selector, user_id, n,

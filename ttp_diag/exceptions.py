@@ -19,7 +19,8 @@ ScoreTableError         3     a score table breaks the contract (:mod:`ttp_diag.
 DataError               4     a malformed input record in a data file (:mod:`ttp_diag.gen.data`)
 InputFileError          5     a file is missing, empty, of the wrong format or unreadable
 CorruptFileError        6     a file fails its checksum or is truncated
-ConfigError             7     inconsistent or invalid settings
+ConfigError             7     inconsistent or invalid settings (also EvaluationInputError:
+                              settings of ``ttp-diag evaluate`` that do not fit the data)
 RunFolderError          8     a run folder is locked, belongs to other settings, or is damaged
 NotFittedError          9     a model is used before ``fit``
 TimeBudgetExceeded      75    a ``--time-budget`` ran out; the run resumes where it stopped
@@ -46,6 +47,7 @@ __all__ = [
     "InputFileError",
     "CorruptFileError",
     "ConfigError",
+    "EvaluationInputError",
     "RunFolderError",
     "NotFittedError",
     "TimeBudgetExceeded",
@@ -94,6 +96,22 @@ class ConfigError(TtpDiagError, ValueError):
     exit_code = 7
 
 
+class EvaluationInputError(ConfigError):
+    """Bad input to the evaluation suite; the message names the value and the fix.
+
+    A :class:`ttp_diag.exceptions.ConfigError` (so a :class:`~ttp_diag.exceptions.TtpDiagError`
+    and a :class:`ValueError`): the evaluation's bad inputs are settings that do not fit the
+    data (an unknown method, ``k`` larger than a support set, a negative lambda, a user with
+    no support items), so ``ttp-diag evaluate`` exits with the settings code, 7.
+
+    Examples
+    --------
+    >>> err = EvaluationInputError("lambda=-1; the reward weight must be >= 0")
+    >>> isinstance(err, TtpDiagError), isinstance(err, ValueError), exit_code(err)
+    (True, True, 7)
+    """
+
+
 class RunFolderError(TtpDiagError, ValueError):
     """A run folder cannot be used (locked by another process, other settings, damaged)."""
 
@@ -106,8 +124,9 @@ class NotFittedError(TtpDiagError, ValueError, AttributeError):
     exit_code = 9
 
 
-class TimeBudgetExceeded(TtpDiagError):
-    """A time budget ran out; what was done is saved and the same command resumes."""
+class TimeBudgetExceeded(TtpDiagError, TimeoutError):
+    """A time budget ran out; what was done is saved (the run folder is consistent) and the
+    same command resumes."""
 
     exit_code = 75  # EX_TEMPFAIL from sysexits.h: "try again later"
 

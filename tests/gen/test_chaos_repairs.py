@@ -16,7 +16,7 @@ pytest.importorskip("peft")
 
 from ttp_diag.exceptions import CorruptFileError  # noqa: E402
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+_SCRIPT = Path(__file__).resolve().with_name("chaos.py")
 KEY = ["user_id", "query_id", "cand_id"]
 
 

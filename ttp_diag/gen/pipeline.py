@@ -47,7 +47,7 @@ from ttp_diag.exceptions import TimeBudgetExceeded
 from ttp_diag.gen.candidates import atomic_write_text
 from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
 from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
-from ttp_diag.gen.stages import TimeBudgetExhausted, _Stages
+from ttp_diag.gen.stages import _Stages
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ __all__ = [
     "load_config",
     "package_versions",
     "format_summary",
-    "TimeBudgetExhausted",
     "EXIT_TIME_BUDGET",
     "RunFolderError",
 ]
@@ -310,7 +309,7 @@ def _run_locked(r: _Run, until: str) -> dict:
             table, models = r.stage_rms(labeled)
             if stop >= 5:
                 outputs["scores"] = r.stage_scores(table, models)
-    except TimeBudgetExhausted:
+    except TimeBudgetExceeded:
         r.summary["status"] = "stopped: candidate time budget used up (resumable)"
         r.summary["last_invocation_seconds"] = round(time.perf_counter() - t_start, 2)
         atomic_write_text(r.summary_path, json.dumps(r.summary, indent=1, default=str))

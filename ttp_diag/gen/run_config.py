@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttp_diag.exceptions import ConfigError, InputFileError
+
 __all__ = [
     "RunConfig",
     "load_config",
@@ -71,9 +73,9 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     try:
         i, k = (int(x) for x in str(shard).split("/"))
     except ValueError:
-        raise ValueError(f"shard must look like 'I/K' (e.g. '0/3'), got {shard!r}") from None
+        raise ConfigError(f"shard must look like 'I/K' (e.g. '0/3'), got {shard!r}") from None
     if not (k >= 1 and 0 <= i < k):
-        raise ValueError(f"shard {shard!r}: need 0 <= I < K (I counts from 0)")
+        raise ConfigError(f"shard {shard!r}: need 0 <= I < K (I counts from 0)")
     return i, k
 
 
@@ -262,50 +264,61 @@ class RunConfig:
         """:meth:`resolve` as a plain dict (what ``config.json`` holds)."""
         return dataclasses.asdict(self.resolve())
 
+    def __post_init__(self) -> None:
+        self._check_values()
+
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting and its allowed values."""
+        """Raise :class:`~ttp_diag.exceptions.ConfigError` naming the first bad or missing
+        setting and its allowed values.
+
+        The values are checked on construction already (so ``RunConfig(n=0)`` and
+        ``dataclasses.replace(cfg, n=0)`` fail at once); this adds what a run needs besides
+        (``data_path``, ``model``), which a partly filled config may still lack.
+        """
         if not self.data_path:
-            raise ValueError(
+            raise ConfigError(
                 "data_path is required (a JSONL user file, LaMP questions or a LongLaMP export)"
             )
+        self._check_values()
+        if self.backend not in ("tiny", "tiny-random") and not self.model:
+            raise ConfigError(
+                f"backend {self.backend!r} needs model= "
+                "(a local directory, a .gguf file or 'smollm2')"
+            )
+
+    def _check_values(self) -> None:
         for f in dataclasses.fields(self):
             ch, v = f.metadata.get("choices"), getattr(self, f.name)
             if ch and v not in ch:
-                raise ValueError(f"{f.name} must be one of {list(ch)}, got {v!r}")
+                raise ConfigError(f"{f.name} must be one of {list(ch)}, got {v!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
+            raise ConfigError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
         for name in ("batch_size", "max_batch_rows"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
         for lab in [self.label, *self.extra_labels]:
             if lab not in ("rouge", "minilm"):
-                raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
+                raise ConfigError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
         pct = self.rm_data_pct
         if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
-            raise ValueError(
+            raise ConfigError(
                 f"rm_data_pct must be a percent in (0, 100] (share of each user's reward-model "
                 f"training queries kept; 100 keeps all), got {pct!r}"
             )
         names = rm_kind_names()
         bad = [k for k in self.rm_kinds if k not in names]
         if bad or not self.rm_kinds:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown rm_kinds {bad or '[] (empty)'}; use names of the reward-model "
                 f"registry: {list(names)}"
             )
         sh = parse_shard(self.shard)
         if sh is not None and sh[1] > 1 and self.order != "given":
-            raise ValueError(
+            raise ConfigError(
                 "shard needs order='given' (users in contiguous blocks); "
                 f"got order={self.order!r}"
             )
-        if self.backend not in ("tiny", "tiny-random") and not self.model:
-            raise ValueError(
-                f"backend {self.backend!r} needs model= "
-                "(a local directory, a .gguf file or 'smollm2')"
-            )
-
 
 def stage_of(name: str) -> str:
     """The first stage a setting changes (``"runtime"``: none).
@@ -334,11 +347,12 @@ def load_config(path: str | os.PathLike) -> RunConfig:
         else:
             raw = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'} ({exc})") from None
+        raise InputFileError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'} ({exc}); "
+                             "fix the file or write it again") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected an object of settings, got {type(raw).__name__}")
+        raise ConfigError(f"{path}: expected an object of settings, got {type(raw).__name__}")
     known = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {sorted(known)}")
     return RunConfig(**raw)

@@ -32,11 +32,7 @@ from ttp_diag.exceptions import TimeBudgetExceeded
 from ttp_diag.gen.candidates import atomic_write_parquet, atomic_write_text
 from ttp_diag.gen.run_folder import RunFolderError
 
-__all__ = ["TimeBudgetExhausted"]
-
-
-class TimeBudgetExhausted(TimeBudgetExceeded, TimeoutError):
-    """The candidate time budget ran out; the run folder is consistent and resumable."""
+__all__: list[str] = []
 
 
 class _Stages:
@@ -215,7 +211,7 @@ class _Stages:
         stats = gen.stats_
         if not stats["complete"]:
             if not c.allow_partial or cands.empty:
-                raise TimeBudgetExhausted(
+                raise TimeBudgetExceeded(
                     f"candidate time budget of {budget} s used up with "
                     f"{cands['query_id'].nunique()} of "
                     f"{n_queries} queries done; run again to resume, or pass --allow-partial "

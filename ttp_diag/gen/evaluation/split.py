@@ -31,26 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import EvaluationInputError  # its home; imported here by the suite
 
 __all__ = ["UserSplit", "split_users", "EvaluationInputError"]
-
-
-class EvaluationInputError(ConfigError):
-    """Bad input to the evaluation suite; the message names the value and the fix.
-
-    A :class:`ttp_diag.exceptions.ConfigError` (so a :class:`~ttp_diag.exceptions.TtpDiagError`
-    and a :class:`ValueError`): the evaluation's bad inputs are settings that do not fit the
-    data (an unknown method, ``k`` larger than a support set, a negative lambda, a user with
-    no support items), so ``ttp-diag evaluate`` exits with the settings code, 7.
-
-    Examples
-    --------
-    >>> from ttp_diag.exceptions import TtpDiagError, exit_code
-    >>> err = EvaluationInputError("lambda=-1; the reward weight must be >= 0")
-    >>> isinstance(err, TtpDiagError), isinstance(err, ValueError), exit_code(err)
-    (True, True, 7)
-    """
 
 
 @dataclass

@@ -14,13 +14,15 @@ Two parts, both printed as figures:
    result: exit 0 / no error where the input is wrong). Each case is tagged with the area
    (helper) that owns its fix.
 
-``tests/test_chaos.py`` runs a fast version of part 1 (3 kills) in the suite.
+``tests/gen/test_kill_resume.py`` runs a fast version of part 1 (3 kills) in the suite;
+``tests/gen/test_pipeline.py`` and ``test_chaos_repairs.py`` use its fixtures. Test code, so it
+lives under ``tests/`` (``scripts/`` only builds data).
 
 Usage::
 
-    python scripts/chaos.py                  # 11 kills + the battery (a few minutes on 2 cores)
-    python scripts/chaos.py --kills 3 --no-battery
-    python scripts/chaos.py --no-kill --verbose
+    python tests/gen/chaos.py                # 11 kills + the battery (a few minutes on 2 cores)
+    python tests/gen/chaos.py --kills 3 --no-battery
+    python tests/gen/chaos.py --no-kill --verbose
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def run_command(config: Path, run_dir: Path, *extra: str) -> list[str]:
 
 def _env() -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # the repository (tests/gen/chaos.py)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
 

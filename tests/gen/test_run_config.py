@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.gen import run_config as RC
 from ttp_diag.gen.run_config import RunConfig, cli_fields, parse_shard, stage_of
 
@@ -73,10 +74,20 @@ def test_resolve_returns_a_runconfig_with_task_defaults():
         (dict(shard="0/2", order="val_first"), "shard needs order='given'"),
     ],
 )
-def test_validate_names_the_bad_setting(kw, msg):
-    cfg = RunConfig(**{"data_path": "x", "backend": "tiny", **kw})
-    with pytest.raises(ValueError, match=msg):
-        cfg.validate()
+def test_construction_names_the_bad_setting(kw, msg):
+    with pytest.raises(ConfigError, match=msg):  # checked on construction, not only at run
+        RunConfig(**{"data_path": "x", "backend": "tiny", **kw})
+    ok = RunConfig(data_path="x", backend="tiny")
+    with pytest.raises(ConfigError, match=msg):  # and on every changed copy
+        dataclasses.replace(ok, **kw)
+
+
+def test_validate_adds_what_a_run_needs():
+    RunConfig()  # a partly filled config is fine until it runs
+    with pytest.raises(ConfigError, match="data_path is required"):
+        RunConfig().validate()
+    with pytest.raises(ConfigError, match="needs model="):
+        RunConfig(data_path="x", backend="transformers").validate()
 
 
 def test_rm_kinds_accept_every_registry_name():

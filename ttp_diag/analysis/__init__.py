@@ -16,7 +16,7 @@ from ttp_diag.analysis.assumptions import (
 from ttp_diag.analysis.failure_modes import (
     CollapseLabelStd,
     RescueAnalysis,
-    VarianceError,
+    VarianceErrorCorrelation,
     label_std_by_collapse,
     rescue_analysis,
     variance_error_correlation,
@@ -31,7 +31,7 @@ __all__ = [
     "RescueAnalysis",
     "RiskReport",
     "SubGaussianCheck",
-    "VarianceError",
+    "VarianceErrorCorrelation",
     "add_selector_columns",
     "ecdf_envelope",
     "label_risk",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CollapseLabelStd",
     "RescueAnalysis",
-    "VarianceError",
+    "VarianceErrorCorrelation",
     "label_std_by_collapse",
     "rescue_analysis",
     "variance_error_correlation",
@@ -325,7 +325,7 @@ def rescue_analysis(
 
 
 @dataclass
-class VarianceError(Result):
+class VarianceErrorCorrelation(Result):
     """Predicted variance against absolute error (see :func:`variance_error_correlation`).
 
     Attributes
@@ -388,7 +388,7 @@ def variance_error_correlation(
     *,
     unit: Literal["candidate", "query"] = "candidate",
     split: str | None = "val",
-) -> VarianceError:
+) -> VarianceErrorCorrelation:
     """Spearman correlation between predicted variance and absolute error (Fig. 6d, A9 row 2).
 
     The error of a candidate is ``|score - reward|``, so the score must be on the reward's
@@ -406,7 +406,7 @@ def variance_error_correlation(
 
     Returns
     -------
-    VarianceError
+    VarianceErrorCorrelation
 
     Examples
     --------
@@ -435,5 +435,5 @@ def variance_error_correlation(
     else:
         res = stats.spearmanr(d["variance"], d["abs_error"])
         r, p = float(res.statistic), float(res.pvalue)
-    return VarianceError(data=d, spearman_r=r, p_value=p, n=int(len(d)), score=score, var=var,
-                         unit=unit, notes=notes)
+    return VarianceErrorCorrelation(data=d, spearman_r=r, p_value=p, n=int(len(d)), score=score,
+                                    var=var, unit=unit, notes=notes)

@@ -2,10 +2,11 @@
 collapsed users, one user's score histogram, rescue of hacked queries, variance vs error.
 
 Each panel takes the result it draws (:class:`ttp_diag.analysis.CollapseLabelStd`,
-:class:`~ttp_diag.analysis.RescueAnalysis`, :class:`~ttp_diag.analysis.VarianceError`) and an
-optional ``ax``, and returns the axes; the results' ``.plot()`` call them. The figure-level
-layouts (:func:`~ttp_diag.plots.figures.failure_modes`, ``collapse_panels``,
-``hacking_panels``) are in :mod:`ttp_diag.plots.figures`.
+:class:`~ttp_diag.analysis.RescueAnalysis`,
+:class:`~ttp_diag.analysis.VarianceErrorCorrelation`) and an optional ``ax``, and returns the
+axes; the results' ``.plot()`` call them. The figure-level layouts
+(:func:`~ttp_diag.plots.figures.failure_modes`, ``collapse_panels``, ``hacking_panels``) are in
+:mod:`ttp_diag.plots.figures`.
 
 Examples
 --------
@@ -35,7 +36,7 @@ from ttp_diag.plots.style import CATEGORY_COLORS, rm_color, rm_label, styled
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from ttp_diag.analysis import CollapseLabelStd, RescueAnalysis, VarianceError
+    from ttp_diag.analysis import CollapseLabelStd, RescueAnalysis, VarianceErrorCorrelation
 
 __all__ = ["plot_label_std", "plot_rescue", "plot_user_scores", "plot_variance_error"]
 
@@ -140,7 +141,7 @@ def plot_rescue(res: RescueAnalysis, ax: Axes | None = None) -> Axes:
 
 
 @styled
-def plot_variance_error(res: VarianceError, ax: Axes | None = None) -> Axes:
+def plot_variance_error(res: VarianceErrorCorrelation, ax: Axes | None = None) -> Axes:
     """Predicted variance against absolute error with Spearman r (Fig. 6d)."""
     ax = new_axes(ax)
     d = res.data

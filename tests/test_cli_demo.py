@@ -164,6 +164,6 @@ def test_demo_all_zero_rewards_say_no_reward_signal(tmp_path, capsys):
     t.assign(reward=0.0).to_parquet(path)
     for argv in (["demo", "--table", str(path), "--out", str(tmp_path / "o")],
                  ["analyze", str(path), "--ns", "1,4"]):
-        assert main(argv) == 1
+        assert main(argv) == td.exceptions.ScoreTableError.exit_code  # the reward column
         err = capsys.readouterr().err
         assert "no reward signal: every reward in split 'val' is 0" in err, argv

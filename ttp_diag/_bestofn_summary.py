@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from .diagnostics import Diagnostics
 from .metrics import (
     capture_error,
@@ -259,5 +261,5 @@ class _BestOfNResults:
                   "bands": curves.plot_bands,
                   "gain": lambda b, ax=None, **kw: curves.plot_bands(b, ax=ax, gain=True, **kw)}
         if kind not in panels:
-            raise ValueError(f"kind must be one of {PLOT_KINDS}; got {kind!r}.")
+            raise ConfigError(f"kind must be one of {PLOT_KINDS}; got {kind!r}.")
         return panels[kind](self, ax=ax, **kwargs)

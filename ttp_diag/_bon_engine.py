@@ -23,6 +23,8 @@ from math import comb
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 from .table import ScoreTable, ScoreTableError
 
 CHUNK_ROWS = 1 << 18
@@ -93,7 +95,7 @@ _BLAS_SLICE = 1 << 17  # rows x M x len(ns) per product: below OpenBLAS's thread
 def check_pool(st: ScoreTable, ns: np.ndarray, pool: str) -> None:
     """Refuse N larger than a pool (``pool="error"``), naming N, the pool and the fix."""
     if pool not in ("error", "clip"):
-        raise ValueError(f"pool must be 'error' or 'clip'; got {pool!r}.")
+        raise ConfigError(f"pool must be 'error' or 'clip'; got {pool!r}.")
     if pool == "clip":
         return
     smallest = int(st.pool_sizes.min())

@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from ._bon_engine import query_utilities, user_sums
 from ._table_checks import numeric_values, range_reference
 from .bon import _as_int_ns, bon_curve
@@ -75,9 +77,9 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
                  progress: bool) -> pd.DataFrame:
     """Population Best-of-N curve of ``score`` over a Parquet dataset (bon_curve_dataset)."""
     if not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1:
-        raise ValueError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
+        raise ConfigError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
     if pool not in ("error", "clip"):
-        raise ValueError(f"pool must be 'error' or 'clip'; got {pool!r}.")
+        raise ConfigError(f"pool must be 'error' or 'clip'; got {pool!r}.")
     dataset = _open(source)
     names = set(dataset.schema.names)
     columns = ["user_id", "query_id", "cand_id", "reward"]

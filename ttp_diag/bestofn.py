@@ -43,7 +43,7 @@ import pandas as pd
 from ._bestofn_summary import _BestOfNResults
 from .bon import bon_curves
 from .diagnostics import diagnose
-from .exceptions import ConfigError, NotFittedError
+from .exceptions import ConfigError, NotFittedError, ScoreTableError
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 
@@ -92,7 +92,8 @@ def resolve_pool(table: pd.DataFrame, ns: Sequence[int],
 
 
 def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> None:
-    """Raise a ValueError when no query of ``table`` has two different rewards.
+    """Raise a :class:`~ttp_diag.exceptions.ScoreTableError` (a ValueError) when no query of
+    ``table`` has two different rewards.
 
     Best-of-N cannot gain anything then (the oracle equals random), so every relative number
     (relMAE, captured share of the oracle gap, rates of hacking) would be 0/0. ``table`` is
@@ -106,7 +107,7 @@ def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> Non
     >>> check_reward_signal(t.assign(reward=0.0))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: no reward signal: every reward is 0 (8 queries, 32 candidates), so ...
+    ttp_diag.exceptions.ScoreTableError: no reward signal: every reward is 0 (8 queries, ...)
     """
     r = table["reward"].to_numpy(dtype=float)
     spread = table.assign(_r=r).groupby("query_id")["_r"].agg(np.ptp)
@@ -114,7 +115,7 @@ def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> Non
         where = f" in split {split!r}" if split else ""
         what = (f"every reward{where} is 0" if not np.any(r) else
                 f"every query{where} has one reward value for all its candidates")
-        raise ValueError(
+        raise ScoreTableError(
             f"no reward signal: {what} ({len(spread)} queries, {len(r)} candidates), so "
             f"Best-of-N cannot beat random and relMAE/capture are undefined; check the reward "
             f"column (e.g. labels computed against an empty gold text) or analyse another "
@@ -125,7 +126,7 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
     if scores is None:
         found = score_columns(table)
         if not found:
-            raise ValueError(
+            raise ScoreTableError(
                 "the table has no score_* column to analyse (columns: "
                 f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
                 "scores=[...] (--scores on the command line).")
@@ -137,7 +138,7 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
 
 def _check_ci(ci: float | None) -> None:
     if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None for no "
+        raise ConfigError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None for no "
                          f"interval; got {ci!r}.")
 
 
@@ -241,7 +242,7 @@ class BestOfN(_BestOfNResults):
         shapes = [self.shape] if isinstance(self.shape, str) else list(self.shape)
         bad = [s for s in shapes if s not in SHAPES]
         if bad or not shapes:
-            raise ValueError(f"unknown curve shape(s) {bad or shapes!r}; use one or more of "
+            raise ConfigError(f"unknown curve shape(s) {bad or shapes!r}; use one or more of "
                              f"{SHAPES}.")
         return shapes
 
@@ -251,10 +252,10 @@ class BestOfN(_BestOfNResults):
                 return random_utility
             if self.mu == "fit":
                 return None
-            raise ValueError(f"mu must be 'random', 'fit' or a number; got {self.mu!r}.")
+            raise ConfigError(f"mu must be 'random', 'fit' or a number; got {self.mu!r}.")
         mu = float(self.mu)
         if not np.isfinite(mu):
-            raise ValueError(f"mu must be finite; got {self.mu!r}.")
+            raise ConfigError(f"mu must be finite; got {self.mu!r}.")
         return mu
 
     def fit(self, table: pd.DataFrame, scores: str | Sequence[str] | None = None) -> BestOfN:
@@ -277,7 +278,7 @@ class BestOfN(_BestOfNResults):
         ci, n_boot, seed = self.ci, self.n_boot, self.seed
         _check_ci(ci)
         if ci is not None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 1):
-            raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+            raise ConfigError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
         shapes = self.shapes
         sc = _as_scores(table, scores)
         val = validate_score_table(table, scores=sc, split=self.split)

@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from ._bon_engine import check_pool, query_utilities, user_sums
 from ._checks import check_ci, check_n_boot, check_seed
 from .table import ScoreTable, as_score_table
@@ -33,9 +35,9 @@ MIN_USERS_FOR_CI = 5
 def _as_int_ns(ns) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(ns))
     if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"ns must be a non-empty 1-D list of candidate counts; got {ns!r}.")
+        raise ConfigError(f"ns must be a non-empty 1-D list of candidate counts; got {ns!r}.")
     if not np.issubdtype(arr.dtype, np.number) or np.any(arr != np.round(arr)) or np.any(arr < 1):
-        raise ValueError(f"ns must be whole numbers >= 1 (candidates per query); got {list(arr)}.")
+        raise ConfigError(f"ns must be whole numbers >= 1 (candidates per query); got {list(arr)}.")
     return arr.astype(np.int64)
 
 

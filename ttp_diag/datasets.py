@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 __all__ = ["DEMO_COLUMNS", "load_demo", "demo_provenance", "demo_path"]
 
 #: Columns of the embedded demo table, in order (the score-table contract plus the RM scores).
@@ -76,7 +78,7 @@ def load_demo(split: str | None = None) -> pd.DataFrame:
     table = pd.read_parquet(demo_path())
     if split is not None:
         if split not in ("train", "val"):
-            raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
+            raise ConfigError(f"split must be 'train', 'val' or None, got {split!r}")
         table = table[table["split"] == split].reset_index(drop=True)
     return table
 

@@ -6,16 +6,18 @@ import warnings
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 
 def _pair(pred, obs):
     pred = np.asarray(pred, dtype=float).ravel()
     obs = np.asarray(obs, dtype=float).ravel()
     if pred.shape != obs.shape:
-        raise ValueError(f"pred ({pred.size}) and obs ({obs.size}) must have the same length.")
+        raise ConfigError(f"pred ({pred.size}) and obs ({obs.size}) must have the same length.")
     if pred.size == 0:
-        raise ValueError("pred and obs are empty.")
+        raise ConfigError("pred and obs are empty.")
     if not (np.all(np.isfinite(pred)) and np.all(np.isfinite(obs))):
-        raise ValueError("pred and obs must be finite.")
+        raise ConfigError("pred and obs must be finite.")
     return pred, obs
 
 
@@ -29,13 +31,13 @@ def rel_mae(pred, obs) -> float:
     """
     pred, obs = _pair(pred, obs)
     if np.all(obs == 0):
-        raise ValueError(
+        raise ConfigError(
             f"relMAE is undefined: every observed utility is 0 ({obs.size} values), i.e. there is "
             f"no reward signal (are all rewards 0?). Check the reward column; gains over random "
             f"(gain_error, capture_error) need no division by the observed utility.")
     if np.any(obs == 0):
         where = np.flatnonzero(obs == 0).tolist()
-        raise ValueError(f"relMAE is undefined where an observed value is 0 (positions {where}); "
+        raise ConfigError(f"relMAE is undefined where an observed value is 0 (positions {where}); "
                          f"use gain_error or an absolute error instead.")
     return float(round(np.mean(np.abs(pred - obs) / np.abs(obs)), 15))
 
@@ -93,7 +95,7 @@ def mean_capture_rate(selector, oracle, random) -> float:
     rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
     gap = float((orc - rnd).sum())
     if gap <= 0:
-        raise ValueError("the oracle never beats random on these N (no reward spread within "
+        raise ConfigError("the oracle never beats random on these N (no reward spread within "
                          "queries, e.g. all rewards 0); capture is undefined.")
     return float(round((sel - rnd).sum() / gap, 15))
 
@@ -102,7 +104,7 @@ def _gain_pair(pred, obs, random):
     pred, obs = _pair(pred, obs)
     rnd = np.broadcast_to(np.asarray(random, dtype=float), obs.shape)
     if not np.all(np.isfinite(rnd)):
-        raise ValueError("random must be finite.")
+        raise ConfigError("random must be finite.")
     return pred, obs, rnd
 
 
@@ -124,7 +126,7 @@ def gain_error(pred, obs, random) -> float:
     pred, obs, rnd = _gain_pair(pred, obs, random)
     gain = float(np.abs(obs - rnd).sum())
     if gain == 0:
-        raise ValueError(
+        raise ConfigError(
             "gain_error is undefined: the observed curve never differs from random (zero gain; "
             "with all rewards 0 there is no reward signal). Report the absolute error instead.")
     return float(round(np.abs(pred - obs).sum() / gain, 15))
@@ -144,5 +146,5 @@ def capture_error(pred, obs, oracle, random) -> float:
     pred, obs, rnd = _gain_pair(pred, obs, random)
     orc = np.asarray(oracle, dtype=float).ravel()
     if orc.shape != obs.shape or not np.all(np.isfinite(orc)):
-        raise ValueError("oracle must be finite and as long as obs.")
+        raise ConfigError("oracle must be finite and as long as obs.")
     return float(round(mean_capture_rate(pred, orc, rnd) - mean_capture_rate(obs, orc, rnd), 15))

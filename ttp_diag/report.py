@@ -37,6 +37,8 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -166,7 +168,7 @@ class Report:
         The figure is rendered immediately, so it can be closed or garbage collected after.
         """
         if name in self._pngs:
-            raise ValueError(f"figure name {name!r} is used twice in this report")
+            raise ConfigError(f"figure name {name!r} is used twice in this report")
         png = fig if isinstance(fig, bytes) else figure_png_bytes(fig, dpi=self.dpi)
         self._pngs[name] = png
         self._items.append(("figure", name, caption))
@@ -175,7 +177,7 @@ class Report:
               max_rows: int | None = 60) -> None:
         """Add a table, saved in full as ``<name>.csv``; the page shows up to ``max_rows``."""
         if name in self._tables:
-            raise ValueError(f"table name {name!r} is used twice in this report")
+            raise ConfigError(f"table name {name!r} is used twice in this report")
         self._tables[name] = df
         self._items.append(("table", name, caption, max_rows))
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 
 @dataclass(frozen=True)
 class SimulatedRM:
@@ -118,12 +120,12 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
     n_val = np.broadcast_to(np.asarray(n_queries, dtype=int), (n_users,)).copy() \
         if np.ndim(n_queries) == 0 else np.asarray(n_queries, dtype=int)
     if n_users < 1 or n_val.shape != (n_users,) or np.any(n_val < 1) or n_candidates < 2:
-        raise ValueError("need n_users >= 1, n_queries >= 1 (one per user when a sequence) and "
+        raise ConfigError("need n_users >= 1, n_queries >= 1 (one per user when a sequence) and "
                          "n_candidates >= 2.")
     if not 0 < collapsed_sigma_ratio <= 1:
-        raise ValueError(f"collapsed_sigma_ratio must be in (0, 1]; got {collapsed_sigma_ratio}.")
+        raise ConfigError(f"collapsed_sigma_ratio must be in (0, 1]; got {collapsed_sigma_ratio}.")
     if not 0 <= zero_rate < 1 or query_mu_sd < 0:
-        raise ValueError(f"need 0 <= zero_rate < 1 and query_mu_sd >= 0; got {zero_rate}, "
+        raise ConfigError(f"need 0 <= zero_rate < 1 and query_mu_sd >= 0; got {zero_rate}, "
                          f"{query_mu_sd}.")
     models = DEFAULT_MODELS if models is None else models
     n_tr = n_val.copy() if n_train_queries is None else np.full(n_users, int(n_train_queries))
@@ -185,7 +187,7 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
         # user's are squeezed to 1/100 of the spread (near-constant predictions)
         b_u = np.where(collapsed[user_idx], 0.01, 1.0) * sigma_u[user_idx]
         if rm.collapse not in ("flat", "difficulty"):
-            raise ValueError(f"collapse must be 'flat' or 'difficulty'; got {rm.collapse!r}.")
+            raise ConfigError(f"collapse must be 'flat' or 'difficulty'; got {rm.collapse!r}.")
         # every model follows the query's difficulty, except a flat-collapsed user's
         track = ~collapsed[user_idx] | (rm.collapse == "difficulty")
         score = mu_u[user_idx] + track * d_q[q_global] + b_u * latent

@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 
 from ttp_diag._summary import Result
+from ttp_diag.exceptions import ConfigError, ScoreTableError
 from ttp_diag.table import score_columns as _score_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,10 +102,10 @@ def sub_gaussian_parameter(
     """
     x = np.asarray(values, dtype=float).ravel()
     if x.size < 2:
-        raise ValueError(f"sub_gaussian_parameter needs at least 2 values, got {x.size}")
+        raise ConfigError(f"sub_gaussian_parameter needs at least 2 values, got {x.size}")
     if not np.all(np.isfinite(x)):
         bad = int((~np.isfinite(x)).sum())
-        raise ValueError(f"sub_gaussian_parameter got {bad} NaN/inf value(s); drop them first")
+        raise ConfigError(f"sub_gaussian_parameter got {bad} NaN/inf value(s); drop them first")
     y = x - x.mean()
     sd = float(np.sqrt(np.mean(y**2)))
     if sd == 0.0 or sd < 1e-12 * max(1.0, float(np.abs(x).max())):
@@ -216,7 +217,7 @@ class SubGaussianCheck(Result):
         """The user whose ``s / std`` ratio is the median one (ties: first)."""
         pu = self.per_user.dropna(subset=["ratio"])
         if pu.empty:
-            raise ValueError("no user has a non-constant reward distribution")
+            raise ConfigError("no user has a non-constant reward distribution")
         order = pu["ratio"].rank(method="first")
         return pu.loc[(order - (len(pu) + 1) / 2).abs().idxmin(), "user_id"]
 
@@ -303,7 +304,7 @@ def sub_gaussian_check(
     0.5
     """
     if center not in ("user", "query"):
-        raise ValueError(f"center must be 'user' or 'query', got {center!r}")
+        raise ConfigError(f"center must be 'user' or 'query', got {center!r}")
     t = _select_split(table, split)
     rows, values = [], {}
     for user, g in t.groupby("user_id", sort=True):
@@ -426,13 +427,13 @@ def linearity_check(
     True
     """
     if standardize not in ("user", "query", "none"):
-        raise ValueError(f"standardize must be 'user', 'query' or 'none', got {standardize!r}")
+        raise ConfigError(f"standardize must be 'user', 'query' or 'none', got {standardize!r}")
     scores = list(scores) if scores is not None else _score_columns(table)
     if not scores:
-        raise ValueError("linearity_check needs at least one score_* column; pass scores=[...]")
+        raise ConfigError("linearity_check needs at least one score_* column; pass scores=[...]")
     missing = [s for s in scores if s not in table.columns]
     if missing:
-        raise ValueError(f"score column(s) {missing} not in the table; available: "
+        raise ScoreTableError(f"score column(s) {missing} not in the table; available: "
                          f"{_score_columns(table)}")
     from ttp_diag.table import validate_score_table
 
@@ -448,7 +449,7 @@ def linearity_check(
         dropped = int(d.loc[~ok, group_col].nunique()) if group_col else int((~ok).any())
         zx, zy = zx[ok].to_numpy(), zy[ok].to_numpy()
         if zx.size < 3:
-            raise ValueError(
+            raise ScoreTableError(
                 f"linearity_check: {score!r} has fewer than 3 usable rows after dropping "
                 f"{dropped} group(s) with constant score or reward"
             )

@@ -28,6 +28,7 @@ from scipy import stats
 
 from ttp_diag._summary import Result
 from ttp_diag.diagnostics import Diagnostics, diagnose
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.table import ScoreTableError, validate_score_table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -159,7 +160,7 @@ def label_std_by_collapse(
     """
     if diagnostics is None:
         if table is None or score is None:
-            raise ValueError("label_std_by_collapse needs a score table and score= (the score "
+            raise ConfigError("label_std_by_collapse needs a score table and score= (the score "
                              "column to examine, e.g. 'score_det'), or diagnostics=.")
         # Fig. 6a reproduces the paper: its pooled rho_u (Definition 4.1)
         diagnostics = diagnose(table, score, collapse_threshold=collapse_threshold, split=split,
@@ -168,7 +169,7 @@ def label_std_by_collapse(
         normal_threshold = (0.5 if int((diagnostics.per_user["rho_u"] > 0.5).sum()) >= 2
                             else collapse_threshold)
     if normal_threshold < collapse_threshold:
-        raise ValueError(
+        raise ConfigError(
             f"normal_threshold ({normal_threshold}) must be >= collapse_threshold "
             f"({collapse_threshold}); normal users have the higher correlation"
         )
@@ -284,7 +285,7 @@ def rescue_analysis(
     """
     if diagnostics is None:
         if table is None or base is None or new is None:
-            raise ValueError("rescue_analysis needs a score table with base= and new= (two "
+            raise ConfigError("rescue_analysis needs a score table with base= and new= (two "
                              "score columns, e.g. 'score_det' and 'score_prob'), or "
                              "diagnostics=(d_base, d_new).")
         checked = validate_score_table(table, scores=[base, new], split=split)
@@ -300,7 +301,7 @@ def rescue_analysis(
         columns={"rho_q_base": "rho_base", "rho_q_new": "rho_new"}
     ).reset_index(drop=True)
     if m.empty:
-        raise ValueError(
+        raise ScoreTableError(
             f"rescue_analysis: no query has a defined correlation under both {d_base.score!r} "
             f"and {d_new.score!r} (all have constant scores or rewards)"
         )
@@ -416,7 +417,7 @@ def variance_error_correlation(
     True
     """
     if unit not in ("candidate", "query"):
-        raise ValueError(f"unit must be 'candidate' or 'query', got {unit!r}")
+        raise ConfigError(f"unit must be 'candidate' or 'query', got {unit!r}")
     t = validate_score_table(table, scores=[score], split=split)
     v = _check_variance(t, var)
     d = pd.DataFrame({

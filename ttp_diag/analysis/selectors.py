@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ttp_diag.analysis.failure_modes import _check_variance
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.table import ScoreTableError, validate_score_table
 
 __all__ = ["add_selector_columns", "selector_table"]
@@ -126,7 +127,7 @@ def add_selector_columns(
         shift = float(np.ptp(mu)) + 1.0
         for p in var_filter_ps:
             if not 0 <= p < 100:
-                raise ValueError(f"var_filter_ps must be percentages in [0, 100); got {p}")
+                raise ConfigError(f"var_filter_ps must be percentages in [0, 100); got {p}")
             name = f"{score}_varfilter{_fmt(p)}"
             out[name] = np.where(_filtered_mask(q_codes, v, float(p)), mu - shift, mu)
             cols.append(name)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.io import atomic_write_parquet
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def add_rm_inputs(
     for col in (input_col, text_col):
         bad = table[col].isna().to_numpy()
         if bad.any():
-            raise ValueError(
+            raise ConfigError(
                 f"add_rm_inputs: column {col!r} has {int(bad.sum())} missing value(s) "
                 f"(first at row {table.index[bad][0]!r}); fill with '' or drop those rows"
             )
@@ -211,7 +212,7 @@ def fit_reward_models(
     kind_settings = dict(kind_settings or {})
     unknown = sorted(set(kind_settings) - set(REGISTRY))
     if unknown:
-        raise ValueError(f"kind_settings has unknown kind(s) {unknown}; use {sorted(REGISTRY)}")
+        raise ConfigError(f"kind_settings has unknown kind(s) {unknown}; use {sorted(REGISTRY)}")
     out_dir = Path(output_dir) if output_dir is not None else None
     result = FittedRewardModels()
     for kind in kinds:
@@ -303,7 +304,7 @@ def score_table(
     dup = table.duplicated(["query_id", "cand_id"])
     if dup.any():
         first = table.loc[dup, ["query_id", "cand_id"]].iloc[0].tolist()
-        raise ValueError(
+        raise ConfigError(
             f"score_table: {int(dup.sum())} duplicate (query_id, cand_id) row(s), first "
             f"{first}; de-duplicate the candidate table"
         )
@@ -311,7 +312,7 @@ def score_table(
 
     rms = {k: v for k, v in models.items() if k in REGISTRY and v is not None}
     if not rms:
-        raise ValueError("no reward models given; pass a mapping with keys from "
+        raise ConfigError("no reward models given; pass a mapping with keys from "
                          f"{sorted(REGISTRY)}")
     out = table.copy()
     texts = out[rm_text_col].tolist()

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.gen.run_config import RunConfig, load_config
 from ttp_diag.gen.run_folder import RunLock
 from ttp_diag.io import atomic_dir, atomic_write_json
@@ -106,7 +107,7 @@ def _convert(name: str, text: str, typ: type) -> Any:
         if typ is float:
             return float(t)
     except ValueError:
-        raise ValueError(f"--param {name}: {t!r} is not a valid {typ.__name__}; e.g. "
+        raise ConfigError(f"--param {name}: {t!r} is not a valid {typ.__name__}; e.g. "
                          f"{name}={'true,false' if typ is bool else '4,8,16'}") from None
     if typ is str:
         return t
@@ -137,32 +138,32 @@ def parse_param(spec: str) -> tuple[str, list[Any]]:
     ('loss', ['nll', 'mse+contrastive'])
     """
     if "=" not in spec:
-        raise ValueError(f"--param {spec!r}: write NAME=V1,V2,... (e.g. lora_rank=4,8,16)")
+        raise ConfigError(f"--param {spec!r}: write NAME=V1,V2,... (e.g. lora_rank=4,8,16)")
     name, _, vals = spec.partition("=")
     name = name.strip()
     texts = [v for v in vals.split(",") if v.strip()]
     if not texts:
-        raise ValueError(f"--param {spec!r}: no values after '='; e.g. {name}=4,8,16")
+        raise ConfigError(f"--param {spec!r}: no values after '='; e.g. {name}=4,8,16")
     if name in SWEEP_PARAMS:
         typ = SWEEP_PARAMS[name][1]
     elif name in _rm_param_names():
         typ = object  # parsed as JSON where possible
     else:
-        raise ValueError(f"--param {name!r}: unknown sweep parameter; use one of "
+        raise ConfigError(f"--param {name!r}: unknown sweep parameter; use one of "
                          f"{sorted(SWEEP_PARAMS)} or a reward-model setting "
                          f"({', '.join(sorted(_rm_param_names()))})")
     values = [_convert(name, t, typ) for t in texts]
     if name in _CHOICES:
         bad = [v for v in values if v not in _CHOICES[name]]
         if bad:
-            raise ValueError(f"--param {name}: {bad} not allowed; use {list(_CHOICES[name])}")
+            raise ConfigError(f"--param {name}: {bad} not allowed; use {list(_CHOICES[name])}")
     if name == "data_pct":
         bad = [v for v in values if not 0 < v <= 100]
         if bad:
-            raise ValueError(f"--param data_pct: {bad} outside (0, 100]; give percents of "
+            raise ConfigError(f"--param data_pct: {bad} outside (0, 100]; give percents of "
                              "each user's training queries, e.g. data_pct=10,25,50,100")
     if name == "lora_rank" and any(v < 1 for v in values):
-        raise ValueError(f"--param lora_rank: ranks must be >= 1, got {values}")
+        raise ConfigError(f"--param lora_rank: ranks must be >= 1, got {values}")
     return name, list(dict.fromkeys(values))
 
 
@@ -176,7 +177,7 @@ def _parent_config(parent: Path) -> RunConfig:
             f"`ttp-diag run --run-dir {parent} --until labels` (or to the end) first")
     cfg = load_config(parent / "config.json")
     if cfg.shard is not None:
-        raise ValueError(f"{parent} is one shard ({cfg.shard}); sweep over the merged run")
+        raise ConfigError(f"{parent} is one shard ({cfg.shard}); sweep over the merged run")
     return cfg
 
 
@@ -236,12 +237,12 @@ def plan_sweep(parent: str | os.PathLike, params: Sequence[str | tuple[str, list
     base = _parent_config(parent)
     bad = [k for k in overrides if k not in {f.name for f in dataclasses.fields(RunConfig)}]
     if bad:
-        raise ValueError(f"unknown RunConfig setting(s) {bad}")
+        raise ConfigError(f"unknown RunConfig setting(s) {bad}")
     from ttp_diag.gen.run_config import stage_of
 
     not_rt = [k for k in overrides if stage_of(k) != "runtime"]
     if not_rt:
-        raise ValueError(f"{not_rt} change results; a sweep point may only change the reward "
+        raise ConfigError(f"{not_rt} change results; a sweep point may only change the reward "
                          "models (give them as --param) and runtime settings")
     base = dataclasses.replace(base, **overrides)
     points = []
@@ -255,7 +256,7 @@ def plan_sweep(parent: str | os.PathLike, params: Sequence[str | tuple[str, list
     names = [p.name for p in points]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"sweep points {dup} given twice; list each value once")
+        raise ConfigError(f"sweep points {dup} given twice; list each value once")
     return points
 
 
@@ -309,7 +310,7 @@ def _write_manifest(out: Path, parent: Path, points: Sequence[SweepPoint]) -> No
         except ValueError:
             old = {}
     if old.get("parent") and Path(old["parent"]).resolve() != parent.resolve():
-        raise ValueError(f"{out} is a sweep of {old['parent']}, not of {parent}; use another "
+        raise ConfigError(f"{out} is a sweep of {old['parent']}, not of {parent}; use another "
                          "--out folder")
     entries = {e["dir"]: e for e in old.get("points", [])}
     for p in points:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import REWARD_LABEL, label_n_axes, legend_top, panel_letter
 from ttp_diag.plots.style import COLORS, EXTRA_PALETTE, new_figure, rm_color, rm_label, styled
 
@@ -68,7 +69,7 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
     """
     missing = [c for c in _REQUIRED if c not in results.columns]
     if missing:
-        raise ValueError(f"ablation_curves: column(s) {missing} not found (columns: "
+        raise ConfigError(f"ablation_curves: column(s) {missing} not found (columns: "
                          f"{list(results.columns)}); pass sweep_results.csv "
                          "(ttp_diag.analysis.sweeps.sweep_table)")
     res = results.copy()
@@ -77,7 +78,7 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
         res["is_default"] = False
     params = params or list(dict.fromkeys(res["param"]))
     if not params:
-        raise ValueError("ablation_curves: the results table is empty; run the sweep first")
+        raise ConfigError("ablation_curves: the results table is empty; run the sweep first")
     k = len(params)
     ncols = k if k <= 3 else -(-k // 2)  # one row up to three panels, then two rows
     nrows = -(-k // ncols)
@@ -88,7 +89,7 @@ def ablation_curves(results: pd.DataFrame, *, params: list[str] | None = None,
         ax = axes.ravel()[i]
         sub = res[res["param"] == param]
         if sub.empty:
-            raise ValueError(f"ablation_curves: no rows for parameter {param!r}; parameters "
+            raise ConfigError(f"ablation_curves: no rows for parameter {param!r}; parameters "
                              f"in the table: {sorted(res['param'].unique())}")
         rnd = sub[sub["rm"] == "random"].groupby("n")["utility"].mean()
         ax.plot(rnd.index, rnd.to_numpy(), color=COLORS["random"], linestyle="--",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import color as _color
 from ttp_diag.plots._common import new_axes
 from ttp_diag.plots.style import COLORS, rm_label, styled
@@ -41,7 +42,7 @@ def plot_sub_gaussian(check: SubGaussianCheck, ax: Axes | None = None, *,
     user with the median ``s / std``) with ``N(mu, s)`` and the Chernoff envelope; ``"ratio"``,
     ``s`` against the plain std for every user (``s >= std``; the diagonal is Gaussian)."""
     if kind not in ("ecdf", "ratio"):
-        raise ValueError(f"kind must be 'ecdf' or 'ratio'; got {kind!r}.")
+        raise ConfigError(f"kind must be 'ecdf' or 'ratio'; got {kind!r}.")
     ax = new_axes(ax, (4.8, 3.8))
     u = user if user is not None else check.representative_user()
     row = check.per_user.set_index("user_id").loc[u]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import (
     RHO_Q,
     RHO_U,
@@ -49,7 +50,7 @@ def _values(fit: BestOfN, score: str, level: str) -> np.ndarray:
 
 def _check_level(level: str) -> None:
     if level not in ("user", "query"):
-        raise ValueError(f"level must be 'user' (rho_u) or 'query' (rho_q); got {level!r}.")
+        raise ConfigError(f"level must be 'user' (rho_u) or 'query' (rho_q); got {level!r}.")
 
 
 @styled

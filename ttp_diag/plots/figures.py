@@ -55,6 +55,7 @@ from ttp_diag.analysis import (
 )
 from ttp_diag.bestofn import BestOfN
 from ttp_diag.diagnostics import Diagnostics, diagnose
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import REWARD_LABEL, RHO_Q, THRESHOLD_COLOR, panel_letter
 from ttp_diag.plots._common import color as _color
 from ttp_diag.plots._common import legend_top as _legend_top
@@ -273,7 +274,7 @@ def _table_and_diags(table: pd.DataFrame | BestOfN, base: str, new: str, split: 
         t = table.table_
         missing = [s for s in (base, new) if s not in t.columns]
         if missing:
-            raise ValueError(f"the fitted table has no column {missing[0]!r}; pass base=/new= "
+            raise ConfigError(f"the fitted table has no column {missing[0]!r}; pass base=/new= "
                              f"naming two of its score columns ({', '.join(table.scores_)}).")
         same = table.collapse_threshold == collapse_threshold
         diags = [table.diagnostics_[s] if same and s in table.diagnostics_ else

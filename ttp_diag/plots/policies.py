@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ttp_diag.bestofn import BestOfN
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import (
     REWARD_LABEL,
     color,
@@ -87,7 +88,7 @@ def policy_families(tables: Mapping[str, pd.DataFrame | BestOfN], *,
         Y-axis label.
     """
     if not tables:
-        raise ValueError("policy_families needs at least one policy: {name: score table}")
+        raise ConfigError("policy_families needs at least one policy: {name: score table}")
     fits = {k: _fit(t, scores, ns, split, ci, n_boot) for k, t in tables.items()}
     k = len(fits)
     fig, axes = new_figure(1, k, figsize=(3.9 * k + 0.4, 3.7), sharey=True)

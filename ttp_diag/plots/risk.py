@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import color as _color
 from ttp_diag.plots._common import new_axes
 from ttp_diag.plots.style import rm_label, styled
@@ -36,7 +37,7 @@ def plot_risk(report: RiskReport, ax: Axes | None = None, *,
     from matplotlib.patches import Patch
 
     if kind not in ("collapse", "hacking"):
-        raise ValueError(f"kind must be 'collapse' or 'hacking'; got {kind!r}.")
+        raise ConfigError(f"kind must be 'collapse' or 'hacking'; got {kind!r}.")
     ax = new_axes(ax, (4.8, 3.8))
     if kind == "collapse":
         tab, what, split_by = report.collapse_table, "collapse rate (share of users)", \

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 from .._summary import Result
 from .extremes import SHAPES, curve_shape
 
@@ -53,7 +55,7 @@ class Calibration(Result):
     def c_given_sigma(self, sigma: float) -> float:
         """The constant c implied by a measured sigma: ``c_sigma / sigma``."""
         if not sigma > 0:
-            raise ValueError(f"sigma must be > 0 to separate c from c*sigma; got {sigma}.")
+            raise ConfigError(f"sigma must be > 0 to separate c from c*sigma; got {sigma}.")
         return self.c_sigma / sigma
 
     def _summary_frame(self) -> list[dict]:
@@ -127,12 +129,12 @@ def calibrate(ns, oracle_utility=None, shape: str = "sqrt_log", *, ci: float | N
     True
     """
     if shape not in SHAPES:
-        raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
+        raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
     if ci is not None and not (isinstance(ci, (int, float, np.floating)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; got "
+        raise ConfigError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; got "
                          f"{ci!r}.")
     if isinstance(mu, str) and mu not in ("random", "fit"):
-        raise ValueError(f"mu must be a number, 'random', 'fit' or None; got {mu!r}.")
+        raise ConfigError(f"mu must be a number, 'random', 'fit' or None; got {mu!r}.")
     if table is not None:
         # lazy: the theory layer stays free of the engine unless a table is passed
         from ..bon import bon_curves
@@ -146,25 +148,25 @@ def calibrate(ns, oracle_utility=None, shape: str = "sqrt_log", *, ci: float | N
         if mu is None or mu == "random":
             mu = float(curves.loc[curves["selector"] == "random", "utility"].iloc[0])
     elif oracle_utility is None:
-        raise ValueError("pass oracle_utility (the observed oracle curve) or table=.")
+        raise ConfigError("pass oracle_utility (the observed oracle curve) or table=.")
     elif mu == "random":
-        raise ValueError("mu='random' needs table= (the random utility is computed from it); "
+        raise ConfigError("mu='random' needs table= (the random utility is computed from it); "
                          "or pass mu as a number.")
     if mu == "fit":
         mu = None
     ns = np.asarray(ns, dtype=float).ravel()
     y = np.asarray(oracle_utility, dtype=float).ravel()
     if ns.shape != y.shape:
-        raise ValueError(f"ns ({ns.size} values) and oracle_utility ({y.size} values) must have "
+        raise ConfigError(f"ns ({ns.size} values) and oracle_utility ({y.size} values) must have "
                          f"the same length.")
     if not np.all(np.isfinite(y)):
-        raise ValueError(f"oracle_utility has NaN or inf values: {y.tolist()}.")
+        raise ConfigError(f"oracle_utility has NaN or inf values: {y.tolist()}.")
     if mu is not None and not np.isfinite(float(mu)):
-        raise ValueError(f"mu must be finite; got {mu}.")
+        raise ConfigError(f"mu must be finite; got {mu}.")
     g = np.asarray(curve_shape(ns, shape), dtype=float)
     n_params = 1 if mu is not None else 2
     if np.unique(g).size < 2 and mu is None:
-        raise ValueError(f"need at least two distinct N to fit mu and c*sigma; got ns="
+        raise ConfigError(f"need at least two distinct N to fit mu and c*sigma; got ns="
                          f"{ns.tolist()}.")
     # divide by the largest magnitude first: squares of values near 1e308 overflow
     scale = float(max(np.max(np.abs(y)), abs(float(mu)) if mu is not None else 0.0))

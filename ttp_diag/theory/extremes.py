@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 SHAPES = ("sqrt_log", "gaussian", "kl")
 
 _SQRT2 = np.sqrt(2.0)
@@ -30,13 +32,14 @@ def _as_ns(ns, name: str = "ns") -> np.ndarray:
     """Validate candidate counts: finite reals >= 1 (real N is allowed for smooth curves)."""
     arr = np.asarray(ns, dtype=float)
     if arr.size == 0:
-        raise ValueError(f"{name} is empty; pass at least one candidate count N >= 1.")
+        raise ConfigError(f"{name} is empty; pass at least one candidate count N >= 1.")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(
+        raise ConfigError(
             f"{name} contains NaN or inf ({arr.ravel().tolist()}); pass finite N >= 1.")
     if np.any(arr < 1):
         bad = arr[arr < 1].ravel().tolist()
-        raise ValueError(f"{name} must be >= 1 (got {bad}); N is the number of candidates sampled.")
+        raise ConfigError(f"{name} must be >= 1 (got {bad}); N is the number of candidates "
+                          "sampled.")
     return arr
 
 
@@ -126,5 +129,5 @@ def curve_shape(ns, shape: str = "sqrt_log") -> np.ndarray | float:
     elif shape == "kl":
         out = np.sqrt(np.maximum(2.0 * (np.log(arr) - (arr - 1.0) / arr), 0.0))
     else:
-        raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
+        raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
     return float(out) if np.ndim(out) == 0 else out

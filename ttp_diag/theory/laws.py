@@ -21,27 +21,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 from .extremes import curve_shape
 
 
 def _check_rate(value: float, name: str) -> float:
     value = float(value)
     if not np.isfinite(value) or value < 0.0 or value > 1.0:
-        raise ValueError(f"{name} must be a rate in [0, 1]; got {value}.")
+        raise ConfigError(f"{name} must be a rate in [0, 1]; got {value}.")
     return value
 
 
 def _check_corr(value: float, name: str) -> float:
     value = float(value)
     if not np.isfinite(value) or abs(value) > 1.0 + 1e-12:
-        raise ValueError(f"{name} must be a correlation in [-1, 1]; got {value}.")
+        raise ConfigError(f"{name} must be a correlation in [-1, 1]; got {value}.")
     return value
 
 
 def _check_finite(value: float, name: str) -> float:
     value = float(value)
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {value}.")
+        raise ConfigError(f"{name} must be finite; got {value}.")
     return value
 
 
@@ -74,7 +76,7 @@ def oracle_bound(ns, mu: float, sigma: float, c: float = float(np.sqrt(2.0)), sh
     mu = _check_finite(mu, "mu")
     sigma = _check_finite(sigma, "sigma")
     if sigma < 0:
-        raise ValueError(f"sigma must be >= 0; got {sigma}.")
+        raise ConfigError(f"sigma must be >= 0; got {sigma}.")
     return mu + sigma * float(c) * np.asarray(curve_shape(ns, shape), dtype=float)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 from .extremes import curve_shape
 from .laws import total_correlation
 
@@ -70,7 +72,7 @@ def _resolve(diagnostics, calibration, params: dict, refined: bool):
         vals["rho_collapsed"] = 0.0
     missing = [k for k in ("mu", "c_sigma") + _DIAG_FIELDS if vals.get(k) is None]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"predict_bon_curve needs {missing}: pass a Diagnostics (alpha, beta, rho_plus, "
             f"rho_minus) and a Calibration (mu, c_sigma), or give the numbers as keywords."
         )
@@ -192,13 +194,13 @@ def n_to_close_gap(share, diagnostics=None, calibration=None, n_ref: int = 30, *
     _check_objects(diagnostics, calibration, "n_to_close_gap")
     if rho_total is None:
         if diagnostics is None:
-            raise ValueError("pass diagnostics or rho_total.")
+            raise ConfigError("pass diagnostics or rho_total.")
         rho_total = diagnostics.rho_total
     if shape is None:
         shape = calibration.shape if calibration is not None else "sqrt_log"
     shares = np.atleast_1d(np.asarray(share, dtype=float))
     if np.any(~np.isfinite(shares)) or np.any(shares <= 0):
-        raise ValueError(
+        raise ConfigError(
             f"share must be > 0 (a fraction of the oracle gap); got {shares.tolist()}.")
     target = shares * float(curve_shape(n_ref, shape))
     out = np.full(shares.shape, np.inf)

@@ -41,7 +41,7 @@ def _assert_frame_equal_to_csv(got: pd.DataFrame, name: str) -> None:
 def test_demo_numbers_equal_the_cli_before_the_refactor(demo_fit):
     # tests/data/demo_reference/*.csv were written by `ttp-diag demo` before BestOfN existed
     # the paper's collapsed-user correlation is now called rho_collapsed_pooled (issue 8)
-    s = demo_fit.summary
+    s = demo_fit.summary.rename(columns={"selector": "score"}).drop(columns="kind")
     summ = s.assign(rho_collapsed=s["rho_collapsed_pooled"],
                     rho_total=np.where(s["score"] == "oracle", s["rho_total"],
                                        (1 - s["alpha"]) * s["rho_eff"]
@@ -79,7 +79,7 @@ def test_recipe_matches_the_public_functions_step_by_step(sim):
     d = td.diagnose(sim, "score_prob")
     np.testing.assert_allclose(fit.predict(ns, "score_prob"), td.predict_bon_curve(ns, d, cal),
                                rtol=1e-12)
-    row = fit.summary.set_index("score").loc["score_prob"]
+    row = fit.summary.set_index("selector").loc["score_prob"]
     obs = td.bon_curve(sim, "score_prob", ns)["utility"].to_numpy()
     assert row["rel_mae"] == pytest.approx(td.rel_mae(td.predict_bon_curve(ns, d, cal), obs))
     assert row["alpha"] == d.alpha and row["beta"] == d.beta

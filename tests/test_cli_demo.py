@@ -45,7 +45,9 @@ def test_demo_default_table_end_to_end(tmp_path, capsys):
     for col in ("alpha", "beta", "rho_plus", "rho_minus", "rho_eff", "rel_mae", "r2",
                 "mean_capture"):
         assert col in diag.columns
-    assert {"oracle", "score_global", "score_det", "score_prob"} <= set(diag["score"])
+    assert {"oracle", "score_global", "score_det", "score_prob"} <= set(diag["selector"])
+    assert set(diag.loc[diag["selector"] == "oracle", "kind"]) == {"oracle"}
+    assert set(diag.loc[diag["selector"] != "oracle", "kind"]) == {"reward_model"}
     try:  # the embedded table ships with its provenance, which the report carries along
         from ttp_diag.datasets import demo_provenance
 
@@ -105,7 +107,7 @@ def test_demo_with_one_score_and_no_train_split(tmp_path):
     t = td.simulate_score_table(n_users=6, n_queries=3, n_candidates=5, seed=4)
     t = t[t.split == "val"].drop(columns=["split", "var_prob"])
     res = full_report(t, tmp_path, scores=["score_global"], split=None, n_boot=20)
-    assert set(res["diagnostics"]["score"]) == {"oracle", "score_global"}
+    assert set(res["diagnostics"]["selector"]) == {"oracle", "score_global"}
     assert not (tmp_path / "fig6_failure_modes.png").exists()  # needs Det and Prob
     assert "no rows with split" in (tmp_path / "risk_report.md").read_text()
 

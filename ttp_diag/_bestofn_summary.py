@@ -132,7 +132,8 @@ class _BestOfNResults:
             err = float("nan")
         last = ns[-1]
         return {
-            "score": sel, "rm": selector_label(sel), "shape": shape, **head,
+            "selector": sel, "kind": "oracle" if sel == "oracle" else "reward_model",
+            "rm": selector_label(sel), "shape": shape, **head,
             "rel_mae": err, "r2": r2,
             f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
                                  if last > 1 else float("nan")),
@@ -145,11 +146,13 @@ class _BestOfNResults:
     def summary(self) -> pd.DataFrame:
         """One row per (selector, shape): diagnostics, relMAE, R² and captured oracle gap.
 
-        Columns: ``score``, ``rm`` (its legend label), ``shape``, the diagnostics (``alpha,
+        Columns: ``selector`` (``"oracle"`` or a score column), ``kind`` (``"oracle"``: the
+        calibrated law against the oracle curve, a perfect reward model's diagnostics;
+        ``"reward_model"``: a score column), ``rm`` (its legend label), ``shape``, the
+        diagnostics (``alpha,
         beta, rho_plus, rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
         :func:`ttp_diag.diagnose` reports, intervals included), ``rel_mae``, ``r2`` of the
         prediction, ``capture_N<last N>`` and ``mean_capture`` (gain-weighted over N > 1).
-        The oracle's rows compare the calibrated law with the oracle curve.
         """
         self._check_fitted()
         rows = [self._row(sel, shape) for shape in self.shapes
@@ -174,7 +177,7 @@ class _BestOfNResults:
         tab = self.summary
         last = self.ns_[-1]
         lines = []
-        for r in tab[(tab["shape"] == shape) & (tab["score"] != "oracle")].to_dict("records"):
+        for r in tab[(tab["shape"] == shape) & (tab["kind"] == "reward_model")].to_dict("records"):
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
                 f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
@@ -203,7 +206,7 @@ class _BestOfNResults:
         print(str(self).split("\n")[0])
         print(self.calibration_summary.to_string(index=False, float_format=fmt))
         print()
-        cols = ["score", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
+        cols = ["selector", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
                 "mean_capture"]
         print(self.summary[cols].to_string(index=False, float_format=fmt))
 

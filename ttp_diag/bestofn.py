@@ -27,8 +27,8 @@ Examples
 ['score_det', 'score_global', 'score_prob']
 >>> bool(bon.calibration_.mu == bon.curve("random")["utility"].iloc[0])
 True
->>> list(bon.summary.columns[:4])
-['score', 'rm', 'shape', 'alpha']
+>>> list(bon.summary.columns[:5])
+['selector', 'kind', 'rm', 'shape', 'alpha']
 """
 
 from __future__ import annotations
@@ -64,15 +64,18 @@ def default_ns(table: pd.DataFrame, *, split: str | None = "val") -> list[int]:
     >>> default_ns(td.simulate_score_table(n_users=2, n_queries=2, n_candidates=6, seed=0))
     [1, 2, 3, 4, 5, 6]
     """
-    t = validate_score_table(table, scores=[], split=split)
-    m = max(int(np.median(t.groupby("query_id").size())), 2)
+    return _ns_for_pools(ScoreTable(table, scores=[], split=split).pool_sizes)
+
+
+def _ns_for_pools(pool_sizes: np.ndarray) -> list[int]:
+    m = max(int(np.median(pool_sizes)), 2)
     if m <= 32:
         return list(range(1, m + 1))
     grid = np.unique(np.round(np.geomspace(1, m, 24)).astype(int))
     return [int(n) for n in grid]
 
 
-def resolve_pool(table: pd.DataFrame, ns: Sequence[int],
+def resolve_pool(table: pd.DataFrame | ScoreTable, ns: Sequence[int],
                  pool: Literal["error", "clip"] | None = None) -> str:
     """``pool`` as given, or ``"clip"`` when some N exceeds the smallest pool, else ``"error"``.
 
@@ -87,7 +90,9 @@ def resolve_pool(table: pd.DataFrame, ns: Sequence[int],
     """
     if pool is not None:
         return pool
-    smallest = int(table.groupby("query_id").size().min())
+    sizes = (table.pool_sizes if isinstance(table, ScoreTable)
+             else table.groupby("query_id").size().to_numpy())
+    smallest = int(sizes.min())
     return "clip" if max(ns) > smallest else "error"
 
 
@@ -208,7 +213,7 @@ class BestOfN(_BestOfNResults):
     >>> import ttp_diag as td
     >>> t = td.simulate_score_table(n_users=20, n_queries=6, n_candidates=16, seed=0)
     >>> bon = td.BestOfN(ns=[1, 4, 16], shape=("sqrt_log", "gaussian")).fit(t, "score_prob")
-    >>> bon.summary.query("score == 'score_prob'")[["shape", "rel_mae"]].shape
+    >>> bon.summary.query("selector == 'score_prob'")[["shape", "rel_mae"]].shape
     (2, 2)
     >>> bon.predict([64]).shape
     (1,)
@@ -281,13 +286,13 @@ class BestOfN(_BestOfNResults):
             raise ConfigError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
         shapes = self.shapes
         sc = _as_scores(table, scores)
-        val = validate_score_table(table, scores=sc, split=self.split)
+        # The boundary: the table is validated and laid out once, here; everything after
+        # (curves, every diagnosis, N and pool defaults) reads this ScoreTable.
+        st = ScoreTable(table, scores=sc, split=self.split)
+        val = validate_score_table(st, scores=sc, split=None)  # its rows, no second check
         check_reward_signal(val, split=self.split)
-        ns = list(self.ns) if self.ns is not None else default_ns(val, split=None)
-        pool = resolve_pool(val, ns, self.pool)
-        # validated once above; its integer layout is built once here and shared by every
-        # engine call of the curves and of each diagnosis
-        st = ScoreTable(val, scores=sc, split=None, validate=False)
+        ns = list(self.ns) if self.ns is not None else _ns_for_pools(st.pool_sizes)
+        pool = resolve_pool(st, ns, self.pool)
         self.score_table_ = st
         curves = bon_curves(st, ["random", "oracle", *sc], ns, split=None, ci=ci,
                             n_boot=n_boot, seed=0 if seed is None else seed, pool=pool)

@@ -37,6 +37,7 @@ from .metrics import (
 from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
 from .table import ScoreTable, ScoreTableError, score_columns, validate_score_table
 from .theory import (
+    DEFAULT_SHAPE,
     SHAPES,
     Calibration,
     calibrate,
@@ -55,7 +56,8 @@ from .theory import (
 
 __all__ = [
     "exceptions", "io", "BestOfN", "TtpDiagError",
-    "DEFAULT_MODELS", "SHAPES", "Calibration", "Diagnostics", "ScoreTable", "ScoreTableError",
+    "DEFAULT_MODELS", "DEFAULT_SHAPE",
+    "SHAPES", "Calibration", "Diagnostics", "ScoreTable", "ScoreTableError",
     "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "capture_error", "collapsed_refinement", "compare_selectors", "correlation_scaling",

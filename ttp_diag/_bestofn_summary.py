@@ -171,9 +171,10 @@ class _BestOfNResults:
             for shape, c in self.calibrations_.items()])
 
     def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N."""
+        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N,
+        for ``shape`` (default: the primary shape, the constructor's first)."""
         self._check_fitted()
-        shape = shape or self.best_shape_
+        shape = shape or self.shapes[0]
         tab = self.summary
         last = self.ns_[-1]
         lines = []
@@ -187,12 +188,16 @@ class _BestOfNResults:
     def __str__(self) -> str:
         if not hasattr(self, "curves_"):
             return repr(self)
-        cal = self.calibrations_[self.best_shape_]
+        shape = self.shapes[0]
+        cal = self.calibrations_[shape]
+        best = (f"; best oracle fit: {self.best_shape_} (R^2 "
+                f"{self.calibrations_[self.best_shape_].r2:.3f})"
+                if self.best_shape_ != shape else "")
         head = (f"BestOfN: {len(self.scores_)} score column(s), "
                 f"{self.table_['user_id'].nunique()} users, {self.table_['query_id'].nunique()} "
                 f"queries, N = {self.ns_[0]}..{self.ns_[-1]} (pool={self.pool_})\n"
-                f"best-fitting shape {self.best_shape_}: mu = {cal.mu:.4f}, "
-                f"c*sigma = {cal.c_sigma:.4f}, R^2 = {cal.r2:.3f}")
+                f"shape {shape}: mu = {cal.mu:.4f}, c*sigma = {cal.c_sigma:.4f}, "
+                f"R^2 = {cal.r2:.3f}{best}")
         return head + "\n" + self.summary_text()
 
     def __repr__(self) -> str:

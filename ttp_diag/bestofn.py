@@ -45,7 +45,7 @@ from .bon import bon_curves
 from .diagnostics import diagnose
 from .exceptions import ConfigError, NotFittedError, ScoreTableError
 from .table import ScoreTable, score_columns, validate_score_table
-from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
+from .theory import DEFAULT_SHAPE, SHAPES, Calibration, calibrate, predict_bon_curve
 
 __all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
 
@@ -112,7 +112,7 @@ def check_reward_signal(table: pd.DataFrame, *, split: str | None = None) -> Non
     >>> check_reward_signal(t.assign(reward=0.0))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.exceptions.ScoreTableError: no reward signal: every reward is 0 (8 queries, ...)
+    ttp_diag.exceptions.ScoreTableError: no reward signal: every reward is 0 (8 queries, ...
     """
     r = table["reward"].to_numpy(dtype=float)
     spread = table.assign(_r=r).groupby("query_id")["_r"].agg(np.ptp)
@@ -154,7 +154,7 @@ class BestOfN(_BestOfNResults):
     ----------
     ns : sequence of int, optional
         Candidate counts N (default: every N up to the median pool size, :func:`default_ns`).
-    shape : str or sequence of str, default "sqrt_log"
+    shape : str or sequence of str, default DEFAULT_SHAPE ("sqrt_log")
         Curve shape(s) g(N) of the law (``"sqrt_log"``, ``"gaussian"``, ``"kl"``). With several
         shapes every one is calibrated and predicted; the first is the primary one
         (``calibration_``, ``predict``'s default).
@@ -220,7 +220,7 @@ class BestOfN(_BestOfNResults):
     """
 
     def __init__(self, ns: Sequence[int] | None = None,
-                 shape: str | Sequence[str] = "sqrt_log",
+                 shape: str | Sequence[str] = DEFAULT_SHAPE,
                  mu: Literal["random", "fit"] | float = "random", *,
                  split: str | None = "val", pool: Literal["error", "clip"] | None = None,
                  refined: bool = False, collapse_threshold: float = 0.1,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ttp_diag.cli._args import parse_ns
+from ttp_diag.theory.extremes import DEFAULT_SHAPE
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
     p.add_argument("--ns", default="1,5,10,15,20,30", help="candidate counts (default %(default)s)")
-    p.add_argument("--shape", default="sqrt_log", choices=["sqrt_log", "gaussian", "kl"],
+    p.add_argument("--shape", default=DEFAULT_SHAPE, choices=["sqrt_log", "gaussian", "kl"],
                    help="curve shape g(N) (default %(default)s)")
     p.add_argument("--split", default="val",
                    help="split to analyse; 'all' uses every row (default %(default)s)")
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequence[int], *,
-                  shape: str = "sqrt_log", split: str | None = "val",
+                  shape: str = DEFAULT_SHAPE, split: str | None = "val",
                   collapse_threshold: float = 0.1, rho_u: str = "mean_query",
                   weights: str = "user", refined: bool = False, pool: str = "error",
                   fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,

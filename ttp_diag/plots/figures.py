@@ -79,6 +79,7 @@ from ttp_diag.plots.failure import (
 from ttp_diag.plots.risk import plot_risk
 from ttp_diag.plots.style import new_figure, rm_label, styled
 from ttp_diag.table import validate_score_table
+from ttp_diag.theory import DEFAULT_SHAPE
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -116,7 +117,7 @@ def as_tasks(tables: Tables) -> dict[str, Any]:
 
 def as_fits(tables: Tables, scores: str | Sequence[str] | None = None,
             ns: Sequence[int] | None = None, *, split: str | None = "val",
-            shape: str | Sequence[str] = "sqrt_log", pool: str | None = None,
+            shape: str | Sequence[str] = DEFAULT_SHAPE, pool: str | None = None,
             refined: bool = False, ci: float | None = None, n_boot: int = 1000,
             collapse_threshold: float = 0.1) -> dict[str, BestOfN]:
     """``{task: fitted BestOfN}``: fits given as such are used as they are (their own
@@ -166,7 +167,7 @@ def scaling_curves(tables: Tables, scores: Sequence[str] | None = None,
 
 @styled
 def oracle_scaling(tables: Tables, ns: Sequence[int] | None = None, *,
-                   shapes: str | Sequence[str] = ("sqrt_log",),
+                   shapes: str | Sequence[str] = (DEFAULT_SHAPE,),
                    training_baseline: Baseline = None, split: str | None = "val",
                    pool: str | None = None, reward_label: str = REWARD_LABEL,
                    title: str = "Oracle scaling") -> Figure:
@@ -183,7 +184,7 @@ def oracle_scaling(tables: Tables, ns: Sequence[int] | None = None, *,
 
 @styled
 def predicted_vs_observed(tables: Tables, scores: Sequence[str] | None = None,
-                          ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
+                          ns: Sequence[int] | None = None, *, shape: str = DEFAULT_SHAPE,
                           split: str | None = "val", refined: bool = False,
                           pool: str | None = None, reward_label: str = REWARD_LABEL) -> Figure:
     """Predicted (dashed) vs observed (solid) curve per (task, reward model) (Fig. A5).
@@ -245,7 +246,7 @@ def correlation_distributions(tables: Tables, scores: Sequence[str] | None = Non
 
 @styled
 def task_panel(tables: Tables, scores: Sequence[str] | None = None,
-               ns: Sequence[int] | None = None, *, shape: str = "sqrt_log",
+               ns: Sequence[int] | None = None, *, shape: str = DEFAULT_SHAPE,
                split: str | None = "val", refined: bool = False, pool: str | None = None,
                reward_label: str = REWARD_LABEL) -> Figure:
     """The paper's three-row panel per task (Fig. 5).

@@ -26,7 +26,7 @@ import numpy as np
 from ttp_diag.exceptions import ConfigError
 
 from .._summary import Result
-from .extremes import SHAPES, curve_shape
+from .extremes import DEFAULT_SHAPE, SHAPES, curve_shape
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Calibration(Result):
         }
 
 
-def calibrate(ns, oracle_utility=None, shape: str = "sqrt_log", *, ci: float | None = 0.95,
+def calibrate(ns, oracle_utility=None, shape: str = DEFAULT_SHAPE, *, ci: float | None = 0.95,
               mu: float | str | None = None, table=None, split: str | None = "val",
               pool: str | None = None) -> Calibration:
     """Fit the scale ``c * sigma`` (and optionally ``mu``) of the oracle law to an oracle curve.

@@ -24,6 +24,9 @@ import numpy as np
 from ttp_diag.exceptions import ConfigError
 
 SHAPES = ("sqrt_log", "gaussian", "kl")
+#: The one default curve shape (the paper's sqrt(ln N)) of every function, class and command
+#: that takes one; outputs that depend on it name the shape they used.
+DEFAULT_SHAPE = "sqrt_log"
 
 _SQRT2 = np.sqrt(2.0)
 
@@ -98,7 +101,7 @@ def expected_max_normal(ns) -> np.ndarray | float:
     return float(out) if out.ndim == 0 else out
 
 
-def curve_shape(ns, shape: str = "sqrt_log") -> np.ndarray | float:
+def curve_shape(ns, shape: str = DEFAULT_SHAPE) -> np.ndarray | float:
     """The curve shape g(N) of a Best-of-N law ``U(N) = mu + scale * g(N)``.
 
     Parameters

@@ -23,7 +23,7 @@ import numpy as np
 
 from ttp_diag.exceptions import ConfigError
 
-from .extremes import curve_shape
+from .extremes import DEFAULT_SHAPE, curve_shape
 
 
 def _check_rate(value: float, name: str) -> float:
@@ -47,7 +47,7 @@ def _check_finite(value: float, name: str) -> float:
     return value
 
 
-def oracle_bound(ns, mu: float, sigma: float, c: float = float(np.sqrt(2.0)), shape="sqrt_log"):
+def oracle_bound(ns, mu: float, sigma: float, c: float = float(np.sqrt(2.0)), shape=DEFAULT_SHAPE):
     """Oracle Best-of-N utility bound (Theorem 3.1): ``mu + sigma * c * g(N)``.
 
     With the default ``c = sqrt(2)`` and ``shape="sqrt_log"`` this is the sub-Gaussian upper bound
@@ -81,7 +81,7 @@ def oracle_bound(ns, mu: float, sigma: float, c: float = float(np.sqrt(2.0)), sh
 
 
 def correlation_scaling(ns, mu: float, sigma: float, rho: float, c: float = float(np.sqrt(2.0)),
-                        shape="sqrt_log"):
+                        shape=DEFAULT_SHAPE):
     """Best-of-N utility of a reward model with correlation ``rho`` (Lemma 4.2).
 
     ``U(N) = mu + rho * sigma * c * g(N)``: positive rho gives an increasing curve, rho = 0 a flat
@@ -139,7 +139,7 @@ def total_correlation(alpha: float, beta: float, rho_plus: float, rho_minus: flo
 
 
 def unified_law(ns, *, mu: float, c_sigma: float, alpha: float, beta: float, rho_plus: float,
-                rho_minus: float, shape: str = "sqrt_log") -> np.ndarray:
+                rho_minus: float, shape: str = DEFAULT_SHAPE) -> np.ndarray:
     """Unified scaling law (Proposition 4.4).
 
     ``U(N) = mu + (1 - alpha) [(1 - beta) rho_plus - beta |rho_minus|] c_sigma g(N)``
@@ -172,7 +172,7 @@ def unified_law(ns, *, mu: float, c_sigma: float, alpha: float, beta: float, rho
 
 def collapsed_refinement(ns, *, mu: float, c_sigma: float, alpha: float, beta: float,
                          rho_plus: float, rho_minus: float, rho_collapsed: float,
-                         shape: str = "sqrt_log") -> np.ndarray:
+                         shape: str = DEFAULT_SHAPE) -> np.ndarray:
     """Unified law with the collapsed users' own correlation (the paper's Eq. 30).
 
     ``U(N) = mu + [(1 - alpha) rho_eff + alpha rho_collapsed] c_sigma g(N)``

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ttp_diag.exceptions import ConfigError, InputFileError
 
@@ -37,8 +37,17 @@ __all__ = [
     "BACKENDS",
 ]
 
-POLICIES = ("rag", "persona", "persona_rag")
-BACKENDS = ("transformers", "hf", "vllm", "tiny", "tiny-random")
+#: The choice fields' values, defined once as types; their ``choices`` (checked on
+#: construction, offered by the CLI) are read from these.
+DataFormat = Literal["jsonl", "lamp", "longlamp"]
+Policy = Literal["rag", "persona", "persona_rag"]
+Backend = Literal["transformers", "hf", "vllm", "tiny", "tiny-random"]
+GenMode = Literal["auto", "prefix", "batched"]
+Order = Literal["given", "val_first"]
+Label = Literal["rouge", "minilm"]
+
+POLICIES = get_args(Policy)
+BACKENDS = get_args(Backend)
 _STAGE_NAMES = ("data", "prompts", "candidates", "labels", "rms", "scores", "runtime")
 
 
@@ -162,8 +171,8 @@ class RunConfig:
                    help="lamp4, lamp5, longlamp_abstract, longlamp_review, longlamp_topic")
     data_path: str = _f("", stage="data", flag="--data",
                         help="input file (JSONL users, LaMP questions or a LongLaMP export)")
-    data_format: str = _f("jsonl", stage="data", flag="--data-format",
-                          choices=("jsonl", "lamp", "longlamp"))
+    data_format: DataFormat = _f("jsonl", stage="data", flag="--data-format",
+                                 choices=get_args(DataFormat))
     outputs_path: str | None = _f(None, stage="data", flag="--outputs",
                                   help="LaMP outputs file (with --data-format lamp)")
     strict: bool = _f(False, stage="data", flag="--strict", parse="bool",
@@ -177,19 +186,19 @@ class RunConfig:
     users: list[str] | None = _f(None, stage="data")
     retrieval_k: int = _f(3, stage="prompts", flag="--retrieval-k", parse="int")
     retrieval_max_chars: int | None = _f(None, stage="prompts")
-    policy: str = _f("rag", stage="prompts", flag="--policy", choices=POLICIES)
+    policy: Policy = _f("rag", stage="prompts", flag="--policy", choices=POLICIES)
     persona_samples: int = _f(15, stage="prompts")
-    backend: str = _f("transformers", stage="candidates", flag="--backend",
-                      choices=BACKENDS)
+    backend: Backend = _f("transformers", stage="candidates", flag="--backend",
+                          choices=BACKENDS)
     model: str | None = _f(None, stage="candidates", flag="--model",
                            help="local model directory, .gguf file, or 'smollm2'")
     device: str = _f("cpu", stage="runtime", flag="--device")
     dtype: str | None = _f(None, stage="candidates", flag="--dtype",
                            help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
-    gen_mode: str = _f("auto", stage="candidates", flag="--gen-mode",
-                       choices=("auto", "prefix", "batched"),
+    gen_mode: GenMode = _f("auto", stage="candidates", flag="--gen-mode",
+                           choices=get_args(GenMode),
                        help="one call per prompt (prefix) or many (batched); auto: by device")
-    backend_kwargs: dict = _f(stage="candidates", factory=dict)
+    backend_kwargs: dict[str, Any] = _f(stage="candidates", factory=dict)
     n: int = _f(30, stage="candidates", flag="--n", parse="int", help="samples per query")
     temperature: float | None = _f(None, stage="candidates", flag="--temperature",
                                    parse="float")
@@ -205,7 +214,7 @@ class RunConfig:
     seed: int = _f(0, stage="candidates", flag="--seed", parse="int")
     dedup: bool | None = _f(None, stage="candidates")
     first_line: bool | None = _f(None, stage="candidates")
-    order: str = _f("given", stage="data", flag="--order", choices=("given", "val_first"))
+    order: Order = _f("given", stage="data", flag="--order", choices=get_args(Order))
     shard: str | None = _f(None, stage="candidates", flag="--shard",
                            help="I/K: run shard I (from 0) of K (candidates, labels, scores)")
     rm_from: str | None = _f(None, stage="rms", flag="--rm-from",
@@ -215,7 +224,7 @@ class RunConfig:
                                                help="seconds of candidate generation")
     allow_partial: bool = _f(False, stage="runtime", flag="--allow-partial", parse="bool",
                              help="continue with the queries that have candidates")
-    label: str = _f("rouge", stage="labels", flag="--label", choices=("rouge", "minilm"),
+    label: Label = _f("rouge", stage="labels", flag="--label", choices=get_args(Label),
                     help="the reward label (default rouge)")
     extra_labels: list[str] = _f(stage="labels", factory=list, flag="--extra-labels",
                                  parse="list", help="comma-separated extra reward columns")
@@ -228,8 +237,8 @@ class RunConfig:
     rm_data_pct: float = _f(100.0, stage="rms", flag="--rm-data-pct", parse="float",
                             help="percent of each user's train queries the reward models "
                             "train on (in (0, 100]; seeded and nested: 10%% is a subset of 50%%)")
-    rm_settings: dict = _f(stage="rms", factory=dict)
-    rm_kind_settings: dict = _f(stage="rms", factory=dict)
+    rm_settings: dict[str, Any] = _f(stage="rms", factory=dict)
+    rm_kind_settings: dict[str, dict[str, Any]] = _f(stage="rms", factory=dict)
     num_threads: int | None = _f(None, stage="runtime", flag="--threads", parse="int",
                                  help="torch threads")
     rm_num_threads: int | None = _f(None, stage="runtime")
@@ -298,7 +307,7 @@ class RunConfig:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
         for lab in [self.label, *self.extra_labels]:
-            if lab not in ("rouge", "minilm"):
+            if lab not in get_args(Label):
                 raise ConfigError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
         pct = self.rm_data_pct
         if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:

@@ -198,7 +198,7 @@ def lora(ev: Evaluation, split, methods: list[str], pairs):
     trainer = UserLoRA(ev.policy(), epochs=ev.cfg.lora_epochs, lr=ev.cfg.lora_lr,
                        seed=ev.cfg.seed)
     queries = ev._queries(split)
-    n = int(ev.cfg.lora_n or ev.rc.get("n", 8))
+    n = int(ev.cfg.lora_n or ev.rc.n)
     lp_rows = []
     for u in ev._bar(split.adapt_users, "per-user LoRA"):
         files = {m: ev.out / "generations" / m / f"{u}.parquet" for m in todo}
@@ -214,7 +214,7 @@ def lora(ev: Evaluation, split, methods: list[str], pairs):
         out = {"lora": [(qi, t, 1.0) for qi, t in zip(q["query_id"], greedy, strict=True)]}
         if len(todo) > 1:
             samples = pm.backend.generate(prompts, n=n, temperature=float(
-                ev.rc.get("temperature") or 0.7), top_p=float(ev.rc.get("top_p", 0.95)),
+                ev.rc.temperature or 0.7), top_p=float(ev.rc.top_p),
                 max_new_tokens=ev.max_new_tokens, seed=ev.cfg.seed)
             out["lora_random"] = [(qi, t, 1.0 / len(s))
                                   for qi, s in zip(q["query_id"], samples, strict=True)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ttp_diag.gen.evaluation.methods import parse_methods
 from ttp_diag.gen.evaluation.split import EvaluationInputError, UserSplit, split_users
+from ttp_diag.gen.run_config import load_config
 
 __all__ = ["EvalConfig", "Evaluation"]
 
@@ -132,7 +133,8 @@ class Evaluation:
             if not (self.run / f).is_file():
                 raise EvaluationInputError(
                     f"{self.run} has no {f}; finish `ttp-diag run --run-dir {self.run}` first")
-        self.rc = json.loads((self.run / "config.json").read_text())
+        # the run's settings, typed and checked (an unknown or bad setting: one ConfigError)
+        self.rc = load_config(self.run / "config.json")
         self.cfg = config
         self.out = self.run / "eval"
         self._backend, self._encoder, self._rms = backend, encoder, reward_models
@@ -143,13 +145,13 @@ class Evaluation:
     # -- shared resources -------------------------------------------------------------
     @property
     def task(self) -> str:
-        return self.rc["task"]
+        return self.rc.task
 
     def rm_kinds(self) -> list[str]:
         if self._rms is not None:
             return list(self._rms)
         d = self.run / "rm"
-        return [k for k in self.rc.get("rm_kinds", []) if (d / k).exists()]
+        return [k for k in self.rc.rm_kinds if (d / k).exists()]
 
     def rms(self) -> dict:
         if self._rms is None:
@@ -165,11 +167,11 @@ class Evaluation:
             if self._backend is None:
                 from ttp_diag.gen.backends import make_backend
 
-                kw = dict(self.rc.get("backend_kwargs") or {})
-                kw.setdefault("first_line", self.rc.get("first_line", True))
-                if self.rc["backend"] in ("transformers", "hf"):
-                    kw.setdefault("device", self.rc.get("device", "cpu"))
-                self._backend = make_backend(self.rc["backend"], self.rc.get("model"), **kw)
+                kw = dict(self.rc.backend_kwargs or {})
+                kw.setdefault("first_line", self.rc.first_line)
+                if self.rc.backend in ("transformers", "hf"):
+                    kw.setdefault("device", self.rc.device)
+                self._backend = make_backend(self.rc.backend, self.rc.model, **kw)
             self._policy = PolicyModel(self._backend)
         return self._policy
 
@@ -182,7 +184,7 @@ class Evaluation:
 
     @property
     def max_new_tokens(self) -> int:
-        return int(self.cfg.max_new_tokens or self.rc.get("max_new_tokens") or 32)
+        return int(self.cfg.max_new_tokens or self.rc.max_new_tokens or 32)
 
     def _bar(self, it, desc: str, total: int | None = None):
         if not self.cfg.progress:
@@ -359,7 +361,7 @@ class Evaluation:
 
     def _clean(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Apply the backends' one-line post-processing (idempotent) to stored answers."""
-        if self.rc.get("first_line", True):
+        if self.rc.first_line:
             from ttp_diag.gen.backends import _postprocess
 
             rows = rows.assign(text=[_postprocess(str(t), True) for t in rows["text"]])

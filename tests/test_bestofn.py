@@ -105,7 +105,7 @@ def test_fit_returns_self_and_uses_the_constructors_bootstrap_settings(sim):
     u = per_user["utility"].to_numpy().reshape(-1, 2)
     from ttp_diag.bon import bootstrap_user_ci
 
-    low, _ = bootstrap_user_ci(u, level=0.9, n_boot=50, seed=1)
+    low, _ = bootstrap_user_ci(u, ci=0.9, n_boot=50, seed=1)
     np.testing.assert_allclose(est.curve("score_det")["ci_low"], low)
     assert (est.ci_, est.n_boot_, est.seed_) == (0.9, 50, 1)
     with pytest.raises(TypeError, match="ci"):  # settings belong in the constructor

@@ -249,7 +249,7 @@ class _BestOfNResults:
             ``"curves"``: observed curves vs Random/Oracle; ``"theory"``: observed curves with
             each model's prediction; ``"oracle"``: the oracle with the calibrated law of every
             shape; ``"predicted"``: predicted vs observed of one ``score=`` column;
-            ``"correlations"``: rho_u distributions (``level="query"`` for rho_q);
+            ``"correlations"``: rho_u distributions (``unit="query"`` for rho_q);
             ``"bands"`` / ``"gain"``: curves / gains over random with bootstrap bands.
         ax : matplotlib.axes.Axes, optional
         **kwargs

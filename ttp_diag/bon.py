@@ -127,7 +127,7 @@ def bon_per_query(table: pd.DataFrame | ScoreTable, score: str, ns, *,
     })
 
 
-def bootstrap_user_ci(per_user: np.ndarray, *, level: float = 0.95, n_boot: int = 1000,
+def bootstrap_user_ci(per_user: np.ndarray, *, ci: float = 0.95, n_boot: int = 1000,
                       seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of the mean over users, resampling users with replacement.
 
@@ -137,11 +137,11 @@ def bootstrap_user_ci(per_user: np.ndarray, *, level: float = 0.95, n_boot: int 
 
     Examples
     --------
-    >>> low, high = bootstrap_user_ci(np.arange(10.0)[:, None], level=0.9, n_boot=200)
+    >>> low, high = bootstrap_user_ci(np.arange(10.0)[:, None], ci=0.9, n_boot=200)
     >>> bool(low[0] < 4.5 < high[0])
     True
     """
-    level = check_ci(level, allow_none=False)
+    ci = check_ci(ci, allow_none=False)
     n_boot = check_n_boot(n_boot)
     seed = check_seed(seed)
     per_user = np.asarray(per_user, dtype=float)
@@ -158,7 +158,7 @@ def bootstrap_user_ci(per_user: np.ndarray, *, level: float = 0.95, n_boot: int 
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
     boots = counts @ per_user / n_users
-    tail = (1.0 - level) / 2.0
+    tail = (1.0 - ci) / 2.0
     return np.quantile(boots, tail, axis=0), np.quantile(boots, 1.0 - tail, axis=0)
 
 
@@ -224,7 +224,7 @@ def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | 
     if ci is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # re-raised below at the caller
-            low, high = bootstrap_user_ci(users, level=ci, n_boot=n_boot, seed=seed)
+            low, high = bootstrap_user_ci(users, ci=ci, n_boot=n_boot, seed=seed)
         if st.n_users < MIN_USERS_FOR_CI:
             warnings.warn(
                 f"bon_curve({name!r}, ci={ci}): {st.n_users} user(s) are too few for a bootstrap "

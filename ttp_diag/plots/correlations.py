@@ -10,7 +10,7 @@ Examples
 >>> from ttp_diag.plots import correlations
 >>> fit = td.BestOfN().fit(td.simulate_score_table(n_users=10, n_queries=4, n_candidates=8,
 ...                                                seed=0))
->>> correlations.plot_correlations(fit, level="query").get_ylabel()
+>>> correlations.plot_correlations(fit, unit="query").get_ylabel()
 'Density'
 """
 
@@ -40,41 +40,41 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["plot_correlations", "plot_violins"]
 
 
-def _values(fit: BestOfN, score: str, level: str) -> np.ndarray:
+def _values(fit: BestOfN, score: str, unit: str) -> np.ndarray:
     d = fit.diagnostics_[score]
-    if level == "user":
+    if unit == "user":
         return d.per_user["rho_u"].to_numpy()
     pq = d.per_query
     return pq.loc[~pq["undefined"], "rho_q"].to_numpy()
 
 
-def _check_level(level: str) -> None:
-    if level not in ("user", "query"):
-        raise ConfigError(f"level must be 'user' (rho_u) or 'query' (rho_q); got {level!r}.")
+def _check_level(unit: str) -> None:
+    if unit not in ("user", "query"):
+        raise ConfigError(f"unit must be 'user' (rho_u) or 'query' (rho_q); got {unit!r}.")
 
 
 @styled
 def plot_correlations(fit: BestOfN, ax: Axes | None = None, *,
-                      level: Literal["user", "query"] = "user", bins: int = 25,
+                      unit: Literal["user", "query"] = "user", bins: int = 25,
                       task: str = "", letter: str = "") -> Axes:
-    """Histogram of rho_u (``level="user"``, line at the collapse threshold) or rho_q
-    (``level="query"``, line at 0) of every fitted score column."""
-    _check_level(level)
+    """Histogram of rho_u (``unit="user"``, line at the collapse threshold) or rho_q
+    (``unit="query"``, line at 0) of every fitted score column."""
+    _check_level(unit)
     ax = new_axes(ax)
     colors = colors_for(fit.scores_)
     edges = np.linspace(-1, 1, bins + 1)
-    thr = fit.collapse_threshold if level == "user" else 0.0
+    thr = fit.collapse_threshold if unit == "user" else 0.0
     for s in fit.scores_:
-        v = _values(fit, s, level)
-        what = "collapsed" if level == "user" else "negative"
+        v = _values(fit, s, unit)
+        what = "collapsed" if unit == "user" else "negative"
         ax.hist(v, bins=edges, histtype="step", linewidth=1.8, color=colors[s], density=True,
                 label=f"{rm_label(s)}: mean {v.mean():.2f}, {(v < thr).mean():.0%} {what}")
-    sym = RHO_U if level == "user" else RHO_Q
-    name = "collapse" if level == "user" else "hacking"
+    sym = RHO_U if unit == "user" else RHO_Q
+    name = "collapse" if unit == "user" else "hacking"
     ax.axvline(thr, color=THRESHOLD_COLOR, linestyle=":", linewidth=2,
                label=f"{name} threshold {sym} = {thr:g}")
-    ax.set_title(letter + title(task, f"per-{level} correlation {sym}"))
-    ax.set_xlabel(f"{sym} (Pearson r of score and true reward, per {level})")
+    ax.set_title(letter + title(task, f"per-{unit} correlation {sym}"))
+    ax.set_xlabel(f"{sym} (Pearson r of score and true reward, per {unit})")
     ax.set_ylabel("Density")
     ax.set_xlim(-1, 1)
     legend_top(ax)
@@ -83,15 +83,15 @@ def plot_correlations(fit: BestOfN, ax: Axes | None = None, *,
 
 @styled
 def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
-                 level: Literal["user", "query"] = "user", task: str = "",
+                 unit: Literal["user", "query"] = "user", task: str = "",
                  letter: str = "") -> Axes:
     """Violins of rho_u or rho_q per reward model, with quartiles, median, mean and the
     threshold; constant or tiny samples are drawn as points."""
-    _check_level(level)
+    _check_level(unit)
     ax = new_axes(ax)
     colors = colors_for(fit.scores_)
     for i, name in enumerate(fit.scores_):
-        vals = _values(fit, name, level)
+        vals = _values(fit, name, unit)
         vals = vals[np.isfinite(vals)]
         col = colors[name]
         if vals.size >= 3 and np.ptp(vals) > 1e-12:
@@ -120,12 +120,12 @@ def plot_violins(fit: BestOfN, ax: Axes | None = None, *,
             lab.set_horizontalalignment("right")
             lab.set_rotation_mode("anchor")
     ax.set_xlim(-0.6, len(fit.scores_) - 0.4)
-    sym = RHO_U if level == "user" else RHO_Q
-    thr = fit.collapse_threshold if level == "user" else 0.0
+    sym = RHO_U if unit == "user" else RHO_Q
+    thr = fit.collapse_threshold if unit == "user" else 0.0
     ax.axhline(thr, color=THRESHOLD_COLOR, linestyle=":", linewidth=2,
-               label=f"{sym} = {thr:g} ({'collapse' if level == 'user' else 'hacking'})")
-    ax.set_ylabel(f"{sym} (per-{level} correlation)")
-    ax.set_title(letter + title(task, f"per-{level} {sym}"))
+               label=f"{sym} = {thr:g} ({'collapse' if unit == 'user' else 'hacking'})")
+    ax.set_ylabel(f"{sym} (per-{unit} correlation)")
+    ax.set_title(letter + title(task, f"per-{unit} {sym}"))
     ax.set_xlabel("Reward model")
     ax.set_ylim(-1.05, 1.05)
     # slanted ticks are taller: move the legend further down, clear of the x label

@@ -195,7 +195,7 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
         if gain and sel == "random":
             continue
         u = u - per["random"] if gain else u
-        low, high = bootstrap_user_ci(u, level=ci, n_boot=n_boot, seed=seed or 0)
+        low, high = bootstrap_user_ci(u, ci=ci, n_boot=n_boot, seed=seed or 0)
         mean = u.mean(axis=0)
         col = color(sel, fit.scores_)
         if sel == "random":  # flat reference: a band, no error bars

@@ -237,9 +237,9 @@ def correlation_distributions(tables: Tables, scores: Sequence[str] | None = Non
     n = len(fits)
     fig, axes = new_figure(2, n, figsize=(4.8 * n, 6.6))
     for i, (task, fit) in enumerate(fits.items()):
-        plot_correlations(fit, axes[0, i], level="user", bins=bins, task=task,
+        plot_correlations(fit, axes[0, i], unit="user", bins=bins, task=task,
                           letter=panel_letter(i))
-        plot_correlations(fit, axes[1, i], level="query", bins=bins, task=task,
+        plot_correlations(fit, axes[1, i], unit="query", bins=bins, task=task,
                           letter=panel_letter(i + n))
     return fig
 
@@ -261,8 +261,8 @@ def task_panel(tables: Tables, scores: Sequence[str] | None = None,
     for i, (task, fit) in enumerate(fits.items()):
         plot_theory(fit, axes[0, i], shape=shape, task=task, reward_label=reward_label,
                     letter=panel_letter(i))
-        plot_violins(fit, axes[1, i], level="user", task=task, letter=panel_letter(i + n))
-        plot_violins(fit, axes[2, i], level="query", task=task,
+        plot_violins(fit, axes[1, i], unit="user", task=task, letter=panel_letter(i + n))
+        plot_violins(fit, axes[2, i], unit="query", task=task,
                      letter=panel_letter(i + 2 * n))
     return fig
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 # one atomic-write family for the package (mkstemp, fsync, rename; Parquet with page checksums)
+from ttp_diag.exceptions import CorruptFileError, DataError, RunFolderError
 from ttp_diag.gen.run_folder import read_json
 from ttp_diag.io import atomic_write_parquet, atomic_write_text
 
@@ -244,7 +245,7 @@ class CandidateGenerator:
         if theirs is not None:
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
             if diff:
-                raise ValueError(
+                raise RunFolderError(
                     f"{out_dir} holds candidates made with other settings {diff} (old, new); "
                     "use a new folder or the old settings to resume"
                 )
@@ -300,12 +301,12 @@ class CandidateGenerator:
         """
         need = [c for c in ("query_id", "user_id", "split", "prompt") if c not in examples.columns]
         if need:
-            raise ValueError(
+            raise DataError(
                 f"examples lack column(s) {need}; build prompts with ttp_diag.gen.pipeline"
             )
         dup = examples["query_id"].astype(str).duplicated()
         if dup.any():
-            raise ValueError(
+            raise DataError(
                 f"query_id {examples.loc[dup, 'query_id'].iloc[0]!r} occurs twice; "
                 "query ids must be unique"
             )
@@ -332,7 +333,7 @@ class CandidateGenerator:
                     self.n_quarantined_ += 1
                     continue
                 if stored.get("prompt_sha") != _sha(r["prompt"]):
-                    raise ValueError(
+                    raise RunFolderError(
                         f"query {r['query_id']!r}: the stored candidates in {f} were made from a "
                         "different prompt; use a new folder (or delete that file) to regenerate"
                     )
@@ -456,7 +457,7 @@ def load_candidates(
             continue
         rec, why = _read_entry(f)
         if why is not None:
-            raise ValueError(
+            raise CorruptFileError(
                 f"candidate file {f} {why}; run candidate generation again (it moves the "
                 "file aside and regenerates that query)"
             )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ttp_diag.exceptions import DataError
+from ttp_diag.exceptions import ConfigError, DataError
 from ttp_diag.gen.loaders import (
     HUFFPOST_PATH,
     load_huffpost_users,
@@ -135,9 +135,9 @@ def build_examples(
         if c not in items.columns
     ]
     if missing:
-        raise ValueError(f"items lack column(s) {missing}; build them with a loader of this module")
+        raise DataError(f"items lack column(s) {missing}; build them with a loader of this module")
     if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
     summ = dict(items.attrs.get("summary").to_dict()) if "summary" in items.attrs else {}
     counts = items.groupby("user_id").size()
     small = counts[counts < min_items]
@@ -147,13 +147,13 @@ def build_examples(
         users = list(users)
         unknown = [u for u in users if u not in counts.index]
         if unknown:
-            raise ValueError(f"requested users not in the data: {unknown[:5]}")
+            raise ConfigError(f"requested users not in the data: {unknown[:5]}")
         chosen = [u for u in users if u in eligible.index]
     else:
         order = sorted(eligible.index, key=lambda u: (-int(eligible[u]), str(u)))
         chosen = order if top_k_users is None else order[: int(top_k_users)]
     if not chosen:
-        raise ValueError(f"no user has at least min_items={min_items} items")
+        raise ConfigError(f"no user has at least min_items={min_items} items")
     pool = items[items["user_id"].isin(chosen)].copy()
     parts = []
     for uid in chosen:

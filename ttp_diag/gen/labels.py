@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, DataError
+
 __all__ = [
     "embed_texts",
     "label_table",
@@ -215,12 +217,12 @@ def rouge_scores(
     cands = _as_str_list(candidates, "candidates")
     refs = _as_str_list(references, "references")
     if len(cands) != len(refs):
-        raise ValueError(
+        raise ConfigError(
             f"candidates has {len(cands)} items but references has {len(refs)}; "
             "pass one reference per candidate"
         )
     if chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size} must be >= 1")
+        raise ConfigError(f"chunk_size={chunk_size} must be >= 1")
     n = len(cands)
     if n == 0:
         return pd.DataFrame({"rouge1_f": [], "rougeL_f": [], "reward": []}, dtype=float)
@@ -232,7 +234,7 @@ def rouge_scores(
         chunks.append(([cands[i] for i in idx], [refs[i] for i in idx]))
     n_jobs = (os.cpu_count() or 1) if n_jobs is None else int(n_jobs)
     if n_jobs < 1:
-        raise ValueError(f"n_jobs={n_jobs} must be >= 1")
+        raise ConfigError(f"n_jobs={n_jobs} must be >= 1")
     if n_jobs == 1 or n < _MIN_PARALLEL_PAIRS or len(chunks) == 1:
         it = map(_score_chunk, chunks)
         results = list(_maybe_tqdm(it, len(chunks), progress))
@@ -322,7 +324,7 @@ def label_table(
     for col in (text_col, gold_col):
         bad = table[col].isna()
         if bad.any():
-            raise ValueError(
+            raise DataError(
                 f"label_table: column {col!r} has {int(bad.sum())} missing value(s) "
                 f"(first at row {table.index[bad.to_numpy()][0]!r}); fill them with '' "
                 "(scores 0) or drop those rows"
@@ -384,7 +386,7 @@ def minilm_similarity(
     cands = _as_str_list(candidates, "candidates")
     refs = _as_str_list(references, "references")
     if len(cands) != len(refs):
-        raise ValueError(
+        raise ConfigError(
             f"candidates has {len(cands)} items but references has {len(refs)}; "
             "pass one reference per candidate"
         )

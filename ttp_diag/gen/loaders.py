@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ttp_diag.exceptions import DataError, InputFileError
+from ttp_diag.exceptions import ConfigError, DataError, InputFileError
 from ttp_diag.gen.records import (
     LoadSummary,
     _check_file,
@@ -466,7 +466,7 @@ def load_longlamp(
     """
     task = get_task(task)
     if not task.name.startswith("longlamp"):
-        raise ValueError(f"load_longlamp reads LongLaMP tasks; got {task.name!r} (use load_lamp)")
+        raise ConfigError(f"load_longlamp reads LongLaMP tasks; got {task.name!r} (use load_lamp)")
     p = Path(path)
     recs = _read_json_records(p)
     if isinstance(recs, dict):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, RunFolderError
 from ttp_diag.gen.run_config import load_config
 from ttp_diag.io import atomic_write_json, atomic_write_parquet
 
@@ -89,7 +90,7 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
                                     "folder (reward models trained)")
     cfg = load_config(run_dir / "config.json").resolve()
     if cfg.label != "rouge":
-        raise ValueError(f"{run_dir} uses label={cfg.label!r}; the LoRA policy run labels with "
+        raise ConfigError(f"{run_dir} uses label={cfg.label!r}; the LoRA policy run labels with "
                          "ROUGE only (label='rouge')")
     kinds = list(rm_kinds or cfg.rm_kinds)
     n = int(n or cfg.n)
@@ -102,7 +103,7 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
         old = json.loads(cfg_path.read_text())
         if old != settings:
             diff = sorted(k for k in settings if old.get(k) != settings[k])
-            raise ValueError(f"{out} was made with other settings ({diff}); use another folder "
+            raise RunFolderError(f"{out} was made with other settings ({diff}); use another folder "
                              "or the same settings to resume")
     atomic_write_json(cfg_path, settings)
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-from ttp_diag.exceptions import TimeBudgetExceeded
+from ttp_diag.exceptions import ConfigError, TimeBudgetExceeded
 from ttp_diag.gen.candidates import atomic_write_text
 from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
 from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
@@ -270,7 +270,7 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     {'train': 4, 'val': 1}
     """
     if until not in STAGES:
-        raise ValueError(f"until must be one of {STAGES}, got {until!r}")
+        raise ConfigError(f"until must be one of {STAGES}, got {until!r}")
     config.validate()
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():

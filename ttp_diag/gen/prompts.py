@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ttp_diag.exceptions import ConfigError
+
 if TYPE_CHECKING:
     from ttp_diag.gen.backends import GenerationBackend
     from ttp_diag.gen.tasks import TaskSpec
@@ -140,7 +142,7 @@ def reward_model_prompt(
     """
     key = _task_key(task)
     if candidate is None:
-        raise ValueError("candidate is None; pass the candidate text (an empty string is allowed)")
+        raise ConfigError("candidate is None; pass the candidate text (an empty string is allowed)")
     lines = []
     if history:
         if isinstance(history, str):
@@ -227,12 +229,12 @@ def policy_prompt(
     """
     key = _task_key(task)
     if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {POLICIES}")
+        raise ConfigError(f"unknown policy {policy!r}; choose one of {POLICIES}")
     instr, inp, out = POLICY_INSTRUCTIONS[key]
     parts = []
     if policy in ("persona", "persona_rag"):
         if not persona or not str(persona).strip():
-            raise ValueError(
+            raise ConfigError(
                 f"policy {policy!r} needs a persona; build them with generate_personas()"
             )
         parts.append(f"[User Style]\n{str(persona).strip()}")
@@ -265,7 +267,7 @@ def persona_request(
     key = _task_key(task)
     _, inp, out = POLICY_INSTRUCTIONS[key]
     if not samples:
-        raise ValueError("persona_request needs at least one history sample")
+        raise ConfigError("persona_request needs at least one history sample")
     shown = "\n\n".join(
         f"{inp}: {_clip(s['body'], max_chars)}\n{out}: {_clip(s['output'], max_chars)}"
         for s in samples

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 if TYPE_CHECKING:
     import torch
 
@@ -108,7 +110,7 @@ class MiniLMEncoder:
             self._tok = self.tokenizer or AutoTokenizer.from_pretrained(path)
         else:
             if self.tokenizer is None:
-                raise ValueError("a loaded encoder needs its tokenizer: pass tokenizer=...")
+                raise ConfigError("a loaded encoder needs its tokenizer: pass tokenizer=...")
             self._model, self._tok = self.model, self.tokenizer
         self._model.to(self.device).eval()
 
@@ -195,9 +197,9 @@ def retrieve_history(
     ):
         miss = [c for c in cols if c not in df.columns]
         if miss:
-            raise ValueError(f"{name} lacks column(s) {miss}")
+            raise ConfigError(f"{name} lacks column(s) {miss}")
     if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
+        raise ConfigError(f"k must be >= 0, got {k}")
     result: dict[str, list[dict]] = {}
     if k == 0:
         return {str(q): [] for q in examples["query_id"]}

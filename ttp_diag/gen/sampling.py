@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ttp_diag.exceptions import ConfigError
+
 __all__ = ["_check_sampling", "_postprocess"]
 
 
@@ -16,13 +18,13 @@ def _check_sampling(prompts, n, temperature, top_p, max_new_tokens) -> list[str]
     if not all(isinstance(p, str) for p in prompts):
         raise TypeError("every prompt must be a str")
     if int(n) < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise ConfigError(f"n must be >= 1, got {n}")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 for sampling, got {temperature}")
+        raise ConfigError(f"temperature must be > 0 for sampling, got {temperature}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
     if int(max_new_tokens) < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     return prompts
 
 

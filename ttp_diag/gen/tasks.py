@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttp_diag.exceptions import ConfigError
+
 __all__ = ["ITEM_COLUMNS", "TASKS", "TaskSpec", "get_task"]
 
 ITEM_COLUMNS = [
@@ -148,6 +150,6 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
     }
     key = aliases.get(key, key)
     if key not in TASKS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; known tasks: {sorted(TASKS)}")
     return TASKS[key]
 

@@ -96,7 +96,7 @@ from ._util import (
 )
 from .base import RewardModel, register
 from .losses import bt_loss
-from .tables import check_pairs, pairs_from_pools, train_rows
+from .tables import check_pairs, pair_prompts, pairs_from_pools, train_rows
 
 __all__ = ["GenARM"]
 
@@ -293,18 +293,15 @@ class GenARM(RewardModel):
                              "pairs_from_pools/split_users or a labelled table")
         return pairs
 
-    @staticmethod
-    def _prompts(pairs: pd.DataFrame):
-        if "prompt" not in pairs.columns:
-            return None
-        p = pairs["prompt"].fillna("").astype(str)
-        return None if (p == "").all() else p.tolist()
+    _prompts = staticmethod(pair_prompts)
 
-    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text") -> GenARM:
-        """Train on a pairs DataFrame (``split == "train"`` rows) or a labelled table."""
+    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text",
+            prompt_col: str | None = None) -> GenARM:
+        """Train on a pairs DataFrame (``split == "train"`` rows; ``prompt`` is the context
+        the responses ``chosen``/``rejected`` answer) or a labelled table."""
         torch = _torch()
         if not {"chosen", "rejected"} <= set(data.columns):
-            return self.fit_table(data, text_col=text_col)
+            return self.fit_table(data, text_col=text_col, prompt_col=prompt_col)
         pairs = self._prepare_pairs(data, "GenARM")
         rng = np.random.default_rng(int(self.seed))
         if self.max_train_pairs is not None and len(pairs) > self.max_train_pairs:
@@ -338,10 +335,14 @@ class GenARM(RewardModel):
         self.history_ = {"losses": losses, "train_acc": accs, "n_pairs": int(len(c))}
         return self
 
-    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> GenARM:
-        """Train on pairs built from the table's train-split candidate pools."""
-        tr = train_rows(table, ["user_id", "query_id", "reward", text_col], "GenARM")
-        pairs = pairs_from_pools(tr, text_col=text_col, min_gap=self.min_gap,
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                  prompt_col: str | None = None) -> GenARM:
+        """Train on pairs built from the table's train-split candidate pools (responses in
+        ``text_col``, their context in ``prompt_col``)."""
+        tr = train_rows(table, ["user_id", "query_id", "reward", text_col]
+                        + ([prompt_col] if prompt_col else []), type(self).__name__)
+        pairs = pairs_from_pools(tr, text_col=text_col, prompt_col=prompt_col,
+                                 min_gap=self.min_gap,
                                  max_pairs_per_query=self.max_pairs_per_query, seed=self.seed)
         return self.fit(pairs)
 

@@ -6,7 +6,8 @@ with the user's reward ``r_u(x) = sum_k w_uk r_k(x)``. Trained with Bradley-Terr
 training users' pairs; **LoRE** updates bases and weights jointly (one Adam optimiser),
 **LoRE-Alt** alternates per mini-batch, as the second paper describes: on each batch one
 step of the weights' optimiser (bases fixed), then one step of the bases' optimiser (weights
-fixed) on the same batch; each has its own Adam optimiser, kept across the whole run. A new user fits only their weights on their support pairs (bases frozen).
+fixed) on the same batch; each has its own Adam optimiser, kept across the whole run. A new
+user fits only their weights on their support pairs (bases frozen).
 ``bases=`` fixes the bases to given vectors (then only the weights are learned), which is
 how the known-answer test checks the simplex weights.
 

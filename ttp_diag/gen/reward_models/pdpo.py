@@ -16,7 +16,8 @@ part is one soft token; the reference log-probabilities are computed once per di
 and reused (they do not change); on CPU the training set is capped at ``max_train_pairs``.
 
 Cost: scoring needs one policy pass per (user, text) and one reference pass per distinct
-text, about twice GenARM's. On the demo's 10 users (``scripts/zoo_run.py``: 400 training
+text, about twice GenARM's. On the demo's 10 users (the old ``scripts/zoo_run.py``, trained
+with the query id as prompt and scored without one, issue 20 defect 1: 400 training
 pairs, 2 adaptation epochs over 32 support pairs per new user, SmolLM2-135M, one thread on
 a 2-core CPU shared with other jobs, load ~5) training took 570 s and scoring 1,602 rows
 224 s; the DPO loss fell from 0.71 to 0.51 and held-out pair accuracy is 0.60.

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                    help="share of an adaptation user's queries in the support set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="leave out the reference rows of the table's own score_* columns")
     p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
                    help="a model setting, e.g. genarm.max_train_pairs=200 (repeatable; values "
                         "parsed as JSON, else kept as strings)")
@@ -103,10 +105,9 @@ def _run(args) -> int:
         table = pd.read_csv(args.table)
     else:
         table = pd.read_parquet(args.table)
-    table = table.drop(columns=[c for c in table.columns
-                                if c.startswith("score_") or c.startswith("var_")])
+    ref = [c for c in table.columns if c.startswith("score_")] if args.reference else []
     res = run_zoo(table, args.out, models=models, settings=settings, task=args.task,
                   adapt_frac=args.adapt_frac, support_frac=args.support_frac, seed=args.seed,
-                  log=lambda s: print(s, flush=True))
+                  reference_cols=ref, log=lambda s: print(s, flush=True))
     print(f"{len(res)} model(s): {args.out}/zoo_results.csv, {args.out}/zoo_table.md")
     return 0

@@ -11,8 +11,19 @@ and the user-specific parameters of the *training users*; users who have no trai
 ``"support"`` pairs are *adaptation users*: the shared parameters are frozen and only their
 user-specific parameters are fitted on the support pairs (``adapt_epochs``); other splits
 (``"query"``, ``"val"``, ...) are never trained on. Everything is seeded by ``seed``.
+:meth:`FeatureRewardModel.adapt` is the same step as a public call: ``adapt(support_pairs,
+user)`` adds the user's rows to the per-user tensors and fits them with every shared
+parameter (and every other user's row) bit-identical. A user seen in the data without any
+usable pair (none above ``min_gap``, or no support pair) is scored by the *population
+model*, the mean of the training users' rewards, and listed in ``fallback_users_``
+(adapted users in ``adapted_users_``).
 
-Features are standardised (training-item mean and standard deviation) before the heads.
+Prompt and response are separate: pairs carry ``prompt`` (the context) and the responses;
+features are computed on ``(prompt, response)`` with the prompt cut from the left
+(:mod:`.features`), and :meth:`FeatureRewardModel.score` takes ``prompts=``.
+
+Features are standardised (mean and standard deviation of the items of the training pairs
+only; support, query and scored items never enter) before the heads.
 Tests call :meth:`FeatureRewardModel.fit_features` / :meth:`score_features` with features
 given directly, so no backbone is needed.
 """

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ZOO", "LM_MODELS", "attach_bodies", "zoo_pairs", "run_zoo", "zoo_markdown",
-           "query_bootstrap_ci"]
+__all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "run_zoo",
+           "zoo_markdown", "query_bootstrap_ci"]
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
        "genarm", "pdpo"]
@@ -120,11 +120,27 @@ def _fit_protocol(name: str, pairs: pd.DataFrame, settings: Mapping, seed: int):
     return m
 
 
+class TableScores:
+    """A score column of the table read as a reward model (reference rows: the table's own
+    models, trained on every user's train split, hence no adaptation)."""
+
+    personalized = False
+
+    def __init__(self, table: pd.DataFrame, col: str):
+        key = ["user_id", "rm_prompt", "text"]
+        self.look = table.drop_duplicates(key).set_index(key)[col]
+
+    def score(self, texts, users, prompts) -> np.ndarray:
+        idx = pd.MultiIndex.from_arrays([list(map(str, users)), list(prompts), list(texts)])
+        return self.look.reindex(idx).to_numpy(float)
+
+
 def _score(m, texts, users, prompts) -> np.ndarray:
     return np.asarray(m.score(list(texts), list(users), prompts=list(prompts)), float)
 
 
-def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float) -> dict:
+def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float,
+         out: Path | None = None) -> dict:
     import ttp_diag as td
     from ttp_diag.bon import bootstrap_user_ci
 
@@ -136,6 +152,10 @@ def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float) -> d
     val[col] = _score(m, val["text"], val["user_id"], val["rm_prompt"])
     score_s = time.perf_counter() - t1
     hits = (sc > sr).astype(float) + 0.5 * (sc == sr)  # a tie counts half
+    if out is not None:  # per-pair outcomes, for paired comparisons between models
+        held.assign(s_chosen=sc, s_rejected=sr, hit=hits)[
+            ["user_id", "query_id", "who", "s_chosen", "s_rejected", "hit"]].to_parquet(
+            out / "rows" / f"{name}.pairs.parquet", index=False)
     who = held["who"].to_numpy()
     q_lo, q_hi = query_bootstrap_ci(hits, held["query_id"].to_numpy())
     w_lo, w_hi = _wilson(int((sc > sr).sum()), len(hits))
@@ -165,8 +185,12 @@ def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float) -> d
 def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tuple(ZOO),
             settings: Mapping[str, Mapping] | None = None, task: str = "lamp4",
             adapt_frac: float = 0.3, support_frac: float = 0.5, seed: int = 0,
-            log=print) -> pd.DataFrame:
+            reference_cols: Sequence[str] = (), log=print) -> pd.DataFrame:
     """Train, adapt and evaluate each model of ``models`` by the protocol (module docstring).
+
+    ``reference_cols`` are score columns of ``table`` (e.g. the demo's ``score_det``) added
+    as reference rows ``"<name> (table)"``, evaluated on the same pairs and val split; they
+    were trained on every user's train split, so their adaptation users are not new to them.
 
     Returns
     -------
@@ -203,12 +227,16 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
         m = _fit_protocol(name, pairs, settings.get(name, {}), seed)
         train_s = time.perf_counter() - t0
         m.save(out / name)
-        row = _row(name, m, t, held, train_s)
+        row = _row(name, m, t, held, train_s, out)
         atomic_write_text(f, json.dumps(row, default=float))
         rows.append(row)
         log(f"{name}: acc {row['acc_heldout']:.3f} [{row['acc_lo']:.3f}, {row['acc_hi']:.3f}], "
             f"gain {row['bon_gain_N16']:+.4f}, train {train_s:.0f} s, score "
             f"{row['score_s']:.0f} s")
+    for col in reference_cols:
+        name = f"{col.removeprefix('score_')} (table)"
+        rows.append(_row(name, TableScores(t, col), t, held, float("nan")))
+        log(f"{name}: acc {rows[-1]['acc_heldout']:.3f} (reference: the table's own scores)")
     res = pd.DataFrame(rows)
     res.to_csv(out / "zoo_results.csv", index=False)
     atomic_write_text(out / "zoo_table.md", zoo_markdown(res))
@@ -231,6 +259,9 @@ def zoo_markdown(res: pd.DataFrame) -> str:
     def s(x, f="{:.0f}"):
         return "-" if pd.isna(x) else f.format(x)
 
+    def p(x):  # the null model's p at its resolution
+        return "-" if pd.isna(x) else ("<0.01" if x < 0.005 else f"{x:.2f}")
+
     lines = [
         "| model | held-out pair acc. [95% CI, queries] | acc. train / adapt users | "
         "alpha [95% CI] (null p) | beta [95% CI] (null p) | rho_eff [95% CI] | "
@@ -244,8 +275,8 @@ def zoo_markdown(res: pd.DataFrame) -> str:
         lines.append(
             f"| {x.model} | {x.acc_heldout:.3f} [{x.acc_lo:.3f}, {x.acc_hi:.3f}] | "
             f"{x.acc_train_users:.3f} / {x.acc_adapt_users:.3f} | "
-            f"{x.alpha:.1f} [{x.alpha_lo:.1f}, {x.alpha_hi:.1f}] ({x.alpha_p:.2f}) | "
-            f"{x.beta:.3f} [{x.beta_lo:.3f}, {x.beta_hi:.3f}] ({x.beta_p:.2f}) | "
+            f"{x.alpha:.1f} [{x.alpha_lo:.1f}, {x.alpha_hi:.1f}] ({p(x.alpha_p)}) | "
+            f"{x.beta:.3f} [{x.beta_lo:.3f}, {x.beta_hi:.3f}] ({p(x.beta_p)}) | "
             f"{x.rho_eff:+.3f} [{x.rho_eff_lo:+.3f}, {x.rho_eff_hi:+.3f}] | "
             f"{x.bon_gain_N16:+.4f} [{x.gain_lo:+.4f}, {x.gain_hi:+.4f}] | {fb} | "
             f"{flag or '-'} | {s(x.train_s)} | {s(x.score_s)} |")

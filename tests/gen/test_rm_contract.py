@@ -75,6 +75,22 @@ def test_every_family_sees_the_candidate_under_a_long_article(kind, tiny_backbon
     assert len(np.unique(np.round(s, 12))) == 3, (kind, s)
 
 
+def test_score_table_scores_responses_after_their_prompts(tiny_backbone):
+    from ttp_diag.gen.scoring import score_table
+
+    t = _table(np.random.default_rng(0), n_users=2, n_queries=2)
+    fit = fit_reward_models(t, kinds=["global_bt"], rm_text_col="text", rm_prompt_col="rm_prompt",
+                            backbone=tiny_backbone, kind_settings={"global_bt": {"epochs": 2}},
+                            verbose=False)
+    out = score_table(t, fit, rm_text_col="text", rm_prompt_col="rm_prompt")
+    want = fit["global_bt"].score(t["text"].tolist(), t["user_id"].tolist(),
+                                  prompts=t["rm_prompt"].tolist())
+    np.testing.assert_allclose(out["score_global_bt"], want)
+    assert (out["text"] == t["text"].to_numpy()).all()
+    alone = fit["global_bt"].score(t["text"].tolist(), t["user_id"].tolist())
+    assert not np.allclose(alone, want)  # the prompt is read, not dropped
+
+
 def test_pairs_carry_the_real_prompt_not_the_query_id():
     t = _table(np.random.default_rng(0), n_users=1, n_queries=2)
     p = pairs_from_pools(t, text_col="text", prompt_col="rm_prompt")

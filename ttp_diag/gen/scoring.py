@@ -374,7 +374,7 @@ def score_table(
             out[c] = v
             score_cols.append(c)
         secs[kind] = time.perf_counter() - t0
-    if not keep_rm_text:
+    if not keep_rm_text and rm_text_col != "text":  # "text": the responses themselves
         out = out.drop(columns=[rm_text_col])
     front = [c for c in _KEY_COLUMNS + score_cols + ["text"] if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)

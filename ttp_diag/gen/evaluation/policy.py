@@ -5,9 +5,11 @@ from GGUF on CPU, the tiny random model in tests) and reads its loaded model and
 it never changes the backend. Prompts go through the backend's own ``format_prompt`` (chat
 template), so what is scored is what the backend generates from.
 
-:func:`score_candidates` is the one place the evaluation suite calls a reward model: it
-formats the appendix E.2 reward-model input and calls ``score(texts, users)`` when the model
-has it (the reward-model registry) and ``predict`` otherwise (the current
+:func:`score_candidates` is the one place the evaluation suite calls a reward model: for a
+model of the registry it calls ``score(candidates, users, prompts=...)`` with the appendix
+E.2 input up to ``[Document]:`` as each candidate's prompt (prompt and response separate:
+the model cuts the prompt from the left, never the candidate); a model whose ``score`` takes
+no prompts gets the whole E.2 text, and one without ``score`` its ``predict`` (the current
 :class:`~ttp_diag.gen.reward_models.GlobalRewardModel` and
 :class:`~ttp_diag.gen.reward_models.UserRewardModels`). A model with its own
 ``score_candidates(bodies, candidates, users)`` (e.g. :class:`GoldRouge`) is used as is.
@@ -47,6 +49,14 @@ def score_candidates(model, task: str, bodies: Sequence[str], candidates: Sequen
         return np.asarray(model.score_candidates(bodies, candidates, users), float)
     from ttp_diag.gen.prompts import reward_model_prompt
 
+    if hasattr(model, "score") and "prompts" in inspect.signature(model.score).parameters:
+        # the reward-model contract: the candidate is the response, the E.2 input up to
+        # "[Document]:" its prompt; the model cuts the prompt (never the candidate) to fit
+        from ttp_diag.gen.reward_models.base import rm_context
+
+        ctx = {b: rm_context(task, b) for b in dict.fromkeys(bodies)}
+        return np.asarray(model.score(candidates, users, prompts=[ctx[b] for b in bodies]),
+                          float)
     texts = [reward_model_prompt(task, b, c) for b, c in zip(bodies, candidates, strict=True)]
     if hasattr(model, "score"):
         return np.asarray(model.score(texts, users), float)

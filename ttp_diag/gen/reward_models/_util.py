@@ -141,6 +141,54 @@ def tiny_backbone() -> str:
     return _TINY["path"]
 
 
+def join_prompt_response(tok, responses: Sequence[str], prompts: Sequence[str] | None,
+                         max_length: int) -> list[tuple[list[int], int, int]]:
+    """Token ids of (prompt, response) inputs: the prompt is cut from the LEFT, never the
+    response.
+
+    Each input is the tokenizer's special tokens around ``prompt_ids[-k:] + response_ids``
+    where ``k`` is whatever room the response leaves within ``max_length`` (0 when the
+    response fills it; a response longer than ``max_length`` alone keeps its first tokens).
+    ``prompts=None`` gives the responses alone.
+
+    Returns
+    -------
+    list of (ids, start, end)
+        The ids and the response's token positions ``ids[start:end]``.
+
+    Examples
+    --------
+    >>> from transformers import AutoTokenizer
+    >>> tok = AutoTokenizer.from_pretrained(default_backbone())
+    >>> (ids, s, e), = join_prompt_response(tok, ["cats win"], ["one two three four"], 6)
+    >>> tok.decode(ids), tok.decode(ids[s:e])
+    ('[CLS] three four cats win [SEP]', 'cats win')
+    """
+    responses = [str(r) for r in responses]
+    resp = tok(responses, add_special_tokens=False)["input_ids"] if responses else []
+    if prompts is None:
+        ctx: list[list[int]] = [[] for _ in resp]
+    else:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts for {len(responses)} texts; pass one "
+                             "prompt per text (or prompts=None)")
+        ctx = tok([str(p) for p in prompts], add_special_tokens=False)["input_ids"] \
+            if len(prompts) else []
+    core = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a")["input_ids"]
+    lead = next((i for i in range(len(full) - len(core) + 1)
+                 if full[i:i + len(core)] == core), 0)
+    pre, post = full[:lead], full[lead + len(core):]  # the special tokens around a text
+    room = max(1, int(max_length) - len(pre) - len(post))
+    out = []
+    for p, r in zip(ctx, resp, strict=True):
+        r = r[:room]
+        k = room - len(r)
+        p = p[len(p) - k:] if k > 0 else []
+        out.append((pre + p + r + post, len(pre) + len(p), len(pre) + len(p) + len(r)))
+    return out
+
+
 def _user_seed(random_state: int, user_id: str) -> int:
     # Seed from the id, not the position, so a resumed run trains each user identically.
     return (int(random_state) * 1_000_003 + zlib.crc32(str(user_id).encode())) % (2**31 - 1)

@@ -5,12 +5,22 @@ second paper (``mpu``, ``lore``, ``pref``, ``pal``, ``vpl``, ...), is a :class:`
 
 * the constructor stores settings only (scikit-learn style, ``get_params``/``set_params``);
 * ``fit(...)`` returns ``self``; learned attributes end in ``_``;
-* ``score(texts, users=None) -> numpy.ndarray``: one reward per text, higher is better;
-  calling it before ``fit``/``load`` raises :class:`NotFittedError`;
+* ``score(texts, users=None, *, prompts=None) -> numpy.ndarray``: one reward per text,
+  higher is better; calling it before ``fit``/``load`` raises :class:`NotFittedError`.
+  Prompt and response are separate all the way through: ``texts`` are the responses
+  (candidates) and ``prompts`` their contexts (for the E.2 format everything up to
+  ``[Document]:``, see :func:`rm_context`); a model that reads both as one sequence cuts
+  the prompt from the LEFT to fit its length and never the response. ``prompts=None``
+  means the texts are whole reward-model inputs (the older convention);
+* ``adapt(support_pairs, user=None)`` fits a new user's user-specific parameters from their
+  support pairs with every shared parameter frozen (the second paper's protocol, section
+  3.1); users a personalized model has no parameters for (no pair above ``min_gap``) are
+  scored by the population model and listed in ``fallback_users_``;
 * ``save(path)`` writes a new folder and swaps it in with renames (safe under concurrent
   saves); ``RewardModel.load(path)`` (a classmethod) rebuilds it;
 * ``fit_table(table, text_col=...)`` is how :func:`ttp_diag.gen.scoring.fit_reward_models`
-  trains it from a labelled candidate table, and ``fit_or_resume(table, path)`` reuses a
+  trains it from a labelled candidate table (responses in ``text_col``, contexts in
+  ``prompt_col``), and ``fit_or_resume(table, path)`` reuses a
   finished save when the settings and the training rows are unchanged (resume after a kill).
 
 Adding a family is one file: subclass :class:`RewardModel`, decorate it with
@@ -34,7 +44,7 @@ from ttp_diag.exceptions import CorruptFileError
 
 from ._util import CONFIG_NAME, NotFittedError, data_fingerprint, init_param_names
 
-__all__ = ["REGISTRY", "RewardModel", "register", "get_model_class"]
+__all__ = ["REGISTRY", "RewardModel", "register", "get_model_class", "rm_context"]
 
 logger = logging.getLogger("ttp_diag.gen.reward_models")
 
@@ -80,6 +90,25 @@ def get_model_class(name: str) -> type[RewardModel]:
         ) from None
 
 
+def rm_context(task, query_input: str) -> str:
+    """The reward-model prompt of appendix E.2 without its candidate: everything up to and
+    including ``[Document]:``, so that ``rm_context(t, x) + " " + y`` is
+    :func:`ttp_diag.gen.prompts.reward_model_prompt` ``(t, x, y)``.
+
+    Examples
+    --------
+    >>> from ttp_diag.gen.prompts import reward_model_prompt
+    >>> rm_context("lamp4", "Cats rule.").splitlines()[-1]
+    '[Document]:'
+    >>> rm_context("lamp4", "Cats rule.") + " Cats Win" == reward_model_prompt(
+    ...     "lamp4", "Cats rule.", "Cats Win")
+    True
+    """
+    from ttp_diag.gen.prompts import reward_model_prompt
+
+    return reward_model_prompt(task, query_input, "").rstrip()
+
+
 class RewardModel:
     """Base class of every reward model (see the module docstring for the contract)."""
 
@@ -109,8 +138,22 @@ class RewardModel:
     def fit(self, *args: Any, **kwargs: Any) -> RewardModel:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def score(self, texts: Sequence[str], users: Sequence | None = None) -> np.ndarray:
+    def score(self, texts: Sequence[str], users: Sequence | None = None, *,
+              prompts: Sequence[str] | None = None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def adapt(self, support_pairs: pd.DataFrame, user: str | None = None) -> RewardModel:
+        """Adapt to a new user from support pairs, shared parameters frozen.
+
+        A non-personalized model has nothing user-specific and returns unchanged; the
+        personalized families override this. Returns self.
+        """
+        if not self.personalized:
+            return self
+        raise TypeError(
+            f"{type(self).__name__} has no adapt(): it trains one pointwise model per user "
+            "from labelled rows, not user parameters on a shared model; fit it on the "
+            "user's labelled rows instead")
 
     def save(self, path: str | os.PathLike) -> Path:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,16 +172,21 @@ class RewardModel:
             )
 
     # --- training from a score/candidate table -----------------------------------------
-    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> RewardModel:
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                  prompt_col: str | None = None) -> RewardModel:
         """Train from a labelled candidate table (``user_id``, ``query_id``, ``split``,
-        ``reward`` and the reward-model input ``text_col``); train-split rows only."""
+        ``reward``, the response ``text_col`` and its context ``prompt_col``; without
+        ``prompt_col``, ``text_col`` holds whole reward-model inputs); train-split rows
+        only."""
         raise NotImplementedError  # pragma: no cover - abstract
 
-    def score_columns(self, texts: Sequence[str], users: Sequence | None) -> dict[str, np.ndarray]:
+    def score_columns(self, texts: Sequence[str], users: Sequence | None, *,
+                      prompts: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The score-table columns this model writes: ``{"score_<name>": rewards}``."""
-        return {f"score_{self.name}": self.score(texts, users)}
+        return {f"score_{self.name}": self.score(texts, users, prompts=prompts)}
 
-    def fit_key(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> str:
+    def fit_key(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                prompt_col: str | None = None) -> str:
         """Fingerprint of the settings and the training rows; equal keys mean a saved
         model can be reused instead of retrained."""
         tr = table[table["split"] == "train"]
@@ -149,19 +197,23 @@ class RewardModel:
                                   tr["reward"].to_numpy(float)).encode())
         h.update(data_fingerprint(tr["user_id"].astype(str).tolist(),
                                   tr["query_id"].factorize()[0]).encode())
+        if prompt_col is not None:
+            h.update(data_fingerprint(tr[prompt_col].astype(str).tolist(),
+                                      np.zeros(len(tr))).encode())
         return h.hexdigest()[:16]
 
     def fit_or_resume(self, table: pd.DataFrame, path: str | os.PathLike | None, *,
-                      text_col: str = "rm_text") -> RewardModel:
+                      text_col: str = "rm_text", prompt_col: str | None = None) -> RewardModel:
         """``fit_table`` then ``save(path)``; or, when ``path`` holds a model saved from the
         same settings and training rows, load that one instead (resume after a kill).
 
         Returns the fitted model (``self`` or the loaded one).
         """
+        kw = {} if prompt_col is None else {"prompt_col": prompt_col}
         if path is None:
-            return self.fit_table(table, text_col=text_col)
+            return self.fit_table(table, text_col=text_col, **kw)
         path = Path(path)
-        key = self.fit_key(table, text_col=text_col)
+        key = self.fit_key(table, text_col=text_col, prompt_col=prompt_col)
         cfg_f = path / CONFIG_NAME
         if cfg_f.exists():
             try:
@@ -178,7 +230,7 @@ class RewardModel:
             else:
                 logger.warning("%s holds a %s model trained on other data or settings; "
                                "retraining", path, self.name)
-        self.fit_table(table, text_col=text_col)
+        self.fit_table(table, text_col=text_col, **kw)
         self.fit_key_ = key
         self.save(path)
         return self

@@ -6,7 +6,14 @@ on cached features: one forward pass yields the masked mean of the last hidden s
 (``"mean"``), the last non-padding token's state (``"last"``; for BERT-style models this is
 the ``[SEP]`` token, for decoder models the last token as in the second paper's Global-RM),
 and every token's state (``"tokens"``, float16, for per-token rewards). The cache is keyed
-by backbone, max length and text and shared by all models in the process.
+by backbone, max length and (prompt, text) and shared by all models in the process.
+
+Prompt and response (the reward-model contract): with ``prompts=`` the backbone reads one
+sequence, the tokenizer's special tokens around ``prompt + response``, with the prompt cut
+from the LEFT to fit ``max_length`` (the response is never cut unless it alone is longer);
+``"mean"`` and ``"tokens"`` then cover the *response* tokens only (each of which attends
+to the prompt), ``"last"`` is the last token. Without prompts a text is a whole
+reward-model input and keeps its first quarter and its end (the old behaviour).
 
 This is a departure from the second paper, whose reward models train LoRA (rank 8) on the
 backbone; here the backbone is frozen (LoRA rank 0) so that eleven families train in
@@ -44,7 +51,8 @@ class FeatureEncoder:
     backbone : str, optional
         Local Hugging Face model directory; default MiniLM (offline).
     max_length : int, default 128
-        Longer inputs keep their first quarter and their end (the candidate).
+        With prompts, the prompt is cut from the left to fit; a text without a prompt keeps
+        its first quarter and its end (the candidate).
     device : str, default "auto"
     batch_size : int, optional
         Default 64 on CPU, 512 on CUDA.
@@ -80,27 +88,54 @@ class FeatureEncoder:
             _MODELS[key] = (tok, model.to(dev), dev)
         return _MODELS[key]
 
-    def encode(self, texts: Sequence[str], pooling: str = "mean"):
-        """Features of ``texts``: an (n, d) float32 array, or for ``"tokens"`` a list of
-        (T_i, d) float16 arrays."""
+    def encode(self, texts: Sequence[str], pooling: str = "mean",
+               prompts: Sequence[str] | None = None):
+        """Features of ``texts`` (responses; with ``prompts``, one context per text): an
+        (n, d) float32 array, or for ``"tokens"`` a list of (T_i, d) float16 arrays."""
         if pooling not in ("mean", "last", "tokens"):
             raise ValueError(f"pooling={pooling!r}; use 'mean', 'last' or 'tokens'")
+        texts = [str(t) for t in texts]
+        if prompts is not None and len(prompts) != len(texts):
+            raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt "
+                             "per text (or prompts=None)")
+        keys = texts if prompts is None else list(zip([str(p) for p in prompts], texts,
+                                                      strict=True))
         cache = _CACHE.setdefault(self._key(), {})
-        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
         if todo:
             self._run(todo, cache)
         idx = {"mean": 0, "last": 1, "tokens": 2}[pooling]
         if pooling == "tokens":
-            return [cache[t][idx] for t in texts]
-        return np.stack([cache[t][idx] for t in texts]).astype(np.float32)
+            return [cache[k][idx] for k in keys]
+        return np.stack([cache[k][idx] for k in keys]).astype(np.float32)
 
-    def _run(self, texts: list[str], cache: dict) -> None:
+    def _ids(self, tok, keys: list) -> list[tuple[list[int], int, int]]:
+        """(ids, start, end) per key: a text alone (first quarter + end kept), or a
+        (prompt, response) pair (prompt cut from the left)."""
+        from ._util import join_prompt_response
+
+        max_len = int(self.max_length)
+        out: list = [None] * len(keys)
+        plain = [i for i, k in enumerate(keys) if isinstance(k, str)]
+        if plain:
+            ids = tok([keys[i] for i in plain], truncation=False, padding=False)["input_ids"]
+            head = max_len // 4
+            for i, x in zip(plain, ids, strict=True):
+                x = x if len(x) <= max_len else x[:head] + x[len(x) - (max_len - head):]
+                out[i] = (x, 0, len(x))
+        paired = [i for i, k in enumerate(keys) if not isinstance(k, str)]
+        if paired:
+            res = join_prompt_response(tok, [keys[i][1] for i in paired],
+                                       [keys[i][0] for i in paired], max_len)
+            for i, r in zip(paired, res, strict=True):
+                out[i] = r
+        return out
+
+    def _run(self, texts: list, cache: dict) -> None:
         torch = _torch()
         tok, model, dev = self._load()
-        max_len = int(self.max_length)
-        ids = tok(texts, truncation=False, padding=False)["input_ids"]
-        head = max_len // 4
-        ids = [x if len(x) <= max_len else x[:head] + x[len(x) - (max_len - head):] for x in ids]
+        spans = self._ids(tok, texts)
+        ids = [x for x, _, _ in spans]
         order = np.argsort([len(x) for x in ids], kind="stable")
         cuda = dev.startswith("cuda")
         bs = int(self.batch_size or (512 if cuda else 64))
@@ -119,10 +154,10 @@ class FeatureEncoder:
                     att[r, :len(ids[i])] = 1
                 hid = model(input_ids=inp.to(dev), attention_mask=att.to(dev)).last_hidden_state
                 hid = hid.float().cpu()
-                m = att.unsqueeze(-1).float()
-                mean = ((hid * m).sum(1) / m.sum(1).clamp(min=1)).numpy()
                 lens = att.sum(1).numpy()
                 for r, i in enumerate(b):
                     n = int(lens[r])
-                    cache[texts[i]] = (mean[r], hid[r, n - 1].numpy(),
-                                       hid[r, :n].numpy().astype(np.float16))
+                    _, s0, s1 = spans[i]
+                    resp = hid[r, s0:max(s1, s0 + 1)]
+                    cache[texts[i]] = (resp.mean(0).numpy(), hid[r, n - 1].numpy(),
+                                       resp.numpy().astype(np.float16))

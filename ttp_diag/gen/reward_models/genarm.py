@@ -23,7 +23,8 @@ held-out pairs (ROUGE-1 rewards); the base LM ranks them at 0.39, and one epoch 
 response scored *without* an end token reached only 0.42. Each response therefore ends with
 the LM's end-of-sequence token (as in DPO and GenARM training data), so the ARM can make
 stopping early costly: its log-probability is the last token reward. Result on the demo's
-10 users (800 pairs, one epoch, ``scripts/zoo_run.py``): the loss fell from 1.1 to ~0.7 and
+10 users (800 pairs, one epoch, the old ``scripts/zoo_run.py``, which trained with the query
+id as the prompt and scored without one: issue 20, defect 1): the loss fell from 1.1 to ~0.7 and
 the accuracy of each new batch before its update rose from 0.43 to ~0.65, but held-out
 accuracy is 0.50 [0.47, 0.53] (correlation of the reward gap with the word-count gap -0.39,
 was -0.68): on this budget the ARM does not undo the likelihood's length penalty.
@@ -41,17 +42,21 @@ in which the summed ``beta = 0.05`` learned (1.29, 11%), and the same gradient p
 averages differ far less) would give loss 1.5-1.8 with 30-44% of margins beyond 3. On the
 demo's training pairs averaging flips the base LM's length preference: the margin correlates
 +0.65 with the token-count gap (sum: -0.70), because later tokens of a headline are more
-predictable. Result (``scripts/zoo_run.py --set genarm.length_norm=true --set
-genarm.beta=1.0``, 800 pairs, one epoch, 366 s training and 96 s scoring at load ~1.3): loss
+predictable. Result (old ``scripts/zoo_run.py --set genarm.length_norm=true --set
+genarm.beta=1.0``, same caveat, 800 pairs, one epoch, 366 s training and 96 s scoring at
+load ~1.3): loss
 0.86 -> 0.54, batch accuracy 0.49 -> 0.77, held-out accuracy 0.618 [0.591, 0.645] (sum:
 0.500; the untrained LM's mean log-probability: 0.478), reward gap vs word-count gap +0.50
 (untrained: +0.38). Training helps, but the result is no better than the rule "the longer
 headline wins" (0.634, ties as 0.5), and on the 65 held-out pairs of equal word count it is
 0.52: no evidence yet of content learned beyond length.
 
-Departures: when ``prompt`` is empty (the demo table keeps headlines only) the response is
-scored after the LM's start token; the prompt is left-truncated to ``max_prompt_length``
-tokens and the response to ``max_length``; on CPU the training set is capped at
+Prompt and response are separate (the reward-model contract): pairs carry the real prompt
+(``ttp-diag zoo``: the E.2 input with the article, up to ``[Document]:``) and
+:meth:`GenARM.score` takes ``prompts=``; the reward covers the response tokens only.
+Departures: when ``prompt`` is empty the response is scored after the LM's start token; the
+prompt is left-truncated to ``max_prompt_length`` tokens and the response to ``max_length``
+(48 tokens, longer than any headline); on CPU the training set is capped at
 ``max_train_pairs`` seeded pairs; it is not personalized (``users`` is ignored), like the
 paper's GenARM row; LoRA targets all linear layers (GenARM: the LM's default LoRA targets).
 
@@ -96,7 +101,7 @@ from ._util import (
 )
 from .base import RewardModel, register
 from .losses import bt_loss
-from .tables import check_pairs, pairs_from_pools, train_rows
+from .tables import check_pairs, pair_prompts, pairs_from_pools, train_rows
 
 __all__ = ["GenARM"]
 
@@ -293,18 +298,15 @@ class GenARM(RewardModel):
                              "pairs_from_pools/split_users or a labelled table")
         return pairs
 
-    @staticmethod
-    def _prompts(pairs: pd.DataFrame):
-        if "prompt" not in pairs.columns:
-            return None
-        p = pairs["prompt"].fillna("").astype(str)
-        return None if (p == "").all() else p.tolist()
+    _prompts = staticmethod(pair_prompts)
 
-    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text") -> GenARM:
-        """Train on a pairs DataFrame (``split == "train"`` rows) or a labelled table."""
+    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text",
+            prompt_col: str | None = None) -> GenARM:
+        """Train on a pairs DataFrame (``split == "train"`` rows; ``prompt`` is the context
+        the responses ``chosen``/``rejected`` answer) or a labelled table."""
         torch = _torch()
         if not {"chosen", "rejected"} <= set(data.columns):
-            return self.fit_table(data, text_col=text_col)
+            return self.fit_table(data, text_col=text_col, prompt_col=prompt_col)
         pairs = self._prepare_pairs(data, "GenARM")
         rng = np.random.default_rng(int(self.seed))
         if self.max_train_pairs is not None and len(pairs) > self.max_train_pairs:
@@ -338,10 +340,14 @@ class GenARM(RewardModel):
         self.history_ = {"losses": losses, "train_acc": accs, "n_pairs": int(len(c))}
         return self
 
-    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> GenARM:
-        """Train on pairs built from the table's train-split candidate pools."""
-        tr = train_rows(table, ["user_id", "query_id", "reward", text_col], "GenARM")
-        pairs = pairs_from_pools(tr, text_col=text_col, min_gap=self.min_gap,
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                  prompt_col: str | None = None) -> GenARM:
+        """Train on pairs built from the table's train-split candidate pools (responses in
+        ``text_col``, their context in ``prompt_col``)."""
+        tr = train_rows(table, ["user_id", "query_id", "reward", text_col]
+                        + ([prompt_col] if prompt_col else []), type(self).__name__)
+        pairs = pairs_from_pools(tr, text_col=text_col, prompt_col=prompt_col,
+                                 min_gap=self.min_gap,
                                  max_pairs_per_query=self.max_pairs_per_query, seed=self.seed)
         return self.fit(pairs)
 

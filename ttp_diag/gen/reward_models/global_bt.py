@@ -93,10 +93,11 @@ class GlobalBTV2(GlobalBT):
 
         return PerToken()
 
-    def token_rewards(self, texts) -> list[np.ndarray]:
-        """Per-token rewards of each text (their running mean is the prefix reward)."""
+    def token_rewards(self, texts, *, prompts=None) -> list[np.ndarray]:
+        """Per-token rewards of each text's response tokens (after its prompt, when given);
+        their running mean is the prefix reward."""
         torch = _torch()
-        F = self._features(list(texts))
+        F = self._features(list(texts), prompts)
         X = self._as_tensor(F)
         with torch.no_grad():
             t = self.module_.tokens(X).cpu().numpy()

@@ -105,7 +105,8 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         return loss
 
     def fit(self, texts: Sequence[str] | pd.DataFrame, labels=None, groups=None, *,
-            text_col: str = "rm_text") -> GlobalRewardModel:
+            text_col: str = "rm_text", prompts: Sequence[str] | None = None,
+            prompt_col: str | None = None) -> GlobalRewardModel:
         """Train on formatted reward-model inputs and rewards in [0, 1].
 
         Parameters
@@ -117,13 +118,16 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
             Required with a sequence of texts.
         groups : array-like, optional
             Query ids; batches keep a query's rows together.
+        prompts : sequence of str, optional
+            The context of each text (then ``texts`` are the responses; the prompt is cut
+            from the left to fit ``max_length``).
 
         Returns
         -------
         self
         """
         if isinstance(texts, pd.DataFrame):
-            return self.fit_table(texts, text_col=text_col)
+            return self.fit_table(texts, text_col=text_col, prompt_col=prompt_col)
         if labels is None:
             raise ValueError("pass labels= (one reward in [0, 1] per text)")
         texts = _check_texts(texts)
@@ -136,21 +140,29 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
             raise ValueError(f"weighting={self.weighting!r}; use 'inverse_frequency' or 'none'")
         g = groups_to_codes(groups, len(texts))
         self._build(two_heads=False)
-        ids = self._tokenize(texts)
+        ids = self._tokenize(texts, None if prompts is None else _check_texts(prompts, "prompts"))
         self.history_ = self._train(ids, y, g, int(self.random_state), "global RM")
-        self.history_["data_sha"] = data_fingerprint(texts, y)
+        self.history_["data_sha"] = data_fingerprint(
+            texts if prompts is None else [f"{p}\0{t}" for p, t in zip(prompts, texts,
+                                                                      strict=True)], y)
         return self
 
-    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> GlobalRewardModel:
-        """Train on the pooled train-split rows of a labelled candidate table."""
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                  prompt_col: str | None = None) -> GlobalRewardModel:
+        """Train on the pooled train-split rows of a labelled candidate table (responses in
+        ``text_col``, their context in ``prompt_col`` when given)."""
         from .tables import train_rows
 
-        tr = train_rows(table, [text_col, "reward", "query_id"], "GlobalRewardModel")
+        tr = train_rows(table, [text_col, "reward", "query_id"]
+                        + ([prompt_col] if prompt_col else []), "GlobalRewardModel")
         return self.fit(tr[text_col].tolist(), tr["reward"].to_numpy(float),
-                        groups=tr["query_id"].to_numpy())
+                        groups=tr["query_id"].to_numpy(),
+                        prompts=None if prompt_col is None else tr[prompt_col].astype(str).tolist())
 
-    def score(self, texts: Sequence[str], users: Sequence | None = None) -> np.ndarray:
-        """Predicted reward in [0, 1] per text; ``users`` is ignored (one model for all).
+    def score(self, texts: Sequence[str], users: Sequence | None = None, *,
+              prompts: Sequence[str] | None = None) -> np.ndarray:
+        """Predicted reward in [0, 1] per text (a response after its ``prompt`` when
+        given); ``users`` is ignored (one model for all).
 
         Examples
         --------
@@ -161,7 +173,8 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         """
         self._require_fitted()
         texts = _check_texts(texts)
-        mu, _ = self._infer(self._tokenize(texts), desc="global RM score")
+        pr = None if prompts is None else _check_texts(prompts, "prompts")
+        mu, _ = self._infer(self._tokenize(texts, pr), desc="global RM score")
         return mu
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:

@@ -3,9 +3,11 @@
 Implemented: ``K`` linear reward bases on the standardised frozen features,
 ``r_k(x) = b_k . x``, and for each user a point on the simplex, ``w_u = softmax(a_u)``,
 with the user's reward ``r_u(x) = sum_k w_uk r_k(x)``. Trained with Bradley-Terry on the
-training users' pairs; **LoRE** updates bases and weights jointly, **LoRE-Alt** alternates
-epochs of base updates (weights frozen) and weight updates (bases frozen), as the second
-paper describes. A new user fits only their weights on their support pairs (bases frozen).
+training users' pairs; **LoRE** updates bases and weights jointly (one Adam optimiser),
+**LoRE-Alt** alternates per mini-batch, as the second paper describes: on each batch one
+step of the weights' optimiser (bases fixed), then one step of the bases' optimiser (weights
+fixed) on the same batch; each has its own Adam optimiser, kept across the whole run. A new
+user fits only their weights on their support pairs (bases frozen).
 ``bases=`` fixes the bases to given vectors (then only the weights are learned), which is
 how the known-answer test checks the simplex weights.
 
@@ -88,12 +90,22 @@ class LoRE(FeatureRewardModel):
     def _train_shared(self, module, X, c, r, u, w):
         if not self.alternate:
             return super()._train_shared(module, X, c, r, u, w)
+        torch = _torch()
         shared = [p for n, p in module.named_parameters() if not n.startswith("user_")]
         user = [p for n, p in module.named_parameters() if n.startswith("user_")]
+        opts = [torch.optim.Adam(ps, lr=self.lr, weight_decay=self.weight_decay)
+                for ps in (user, shared) if ps]  # weights first
+        gen = torch.Generator().manual_seed(int(self.seed))
+        n = len(c)
+        bs = min(n, int(self.batch_size))
+        module.train()
         for _ in range(int(self.epochs)):
-            if shared:
-                self._loop(module, X, c, r, u, w, shared, 1, self.lr)
-            self._loop(module, X, c, r, u, w, user, 1, self.lr)
+            perm = torch.randperm(n, generator=gen)
+            for s in range(0, n, bs):
+                b = perm[s:s + bs]
+                for opt in opts:
+                    self._step(module, opt, X, c[b], r[b], u[b], None if w is None else w[b])
+        module.eval()
 
     @property
     def weights_(self) -> np.ndarray:
@@ -102,6 +114,6 @@ class LoRE(FeatureRewardModel):
 
 @register("lore_alt")
 class LoREAlt(LoRE):
-    """LoRE with alternating base and weight updates (one epoch each, ``epochs`` rounds)."""
+    """LoRE with alternating updates per mini-batch: weights, then bases, one optimiser each."""
 
     alternate = True

@@ -16,7 +16,8 @@ part is one soft token; the reference log-probabilities are computed once per di
 and reused (they do not change); on CPU the training set is capped at ``max_train_pairs``.
 
 Cost: scoring needs one policy pass per (user, text) and one reference pass per distinct
-text, about twice GenARM's. On the demo's 10 users (``scripts/zoo_run.py``: 400 training
+text, about twice GenARM's. On the demo's 10 users (the old ``scripts/zoo_run.py``, trained
+with the query id as prompt and scored without one, issue 20 defect 1: 400 training
 pairs, 2 adaptation epochs over 32 support pairs per new user, SmolLM2-135M, one thread on
 a 2-core CPU shared with other jobs, load ~5) training took 570 s and scoring 1,602 rows
 224 s; the DPO loss fell from 0.71 to 0.51 and held-out pair accuracy is 0.60.
@@ -109,9 +110,11 @@ class PDPO(GenARM):
         return np.array([val[at[k]] for k in keys])
 
     # --- fit ------------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text") -> PDPO:
+    def fit(self, data: pd.DataFrame, *, text_col: str = "rm_text",
+            prompt_col: str | None = None) -> PDPO:
         """Train on a pairs DataFrame: ``"train"`` pairs (LoRA + user tokens of training
-        users), then ``"support"`` pairs of other users (their user token only)."""
+        users), then :meth:`adapt` on the ``"support"`` pairs of other users (their user
+        token only). Users with neither get the mean user token (``fallback_users_``)."""
         if self.length_norm:
             # inherited from GenARM's constructor, but P-DPO's reward is the DPO implicit
             # reward (a sum of policy/reference log-ratios); averaging it is not implemented
@@ -119,43 +122,93 @@ class PDPO(GenARM):
                              "summed DPO log-ratio); use length_norm=False")
         torch = _torch()
         if not {"chosen", "rejected"} <= set(data.columns):
-            return self.fit_table(data, text_col=text_col)
+            return self.fit_table(data, text_col=text_col, prompt_col=prompt_col)
         pairs = check_pairs(data, "PDPO")
         tr = self._prepare_pairs(pairs, "PDPO")
         rng = np.random.default_rng(int(self.seed))
         if self.max_train_pairs is not None and len(tr) > self.max_train_pairs:
             tr = tr.iloc[np.sort(rng.choice(len(tr), int(self.max_train_pairs), replace=False))]
         train_users = list(dict.fromkeys(tr["user_id"].astype(str)))
+        self.users_ = train_users
+        self.n_train_users_ = len(train_users)
+        self.adapted_users_: list[str] = []
+        self.fallback_users_: list[str] = []
+        self._build()
+        emb_w = self._lm.get_input_embeddings().weight
+        g = torch.Generator().manual_seed(int(self.seed))
+        self._emb_scale = float(emb_w.detach().std())
+        self._users_emb = torch.nn.Parameter(
+            (torch.randn(len(self.users_), emb_w.shape[1], generator=g)
+             * self._emb_scale).to(self._dev))
+        lora = [p for p in self._lm.parameters() if p.requires_grad]
+        losses = self._run(tr, lora + [self._users_emb], int(self.epochs), float(self.lr), rng)
+        self._lm.eval()
+        self.history_ = {"losses": losses, "adapt_losses": [], "n_pairs": int(len(tr)),
+                         "n_support_pairs": 0}
         sup = pairs[(pairs["split"] == "support") & ~pairs["user_id"].astype(str).isin(train_users)]
-        if self.max_support_pairs is not None and len(sup):
+        if len(sup):
+            self.adapt(sup)
+        self.fallback_users_ = [x for x in dict.fromkeys(pairs["user_id"].astype(str))
+                                if x not in self.users_]
+        return self
+
+    def adapt(self, support_pairs: pd.DataFrame, user: str | None = None) -> PDPO:
+        """Fit the user token of each user in ``support_pairs`` (or only ``user``) on their
+        pairs (at most ``max_support_pairs`` seeded pairs each); the LoRA, the reference and
+        every other user's token stay bit-identical. A user with no pair keeps the mean
+        user token and is listed in ``fallback_users_``.
+
+        Returns
+        -------
+        self
+        """
+        torch = _torch()
+        if not hasattr(self, "_users_emb") or not hasattr(self, "history_"):
+            raise NotFittedError("PDPO is not fitted; fit() before adapt()")
+        sup = check_pairs(support_pairs, "PDPO.adapt")
+        if user is not None:
+            sup = sup[sup["user_id"].astype(str) == str(user)]
+            if sup.empty:
+                if str(user) not in self.users_ and str(user) not in self.fallback_users_:
+                    self.fallback_users_.append(str(user))
+                return self
+        if sup.empty:
+            return self
+        rng = np.random.default_rng(int(self.seed) + len(self.users_))
+        if self.max_support_pairs is not None:
             keep_rows = []
             for _, pos in sup.groupby(sup["user_id"].astype(str), sort=False).indices.items():
                 k = min(len(pos), int(self.max_support_pairs))
                 keep_rows.extend(np.sort(rng.choice(pos, k, replace=False)))
             sup = sup.iloc[np.sort(keep_rows)]
-        self.users_ = train_users + list(dict.fromkeys(sup["user_id"].astype(str)))
-        self._build()
-        emb_w = self._lm.get_input_embeddings().weight
-        g = torch.Generator().manual_seed(int(self.seed))
-        scale = float(emb_w.detach().std())
-        self._users_emb = torch.nn.Parameter(
-            (torch.randn(len(self.users_), emb_w.shape[1], generator=g) * scale).to(self._dev))
+        who = list(dict.fromkeys(sup["user_id"].astype(str)))
+        new = [x for x in who if x not in self.users_]
+        if new:
+            g = torch.Generator().manual_seed(int(self.seed) + len(self.users_))
+            d = self._users_emb.shape[1]
+            scale = getattr(self, "_emb_scale", float(self._users_emb.detach().std()))
+            add = (torch.randn(len(new), d, generator=g) * scale).to(self._users_emb)
+            self._users_emb = torch.nn.Parameter(torch.cat([self._users_emb.detach(), add]))
+            self.users_ = list(self.users_) + new
+        idx = {x: i for i, x in enumerate(self.users_)}
+        frozen = np.setdiff1d(np.arange(len(self.users_)), [idx[x] for x in who])
         lora = [p for p in self._lm.parameters() if p.requires_grad]
-        losses = self._run(tr, lora + [self._users_emb], int(self.epochs), float(self.lr), rng)
-        adapt = []
-        if len(sup):
-            for p in lora:
-                p.requires_grad_(False)
-            adapt = self._run(sup, [self._users_emb], int(self.adapt_epochs),
-                              float(self.adapt_lr), rng, only=len(train_users))
+        for p in lora:
+            p.requires_grad_(False)
+        try:
+            losses = self._run(sup, [self._users_emb], int(self.adapt_epochs),
+                               float(self.adapt_lr), rng, frozen=frozen)
+        finally:
             for p in lora:
                 p.requires_grad_(True)
         self._lm.eval()
-        self.history_ = {"losses": losses, "adapt_losses": adapt, "n_pairs": int(len(tr)),
-                         "n_support_pairs": int(len(sup))}
+        self.history_["adapt_losses"] = list(self.history_.get("adapt_losses", [])) + losses
+        self.history_["n_support_pairs"] = int(self.history_.get("n_support_pairs", 0)) + len(sup)
+        self.adapted_users_ = list(dict.fromkeys([*getattr(self, "adapted_users_", []), *who]))
+        self.fallback_users_ = [x for x in getattr(self, "fallback_users_", []) if x not in who]
         return self
 
-    def _run(self, pairs, params, epochs, lr, rng, only: int | None = None):
+    def _run(self, pairs, params, epochs, lr, rng, frozen: np.ndarray | None = None):
         torch = _torch()
         idx = {x: i for i, x in enumerate(self.users_)}
         prompts = self._prompts(pairs)
@@ -164,7 +217,8 @@ class PDPO(GenARM):
         ref_c, ref_r = (torch.as_tensor(self._ref_logps(e), dtype=torch.float32,
                                         device=self._dev) for e in (c, r))
         u = torch.as_tensor([idx[str(x)] for x in pairs["user_id"]], device=self._dev)
-        keep = None if only is None else self._users_emb.detach()[:only].clone()
+        fz = None if frozen is None or not len(frozen) else torch.as_tensor(frozen)
+        keep = None if fz is None else self._users_emb.detach()[fz].clone()
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
         bs = int(self.batch_size)
         beta = float(self.beta)
@@ -185,16 +239,17 @@ class PDPO(GenARM):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                if keep is not None:  # only the new users' tokens move
+                if keep is not None:  # only the adapted users' tokens move
                     with torch.no_grad():
-                        self._users_emb[:only] = keep
+                        self._users_emb[fz] = keep
                 losses.append(float(loss.detach()))
         return losses
 
     # --- score ----------------------------------------------------------------------------
     def score(self, texts: Sequence[str], users: Sequence | None = None, *,
               prompts: Sequence[str] | None = None) -> np.ndarray:
-        """Implicit DPO reward of each text for its user (mean user token if unknown)."""
+        """Implicit DPO reward of each text (response) for its user, after its prompt; a user
+        without a token (``fallback_users_``, or unknown) gets the training users' mean token."""
         torch = _torch()
         if not hasattr(self, "_users_emb") or not hasattr(self, "history_"):
             raise NotFittedError("PDPO is not fitted; call fit() or load() first")
@@ -218,7 +273,7 @@ class PDPO(GenARM):
         from tqdm.auto import tqdm
 
         with torch.inference_mode():
-            self._users_emb = torch.cat([saved, saved.mean(0, keepdim=True)])
+            self._users_emb = torch.cat([saved, saved[: self.n_train_users_].mean(0, keepdim=True)])
             try:
                 for b in tqdm(list(self._batches(enc_u, int(self.score_batch_size))),
                               desc="P-DPO score", disable=not self.verbose, leave=False):
@@ -238,10 +293,18 @@ class PDPO(GenARM):
 
         _atomic_save_tensors({"user_tokens": self._users_emb}, folder / "users.safetensors",
                              {"kind": self.name})
-        (folder / "users.json").write_text(json.dumps(self.users_))
+        (folder / "users.json").write_text(json.dumps(
+            {"users": self.users_, "n_train_users": self.n_train_users_,
+             "adapted_users": self.adapted_users_, "fallback_users": self.fallback_users_}))
 
     def _load_extra(self, folder) -> None:
         torch = _torch()
-        self.users_ = json.loads((folder / "users.json").read_text())
+        info = json.loads((folder / "users.json").read_text())
+        if isinstance(info, list):  # saved before adapt() existed
+            info = {"users": info, "n_train_users": len(info)}
+        self.users_ = list(info["users"])
+        self.n_train_users_ = int(info["n_train_users"])
+        self.adapted_users_ = list(info.get("adapted_users", []))
+        self.fallback_users_ = list(info.get("fallback_users", []))
         st, _ = load_tensors(folder / "users.safetensors")  # a damaged file: named error
         self._users_emb = torch.nn.Parameter(st["user_tokens"].to(self._dev))

@@ -13,9 +13,11 @@
   ``"query"`` (held out for evaluation).
 
 The pairs DataFrame has the agreed columns ``user_id, split, prompt, chosen, rejected,
-source`` (plus ``query_id``, ``gap``). ``chosen``/``rejected`` hold the full reward-model
-inputs (the E.2 prompt with the candidate), so a model scores exactly the strings the score
-table scores; ``prompt`` is the query id's text for reference.
+source`` (plus ``query_id``, ``gap``). Prompt and response stay separate (the reward-model
+contract): ``prompt`` is the context both sides answer (for the E.2 format, everything up to
+``[Document]:``; ``""`` for none) and ``chosen``/``rejected`` are the two responses. A model
+trains on ``(prompt, chosen)`` vs ``(prompt, rejected)`` and scores with
+``score(responses, users, prompts=...)``, so training and scoring see the same context.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAIR_COLUMNS", "check_pairs", "pairs_from_pools", "split_users",
+__all__ = ["PAIR_COLUMNS", "check_pairs", "pair_prompts", "pairs_from_pools", "split_users",
            "subsample_user_train", "train_rows"]
 
 PAIR_COLUMNS = ["user_id", "split", "prompt", "chosen", "rejected", "source"]
@@ -118,6 +120,7 @@ def pairs_from_pools(
     table: pd.DataFrame,
     *,
     text_col: str = "rm_text",
+    prompt_col: str | None = None,
     min_gap: float = 0.1,
     max_pairs_per_query: int | None = 20,
     split: str | None = "train",
@@ -130,6 +133,12 @@ def pairs_from_pools(
     table : pandas.DataFrame
         Candidates with ``user_id``, ``query_id``, ``split``, ``reward`` and ``text_col``.
     text_col : str, default "rm_text"
+        The response (candidate) each side of a pair holds.
+    prompt_col : str, optional
+        The context of each row (e.g. ``rm_prompt`` from
+        :func:`ttp_diag.gen.scoring.add_rm_inputs`), copied to the pairs' ``prompt``; it
+        must be the same for every candidate of a query. None: ``prompt = ""`` (no context;
+        ``text_col`` then holds whole reward-model inputs).
     min_gap : float, default 0.1
         Keep a pair only when the rewards differ by at least this much.
     max_pairs_per_query : int or None, default 20
@@ -151,7 +160,8 @@ def pairs_from_pools(
     >>> pairs_from_pools(t)[["chosen", "rejected"]].values.tolist()
     [['A', 'B'], ['A', 'C']]
     """
-    need = ["user_id", "query_id", "split", "reward", text_col]
+    need = ["user_id", "query_id", "split", "reward", text_col] + (
+        [prompt_col] if prompt_col is not None else [])
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise KeyError(f"pairs_from_pools: column(s) {missing} not found (columns: "
@@ -170,10 +180,18 @@ def pairs_from_pools(
             keep = np.sort(rng.choice(len(i), max_pairs_per_query, replace=False))
             i, j = i[keep], j[keep]
         txt = g[text_col].to_numpy()
+        if prompt_col is None:
+            prompt = ""
+        else:
+            ps = g[prompt_col].astype(str).unique()
+            if len(ps) != 1:
+                raise ValueError(f"pairs_from_pools: query {qid!r} has {len(ps)} different "
+                                 f"{prompt_col!r} values; a query's candidates share one prompt")
+            prompt = ps[0]
         out.append(pd.DataFrame({
             "user_id": g["user_id"].astype(str).to_numpy()[i],
             "split": g["split"].to_numpy()[i],
-            "prompt": str(qid),
+            "prompt": prompt,
             "chosen": txt[i], "rejected": txt[j], "source": "pools",
             "query_id": qid, "gap": r[i] - r[j],
         }))
@@ -230,6 +248,23 @@ def split_users(
         split[rows] = np.where(is_sup, "support", "query")
     out["split"] = split
     return out
+
+
+def pair_prompts(pairs: pd.DataFrame) -> list[str] | None:
+    """The pairs' ``prompt`` column as context strings, or None when every prompt is empty
+    (or the column is absent): then ``chosen``/``rejected`` are scored alone.
+
+    Examples
+    --------
+    >>> pair_prompts(pd.DataFrame({"prompt": ["", ""]})) is None
+    True
+    >>> pair_prompts(pd.DataFrame({"prompt": ["an article", None]}))
+    ['an article', '']
+    """
+    if "prompt" not in pairs.columns:
+        return None
+    p = pairs["prompt"].fillna("").astype(str)
+    return None if (p == "").all() else p.tolist()
 
 
 def check_pairs(pairs: pd.DataFrame, where: str) -> pd.DataFrame:

@@ -235,14 +235,22 @@ class LoRATrainer:
                 v0 = float(np.clip(np.var(y_train), 1e-3, 0.25))
                 self._net.head.last_bias("sigma").fill_(math.log(math.expm1(v0)))
 
-    def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids, truncated to ``max_length`` by ``truncation``.
+    def _tokenize(self, texts: list[str], prompts: list[str] | None = None) -> list[list[int]]:
+        """Token ids, truncated to ``max_length``.
 
-        The E.2 prompt ends with the candidate, the part being judged; plain right
-        truncation would cut it first when the query input is long. ``"middle"`` keeps the
-        first quarter (instruction) and the end (candidate) and drops the middle (input).
+        With ``prompts`` (the reward-model contract) each text is a response read after its
+        prompt, and the prompt is cut from the LEFT, never the response
+        (:func:`._util.join_prompt_response`). Without prompts a text is a whole
+        reward-model input cut by ``truncation``: the E.2 prompt ends with the candidate,
+        the part being judged; plain right truncation would cut it first when the query
+        input is long. ``"middle"`` keeps the first quarter (instruction) and the end
+        (candidate) and drops the middle (input).
         """
         max_len = int(self.max_length)
+        if prompts is not None:
+            from ._util import join_prompt_response
+
+            return [x for x, _, _ in join_prompt_response(self._tok, texts, prompts, max_len)]
         if self.truncation == "right":
             enc = self._tok(texts, truncation=True, max_length=max_len, padding=False)
             return enc["input_ids"]

@@ -166,7 +166,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         return texts, y, users, groups, splits
 
     # fit -----------------------------------------------------------------------------
-    def fit(self, X, y=None, *, users=None, groups=None, splits=None):
+    def fit(self, X, y=None, *, users=None, groups=None, splits=None, prompts=None):
         """Train one model per user on that user's train-split rows.
 
         Parameters
@@ -179,6 +179,9 @@ class UserRewardModels(LoRATrainer, RewardModel):
         users, groups, splits : array-like, optional
             User id, query id and split per text when ``X`` is a sequence. Rows whose split
             is not ``"train"`` are ignored (when splits are given).
+        prompts : array-like of str, optional
+            The context of each text (then the texts are responses; the prompt is cut from
+            the left to fit ``max_length``). With a table, ``fit_table(prompt_col=)``.
 
         Returns
         -------
@@ -189,11 +192,13 @@ class UserRewardModels(LoRATrainer, RewardModel):
         self._check_kind()
         texts, y, users, groups, splits = self._unpack(X, y, users, groups, splits,
                                                        need_y=True)
+        prompts = self._table_prompts(X, prompts, len(texts))
         keep = np.ones(len(texts), bool) if splits is None else (np.asarray(splits) == "train")
         if not keep.any():
             raise ValueError("no rows with split == 'train'; per-user RMs train on the train split")
         idx = np.flatnonzero(keep)
         texts = [texts[i] for i in idx]
+        prompts = None if prompts is None else [prompts[i] for i in idx]
         y = _check_labels(y[idx], "reward (train split)")
         users = users[idx]
         g = groups_to_codes(None if groups is None else np.asarray(groups)[idx], len(idx))
@@ -212,11 +217,13 @@ class UserRewardModels(LoRATrainer, RewardModel):
             self._write_or_check_config(out_dir)
         self._states: dict[str, dict] = {}
         self.history_: dict[str, dict] = {}
-        all_ids = self._tokenize(texts)
+        all_ids = self._tokenize(texts, prompts)
+        keyed = texts if prompts is None else [f"{p}\0{t}" for p, t in zip(prompts, texts,
+                                                                          strict=True)]
         for u in tqdm(user_list, desc=f"{self.kind} user RMs", disable=not self.verbose):
             f = out_dir / "users" / f"{_user_key(u)}.safetensors" if out_dir else None
             rows = np.flatnonzero(users == u)
-            sha = data_fingerprint([texts[i] for i in rows], y[rows])
+            sha = data_fingerprint([keyed[i] for i in rows], y[rows])
             if f is not None and f.exists():
                 try:
                     st, hist = _read_user_file(f)
@@ -268,36 +275,57 @@ class UserRewardModels(LoRATrainer, RewardModel):
                       "or score_with_var(texts, users)", DeprecationWarning, stacklevel=2)
         return self._predict(X, users=users, return_var=return_var)
 
-    def score(self, texts: Sequence[str], users: Sequence | None = None) -> np.ndarray:
-        """Each text's reward under its own user's model (the predicted mean)."""
+    def score(self, texts: Sequence[str], users: Sequence | None = None, *,
+              prompts: Sequence[str] | None = None) -> np.ndarray:
+        """Each text's reward under its own user's model (the predicted mean); with
+        ``prompts``, each text is a response read after its prompt."""
         if users is None:
             raise ValueError(f"{type(self).__name__}.score needs users= (one id per text)")
-        return self._predict(list(texts), users=users)
+        return self._predict(list(texts), users=users, prompts=prompts)
 
-    def score_with_var(self, texts: Sequence[str], users: Sequence) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+    def score_with_var(self, texts: Sequence[str], users: Sequence, *,
+                       prompts: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Predicted mean and variance per text (``kind="prob"`` only)."""
-        return self._predict(list(texts), users=users, return_var=True)
+        return self._predict(list(texts), users=users, return_var=True, prompts=prompts)
 
-    def score_columns(self, texts: Sequence[str], users: Sequence | None) -> dict[str, np.ndarray]:
+    def score_columns(self, texts: Sequence[str], users: Sequence | None, *,
+                      prompts: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """``score_det``, or ``score_prob`` and ``var_prob`` for the probabilistic model."""
         if self.kind == "prob":
-            mu, var = self.score_with_var(texts, users)
+            mu, var = self.score_with_var(texts, users, prompts=prompts)
             return {"score_prob": mu, "var_prob": var}
-        return {f"score_{self.kind}": self.score(texts, users)}
+        return {f"score_{self.kind}": self.score(texts, users, prompts=prompts)}
 
-    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text") -> UserRewardModels:
-        """Train each user's model on the table's train-split rows (see :meth:`fit`)."""
+    def _table_prompts(self, X, prompts, n: int) -> list[str] | None:
+        col = getattr(self, "_prompt_col", None)
+        if prompts is None and isinstance(X, pd.DataFrame) and col is not None:
+            if col not in X.columns:
+                raise KeyError(f"UserRewardModels: prompt column {col!r} not found (columns: "
+                               f"{list(X.columns)})")
+            prompts = X[col]
+        if prompts is None:
+            return None
+        prompts = _check_texts(list(prompts), "prompts")
+        if len(prompts) != n:
+            raise ValueError(f"{len(prompts)} prompts for {n} texts; pass one per text")
+        return prompts
+
+    def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
+                  prompt_col: str | None = None) -> UserRewardModels:
+        """Train each user's model on the table's train-split rows (see :meth:`fit`);
+        responses in ``text_col``, their context in ``prompt_col`` when given."""
         self.text_col = text_col
+        self._prompt_col = prompt_col
         return self.fit(table)
 
     def fit_or_resume(self, table: pd.DataFrame, path: str | os.PathLike | None, *,
-                      text_col: str = "rm_text") -> UserRewardModels:
+                      text_col: str = "rm_text",
+                      prompt_col: str | None = None) -> UserRewardModels:
         """Fit with ``output_dir=path``: users already saved there with the same training
         rows and settings are loaded, the others trained and saved one by one."""
         if path is not None:
             self.output_dir = path
-        return self.fit_table(table, text_col=text_col)
+        return self.fit_table(table, text_col=text_col, prompt_col=prompt_col)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the settings and every user's adapter + head to a new folder ``path``
@@ -322,7 +350,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         if not hasattr(self, "_states"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
 
-    def _predict(self, X, *, users=None, return_var: bool = False):
+    def _predict(self, X, *, users=None, return_var: bool = False, prompts=None):
         """Predicted mean (and variance for ``kind="prob"``) for each row.
 
         Parameters
@@ -343,6 +371,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         if return_var and self.kind != "prob":
             raise ValueError("return_var=True needs kind='prob'; det models have no variance")
         texts, _, users, _, _ = self._unpack(X, users=users, need_y=False)
+        prompts = self._table_prompts(X, prompts, len(texts))
         unknown = sorted(set(users.tolist()) - set(self._states))
         if unknown:
             raise KeyError(
@@ -351,7 +380,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
             )
         mu = np.empty(len(texts))
         var = np.empty(len(texts)) if self.kind == "prob" else None
-        ids = self._tokenize(texts)
+        ids = self._tokenize(texts, prompts)
         for u in dict.fromkeys(users.tolist()):
             rows = np.flatnonzero(users == u)
             self._load_tensors(self._states[u])

@@ -4,15 +4,17 @@ The zoo's families train small heads on *frozen* backbone features (a departure 
 second paper, which trains LoRA rank 8 on the backbone). This script measures what the
 paper's setting costs on this CPU for one family: the ``global_bt`` head (MLP, 64 hidden
 units, on the last token's state) trained jointly with LoRA (rank 8, alpha 16, on the
-attention and MLP projections) with Bradley-Terry on the same training pairs as
-``scripts/zoo_run.py`` (same seeded user split), then the held-out pair ranking accuracy on
-the same 1,276 held-out pairs.
+attention and MLP projections) with Bradley-Terry on the training pairs of the old
+``scripts/zoo_run.py`` (headlines without their article, same seeded user split), then the
+held-out pair ranking accuracy on its 1,276 held-out pairs. Measured before the
+reward-model contract (issue 20) gave the zoo the article as prompt; ``ttp-diag zoo``
+replaced that script; the JSON files next to this one are its results.
 
 Backbones: MiniLM (``--backbone minilm``, trained ``--epochs`` over all training pairs) and
 SmolLM2-135M (``--backbone smollm2``: with ``--max-steps`` it only times training steps and
 extrapolates; a full epoch does not fit the 15-minute budget on this CPU).
 
-Usage: ``python scripts/zoo_lora_timing.py --backbone minilm --out runs/zoo_lora``.
+Usage: ``python benchmarks/zoo_lora_timing.py --backbone minilm --out runs/zoo_lora``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,58 @@
+"""``ttp-diag zoo`` end to end on a small planted table with tiny backbones."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+
+def _table(seed=0, n_users=6, n_q=6, n_c=4):
+    rng = np.random.default_rng(seed)
+    words = ["the", "a", "cat", "dog", "ran", "sat", "mat", "city"]
+    rows = []
+    for u in range(n_users):
+        for q in range(n_q):
+            body = " ".join(rng.choice(words, 150))
+            for k in range(n_c):
+                good = k % 2 == 0
+                rows.append(dict(user_id=f"u{u}", query_id=f"u{u}q{q}", cand_id=k,
+                                 split="val" if q >= n_q - 2 else "train", body=body,
+                                 text=" ".join([*rng.choice(words, 3),
+                                                "great" if good else "awful"]),
+                                 reward=(0.7 if good else 0.1) + 0.02 * k))
+    return pd.DataFrame(rows)
+
+
+def test_zoo_command_runs_the_adaptation_protocol_and_resumes(tmp_path, tiny_backbone, capsys):
+    from ttp_diag.cli import main
+
+    t = tmp_path / "t.parquet"
+    _table().to_parquet(t)
+    out = tmp_path / "zoo"
+    argv = ["zoo", "--table", str(t), "--out", str(out), "--models", "lore,global_bt",
+            "--adapt-frac", "0.34", "--set", f"lore.backbone={tiny_backbone}",
+            "--set", f"global_bt.backbone={tiny_backbone}", "--set", "lore.max_length=64",
+            "--set", "global_bt.max_length=64"]
+    assert main(argv) == 0
+    res = pd.read_csv(out / "zoo_results.csv")
+    assert list(res.model) == ["lore", "global_bt"]
+    assert ((res.acc_lo <= res.acc_heldout) & (res.acc_heldout <= res.acc_hi)).all()
+    assert (res.n_fallback_users == 0).all()
+    assert "| lore |" in (out / "zoo_table.md").read_text()
+    cfg = json.loads((out / "lore" / "config.json").read_text())
+    assert len(cfg["adapted_users"]) == 2  # adaptation users, adapted from support pairs
+    assert cfg["n_train_users"] == 4
+    capsys.readouterr()
+    assert main(argv) == 0  # resumes: both rows reused
+    assert capsys.readouterr().out.count("reused") == 2
+
+
+def test_zoo_set_refuses_unknown_setting():
+    from ttp_diag.cli.zoo import parse_sets
+    from ttp_diag.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="no setting 'nope'"):
+        parse_sets(["lore.nope=1"], ["lore"])

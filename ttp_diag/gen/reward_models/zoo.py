@@ -1,0 +1,283 @@
+"""The second paper's protocol for the reward-model zoo (section 3.1), run on a score table.
+
+:func:`run_zoo` is what ``ttp-diag zoo`` runs:
+
+1. every candidate gets its reward-model prompt (appendix E.2 up to ``[Document]:``, from
+   the query's input text ``body``); prompt and response stay separate from here on;
+2. preference pairs from the train-split candidate pools (higher vs lower true reward,
+   gap >= ``min_gap``), each carrying its real prompt;
+3. :func:`~.tables.split_users`: seeded *training users* (all their pairs train the model)
+   and *adaptation users*, whose pairs are split per query into ``support`` and ``query``;
+4. each model is fitted on the training users' pairs only, then adapted to each adaptation
+   user with ``adapt(support_pairs, user)`` (shared parameters frozen); a user with no
+   usable pair is scored by the population model and named in ``fallback_users``;
+5. held-out pair accuracy: training users on pairs from their val-split pools, adaptation
+   users on their query pairs; the val split is scored for the diagnostics (alpha, beta,
+   rho_eff with intervals) and the Best-of-N gain at N = 16 (``pool="clip"``).
+
+Intervals: accuracy with a bootstrap over *queries* (pairs of one query share candidates,
+so they are not independent; the Wilson interval over pairs is kept for reference, it is too
+narrow); the Best-of-N gain with a bootstrap over *users*; alpha, beta and rho_eff from
+``diagnose(..., ci=0.95)``. Every model finished is saved under ``out/<name>`` and its row
+under ``out/rows/<name>.json``, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "run_zoo",
+           "zoo_markdown", "query_bootstrap_ci"]
+
+ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
+       "genarm", "pdpo"]
+LM_MODELS = {"genarm", "pdpo"}
+
+
+def attach_bodies(table: pd.DataFrame) -> pd.DataFrame:
+    """Add each query's input text (``body``) from the HuffPost set by ``query_id`` (the demo
+    table keeps the candidates only). A table that has ``body`` is returned unchanged."""
+    if "body" in table.columns:
+        return table
+    from ttp_diag.exceptions import DataError
+    from ttp_diag.gen.loaders import load_huffpost_users
+
+    items = load_huffpost_users()
+    body = items.drop_duplicates("item_id").set_index("item_id")["body"]
+    out = table.assign(body=table["query_id"].map(body))
+    miss = out["body"].isna()
+    if miss.any():
+        raise DataError(f"{int(miss.sum())} row(s) have no input text: query id(s) "
+                        f"{sorted(out.loc[miss, 'query_id'].unique())[:3]} are not in the HuffPost "
+                        "set; give the table a 'body' column (the query input)")
+    return out
+
+
+def query_bootstrap_ci(hits: np.ndarray, queries: np.ndarray, *, level: float = 0.95,
+                       n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of a pooled accuracy, resampling queries (clusters of pairs).
+
+    Examples
+    --------
+    >>> lo, hi = query_bootstrap_ci(np.array([1, 1, 0, 1, 0, 1.]), np.array([0, 0, 1, 1, 2, 2]))
+    >>> bool(0 <= lo <= 4 / 6 <= hi <= 1)
+    True
+    """
+    codes, q = pd.factorize(pd.Series(queries).astype(str))
+    k = np.bincount(codes, weights=np.asarray(hits, float))
+    n = np.bincount(codes).astype(float)
+    rng = np.random.default_rng(seed)
+    c = rng.multinomial(len(q), np.full(len(q), 1 / len(q)), size=n_boot)
+    boots = (c @ k) / (c @ n)
+    tail = (1 - level) / 2
+    return float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(c - h), float(c + h)
+
+
+def zoo_pairs(table: pd.DataFrame, *, task: str = "lamp4", adapt_frac: float = 0.3,
+              support_frac: float = 0.5, min_gap: float = 0.1, seed: int = 0):
+    """The protocol's data: (table with ``rm_prompt``, split pairs, held-out pairs).
+
+    ``held`` has ``who`` = ``train_users`` (val-split pairs of training users) or
+    ``adapt_users`` (query pairs of adaptation users).
+    """
+    from ttp_diag.gen.scoring import add_rm_inputs
+
+    from .tables import pairs_from_pools, split_users
+
+    t = add_rm_inputs(attach_bodies(table), task, prompt_col="rm_prompt")
+    kw = dict(text_col="text", prompt_col="rm_prompt", min_gap=min_gap, seed=seed)
+    pairs = split_users(pairs_from_pools(t, split="train", **kw), adapt_frac=adapt_frac,
+                        support_frac=support_frac, seed=seed)
+    adapt_users = sorted(pairs.loc[pairs["role"] == "adapt", "user_id"].unique())
+    val = pairs_from_pools(t, split="val", **kw)
+    held = pd.concat([val[~val["user_id"].isin(adapt_users)].assign(who="train_users"),
+                      pairs[pairs["split"] == "query"].assign(who="adapt_users")],
+                     ignore_index=True)
+    return t, pairs, held
+
+
+def _fit_protocol(name: str, pairs: pd.DataFrame, settings: Mapping, seed: int):
+    from .base import get_model_class
+
+    m = get_model_class(name)(seed=seed, **dict(settings))
+    m.fit(pairs[pairs["split"] == "train"])
+    sup = pairs[pairs["split"] == "support"]
+    for u in sorted(pairs.loc[pairs["role"] == "adapt", "user_id"].unique()):
+        m.adapt(sup[sup["user_id"] == u], user=u)
+    return m
+
+
+class TableScores:
+    """A score column of the table read as a reward model (reference rows: the table's own
+    models, trained on every user's train split, hence no adaptation)."""
+
+    personalized = False
+
+    def __init__(self, table: pd.DataFrame, col: str):
+        key = ["user_id", "rm_prompt", "text"]
+        self.look = table.drop_duplicates(key).set_index(key)[col]
+
+    def score(self, texts, users, prompts) -> np.ndarray:
+        idx = pd.MultiIndex.from_arrays([list(map(str, users)), list(prompts), list(texts)])
+        return self.look.reindex(idx).to_numpy(float)
+
+
+def _score(m, texts, users, prompts) -> np.ndarray:
+    return np.asarray(m.score(list(texts), list(users), prompts=list(prompts)), float)
+
+
+def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float,
+         out: Path | None = None) -> dict:
+    import ttp_diag as td
+    from ttp_diag.bon import bootstrap_user_ci
+
+    t1 = time.perf_counter()
+    sc = _score(m, held["chosen"], held["user_id"], held["prompt"])
+    sr = _score(m, held["rejected"], held["user_id"], held["prompt"])
+    val = t[t["split"] == "val"].copy()
+    col = f"score_{name}"
+    val[col] = _score(m, val["text"], val["user_id"], val["rm_prompt"])
+    score_s = time.perf_counter() - t1
+    hits = (sc > sr).astype(float) + 0.5 * (sc == sr)  # a tie counts half
+    if out is not None:  # per-pair outcomes, for paired comparisons between models
+        held.assign(s_chosen=sc, s_rejected=sr, hit=hits)[
+            ["user_id", "query_id", "who", "s_chosen", "s_rejected", "hit"]].to_parquet(
+            out / "rows" / f"{name}.pairs.parquet", index=False)
+    who = held["who"].to_numpy()
+    q_lo, q_hi = query_bootstrap_ci(hits, held["query_id"].to_numpy())
+    w_lo, w_hi = _wilson(int((sc > sr).sum()), len(hits))
+    d = td.diagnose(val, col, ci=0.95)
+    iv = d.intervals or {}
+    nan2 = (float("nan"), float("nan"))
+    pu = td.bon_curve(val, col, [1, 16], per_user=True, pool="clip")
+    g = pu.pivot(index="user_id", columns="n", values="utility")
+    gain_u = (g[16] - g[1]).to_numpy()
+    glo, ghi = bootstrap_user_ci(gain_u, level=0.95, n_boot=2000, seed=0)
+    fb = list(getattr(m, "fallback_users_", []))
+    return dict(
+        model=name, acc_heldout=float(hits.mean()), acc_lo=q_lo, acc_hi=q_hi,
+        acc_wilson_lo=w_lo, acc_wilson_hi=w_hi, n_pairs=int(len(hits)),
+        n_queries=int(held["query_id"].nunique()),
+        acc_train_users=float(hits[who == "train_users"].mean()),
+        acc_adapt_users=float(hits[who == "adapt_users"].mean()),
+        alpha=d.alpha, alpha_lo=iv.get("alpha", nan2)[0], alpha_hi=iv.get("alpha", nan2)[1],
+        alpha_p=d.null["alpha_p"], beta=d.beta, beta_lo=iv.get("beta", nan2)[0],
+        beta_hi=iv.get("beta", nan2)[1], beta_p=d.null["beta_p"], rho_eff=d.rho_eff,
+        rho_eff_lo=iv.get("rho_eff", nan2)[0], rho_eff_hi=iv.get("rho_eff", nan2)[1],
+        bon_gain_N16=float(gain_u.mean()), gain_lo=float(glo[0]), gain_hi=float(ghi[0]),
+        n_users=int(len(gain_u)), n_fallback_users=len(fb), fallback_users=";".join(fb),
+        train_s=train_s, score_s=score_s)
+
+
+def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tuple(ZOO),
+            settings: Mapping[str, Mapping] | None = None, task: str = "lamp4",
+            adapt_frac: float = 0.3, support_frac: float = 0.5, seed: int = 0,
+            reference_cols: Sequence[str] = (), log=print) -> pd.DataFrame:
+    """Train, adapt and evaluate each model of ``models`` by the protocol (module docstring).
+
+    ``reference_cols`` are score columns of ``table`` (e.g. the demo's ``score_det``) added
+    as reference rows ``"<name> (table)"``, evaluated on the same pairs and val split; they
+    were trained on every user's train split, so their adaptation users are not new to them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model (also written to ``out/zoo_results.csv`` and, as Markdown,
+        ``out/zoo_table.md``).
+    """
+    from ttp_diag.io import atomic_write_text
+
+    from .base import get_model_class
+
+    for name in models:
+        get_model_class(name)  # one clear error for an unknown name, before any work
+    settings = {k: dict(v) for k, v in (settings or {}).items()}
+    out = Path(out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "settings.json", json.dumps(
+        {"models": list(models), "settings": settings, "task": task, "adapt_frac": adapt_frac,
+         "support_frac": support_frac, "seed": seed}, indent=1))
+    t, pairs, held = zoo_pairs(table, task=task, adapt_frac=adapt_frac,
+                               support_frac=support_frac, seed=seed)
+    sp = pairs["split"].value_counts()
+    log(f"pairs: {int(sp.get('train', 0))} train, {int(sp.get('support', 0))} support, "
+        f"{int(sp.get('query', 0))} query; {len(held)} held out; adaptation users "
+        f"{sorted(pairs.loc[pairs['role'] == 'adapt', 'user_id'].unique())}")
+    rows = []
+    for name in models:
+        f = out / "rows" / f"{name}.json"
+        if f.exists():
+            rows.append(json.loads(f.read_text()))
+            log(f"{name}: reused {f}")
+            continue
+        t0 = time.perf_counter()
+        m = _fit_protocol(name, pairs, settings.get(name, {}), seed)
+        train_s = time.perf_counter() - t0
+        m.save(out / name)
+        row = _row(name, m, t, held, train_s, out)
+        atomic_write_text(f, json.dumps(row, default=float))
+        rows.append(row)
+        log(f"{name}: acc {row['acc_heldout']:.3f} [{row['acc_lo']:.3f}, {row['acc_hi']:.3f}], "
+            f"gain {row['bon_gain_N16']:+.4f}, train {train_s:.0f} s, score "
+            f"{row['score_s']:.0f} s")
+    for col in reference_cols:
+        name = f"{col.removeprefix('score_')} (table)"
+        rows.append(_row(name, TableScores(t, col), t, held, float("nan")))
+        log(f"{name}: acc {rows[-1]['acc_heldout']:.3f} (reference: the table's own scores)")
+    res = pd.DataFrame(rows)
+    res.to_csv(out / "zoo_results.csv", index=False)
+    atomic_write_text(out / "zoo_table.md", zoo_markdown(res))
+    return res
+
+
+def zoo_markdown(res: pd.DataFrame) -> str:
+    """The results as the Markdown table of ``docs/zoo.md``.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame([dict(model="m", acc_heldout=.6, acc_lo=.5, acc_hi=.7, n_pairs=10,
+    ...     acc_train_users=.6, acc_adapt_users=.6, alpha=.3, alpha_lo=.1, alpha_hi=.5,
+    ...     alpha_p=.5, beta=.2, beta_lo=.1, beta_hi=.3, beta_p=.01, rho_eff=.2,
+    ...     rho_eff_lo=.1, rho_eff_hi=.3, bon_gain_N16=.01, gain_lo=0., gain_hi=.02,
+    ...     n_fallback_users=0, fallback_users="", train_s=1., score_s=1.)])
+    >>> zoo_markdown(r).splitlines()[2].split(" | ")[-3]
+    'hacking'
+    """
+    def s(x, f="{:.0f}"):
+        return "-" if pd.isna(x) else f.format(x)
+
+    def p(x):  # the null model's p at its resolution
+        return "-" if pd.isna(x) else ("<0.01" if x < 0.005 else f"{x:.2f}")
+
+    lines = [
+        "| model | held-out pair acc. [95% CI, queries] | acc. train / adapt users | "
+        "alpha [95% CI] (null p) | beta [95% CI] (null p) | rho_eff [95% CI] | "
+        "BoN gain N=16 [95% CI, users] | fallback users | flag | train s | score s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, x in res.iterrows():
+        flag = ", ".join(n for n, p in (("collapse", x.alpha_p), ("hacking", x.beta_p))
+                         if p < 0.05)
+        fb = f"{int(x.n_fallback_users)}" + (f" ({x.fallback_users})" if x.n_fallback_users
+                                             else "")
+        lines.append(
+            f"| {x.model} | {x.acc_heldout:.3f} [{x.acc_lo:.3f}, {x.acc_hi:.3f}] | "
+            f"{x.acc_train_users:.3f} / {x.acc_adapt_users:.3f} | "
+            f"{x.alpha:.1f} [{x.alpha_lo:.1f}, {x.alpha_hi:.1f}] ({p(x.alpha_p)}) | "
+            f"{x.beta:.3f} [{x.beta_lo:.3f}, {x.beta_hi:.3f}] ({p(x.beta_p)}) | "
+            f"{x.rho_eff:+.3f} [{x.rho_eff_lo:+.3f}, {x.rho_eff_hi:+.3f}] | "
+            f"{x.bon_gain_N16:+.4f} [{x.gain_lo:+.4f}, {x.gain_hi:+.4f}] | {fb} | "
+            f"{flag or '-'} | {s(x.train_s)} | {s(x.score_s)} |")
+    return "\n".join(lines) + "\n"

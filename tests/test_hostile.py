@@ -25,7 +25,7 @@ import pytest
 
 import ttp_diag as td
 from ttp_diag.cli import main
-from ttp_diag.exceptions import ConfigError, InputFileError, TtpDiagError
+from ttp_diag.exceptions import ConfigError, InputFileError
 
 
 @pytest.fixture(scope="module")
@@ -392,8 +392,8 @@ SWEEP = [
      r"sigma must be a number in \(0, inf\]"),
     ("rel_mae empty", lambda: td.rel_mae([], []), ValueError, "empty"),
     ("rel_mae nan", lambda: td.rel_mae([1.0], [float("nan")]), ValueError, "NaN|finite|nan"),
-    ("capture_rate lengths", lambda: td.capture_rate([0.1, 0.2], [0.3, 0.4, 0.5], [0.1, 0.1]), ValueError,
-     "length|shape"),
+    ("capture_rate lengths", lambda: td.capture_rate([0.1, 0.2], [0.3, 0.4, 0.5], [0.1, 0.1]),
+     ValueError, "length|shape"),
     ("validate dup columns", lambda: td.validate_score_table(
         pd.concat([_T, _T[["score_prob"]]], axis=1)), ValueError, "score_prob"),
     ("selection_weights n=0", lambda: td.selection_weights(6, np.arange(6), 0), ValueError,

@@ -46,6 +46,7 @@ __all__ = [
     "InputFileError",
     "CorruptFileError",
     "ConfigError",
+    "ConfigTypeError",
     "RunFolderError",
     "NotFittedError",
     "TimeBudgetExceeded",
@@ -92,6 +93,11 @@ class ConfigError(TtpDiagError, ValueError):
     """Invalid or inconsistent settings; the message names the setting and the fix."""
 
     exit_code = 7
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting or argument of the wrong type (a string for a number, ...); a ConfigError
+    (exit code 7) that is also a :class:`TypeError`, as Python code expects."""
 
 
 class RunFolderError(TtpDiagError, ValueError):

@@ -23,10 +23,10 @@ def split_list(values: Iterable[object] | None, *, flag: str | None = None) -> l
     --------
     >>> split_list(["a,b", "c"])
     ['a', 'b', 'c']
-    >>> split_list([","], flag="--scores")
+    >>> split_list([","], flag="--scores")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.exceptions.ConfigError: --scores is empty (got ','); give at least one name, e.g. --scores a,b.
+    ttp_diag.exceptions.ConfigError: --scores is empty (got ','); give at least one name, ...
     """
     if values is None:
         return None
@@ -49,10 +49,10 @@ def parse_ns(values: Iterable[object] | None, *, flag: str = "--ns") -> list[int
     --------
     >>> parse_ns(["10,1", "5"])
     [1, 5, 10]
-    >>> parse_ns([","])
+    >>> parse_ns([","])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ttp_diag.exceptions.ConfigError: --ns is empty (got ','); give candidate counts, e.g. --ns 1,5,10.
+    ttp_diag.exceptions.ConfigError: --ns is empty (got ','); give candidate counts, ...
     """
     if values is None:
         return None

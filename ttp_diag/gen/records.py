@@ -192,8 +192,8 @@ def _decode_line(raw: bytes) -> tuple[str | None, str | None, str]:
 
     Examples
     --------
-    >>> _decode_line(b'\xef\xbb\xbf{"a": 1}\r\n')
-    ('{"a": 1}\r\n', None, '')
+    >>> _decode_line(b'\\xef\\xbb\\xbf{"a": 1}\\r\\n')
+    ('{"a": 1}\\r\\n', None, '')
     """
     if b"\x00" in raw:
         return None, "binary data (NUL bytes), not JSON text", ""

@@ -165,7 +165,8 @@ def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
     --------
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "rm").mkdir()
-    >>> (d / "rm" / ".global.tmp-k2j4").mkdir(); _ = (d / "rm" / "a.safetensors.x1.tmp").write_text("")
+    >>> (d / "rm" / ".global.tmp-k2j4").mkdir()
+    >>> _ = (d / "rm" / "a.safetensors.x1.tmp").write_text("")
     >>> _ = (d / "scores.parquet").write_text("")
     >>> sorted(p.name for p in remove_stale_temporaries(d))
     ['.global.tmp-k2j4', 'a.safetensors.x1.tmp']

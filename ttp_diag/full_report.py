@@ -373,7 +373,8 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     rep.table(diag_table, "diagnostics",
               "Collapse rate alpha, hacking rate beta, mean correlations of non-hacked/hacked "
               "queries, effective correlation, relMAE and R² of the unified law's prediction, "
-              f"and the share of the oracle gap captured (at N={last} and gain-weighted over N), "
+              f"and the share of the oracle gap captured (at N="
+              f"{fit.capture_column.removeprefix('capture_N')} and gain-weighted over N), "
               "for both curve shapes.")
     rep.table(fit.predictions_, "predictions", "Observed vs predicted utility per N and shape.")
     _significance_section(rep, fit, val, ci=ci, n_boot=n_boot, seed=seed)

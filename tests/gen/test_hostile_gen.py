@@ -19,7 +19,6 @@ pytest.importorskip("torch")
 from ttp_diag.cli import main  # noqa: E402
 from ttp_diag.exceptions import ConfigError, RunFolderError  # noqa: E402
 from ttp_diag.gen.pipeline import RunConfig, run_pipeline  # noqa: E402
-from ttp_diag.gen.run_folder import check_inputs, fingerprint  # noqa: E402
 
 
 def _users(path: Path, n_users: int = 3, n_items: int = 8, tag: str = "Headline") -> Path:
@@ -118,6 +117,8 @@ def test_08_changed_model_folder_invalidates_from_its_stage(tmp_path):
     """A reward-model backbone folder feeds 'rms': a changed file in it is refused only once
     'rms' has results, and --refresh moves rm/ and scores.parquet aside, not the earlier
     stages."""
+    from ttp_diag.gen.run_folder import check_inputs
+
     run = tmp_path / "run"
     run.mkdir()
     bb = tmp_path / "backbone"
@@ -142,6 +143,8 @@ def test_08_changed_model_folder_invalidates_from_its_stage(tmp_path):
 
 
 def test_08_fingerprint_reuses_checksum_only_for_unchanged_files(tmp_path):
+    from ttp_diag.gen.run_folder import fingerprint
+
     p = tmp_path / "f.txt"
     p.write_text("a")
     fp = fingerprint(p)

@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"table {task!r} has no score_* column (columns: "
                              f"{', '.join(map(str, t.columns))}); add one per reward model or "
                              f"name the columns to plot with --scores.")
+    from ttp_diag.cli._args import check_float_flag
+
+    for v in args.training_baseline or []:
+        check_float_flag(v, "--training-baseline", what="a utility")
     base = None
     if args.training_baseline is not None:
         if len(args.training_baseline) != len(tasks):

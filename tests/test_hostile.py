@@ -183,16 +183,25 @@ def test_10_demo_few_draws_is_a_clear_error(table_file, tmp_path, capsys, n_boot
     assert not (tmp_path / "o").exists()
 
 
-def test_10_bands_never_have_negative_error_bars(table):
-    # a percentile band that misses the mean (2 draws of 8 users) must not crash the plot
+def test_10_bands_never_have_negative_error_bars(table, monkeypatch):
+    # a percentile band need not contain the mean (few or skewed draws): it used to reach
+    # matplotlib as a negative error bar ("'yerr' must not contain negative values")
     import matplotlib
 
     matplotlib.use("Agg")
+    import ttp_diag.bon as bon
     from ttp_diag.plots.curves import plot_bands
 
+    def above_the_mean(u, **kw):
+        m = np.asarray(u, dtype=float).mean(axis=0)
+        return m + 0.01, m + 0.02
+
+    monkeypatch.setattr(bon, "bootstrap_user_ci", above_the_mean)
     fit = td.BestOfN(ns=[1, 2, 6]).fit(table)
     ax = plot_bands(fit, n_boot=20, seed=3)
-    assert ax is not None
+    for container in ax.containers:  # error bars drawn, none of negative length
+        for seg in container.lines[2][0].get_segments():
+            assert seg[1][1] >= seg[0][1]
 
 
 # -- 11. a pipe or a device as the table ---------------------------------------------------------
@@ -456,3 +465,21 @@ def test_sweep_cli(case, table_file, tmp_path, capsys):
     assert got != 0 and (code is None or got == code), (got, err)
     assert err.startswith("ttp-diag: error:") and err.count("\n") == 1, err
     assert __import__("re").search(match, err), err
+
+
+# -- the whole battery (tests/hostile_battery.py): no silent result, raw error or hang -------------
+#: Cases still open, with the reason (none at the moment; the table in docs/hostile-inputs.md).
+OPEN: dict[tuple[str, str], str] = {}
+
+
+def test_battery(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from hostile_battery import GOOD, run_battery
+    finally:
+        sys.path.pop(0)
+    rows = run_battery(tmp_path, timeout=120)
+    assert len(rows) >= 120
+    bad = [f"{r['outcome']}: {r['target']} {r['input']}: {r['message']}" for r in rows
+           if r["outcome"] not in GOOD and (r["target"], r["input"]) not in OPEN]
+    assert not bad, "\n".join(bad)

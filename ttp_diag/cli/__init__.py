@@ -150,16 +150,16 @@ def _interrupts():
         sys.unraisablehook = old_hook
         if main_thread:
             # the command is over: an interrupt now would only cut the shutdown short
-            signal.signal(signal.SIGINT, signal.SIG_IGN if __name__ == "__main__" or
-                          _is_console_run() else old_handler)
+            signal.signal(signal.SIGINT,
+                          signal.SIG_IGN if _is_console_run() else old_handler)
 
 
 def _is_console_run() -> bool:
-    """Whether this process is the ``ttp-diag`` / ``python -m ttp_diag`` command itself."""
-    return getattr(sys.modules.get("__main__"), "__spec__", None) is not None and (
-        sys.modules["__main__"].__spec__.name in ("ttp_diag", "ttp_diag.__main__",
-                                                  "ttp_diag.cli")) or os.path.basename(
-        sys.argv[0] or "") == "ttp-diag"
+    """Whether this process is the ``ttp-diag`` / ``python -m ttp_diag`` command itself (and
+    not a caller of :func:`main`, whose own Ctrl-C handling is restored)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return ((spec is not None and str(spec.name).startswith("ttp_diag"))
+            or os.path.basename(sys.argv[0] or "") == "ttp-diag")
 
 
 if __name__ == "__main__":  # pragma: no cover

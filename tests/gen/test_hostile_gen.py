@@ -184,3 +184,28 @@ def test_16_stale_temporaries_removed_on_resume(tmp_path):
     left = [p.name for p in run.rglob("*") if ".tmp" in p.name]
     assert left == []
     assert (run / "examples.parquet").is_file() and (run / "rm").is_dir()
+
+
+# -- sweep: the other generation subcommands check their flags before any work ------------------
+@pytest.mark.parametrize("argv, match", [
+    (["sweep", "--run-dir", "RUN", "--param", "rm_data_pct=50", "--out", "OUT",
+      "--n-boot", "0"], r"--n-boot must be a whole number >= 1"),
+    (["sweep", "--run-dir", "RUN", "--param", "rm_data_pct=50", "--out", "OUT",
+      "--ci", "1.5"], r"--ci must be a confidence level"),
+    (["sweep", "--run-dir", "RUN", "--param", "rm_data_pct=50", "--out", "OUT",
+      "--threads", "0"], r"--threads must be a number of threads >= 1"),
+    (["evaluate", "--run-dir", "RUN", "--n-boot", "3"], r"--n-boot=3 draws cannot give a 95%"),
+    (["evaluate", "--run-dir", "RUN", "--seed", "-1"], r"--seed must be a non-negative"),
+    (["evaluate", "--run-dir", "RUN", "--lambda-grid", "1,nan"], r"--lambda-grid must be a "
+                                                                  r"reward weight"),
+    (["evaluate", "--run-dir", "RUN", "--train-users", "0"], r"--train-users must be a share"),
+    (["evaluate", "--run-dir", "RUN", "--top-k", "0"], r"--top-k must be a whole number >= 1"),
+])
+def test_gen_subcommands_check_flags_first(tmp_path, capsys, argv, match):
+    argv = [a.replace("RUN", str(tmp_path / "run")).replace("OUT", str(tmp_path / "out"))
+            for a in argv]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == ConfigError.exit_code, err
+    assert err.count("\n") == 1 and re.search(match, err), err
+    assert not (tmp_path / "out").exists()

@@ -76,7 +76,7 @@ def test_demo_bad_input_is_one_clear_error(table_path, tmp_path, capsys):
     assert rc == td.exceptions.ScoreTableError.exit_code  # one exit code per error class
     assert "score_nope" in capsys.readouterr().err
     rc = main(["demo", "--table", str(table_path), "--out", str(tmp_path), "--ns", "1", "x"])
-    assert rc == 1
+    assert rc == td.exceptions.ConfigError.exit_code
     assert "--ns" in capsys.readouterr().err
 
 
@@ -121,11 +121,12 @@ def _sim_file(tmp_path):
 @pytest.mark.parametrize("argv, needle, code", [
     (["--var", "var_missing"], "--var 'var_missing' is not a column", 3),
     (["--base", "score_nope", "--new", "score_prob"], "--base 'score_nope' is not a column", 3),
-    (["--n-boot", "0"], "--n-boot must be >= 1", 1),
+    (["--n-boot", "0"], "--n-boot must be a whole number >= 1", 7),
+    (["--n-boot", "5"], "--n-boot=5 draws cannot give a 95% interval", 7),
     (["--scores", "score_x"], "column 'score_x'", 3),
 ])
 def test_demo_bad_arguments_are_one_line(tmp_path, capsys, argv, needle, code):
-    # exit codes: 3 = a column the table lacks (ScoreTableError), 1 = a bad value
+    # exit codes: 3 = a column the table lacks (ScoreTableError), 7 = a bad setting
     table = _sim_file(tmp_path)
     assert main(["demo", "--table", str(table), "--out", str(tmp_path / "o"), *argv]) == code
     err = capsys.readouterr().err
@@ -137,7 +138,7 @@ def test_demo_out_naming_an_existing_file(tmp_path, capsys):
     table = _sim_file(tmp_path)
     clash = tmp_path / "taken.txt"
     clash.write_text("keep me")
-    assert main(["demo", "--table", str(table), "--out", str(clash), "--n-boot", "5"]) == 5
+    assert main(["demo", "--table", str(table), "--out", str(clash), "--n-boot", "20"]) == 5
     err = capsys.readouterr().err
     assert "is an existing file" in err and str(clash) in err
     assert clash.read_text() == "keep me"

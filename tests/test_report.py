@@ -80,7 +80,7 @@ def test_demo_summary_md_escapes_user_text(tmp_path):
     path = tmp_path / "hostile.parquet"
     hostile_table().to_parquet(path)
     assert main(["demo", "--table", str(path), "--out", str(tmp_path / "o"),
-                 "--n-boot", "10"]) == 0
+                 "--n-boot", "20"]) == 0
     for name in ("summary.md", "risk_report.md"):
         _no_live_markup((tmp_path / "o" / name).read_text())
 

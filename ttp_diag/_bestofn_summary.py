@@ -115,6 +115,20 @@ def _gain_errors(pred: np.ndarray, obs: np.ndarray, orc: np.ndarray,
 class _BestOfNResults:
     """Summaries, text, ``to_dict`` and ``plot`` of a fitted BestOfN (see the module)."""
 
+    @property
+    def capture_column(self) -> str:
+        """Name of the summary's captured-share column: ``capture_N<last N>``, with the
+        effective N when the last N exceeds every candidate pool (it is clipped to the pool)."""
+        self._check_fitted()
+        last = self.ns_[-1]
+        return f"capture_N{getattr(self, 'clipped_ns_', {}).get(last, last)}"
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reader of any summary must know (N clipped to the pools, ...)."""
+        self._check_fitted()
+        return list(getattr(self, "notes_", []))
+
     def _row(self, sel: str, shape: str) -> dict[str, Any]:
         ns = self.ns_
         o = self._observed(sel)
@@ -135,7 +149,7 @@ class _BestOfNResults:
             "selector": sel, "kind": "oracle" if sel == "oracle" else "reward_model",
             "rm": selector_label(sel), "shape": shape, **head,
             "rel_mae": err, "r2": r2,
-            f"capture_N{last}": (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
+            self.capture_column: (float(capture_rate(o[-1:], orc[-1:], rnd[-1:])[0])
                                  if last > 1 else float("nan")),
             "mean_capture": _mean_capture(o, orc, rnd, gap),
             **_gain_errors(p, o, orc, rnd),
@@ -152,12 +166,16 @@ class _BestOfNResults:
         diagnostics (``alpha,
         beta, rho_plus, rho_minus, rho_collapsed, rho_eff, rho_total`` first, then whatever else
         :func:`ttp_diag.diagnose` reports, intervals included), ``rel_mae``, ``r2`` of the
-        prediction, ``capture_N<last N>`` and ``mean_capture`` (gain-weighted over N > 1).
+        prediction, ``capture_N<last N>`` (:attr:`capture_column`: the effective N when the
+        last N exceeds every pool) and ``mean_capture`` (gain-weighted over N > 1).
+        ``summary.attrs["notes"]`` holds :attr:`notes`.
         """
         self._check_fitted()
         rows = [self._row(sel, shape) for shape in self.shapes
                 for sel in ["oracle", *self.scores_]]
-        return pd.DataFrame(rows)
+        out = pd.DataFrame(rows)
+        out.attrs["notes"] = self.notes
+        return out
 
     @property
     def calibration_summary(self) -> pd.DataFrame:
@@ -176,13 +194,14 @@ class _BestOfNResults:
         self._check_fitted()
         shape = shape or self.shapes[0]
         tab = self.summary
-        last = self.ns_[-1]
+        col = self.capture_column
         lines = []
         for r in tab[(tab["shape"] == shape) & (tab["kind"] == "reward_model")].to_dict("records"):
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
                 f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
-                f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
+                f"capture@N={col.removeprefix('capture_N')}: {r[col]:.0%}")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -211,9 +230,11 @@ class _BestOfNResults:
         print(str(self).split("\n")[0])
         print(self.calibration_summary.to_string(index=False, float_format=fmt))
         print()
-        cols = ["selector", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
+        cols = ["selector", "shape", *_DIAG_FIRST, "rel_mae", "r2", self.capture_column,
                 "mean_capture"]
         print(self.summary[cols].to_string(index=False, float_format=fmt))
+        for note in self.notes:
+            print(f"note: {note}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable numbers of the primary shape (what ``ttp-diag analyze --json``
@@ -224,7 +245,9 @@ class _BestOfNResults:
         out: dict[str, Any] = {
             "ns": list(self.ns_), "shape": self.shapes[0], "n_rows": int(len(self.table_)),
             "pool": self.pool_, "random": rnd.tolist(), "oracle": orc.tolist(),
-            "calibration": self.calibration_.to_dict(), "models": {}}
+            "calibration": self.calibration_.to_dict(), "models": {},
+            "n_effective": [int(getattr(self, "clipped_ns_", {}).get(n, n)) for n in self.ns_],
+            "notes": self.notes}
         for s in self.scores_:
             obs = self._observed(s)
             pred = self.predict(self.ns_, s)

@@ -17,6 +17,7 @@ minimum and maximum.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,20 @@ def _open(source):
 
     if isinstance(source, ds.Dataset):
         return source
-    return ds.dataset(str(source), format="parquet")
+    import pyarrow as pa
+
+    from .exceptions import InputFileError
+
+    if not Path(str(source)).exists():
+        raise InputFileError(f"Parquet source {str(source)!r} does not exist; check the path.")
+    try:
+        return ds.dataset(str(source), format="parquet")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFileError(
+            f"{str(source)!r} is not a Parquet file or a folder of only Parquet files "
+            f"({' '.join(str(exc).split())[:200]}); give a .parquet file or a folder holding "
+            f"nothing else, or read other formats with ttp_diag.io.read_table and call "
+            f"bon_curve.") from exc
 
 
 def _batches(dataset, columns: list[str], rows: int):

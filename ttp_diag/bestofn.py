@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -41,13 +42,14 @@ import pandas as pd
 
 # The results side (summary frames, text, to_dict, plot) lives in _bestofn_summary.
 from ._bestofn_summary import _BestOfNResults
+from ._checks import check_ci, check_n_boot, check_names, check_ns, check_seed
 from .bon import bon_curves
 from .diagnostics import diagnose
 from .exceptions import ConfigError, NotFittedError, ScoreTableError
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import DEFAULT_SHAPE, SHAPES, Calibration, calibrate, predict_bon_curve
 
-__all__ = ["BestOfN", "check_reward_signal", "default_ns", "resolve_pool"]
+__all__ = ["BestOfN", "check_reward_signal", "default_ns", "pool_clipping", "resolve_pool"]
 
 
 
@@ -136,15 +138,52 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
                 f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
                 "scores=[...] (--scores on the command line).")
         return found
-    if isinstance(scores, str):
-        return [scores]
-    return list(scores)
+    return check_names(scores, "scores", what="score column")
 
 
-def _check_ci(ci: float | None) -> None:
-    if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ConfigError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None for no "
-                         f"interval; got {ci!r}.")
+def _check_fit_ns(ns: Sequence[int]) -> list[int]:
+    """``ns`` as given, refused when empty, not whole numbers >= 1, repeated or unsorted (the
+    last N names the summary's capture column, so its order matters)."""
+
+    out = check_ns(ns)
+    if len(set(out)) != len(out) or out != sorted(out):
+        raise ConfigError(f"ns must be increasing without repeats (the last N names the "
+                          f"capture column); got {out}; use ns={sorted(set(out))}.")
+    return out
+
+
+def pool_clipping(table: pd.DataFrame, ns: Sequence[int]) -> tuple[dict[int, int], list[str]]:
+    """Which N exceed the candidate pools of ``table`` (already the analysed split).
+
+    Returns ``{N: effective N}`` for every N above the largest pool (Best-of-N then takes the
+    whole pool, so N is in effect the largest pool size) and the notes that say so, also for
+    N between the smallest and the largest pool (the smaller queries use their whole pool).
+
+    Examples
+    --------
+    >>> import ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=2, n_queries=2, n_candidates=6, seed=0)
+    >>> pool_clipping(t, [1, 6, 50])[0]
+    {50: 6}
+    """
+    sizes = table.groupby("query_id").size()
+    smallest, largest = int(sizes.min()), int(sizes.max())
+    over = [int(n) for n in ns if n > largest]
+    mid = [int(n) for n in ns if smallest < n <= largest]
+    notes = []
+    if over:
+        notes.append(
+            f"N = {', '.join(map(str, over))} exceed{'s' if len(over) == 1 else ''} the "
+            f"largest candidate pool ({largest} candidates): Best-of-N takes the whole pool "
+            f"there, so these points are N = {largest} (clipped), not N = {over[-1]}; their "
+            f"captured share is reported as capture_N{largest}. Sample more candidates or "
+            f"use ns up to {largest}.")
+    if mid:
+        notes.append(
+            f"N = {', '.join(map(str, mid))} exceed{'s' if len(mid) == 1 else ''} the smallest "
+            f"candidate pool ({smallest}): {int((sizes < max(mid)).sum())} of {len(sizes)} "
+            f"queries use their whole pool at N = {max(mid)} (pool='clip').")
+    return {n: largest for n in over}, notes
 
 
 class BestOfN(_BestOfNResults):
@@ -280,19 +319,24 @@ class BestOfN(_BestOfNResults):
         BestOfN
             ``self``, fitted.
         """
-        ci, n_boot, seed = self.ci, self.n_boot, self.seed
-        _check_ci(ci)
-        if ci is not None and (not isinstance(n_boot, (int, np.integer)) or n_boot < 1):
-            raise ConfigError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+        ci = check_ci(self.ci)
+        n_boot = check_n_boot(self.n_boot, ci=ci)
+        seed = check_seed(self.seed)
         shapes = self.shapes
         sc = _as_scores(table, scores)
+        ns_given = _check_fit_ns(self.ns) if self.ns is not None else None
         # The boundary: the table is validated and laid out once, here; everything after
         # (curves, every diagnosis, N and pool defaults) reads this ScoreTable.
         st = ScoreTable(table, scores=sc, split=self.split)
         val = validate_score_table(st, scores=sc, split=None)  # its rows, no second check
         check_reward_signal(val, split=self.split)
-        ns = list(self.ns) if self.ns is not None else _ns_for_pools(st.pool_sizes)
+        ns = ns_given if ns_given is not None else _ns_for_pools(st.pool_sizes)
         pool = resolve_pool(st, ns, self.pool)
+        self.clipped_ns_, self.notes_ = ({}, []) if pool == "error" else pool_clipping(val, ns)
+        for note in self.notes_:
+            # default ns stop at the median pool, clipping the smaller pools by design
+            if self.ns is not None or self.clipped_ns_:
+                warnings.warn(note, UserWarning, stacklevel=2)
         self.score_table_ = st
         curves = bon_curves(st, ["random", "oracle", *sc], ns, split=None, ci=ci,
                             n_boot=n_boot, seed=0 if seed is None else seed, pool=pool)

@@ -25,7 +25,7 @@ import pandas as pd
 from ttp_diag.exceptions import ConfigError
 
 from ._bon_engine import check_pool, query_utilities, user_sums
-from ._checks import check_ci, check_n_boot, check_seed
+from ._checks import check_boot_memory, check_ci, check_n_boot, check_names, check_seed
 from .table import ScoreTable, as_score_table
 
 #: Fewest users a bootstrap interval over users is computed from; fewer give NaN and a warning.
@@ -57,6 +57,18 @@ def selection_weights(pool_size, rank, n) -> np.ndarray:
     m = np.asarray(pool_size, dtype=float)
     k = np.asarray(rank, dtype=float)
     n = np.asarray(n, dtype=float)
+    for name, v, lo in (("pool_size", m, 1), ("n", n, 1), ("rank", k, 0)):
+        if v.size and not (np.all(np.isfinite(v)) and np.all(v == np.round(v))
+                           and np.all(v >= lo)):
+            from .exceptions import ConfigError
+
+            raise ConfigError(f"selection_weights: {name} must be whole numbers >= {lo}; got "
+                              f"{np.unique(v)[:5].tolist()}.")
+    if k.size and m.size and np.any(np.broadcast_to(k >= m, np.broadcast(k, m).shape)):
+        from .exceptions import ConfigError
+
+        raise ConfigError("selection_weights: rank must be below pool_size (0-based ranks of "
+                          "the pool's candidates).")
     below = m - 1.0 - k  # candidates ranked below this one
     ok = below >= n - 1.0
     below_ok = np.where(ok, below, n - 1.0)
@@ -142,12 +154,14 @@ def bootstrap_user_ci(per_user: np.ndarray, *, ci: float = 0.95, n_boot: int = 1
     True
     """
     ci = check_ci(ci, allow_none=False)
-    n_boot = check_n_boot(n_boot)
+    n_boot = check_n_boot(n_boot, ci=ci)
     seed = check_seed(seed)
     per_user = np.asarray(per_user, dtype=float)
     if per_user.ndim == 1:
         per_user = per_user[:, None]
     n_users = per_user.shape[0]
+    # the resampling counts (n_boot x users) and the draws (n_boot x k), before allocating
+    check_boot_memory(n_boot, n_users + 2 * per_user.shape[1])
     if n_users < MIN_USERS_FOR_CI:
         warnings.warn(
             f"a bootstrap interval over {n_users} user(s) is not meaningful (it needs at least "
@@ -209,7 +223,7 @@ def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | 
     ns = _as_int_ns(ns)
     ci = check_ci(ci)
     if ci is not None:
-        n_boot, seed = check_n_boot(n_boot), check_seed(seed)
+        n_boot, seed = check_n_boot(n_boot, ci=ci), check_seed(seed)
     name, st, util = _score_queries(table, score, ns, split=split, pool=pool, validate=validate)
     sums, counts = user_sums(st, util)
     users = sums / counts[:, None]
@@ -247,8 +261,7 @@ def bon_curves(table: pd.DataFrame | ScoreTable, scores, ns, **kwargs) -> pd.Dat
     >>> sorted(bon_curves(t, ["random", "oracle"], [1, 8])["selector"].unique())
     ['oracle', 'random']
     """
-    if isinstance(scores, str):
-        scores = [scores]
+    scores = check_names(scores, "scores", what="selector")
     split = kwargs.pop("split", "val")
     validate = kwargs.pop("validate", True)
     st = as_score_table(table, scores=list(scores), split=split if validate else None,

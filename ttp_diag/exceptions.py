@@ -48,6 +48,7 @@ __all__ = [
     "CorruptFileError",
     "ConfigError",
     "EvaluationInputError",
+    "ConfigTypeError",
     "RunFolderError",
     "NotFittedError",
     "TimeBudgetExceeded",
@@ -110,6 +111,9 @@ class EvaluationInputError(ConfigError):
     >>> isinstance(err, TtpDiagError), isinstance(err, ValueError), exit_code(err)
     (True, True, 7)
     """
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting or argument of the wrong type (a string for a number, ...); a ConfigError
+    (exit code 7) that is also a :class:`TypeError`, as Python code expects."""
 
 
 class RunFolderError(TtpDiagError, ValueError):

@@ -287,8 +287,11 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
 
     t0 = time.perf_counter()
     say = print if progress else (lambda *_: None)
-    if not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+    from ._checks import check_ci, check_n_boot, check_seed
+
+    ci = check_ci(ci, allow_none=False)
+    n_boot = check_n_boot(n_boot, ci=ci)  # the bands and tests are ci-level intervals
+    seed = check_seed(seed)
     from .io import check_output_dir
 
     out = check_output_dir(out_dir)
@@ -370,7 +373,8 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     rep.table(diag_table, "diagnostics",
               "Collapse rate alpha, hacking rate beta, mean correlations of non-hacked/hacked "
               "queries, effective correlation, relMAE and R² of the unified law's prediction, "
-              f"and the share of the oracle gap captured (at N={last} and gain-weighted over N), "
+              f"and the share of the oracle gap captured (at N="
+              f"{fit.capture_column.removeprefix('capture_N')} and gain-weighted over N), "
               "for both curve shapes.")
     rep.table(fit.predictions_, "predictions", "Observed vs predicted utility per N and shape.")
     _significance_section(rep, fit, val, ci=ci, n_boot=n_boot, seed=seed)

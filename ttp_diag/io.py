@@ -43,6 +43,7 @@ import io as _io
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -142,6 +143,17 @@ def read_table(
                 "again (ttp_diag.io.write_table), or give the path of the real file."
             )
         return _read_parquet(path, name)
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode) or (suffix == "" and str(path).startswith(("/dev/", "/proc/"))
+                               and stat.S_ISREG(mode)):
+        return _read_stream(path, name, sep=sep, encoding=encoding, what=what)
+    if not stat.S_ISREG(mode):
+        kind = ("a terminal" if stat.S_ISCHR(mode) and path.exists() and _is_tty(path) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InputFileError(
+            f"{name} is {kind}, not a file; give the path of a .parquet or .csv file, or pipe "
+            f"the table in (e.g. `cat t.csv | ttp-diag analyze /dev/stdin`).")
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(
@@ -171,6 +183,37 @@ def read_table(
         f"cannot read {name}: unknown extension {suffix or '(none)'!r}; "
         "use a .parquet or .csv file."
     )
+
+
+def _is_tty(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_stream(path: Path, name: str, *, sep: str, encoding: str, what: str) -> pd.DataFrame:
+    """A table piped in (``/dev/stdin``, a named pipe): read it whole, tell Parquet from CSV
+    by its first bytes, and parse it from a temporary file."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not data:
+        raise InputFileError(
+            f"{name} is a pipe and nothing arrived on it; pipe a .parquet or .csv table in "
+            f"(e.g. `cat t.csv | ttp-diag analyze /dev/stdin`) or give the file's path.")
+    suffix = ".parquet" if data[:4] == _PARQUET_MAGIC else ".csv"
+    fd, tmp = tempfile.mkstemp(prefix=".ttp_diag_stdin.", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return read_table(tmp, sep=sep, encoding=encoding, what=f"{what} from {str(path)!r}")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _looks_like_text(head: bytes) -> bool:

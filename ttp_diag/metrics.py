@@ -62,6 +62,20 @@ def r_squared(pred, obs) -> float:
     return 1.0 - float(((obs - pred) ** 2).sum()) / ss_tot
 
 
+def _curves(selector, oracle, random) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three curves as float arrays of one length (``random`` may be one number)."""
+    from .exceptions import ConfigError
+
+    sel = np.asarray(selector, dtype=float)
+    orc = np.asarray(oracle, dtype=float)
+    rnd = np.asarray(random, dtype=float)
+    if sel.shape != orc.shape or (rnd.ndim and rnd.shape != orc.shape):
+        raise ConfigError(f"selector, oracle and random must be curves of the same length (one "
+                          f"value per N; random may be one number); got lengths "
+                          f"{sel.size}, {orc.size} and {rnd.size}.")
+    return sel, orc, np.broadcast_to(rnd, orc.shape)
+
+
 def capture_rate(selector, oracle, random):
     """Share of the oracle's gain over random that a selector captures, per N.
 
@@ -74,9 +88,7 @@ def capture_rate(selector, oracle, random):
     >>> capture_rate([0.1, 0.15], [0.1, 0.2], [0.1, 0.1]).round(6).tolist()
     [nan, 0.5]
     """
-    sel = np.asarray(selector, dtype=float)
-    orc = np.asarray(oracle, dtype=float)
-    rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
+    sel, orc, rnd = _curves(selector, oracle, random)
     gap = orc - rnd
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.abs(gap) > 1e-15, (sel - rnd) / gap, np.nan)
@@ -90,9 +102,7 @@ def mean_capture_rate(selector, oracle, random) -> float:
     >>> mean_capture_rate([0.1, 0.15, 0.2], [0.1, 0.2, 0.3], 0.1)
     0.5
     """
-    sel = np.asarray(selector, dtype=float)
-    orc = np.asarray(oracle, dtype=float)
-    rnd = np.broadcast_to(np.asarray(random, dtype=float), orc.shape)
+    sel, orc, rnd = _curves(selector, oracle, random)
     gap = float((orc - rnd).sum())
     if gap <= 0:
         raise ConfigError("the oracle never beats random on these N (no reward spread within "

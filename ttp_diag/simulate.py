@@ -117,6 +117,20 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
     >>> t.shape[0], sorted(c for c in t.columns if c.startswith("score_"))
     (48, ['score_det', 'score_global', 'score_prob'])
     """
+    from ._checks import check_int, check_real, check_seed
+
+    n_users = check_int(n_users, "n_users", what="a number of users")
+    n_candidates = check_int(n_candidates, "n_candidates", minimum=2,
+                             what="a number of candidates per query")
+    n_train_queries = check_int(n_train_queries, "n_train_queries", minimum=0,
+                                what="a number of train queries", allow_none=True)
+    if np.ndim(n_queries) == 0:
+        n_queries = check_int(n_queries, "n_queries", what="a number of queries per user")
+    for name, v in (("mu", mu), ("sigma", sigma), ("user_mu_sd", user_mu_sd),
+                    ("query_mu_sd", query_mu_sd)):
+        check_real(v, name, low=None if name == "mu" else 0,
+                   low_open=name == "sigma", what="a number")
+    seed = check_seed(seed)
     n_val = np.broadcast_to(np.asarray(n_queries, dtype=int), (n_users,)).copy() \
         if np.ndim(n_queries) == 0 else np.asarray(n_queries, dtype=int)
     if n_users < 1 or n_val.shape != (n_users,) or np.any(n_val < 1) or n_candidates < 2:

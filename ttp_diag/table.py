@@ -66,6 +66,9 @@ def score_columns(table) -> list[str]:
     >>> score_columns(pd.DataFrame(columns=["user_id", "reward", "score_det", "var_prob"]))
     ['score_det']
     """
+    if not hasattr(table, "columns"):
+        raise ScoreTableError(f"score_columns needs a table (a pandas DataFrame); got "
+                              f"{type(table).__name__}.")
     return [c for c in table.columns if isinstance(c, str) and c.startswith("score_")]
 
 
@@ -132,6 +135,10 @@ def _check_score_names(table: pd.DataFrame, scores) -> list[str]:
     elif isinstance(scores, str):
         scores = [scores]
     scores = list(scores)
+    twice = [s for i, s in enumerate(scores) if s in scores[:i]]
+    if twice:
+        raise ScoreTableError(f"scores names {', '.join(map(repr, dict.fromkeys(twice)))} "
+                              f"twice; give each score column once.")
     for s in scores:
         if s in SPECIAL_SELECTORS:
             continue

@@ -14,10 +14,14 @@ Errors: every package error, ``ValueError`` and ``OSError`` is printed as one li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
+import warnings
 
 from ttp_diag.exceptions import EXIT_INTERRUPTED, TtpDiagError, exit_code
 
@@ -83,21 +87,79 @@ def main(argv: list[str] | None = None) -> int:
     Set ``TTP_DIAG_TRACEBACK=1`` to get the traceback anyway. Anything else is a bug and
     propagates with its traceback.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    with _interrupts() as state:
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if not getattr(args, "func", None):
+                parser.print_help()
+                return 2
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                code = int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            return _interrupted()
+        except (TtpDiagError, ValueError, OSError) as exc:
+            if os.environ.get("TTP_DIAG_TRACEBACK"):
+                raise
+            print(_one_line(exc), file=sys.stderr)
+            return exit_code(exc)
+        # An interrupt swallowed on the way (raised inside a finaliser, a callback or a
+        # worker, "Exception ignored ..."), still means the user asked to stop.
+        return _interrupted() if state["hit"] else code
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line each, ``ttp-diag: warning: ...`` (not Python's two-line form)."""
+    print(f"ttp-diag: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _interrupted() -> int:
+    print("ttp-diag: interrupted (Ctrl-C); files already written are complete, run the same "
+          "command again to redo the rest", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Ctrl-C raises KeyboardInterrupt as usual, but is also recorded, and an interrupt that
+    surfaces where it cannot propagate (``Exception ignored ...``) is recorded silently; after
+    the command, further Ctrl-C are ignored while the interpreter shuts down, so the exit code
+    and the one line are the last word."""
+    state = {"hit": False}
+
+    def on_sigint(signum, frame):
+        state["hit"] = True
+        raise KeyboardInterrupt
+
+    def unraisable(info):
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            state["hit"] = True
+            return
+        old_hook(info)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    old_hook = sys.unraisablehook
+    if main_thread:
+        signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = unraisable
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("ttp-diag: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (TtpDiagError, ValueError, OSError) as exc:
-        if os.environ.get("TTP_DIAG_TRACEBACK"):
-            raise
-        print(_one_line(exc), file=sys.stderr)
-        return exit_code(exc)
+        yield state
+    finally:
+        sys.unraisablehook = old_hook
+        if main_thread:
+            # the command is over: an interrupt now would only cut the shutdown short
+            signal.signal(signal.SIGINT,
+                          signal.SIG_IGN if _is_console_run() else old_handler)
+
+
+def _is_console_run() -> bool:
+    """Whether this process is the ``ttp-diag`` / ``python -m ttp_diag`` command itself (and
+    not a caller of :func:`main`, whose own Ctrl-C handling is restored)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return ((spec is not None and str(spec.name).startswith("ttp_diag"))
+            or os.path.basename(sys.argv[0] or "") == "ttp-diag")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,28 +1,93 @@
-"""Argument parsing shared by the ``ttp-diag`` subcommands."""
+"""Argument parsing shared by the ``ttp-diag`` subcommands.
+
+The checks themselves live in :mod:`ttp_diag._checks` (one home); the helpers here apply them
+to flags, naming the flag (``--n-boot``, not ``n_boot``) in the message.
+"""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 
+from ttp_diag._checks import check_ci, check_n_boot, check_names, check_seed
+from ttp_diag.exceptions import ConfigError
 
-def split_list(values: Iterable[object] | None) -> list[str] | None:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; ``None`` stays ``None``."""
+
+def split_list(values: Iterable[object] | None, *, flag: str | None = None) -> list[str] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; ``None`` stays ``None``.
+
+    With ``flag`` (the flag was given), an empty list (``--scores ,``) and a repeated name
+    (``--scores a,a``) are refused naming the flag.
+
+    Examples
+    --------
+    >>> split_list(["a,b", "c"])
+    ['a', 'b', 'c']
+    >>> split_list([","], flag="--scores")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ttp_diag.exceptions.ConfigError: --scores is empty (got ','); give at least one name, ...
+    """
     if values is None:
         return None
+    values = list(values)
     out = [v.strip() for item in values for v in str(item).split(",") if v.strip()]
+    if flag is not None:
+        if not out:
+            raise ConfigError(f"{flag} is empty (got {' '.join(map(str, values))!r}); give at "
+                              f"least one name, e.g. {flag} a,b.")
+        return check_names(out, flag, what="name")
     return out or None
 
 
-def parse_ns(values: Iterable[object] | None) -> list[int] | None:
-    """``["1,5", "10"]`` -> ``[1, 5, 10]`` (sorted, unique, each >= 1); ``None`` stays None."""
-    items = split_list(values)
-    if items is None:
+def parse_ns(values: Iterable[object] | None, *, flag: str = "--ns") -> list[int] | None:
+    """``["1,5", "10"]`` -> ``[1, 5, 10]`` (sorted, unique, each >= 1); ``None`` stays None.
+
+    A flag given with no number in it (``--ns ,``) is refused, not read as "the default".
+
+    Examples
+    --------
+    >>> parse_ns(["10,1", "5"])
+    [1, 5, 10]
+    >>> parse_ns([","])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ttp_diag.exceptions.ConfigError: --ns is empty (got ','); give candidate counts, ...
+    """
+    if values is None:
         return None
+    values = list(values)
+    items = [v.strip() for item in values for v in str(item).split(",") if v.strip()]
+    if not items:
+        raise ConfigError(f"{flag} is empty (got {' '.join(map(str, values))!r}); give "
+                          f"candidate counts, e.g. {flag} 1,5,10.")
     try:
         ns = [int(x) for x in items]
     except ValueError:
-        raise ValueError(f"--ns must be whole numbers, e.g. --ns 1 5 10 or --ns 1,5,10; got "
-                         f"{' '.join(items)!r}.") from None
+        raise ConfigError(f"{flag} must be whole numbers, e.g. {flag} 1 5 10 or {flag} 1,5,10; "
+                          f"got {' '.join(items)!r}.") from None
     if any(n < 1 for n in ns):
-        raise ValueError(f"--ns values must be >= 1; got {ns}.")
+        raise ConfigError(f"{flag} values must be >= 1 (N is a number of candidates); got {ns}.")
     return sorted(set(ns))
+
+
+def check_cli_bootstrap(args: argparse.Namespace) -> None:
+    """Check ``--n-boot``, ``--ci`` and ``--seed`` (where the subcommand has them) at the
+    boundary, with the same rules as the API (:func:`ttp_diag._checks.check_n_boot`); an
+    interval at the default level 0.95 counts when the subcommand draws bands without ``--ci``.
+    """
+    ci = check_ci(getattr(args, "ci", None), name="--ci")
+    if ci is None and getattr(args, "_bands_ci", None) is not None:
+        ci = args._bands_ci
+    if getattr(args, "n_boot", None) is not None:
+        args.n_boot = check_n_boot(args.n_boot, name="--n-boot", ci=ci)
+    if getattr(args, "seed", None) is not None:
+        args.seed = check_seed(args.seed, name="--seed")
+
+
+def check_float_flag(value: float | None, flag: str, **kw) -> float | None:
+    """A finite number for ``flag`` (argparse's ``float`` also takes nan and inf); see
+    :func:`ttp_diag._checks.check_real` for the bounds."""
+    from ttp_diag._checks import check_real
+
+    return check_real(value, flag, allow_none=True, **kw)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ttp_diag.cli._args import parse_ns
+from ttp_diag.cli._args import check_cli_bootstrap, parse_ns, split_list
 from ttp_diag.theory.extremes import DEFAULT_SHAPE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ttp_diag.io import read_table
 
-    ns = parse_ns([args.ns])
+    ns = parse_ns([args.ns], flag="--ns")
+    check_cli_bootstrap(args)
     table = read_table(args.table)
-    scores = [s.strip() for s in args.scores.split(",")] if args.scores else None
+    scores = split_list([args.scores], flag="--scores") if args.scores is not None else None
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
@@ -91,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.table}: {res['n_rows']} candidate rows; shape g(N) = {res['shape']}")
     print(f"oracle calibration: mu = {cal['mu']:.4f}, c*sigma = {cal['c_sigma']:.4f} "
           f"[{cal['c_sigma_ci'][0]:.4f}, {cal['c_sigma_ci'][1]:.4f}], R^2 = {cal['r2']:.3f}")
-    curves = {"N": ns, "random": res["random"], "oracle": res["oracle"]}
+    curves = {"N": res["ns"]}
+    if res.get("n_effective", res["ns"]) != res["ns"]:
+        curves["N used (pool)"] = res["n_effective"]
+    curves.update({"random": res["random"], "oracle": res["oracle"]})
     for s, m in res["models"].items():
         curves[f"{s} obs"] = m["observed"]
         curves[f"{s} pred"] = m["predicted"]
@@ -131,4 +135,6 @@ def run(args: argparse.Namespace) -> int:
     for s, m in res["models"].items():
         for note in m["notes"]:
             print(f"note ({s}): {note}")
+    for note in res.get("notes", []):
+        print(f"note: {note}")
     return 0

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ttp_diag.cli._args import parse_ns, split_list
+from ttp_diag.cli._args import check_cli_bootstrap, check_float_flag, parse_ns, split_list
 
 #: The paper's pair of reward models compared by the failure-mode analyses; used only when
 #: --base/--new are not given and the table has both columns.
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluation folder of `ttp-diag evaluate` to summarise and link in the "
                         "report (default: <folder of --table>/eval when it exists; 'none' "
                         "to leave it out)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _bands_ci=0.95)
 
 
 def find_eval_dir(table_path: str | None, eval_dir: str | None) -> Path | None:
@@ -80,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from ttp_diag.datasets import demo_or_table, demo_provenance
     from ttp_diag.full_report import full_report
 
-    if args.n_boot < 1:
-        raise ValueError(f"--n-boot must be >= 1 (bootstrap replicates of the bands, e.g. "
-                         f"--n-boot 1000); got {args.n_boot}.")
+    check_cli_bootstrap(args)  # the bands are 95% intervals: at least 20 draws
+    check_float_flag(args.cost_per_candidate, "--cost-per-candidate", low=0, low_open=True,
+                     what="a cost in seconds")
+    scores = split_list(args.scores, flag="--scores") if args.scores is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table, source = demo_or_table(args.table)
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if base is None and new is None and all(c in table.columns for c in PAPER_PAIR):
         base, new = PAPER_PAIR
     provenance = demo_provenance() if is_demo else None
-    full_report(table, args.out, scores=split_list(args.scores), ns=parse_ns(args.ns),
+    full_report(table, args.out, scores=scores, ns=parse_ns(args.ns),
                 split=args.split, base=base, new=new, var=args.var, source=source,
                 reward_label=label, cost_per_candidate=args.cost_per_candidate,
                 n_boot=args.n_boot, seed=args.seed, provenance=provenance,

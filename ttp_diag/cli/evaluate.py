@@ -64,10 +64,33 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
+def _check_args(args) -> None:
+    """The flags' values, before any model is loaded (one line naming the flag)."""
+    from ttp_diag._checks import check_int, check_real
+    from ttp_diag.cli._args import check_cli_bootstrap
+
+    check_cli_bootstrap(args)
+    for flag, v, low in (("--threads", args.threads, 1), ("--top-k", args.top_k, 1),
+                         ("--max-support", args.max_support, 1),
+                         ("--lora-epochs", args.lora_epochs, 1),
+                         ("--max-new-tokens", args.max_new_tokens, 1)):
+        check_int(v, flag, minimum=low, allow_none=True)
+    for k in args.icl_k:
+        check_int(k, "--icl-k", minimum=0, what="a number of demonstrations")
+    for lam in args.lambda_grid:
+        check_real(lam, "--lambda-grid", low=0, what="a reward weight")
+    if not args.lambda_grid:
+        check_real(None, "--lambda-grid", what="a list of reward weights, e.g. 0,1,2")
+    check_real(args.train_users, "--train-users", low=0, low_open=True,
+               what="a share in (0, 1) or a count of users")
+    check_real(args.min_gap, "--min-gap", low=0, what="a reward gap")
+
+
 def _run(args) -> int:
     from ttp_diag.gen.evaluation.results import run_evaluation
     from ttp_diag.gen.evaluation.runner import EvalConfig
 
+    _check_args(args)
     if args.threads:
         import torch
 

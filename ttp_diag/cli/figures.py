@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reward-label", default="Reward", help="y-axis label of the curves")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates of Fig. A4 (default %(default)s)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _bands_ci=0.95)
 
 
 def load_tasks(paths: Sequence[str | Path],
@@ -62,23 +62,26 @@ def load_tasks(paths: Sequence[str | Path],
 
 
 def run(args: argparse.Namespace) -> int:
-    from ttp_diag.cli._args import parse_ns, split_list
+    from ttp_diag.cli._args import check_cli_bootstrap, parse_ns, split_list
     from ttp_diag.full_report import variance_column
     from ttp_diag.plots.gallery import write_all_figures
     from ttp_diag.table import score_columns
 
-    if args.n_boot < 1:
-        raise ValueError(f"--n-boot must be >= 1 (e.g. --n-boot 1000); got {args.n_boot}.")
+    check_cli_bootstrap(args)  # Fig. A4's bands are 95% intervals: at least 20 draws
     from ttp_diag.io import check_output_dir
 
     out = check_output_dir(args.out, "--out")
     tasks = load_tasks(args.tables, args.names)
-    scores = split_list(args.scores)
+    scores = split_list(args.scores, flag="--scores") if args.scores is not None else None
     for task, t in tasks.items():
         if scores is None and not score_columns(t):
             raise ValueError(f"table {task!r} has no score_* column (columns: "
                              f"{', '.join(map(str, t.columns))}); add one per reward model or "
                              f"name the columns to plot with --scores.")
+    from ttp_diag.cli._args import check_float_flag
+
+    for v in args.training_baseline or []:
+        check_float_flag(v, "--training-baseline", what="a utility")
     base = None
     if args.training_baseline is not None:
         if len(args.training_baseline) != len(tasks):

@@ -65,6 +65,10 @@ def register(subparsers) -> None:
     p.add_argument("--tensor-parallel-size", type=int, help="vLLM tensor parallelism")
     p.add_argument("--data-parallel-size", type=int, help="vLLM data parallelism")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--refresh", action="store_true",
+                   help="an input file (users file, model files, config) changed since the "
+                        "run folder used it: recompute from the first stage it feeds "
+                        "(default: refuse, naming the stage)")
     p.set_defaults(func=_run)
 
 
@@ -112,7 +116,8 @@ def _run(args) -> int:
         ) from exc
     cfg = build_config(args)
     try:
-        summary = run_pipeline(cfg, args.run_dir, until=args.until)
+        summary = run_pipeline(cfg, args.run_dir, until=args.until, refresh=args.refresh,
+                               config_file=args.config)
     except TimeBudgetExceeded as exc:
         print(f"ttp-diag run: stopped: {exc} ({args.run_dir})", file=sys.stderr)
         return EXIT_TIME_BUDGET

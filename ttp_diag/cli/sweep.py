@@ -54,6 +54,12 @@ def _run(args) -> int:
     import os
     from pathlib import Path
 
+    from ttp_diag._checks import check_int
+    from ttp_diag.cli._args import check_cli_bootstrap
+
+    # checked before the points are trained (hours), not when the table is made at the end
+    check_cli_bootstrap(args)
+    check_int(args.threads, "--threads", what="a number of threads", allow_none=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:

@@ -62,11 +62,15 @@ def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | No
     >>> abs(float(res["diff"].iloc[0])) < 1e-15, bool(res["p_value"].iloc[1] < 0.05)
     (True, True)
     """
-    if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; "
-                         f"got {ci!r}.")
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a whole number >= 1; got {n_boot!r}.")
+    from .._checks import check_boot_memory, check_ci, check_n_boot, check_ns, check_seed
+
+    ci = check_ci(ci)
+    n_boot = check_n_boot(n_boot, ci=ci)
+    seed = check_seed(seed)
+    ns = check_ns(ns)
+    # draws and sign flips, n_boot x (users + N values), of the largest table a user could
+    # pass: checked again with the real number of users below
+    check_boot_memory(n_boot, 2 * len(ns))
     if validate:
         table = validate_score_table(table, scores=[c for c in (a, b)
                                                     if c not in ("oracle", "random")],
@@ -96,6 +100,7 @@ def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | No
                       f"returned (need >= {MIN_USERS}).", RuntimeWarning, stacklevel=2)
         out["ci_low"] = out["ci_high"] = out["p_value"] = np.nan
     else:
+        check_boot_memory(n_boot, 2 * nu + 2 * len(ns))
         if ci is not None:
             draws = rng.multinomial(nu, np.full(nu, 1.0 / nu), size=int(n_boot)) @ d / nu
             tail = (1.0 - ci) / 2.0

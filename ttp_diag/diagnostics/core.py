@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import check_real, check_seed
 from .._summary import Result
 from ..bon import bon_per_query
 from ..table import as_score_table
@@ -213,12 +214,19 @@ def _default_ns(pool_sizes: np.ndarray) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(1, max(top, 1), num=min(top, 16))} | {top})
 
 
-def _check_ci(ci, n_boot) -> None:
-    if ci is not None and not (isinstance(ci, (int, float)) and 0 < ci < 1):
-        raise ValueError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; "
-                         f"got {ci!r}.")
-    if ci is not None and (int(n_boot) != n_boot or n_boot < 1):
-        raise ValueError(f"n_boot must be a whole number >= 1 (e.g. 1000); got {n_boot!r}.")
+def _check_ci(ci, n_boot, n_null=0, ns=None) -> tuple:
+    """The bootstrap settings, checked (:mod:`ttp_diag._checks`): an interval needs
+    enough draws, and the draws must fit in memory (about 40 numbers each, plus the curve)."""
+    from .._checks import check_boot_memory, check_ci, check_int, check_n_boot
+
+    ci = check_ci(ci)
+    per_draw = 40 + 2 * (len(ns) if ns is not None and np.ndim(ns) else 32)
+    if ci is not None:
+        n_boot = check_boot_memory(check_n_boot(n_boot, ci=ci), per_draw)
+    n_null = check_int(n_null, "n_null", minimum=0, what="a number of null-model draws "
+                       "(0: no null model)")
+    check_boot_memory(n_null, per_draw, name="n_null", what="null-model draws")
+    return ci, n_boot, n_null
 
 
 def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1,
@@ -284,9 +292,10 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
         raise ValueError(f"weights must be one of {WEIGHTS}; got {weights!r}.")
     if shape not in SHAPES:
         raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
-    if not np.isfinite(collapse_threshold) or not -1.0 <= collapse_threshold <= 1.0:
-        raise ValueError(f"collapse_threshold must be in [-1, 1]; got {collapse_threshold}.")
-    _check_ci(ci, n_boot)
+    check_real(collapse_threshold, "collapse_threshold", low=-1, high=1,
+               what="a correlation threshold")
+    ci, n_boot, n_null = _check_ci(ci, n_boot, n_null, ns)
+    seed = check_seed(seed)
     if score == "random":
         raise ValueError("'random' has no scores to correlate; diagnose a score column or "
                          "'oracle'.")

@@ -46,7 +46,13 @@ import pandas as pd
 from ttp_diag.exceptions import ConfigError, TimeBudgetExceeded
 from ttp_diag.gen.candidates import atomic_write_text
 from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
-from ttp_diag.gen.run_folder import RunFolderError, RunLock, read_json
+from ttp_diag.gen.run_folder import (
+    RunFolderError,
+    RunLock,
+    check_inputs,
+    read_json,
+    remove_stale_temporaries,
+)
 from ttp_diag.gen.stages import _Stages
 
 logger = logging.getLogger(__name__)
@@ -186,6 +192,29 @@ class _Run(_Stages):
                 )
         atomic_write_text(path, json.dumps(new, indent=1))
 
+    def input_files(self, config_file: str | os.PathLike | None = None) -> dict:
+        """``{setting: (path, first stage it feeds)}`` of every input file of the run."""
+        c = self.c
+        files = {"data_path": (c.data_path, "data"), "outputs_path": (c.outputs_path, "data"),
+                 "rm_backbone": (c.rm_backbone, "rms"), "rm_from": (c.rm_from, "rms"),
+                 "config_file": (str(config_file) if config_file else None, "runtime")}
+        model = c.model
+        if model and str(model).lower() in {"smollm2", "smollm2-135m-instruct"}:
+            from ttp_diag.gen.model_files import smollm2_gguf_path
+
+            with contextlib.suppress(FileNotFoundError):
+                model = str(smollm2_gguf_path())
+        files["model"] = (model, "candidates" if c.policy == "rag" else "prompts")
+        return files
+
+    def check_inputs(self, *, refresh: bool = False,
+                     config_file: str | os.PathLike | None = None) -> list[str]:
+        """Refuse (or with ``refresh`` recompute) results made from input files that changed
+        since (:func:`ttp_diag.gen.run_folder.check_inputs`); return the stages invalidated."""
+        return check_inputs(self.dir, self.input_files(config_file),
+                            lambda st: st in STAGES and self._stage_started(st),
+                            refresh=refresh)
+
     def torch_threads(self, rm: bool = False) -> None:
         n = (self.c.rm_num_threads if rm else None) or self.c.num_threads
         if n:
@@ -231,7 +260,8 @@ class _Run(_Stages):
             return None
 
 
-def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = "scores") -> dict:
+def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = "scores",
+                 refresh: bool = False, config_file: str | os.PathLike | None = None) -> dict:
     """Run (or resume) the pipeline up to stage ``until``.
 
     Parameters
@@ -241,6 +271,11 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
         The run folder; created if missing.
     until : str
         Last stage to run: one of :data:`STAGES`.
+    refresh : bool, default False
+        When an input file changed since the folder used it (its checksum in
+        ``inputs.json``), recompute from the first stage it feeds instead of refusing.
+    config_file : path, optional
+        The config file the settings came from (its checksum is recorded with the inputs).
 
     Returns
     -------
@@ -279,12 +314,16 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     r = _Run(config, run_dir)  # resolves the task defaults (an unknown task fails here)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
-        return _run_locked(r, until)
+        return _run_locked(r, until, refresh=refresh, config_file=config_file)
 
 
-def _run_locked(r: _Run, until: str) -> dict:
+def _run_locked(r: _Run, until: str, *, refresh: bool = False,
+                config_file: str | os.PathLike | None = None) -> dict:
     r.load_summary()
     r.check_config()
+    remove_stale_temporaries(r.dir)
+    for stage in r.check_inputs(refresh=refresh, config_file=config_file):
+        r.summary["stages"].pop(stage, None)
     r.summary.setdefault("versions", package_versions())
     stop = STAGES.index(until)
     outputs: dict[str, pd.DataFrame] = {}

@@ -185,11 +185,20 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _decode_line(raw: bytes) -> tuple[str | None, str | None, str]:
-    """(text, problem, detail): a line as UTF-8 text, or why it is not text."""
+    """(text, problem, detail): a line as UTF-8 text, or why it is not text.
+
+    A UTF-8 byte-order mark (Windows editors write one at the start of the file, also of
+    each file concatenated into it) is dropped, and CRLF line ends are whitespace to JSON.
+
+    Examples
+    --------
+    >>> _decode_line(b'\\xef\\xbb\\xbf{"a": 1}\\r\\n')
+    ('{"a": 1}\\r\\n', None, '')
+    """
     if b"\x00" in raw:
         return None, "binary data (NUL bytes), not JSON text", ""
     try:
-        return raw.decode("utf-8"), None, ""
+        return raw.decode("utf-8-sig"), None, ""
     except UnicodeDecodeError as exc:
         return None, "not UTF-8 text (re-save the file as UTF-8)", (
             f" (byte {raw[exc.start]:#04x} at column {exc.start + 1})"

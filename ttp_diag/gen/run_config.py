@@ -302,6 +302,7 @@ class RunConfig:
                 raise ConfigError(f"{f.name} must be one of {list(ch)}, got {v!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ConfigError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
+        self._validate_numbers()
         for name in ("batch_size", "max_batch_rows"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -328,6 +329,42 @@ class RunConfig:
                 "shard needs order='given' (users in contiguous blocks); "
                 f"got order={self.order!r}"
             )
+
+    def _validate_numbers(self) -> None:
+        """Counts, rates and budgets: whole numbers >= 1, finite numbers in their range (the
+        flag is named as well as the setting, since ``--users`` is ``top_k_users``)."""
+        from ttp_diag._checks import check_int, check_real
+
+        flags = {f.name: f.metadata.get("flag") for f in dataclasses.fields(self)}
+
+        def nm(name: str) -> str:
+            return f"{name} ({flags[name]})" if flags.get(name) else name
+
+        for name, minimum, what in (
+                ("top_k_users", 1, "a number of users"),
+                ("max_samples_per_user", 1, "a number of items per user"),
+                ("min_items", 1, "a number of items per user"),
+                ("retrieval_k", 0, "a number of retrieved items"),
+                ("persona_samples", 1, "a number of items"),
+                ("max_new_tokens", 1, "a number of tokens"),
+                ("seed", 0, "a seed"),
+                ("num_threads", 1, "a number of threads"),
+                ("rm_num_threads", 1, "a number of threads"),
+                ("label_workers", 1, "a number of workers"),
+                ("retrieval_max_chars", 1, "a number of characters")):
+            check_int(getattr(self, name), nm(name), minimum=minimum, what=what,
+                      allow_none=name != "seed")
+        check_real(self.val_fraction, nm("val_fraction"), low=0, high=1, low_open=True,
+                   high_open=True, what="a share of each user's items")
+        check_real(self.top_p, nm("top_p"), low=0, high=1, low_open=True,
+                   what="a nucleus probability")
+        check_real(self.temperature, nm("temperature"), low=0, what="a sampling temperature",
+                   allow_none=True)
+        check_real(self.rm_data_pct, nm("rm_data_pct"), low=0, high=100, low_open=True,
+                   what="a percent (share of each user's reward-model training queries)")
+        check_real(self.candidate_time_budget_s, nm("candidate_time_budget_s"), low=0,
+                   low_open=True, what="a number of seconds", allow_none=True)
+
 
 def stage_of(name: str) -> str:
     """The first stage a setting changes (``"runtime"``: none).

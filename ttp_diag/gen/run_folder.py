@@ -7,6 +7,10 @@
   warning, moved aside to ``<name>.bad-<time>`` and reported as absent, so the caller
   recomputes it (a run summary) or recovers it from elsewhere (``config.json`` from the
   summary's copy).
+* :func:`check_inputs` records a checksum of every input file (users file, LaMP outputs, model
+  files, reward-model backbone, the config file) in ``inputs.json``; a changed input is
+  refused naming the stage it invalidates, or recomputed from that stage with ``--refresh``.
+* :func:`remove_stale_temporaries` removes what a killed process left half-written.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunFolderError", "RunLock", "read_json", "move_aside"]
+__all__ = ["RunFolderError", "RunLock", "read_json", "move_aside", "check_inputs", "fingerprint",
+           "remove_stale_temporaries"]
 
 
 from ttp_diag.exceptions import RunFolderError  # noqa: E402  (one class for the package)
@@ -133,3 +138,159 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+# -- input provenance and stale temporaries -------------------------------------------------
+#: What each stage writes into the run folder (moved aside when an input change invalidates it).
+STAGE_OUTPUTS = {
+    "data": ("examples.parquet", "items.parquet", "data_summary.json"),
+    "prompts": ("prompts.parquet", "personas.json"),
+    "candidates": ("candidates", "candidates.parquet"),
+    "labels": ("labeled.parquet",),
+    "rms": ("rm",),
+    "scores": ("scores.parquet",),
+}
+INPUTS_FILE = "inputs.json"
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries a killed process left in a run folder; return them.
+
+    Atomic writes make a temporary beside their target and rename it into place, so a kill
+    in between orphans it: ``.<name>.<random>.tmp`` files (:mod:`ttp_diag.io`),
+    ``.<name>.tmp-<random>`` folders (reward models, sweeps) and ``<name>.<random>.tmp``
+    files (safetensors, score shards). Call it only while holding the folder's lock.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "rm").mkdir()
+    >>> (d / "rm" / ".global.tmp-k2j4").mkdir()
+    >>> _ = (d / "rm" / "a.safetensors.x1.tmp").write_text("")
+    >>> _ = (d / "scores.parquet").write_text("")
+    >>> sorted(p.name for p in remove_stale_temporaries(d))
+    ['.global.tmp-k2j4', 'a.safetensors.x1.tmp']
+    >>> sorted(p.name for p in d.rglob("*"))
+    ['rm', 'scores.parquet']
+    """
+    import shutil
+
+    from ttp_diag.io import remove_temp_files
+
+    root = Path(run_dir)
+    removed = remove_temp_files(root)
+    for p in sorted(root.rglob("*")):
+        name = p.name
+        if not (name.endswith(".tmp") or (name.startswith(".") and ".tmp-" in name)):
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            continue
+        removed.append(p)
+    if removed:
+        logger.warning("removed %d stale temporary file(s) of an interrupted run: %s",
+                       len(removed), ", ".join(str(p.relative_to(root)) for p in removed[:5]))
+    return removed
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(path: str | os.PathLike, old: dict | None = None) -> dict:
+    """``{"path", "sha256", "size", "mtime_ns", "files"}`` of a file or a folder (every file
+    in it, hidden temporaries left out). The checksum is reused from ``old`` when the size
+    and modification time of every file are unchanged, so a resume does not re-read models.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "users.jsonl"; _ = p.write_text("a")
+    >>> fingerprint(p)["sha256"][:12]
+    'ca978112ca1b'
+    """
+    p = Path(path).resolve()
+    files = [p] if p.is_file() else sorted(
+        f for f in p.rglob("*") if f.is_file() and not any(
+            part.startswith(".") for part in f.relative_to(p).parts))
+    stats = [(str(f.relative_to(p)) if f != p else "", f.stat().st_size, f.stat().st_mtime_ns)
+             for f in files]
+    size, mtime = sum(s[1] for s in stats), max((s[2] for s in stats), default=0)
+    stamp = [list(s) for s in stats]
+    if old and old.get("path") == str(p) and old.get("stat") == stamp and old.get("sha256"):
+        sha = old["sha256"]
+    elif p.is_file():
+        sha = _sha256_file(p)
+    else:
+        import hashlib
+
+        h = hashlib.sha256()
+        for f, (rel, *_rest) in zip(files, stats, strict=True):
+            h.update(f"{rel}\0{_sha256_file(f)}\n".encode())
+        sha = h.hexdigest()
+    return {"path": str(p), "sha256": sha, "size": size, "mtime_ns": mtime,
+            "files": len(files), "stat": stamp}
+
+
+def check_inputs(run_dir: Path, inputs: dict[str, tuple[str, str]], started, *,
+                 refresh: bool = False) -> list[str]:
+    """Compare the checksums of a run's input files with those recorded in ``inputs.json``.
+
+    ``inputs``: ``{setting: (path, first stage it feeds)}``; ``started(stage)`` says whether a
+    stage has results. A changed input whose stage has results is refused
+    (:class:`RunFolderError` naming the file, the setting and the stage), or with ``refresh``
+    the results of that stage and every later one are moved aside to ``stale-<time>/`` and
+    recomputed. The new checksums are recorded. Returns the stages invalidated.
+    """
+    from ttp_diag.gen.pipeline import STAGES
+    from ttp_diag.io import atomic_write_text
+
+    path = run_dir / INPUTS_FILE
+    old = read_json(path, what="input checksums") or {}
+    old = old if isinstance(old, dict) else {}
+    new, changed = {}, []
+    for key, (file, stage) in inputs.items():
+        if not file or not Path(file).exists():
+            continue
+        prev = old.get(key) if isinstance(old.get(key), dict) else None
+        new[key] = {**fingerprint(file, prev), "stage": stage}
+        if prev and prev.get("path") == new[key]["path"] and prev.get("sha256") != new[key][
+                "sha256"] and started(stage):
+            changed.append((key, stage, prev, new[key]))
+    invalid: list[str] = []
+    if changed:
+        first = min(changed, key=lambda c: STAGES.index(c[1]) if c[1] in STAGES else 99)
+        stage = first[1]
+        what = "; ".join(
+            f"{k} {n['path']} (sha256 {p['sha256'][:12]} -> {n['sha256'][:12]}) feeds stage "
+            f"'{s}'" for k, s, p, n in changed)
+        later = list(STAGES[STAGES.index(stage):]) if stage in STAGES else [stage]
+        if not refresh:
+            raise RunFolderError(
+                f"input changed since {run_dir} used it: {what}; the results of stage "
+                f"'{stage}' and later ({', '.join(later)}) are stale. Run the same command "
+                f"with --refresh to recompute from '{stage}' on (refresh=True in "
+                f"run_pipeline), use a new run folder, or restore the old file.")
+        stale = run_dir / f"stale-{int(time.time() * 1000)}"
+        for st in later:
+            for name in STAGE_OUTPUTS.get(st, ()):
+                src = run_dir / name
+                if src.exists():
+                    stale.mkdir(exist_ok=True)
+                    os.replace(src, stale / name)
+        invalid = later
+        logger.warning("input changed (%s): moved the results of %s to %s; recomputing",
+                       what, ", ".join(later), stale)
+    for key, val in old.items():  # inputs not used this time keep their record
+        new.setdefault(key, val)
+    atomic_write_text(path, json.dumps(new, indent=1))
+    return invalid

@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ttp_diag.plots._common import (
     REWARD_LABEL,
     SHAPE_NAMES,
@@ -201,7 +203,9 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
         if sel == "random":  # flat reference: a band, no error bars
             ax.plot(ns, mean, color=col, linestyle="--", linewidth=1.6, label=rm_label(sel))
         else:
-            ax.errorbar(ns, mean, yerr=[mean - low, high - mean], color=col,
+            # a percentile band need not contain the mean (few or skewed draws): no negative bar
+            yerr = [np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)]
+            ax.errorbar(ns, mean, yerr=yerr, color=col,
                         marker=rm_marker(sel) or None, markersize=4, capsize=2,
                         linestyle=rm_linestyle(sel), linewidth=1.6, label=rm_label(sel))
         ax.fill_between(ns, low, high, color=col, alpha=0.12, linewidth=0)

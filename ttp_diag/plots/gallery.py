@@ -78,6 +78,9 @@ def write_all_figures(tables: Tables, out_dir: str | Path, *,
     list of str
         Paths of the PNGs written.
     """
+    from ttp_diag._checks import check_n_boot
+
+    n_boot = check_n_boot(n_boot, ci=0.95)  # Fig. A4's bands are 95% intervals
     fits = as_fits(tables, scores, ns, split=split, shape=tuple(shapes), n_boot=n_boot)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -130,9 +130,9 @@ def calibrate(ns, oracle_utility=None, shape: str = DEFAULT_SHAPE, *, ci: float 
     """
     if shape not in SHAPES:
         raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
-    if ci is not None and not (isinstance(ci, (int, float, np.floating)) and 0 < ci < 1):
-        raise ConfigError(f"ci must be a confidence level in (0, 1), e.g. 0.95, or None; got "
-                         f"{ci!r}.")
+    from .._checks import check_ci
+
+    ci = check_ci(ci)
     if isinstance(mu, str) and mu not in ("random", "fit"):
         raise ConfigError(f"mu must be a number, 'random', 'fit' or None; got {mu!r}.")
     if table is not None:
@@ -204,6 +204,15 @@ def calibrate(ns, oracle_utility=None, shape: str = DEFAULT_SHAPE, *, ci: float 
         mu_hat, cs = float(coef[0]), float(coef[1])
         mu_ci = (mu_hat - half[0], mu_hat + half[0])
         cs_ci = (cs - half[1], cs + half[1])
+    if cs < 0:
+        import warnings
+
+        warnings.warn(
+            f"the oracle curve falls as N grows (c*sigma = {cs:.4g} < 0, R^2 = {r2:.2f}, "
+            f"oracle_utility {np.round(y, 4).tolist()} at N = {ns.astype(int).tolist()}): the "
+            f"best of N candidates cannot get worse with more candidates, so predictions from "
+            f"this calibration are meaningless; pass the oracle curve in the order of ns, with "
+            f"a reward where higher is better.", UserWarning, stacklevel=2)
     return Calibration(mu=mu_hat, c_sigma=cs, r2=float(r2), shape=shape,
                        mu_ci=tuple(map(float, mu_ci)), c_sigma_ci=tuple(map(float, cs_ci)),
                        ci_level=float(ci) if ci is not None else float("nan"), ns=ns,

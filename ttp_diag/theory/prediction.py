@@ -198,10 +198,17 @@ def n_to_close_gap(share, diagnostics=None, calibration=None, n_ref: int = 30, *
         rho_total = diagnostics.rho_total
     if shape is None:
         shape = calibration.shape if calibration is not None else "sqrt_log"
+    from .._checks import check_int, check_real
+
+    rho_total = check_real(rho_total, "rho_total", low=-1, high=1, what="a correlation")
+    n_ref = check_int(n_ref, "n_ref", what="a reference candidate count")
+    n_max = check_int(n_max, "n_max", what="a largest candidate count")
     shares = np.atleast_1d(np.asarray(share, dtype=float))
-    if np.any(~np.isfinite(shares)) or np.any(shares <= 0):
+    if shares.size == 0 or np.any(~np.isfinite(shares)) or np.any(shares <= 0) or np.any(
+            shares > 1):
         raise ConfigError(
-            f"share must be > 0 (a fraction of the oracle gap); got {shares.tolist()}.")
+            f"share must be a fraction of the oracle gap in (0, 1], e.g. 0.5; got "
+            f"{shares.tolist()}.")
     target = shares * float(curve_shape(n_ref, shape))
     out = np.full(shares.shape, np.inf)
     if rho_total > 0:

@@ -23,10 +23,11 @@ import pandas as pd
 
 from ._bon_engine import check_pool, query_utilities, user_sums
 from ._checks import check_ci, check_n_boot, check_seed
+from .stats import MIN_USERS_FOR_CI, bootstrap_mean_ci
 from .table import ScoreTable, as_score_table
 
-#: Fewest users a bootstrap interval over users is computed from; fewer give NaN and a warning.
-MIN_USERS_FOR_CI = 5
+__all__ = ["MIN_USERS_FOR_CI", "selection_weights", "bon_per_query", "bootstrap_user_ci",
+           "bon_curve", "bon_curves", "bon_curve_dataset"]
 
 
 def _as_int_ns(ns) -> np.ndarray:
@@ -131,6 +132,8 @@ def bootstrap_user_ci(per_user: np.ndarray, *, level: float = 0.95, n_boot: int 
     ``per_user`` is an array (n_users, k); returns (low, high), each of length k. With fewer
     than ``MIN_USERS_FOR_CI`` (5) users a resampling interval would claim a precision the data
     cannot give (one user: zero width), so both bounds are NaN and a RuntimeWarning says why.
+    The statistics live in :func:`ttp_diag.stats.bootstrap_mean_ci`; this name is kept for
+    existing callers.
 
     Examples
     --------
@@ -141,22 +144,8 @@ def bootstrap_user_ci(per_user: np.ndarray, *, level: float = 0.95, n_boot: int 
     level = check_ci(level, allow_none=False)
     n_boot = check_n_boot(n_boot)
     seed = check_seed(seed)
-    per_user = np.asarray(per_user, dtype=float)
-    if per_user.ndim == 1:
-        per_user = per_user[:, None]
-    n_users = per_user.shape[0]
-    if n_users < MIN_USERS_FOR_CI:
-        warnings.warn(
-            f"a bootstrap interval over {n_users} user(s) is not meaningful (it needs at least "
-            f"{MIN_USERS_FOR_CI}); ci_low and ci_high are NaN. Analyse more users, or pass "
-            f"ci=None.", RuntimeWarning, stacklevel=2)
-        nan = np.full(per_user.shape[1], np.nan)
-        return nan, nan.copy()
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
-    boots = counts @ per_user / n_users
-    tail = (1.0 - level) / 2.0
-    return np.quantile(boots, tail, axis=0), np.quantile(boots, 1.0 - tail, axis=0)
+    return bootstrap_mean_ci(per_user, ci=level, n_boot=n_boot, seed=seed,
+                             what="bootstrap_user_ci")
 
 
 def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | None = "val",

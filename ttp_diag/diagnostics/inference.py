@@ -22,11 +22,12 @@ utilities), never on rows, so a bootstrap replicate costs a few array operations
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
+
+from ..stats import percentile_interval, two_level_indices
 
 _Z_CLIP = 0.9999  # |r| = 1 has an infinite Fisher z; cap it (it only arises in tiny pools)
 
@@ -208,19 +209,6 @@ def estimate(qs: QueryStats, idx: np.ndarray, slot: np.ndarray, n_slots: int, *,
     return out
 
 
-def two_level_indices(user: np.ndarray, n_users: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One two-level bootstrap draw: (query indices, pseudo-user slot of each)."""
-    order = np.argsort(user, kind="stable")
-    counts = np.bincount(user, minlength=n_users)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    drawn = rng.integers(0, n_users, n_users)
-    c = counts[drawn]
-    slot = np.repeat(np.arange(n_users), c)
-    within = np.floor(rng.random(slot.size) * c[slot]).astype(np.int64)
-    return order[starts[drawn][slot] + within], slot
-
-
 def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_boot: int,
               seed: int | None, progress: bool = False) -> dict:
     """Replicates of every scalar (and curve) of :func:`estimate`: name -> array (n_boot, ...)."""
@@ -241,11 +229,8 @@ def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_
 
 
 def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    tail = (1.0 - ci) / 2.0
-    with warnings.catch_warnings():
-        # an all-NaN quantity (e.g. capture with no reward signal) has a NaN interval
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return (np.nanquantile(reps, tail, axis=0), np.nanquantile(reps, 1.0 - tail, axis=0))
+    """Percentile interval of replicates (:func:`ttp_diag.stats.percentile_interval`)."""
+    return percentile_interval(reps, ci)
 
 
 def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, threshold: float,

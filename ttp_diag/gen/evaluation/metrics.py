@@ -22,12 +22,14 @@ default) counts a tie as half a success; ``ties="strict"`` is the paper's defini
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ttp_diag.gen.evaluation.split import EvaluationInputError
+from ttp_diag.stats import CORRELATIONS, bootstrap_correlations, pair_wins, resample_counts
 
 __all__ = [
     "pairwise_accuracy",
@@ -40,18 +42,12 @@ __all__ = [
 ]
 
 
-def _wins(a: np.ndarray, b: np.ndarray, ties: str) -> np.ndarray:
-    if ties not in ("half", "strict"):
-        raise EvaluationInputError(f"ties={ties!r}; use 'half' (a tie is half a success) or "
-                                   "'strict' (the paper's s(chosen) > s(rejected))")
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise EvaluationInputError("scores contain NaN or inf; score every pair before "
-                                   "computing accuracies")
-    w = (a > b).astype(float)
-    if ties == "half":
-        w += 0.5 * (a == b)
-    return w
+def _wins(a, b, ties: str) -> np.ndarray:
+    """:func:`ttp_diag.stats.pair_wins` (the one tie rule), errors as EvaluationInputError."""
+    try:
+        return pair_wins(a, b, ties)
+    except ValueError as exc:
+        raise EvaluationInputError(str(exc)) from None
 
 
 def pairwise_accuracy(
@@ -208,16 +204,6 @@ def bon_win_rate_ceiling(n: int) -> float:
     return n / (n + 1)
 
 
-def _corrs(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from scipy import stats
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"kendall_tau": np.nan, "spearman_rho": np.nan, "pearson_r": np.nan}
-    return {"kendall_tau": float(stats.kendalltau(x, y).statistic),
-            "spearman_rho": float(stats.spearmanr(x, y).statistic),
-            "pearson_r": float(stats.pearsonr(x, y).statistic)}
-
-
 def rank_agreement(
     per_user: pd.DataFrame,
     upstream: Sequence[str],
@@ -239,7 +225,8 @@ def rank_agreement(
         The generation-quality metric (e.g. ``"rouge1"``).
     ci : float or None
         Level of a percentile bootstrap over users (users resampled with replacement, method
-        means recomputed); None skips it.
+        means recomputed; :func:`ttp_diag.stats.bootstrap_correlations`, one resample matrix
+        shared by every upstream metric); None skips it. NaN with fewer than 5 users.
     n_boot, seed : int
 
     Returns
@@ -269,34 +256,24 @@ def rank_agreement(
     if quality not in wide.columns:
         raise EvaluationInputError(f"quality metric {quality!r} not in the table (metrics: "
                                    f"{sorted(wide.columns)})")
-    rng = np.random.default_rng(seed)
-    users = np.array(sorted(wide.index.get_level_values("user_id").unique()))
+    users = sorted(wide.index.get_level_values("user_id").unique())
+    # one resample matrix over all users: every upstream metric is bootstrapped on the same
+    # draws (shared resamples), so their intervals can be compared
+    counts = resample_counts(len(users), n_boot, seed) if ci is not None and users else None
     rows = []
     for up in upstream:
         if up not in wide.columns:
             raise EvaluationInputError(f"upstream metric {up!r} not in the table (metrics: "
                                        f"{sorted(wide.columns)})")
-        sub = wide[[up, quality]].dropna()
-        means = sub.groupby(level="method").mean()
-        est = _corrs(means[up].to_numpy(), means[quality].to_numpy())
-        boots: dict[str, list[float]] = {k: [] for k in est}
-        if ci is not None and len(means) >= 3:
-            by_user = {u: g.droplevel("user_id") for u, g in sub.groupby(level="user_id")}
-            for _ in range(int(n_boot)):
-                pick = rng.choice(users, size=len(users), replace=True)
-                frames = [by_user[u] for u in pick if u in by_user]
-                if not frames:
-                    continue
-                m = pd.concat(frames).groupby(level=0).mean()
-                for k, v in _corrs(m[up].to_numpy(), m[quality].to_numpy()).items():
-                    boots[k].append(v)
-        for k, v in est.items():
-            b = np.asarray(boots[k], float)
-            b = b[np.isfinite(b)]
-            lo = hi = np.nan
-            if ci is not None and b.size:
-                lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
-            rows.append(dict(upstream=up, quality=quality, statistic=k, estimate=v,
-                             ci_low=lo, ci_high=hi, n_methods=len(means),
-                             n_users=int(sub.index.get_level_values("user_id").nunique())))
+        x = wide[up].unstack("method").reindex(users)
+        y = wide[quality].unstack("method").reindex(users).reindex(columns=x.columns)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # n_users says it
+            r = bootstrap_correlations(x.to_numpy(float), y.to_numpy(float), ci=ci,
+                                       counts=counts)
+        for k in CORRELATIONS:
+            rows.append(dict(upstream=up, quality=quality, statistic=k,
+                             estimate=r["estimate"][k], ci_low=r["ci_low"][k],
+                             ci_high=r["ci_high"][k], n_methods=r["n_points"],
+                             n_users=r["n_users"]))
     return pd.DataFrame(rows)

@@ -23,13 +23,13 @@ over users.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ttp_diag.gen.evaluation.metrics import bon_win_rate_ceiling, rank_agreement
+from ttp_diag.stats import MIN_USERS_FOR_CI, bootstrap_mean_ci, resample_counts
 
 __all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM"]
 
@@ -78,6 +78,11 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
     ----------
     per_user : pandas.DataFrame
         ``method, user_id, metric, value`` (one value per user).
+    ci : float or None, default 0.95
+        Level of the percentile bootstrap over users
+        (:func:`ttp_diag.stats.bootstrap_mean_ci` on one resample matrix shared by every
+        method and metric); NaN for a method and metric with fewer than 5 users.
+    n_boot, seed : int
 
     Examples
     --------
@@ -87,21 +92,23 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
       method metric  mean  n_users
     0      m      x   0.3        2
     """
+    d = per_user.dropna(subset=["value"])
+    users = sorted(d["user_id"].unique())
+    # one resample matrix over every user of the table (shared resamples): methods and
+    # metrics on the same users are bootstrapped on the same draws, so equal values get
+    # equal intervals and adding a method or a metric moves no other interval
+    counts = (resample_counts(len(users), n_boot, seed)
+              if ci is not None and len(users) >= MIN_USERS_FOR_CI else None)
     rows = []
-    for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
-        g = g.sort_values("user_id")
-        v = g["value"].to_numpy(float)
+    for (m, k), g in d.groupby(["method", "metric"]):
+        v = g.groupby("user_id")["value"].mean().reindex(users)
         lo = hi = np.nan
-        if ci is not None and len(v) > 1:
-            # one stream per metric and user count: an interval does not move when other
-            # methods or metrics are added, and methods on the same users share the user
-            # resamples (common random numbers: equal values get equal intervals)
-            rng = np.random.default_rng(None if seed is None else
-                                        [seed, zlib.crc32(k.encode()), len(v)])
-            b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
-            lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
+        n = int(v.notna().sum())
+        if counts is not None and n >= MIN_USERS_FOR_CI:
+            low, high = bootstrap_mean_ci(v.to_numpy(float), ci=ci, counts=counts)
+            lo, hi = float(low[0]), float(high[0])
         rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
-                         n_users=len(v)))
+                         n_users=n))
     return pd.DataFrame(rows)
 
 

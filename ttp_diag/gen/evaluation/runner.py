@@ -51,6 +51,9 @@ class EvalConfig:
     n_train_users: float = 0.34
     max_support: int = 32
     icl_ks: list[int] = field(default_factory=lambda: [4])
+    #: "gold": ICL demonstrations are (input, gold) pairs (the first paper's RAG history);
+    #: "triples": (input, chosen, rejected) triples from the support pairs (second paper)
+    icl_demo_format: str = "gold"
     hard_negative_k: int = 5
     min_gap: float = 0.1
     max_pairs_per_query: int = 4
@@ -83,6 +86,9 @@ class EvalConfig:
         if self.args_reward_scale not in REWARD_SCALES:
             raise EvaluationInputError(
                 f"args_reward_scale={self.args_reward_scale!r}; use one of {REWARD_SCALES}")
+        if self.icl_demo_format not in ("gold", "triples"):
+            raise EvaluationInputError(
+                f"icl_demo_format={self.icl_demo_format!r}; use 'gold' or 'triples'")
         for k in self.icl_ks:
             if int(k) < 0:
                 raise EvaluationInputError(f"ICL k={k}; use k >= 0 (0 = zero-shot)")
@@ -203,6 +209,9 @@ class Evaluation:
             diff = {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
             # folders made before the setting existed used the raw reward; the ARGS lambda and
             # generations cached there depend on it
+            if old.get("icl_demo_format", "gold") != new["icl_demo_format"]:
+                diff["icl_demo_format"] = (old.get("icl_demo_format", "gold"),
+                                           new["icl_demo_format"])
             if old.get("args_reward_scale", "raw") != new["args_reward_scale"]:
                 diff["args_reward_scale"] = (old.get("args_reward_scale", "raw"),
                                              new["args_reward_scale"])

@@ -219,3 +219,34 @@ def test_rank_agreement_and_method_summary_use_stats():
     v = wide[("acc", "b")].loc[users].to_numpy()
     lo, hi = stats.bootstrap_mean_ci(v, n_boot=500, seed=1)
     assert s.loc[("b", "acc"), "ci_low"] == lo[0] and s.loc[("b", "acc"), "ci_high"] == hi[0]
+
+
+def test_correlation_difference_known_truth():
+    # outcome = truth across 6 points; x tracks it with little user noise, z is unrelated
+    rng = np.random.default_rng(3)
+    truth = np.arange(6.0)
+    y = truth + rng.normal(scale=0.3, size=(25, 6))
+    x = truth + rng.normal(scale=0.3, size=(25, 6))
+    z = rng.permutation(truth) * 0 + rng.normal(scale=1.0, size=(25, 6))
+    r = stats.correlation_difference(x, z, y, n_boot=300, seed=0)
+    assert r["n_points"] == 6 and r["n_users"] == 25
+    assert r["difference"]["pearson_r"] == pytest.approx(
+        r["x"]["estimate"]["pearson_r"] - r["z"]["estimate"]["pearson_r"])
+    assert r["ci_low"]["pearson_r"] > 0  # x predicts better, and the interval says so
+    # the same predictor twice: difference 0 in every resample
+    r0 = stats.correlation_difference(x, x, y, n_boot=100, seed=0)
+    assert r0["ci_low"]["kendall_tau"] == 0 and r0["ci_high"]["kendall_tau"] == 0
+
+
+def test_vectorised_correlations_equal_scipy_row_by_row():
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 4, size=(200, 6)).astype(float)  # many ties
+    y = rng.normal(size=(200, 6))
+    y[:20] = rng.integers(0, 3, size=(20, 6))
+    x[5, 2] = np.nan  # falls back to the loop
+    x[6] = 1.0  # constant: NaN
+    got = stats.correlations_rows(x, y)
+    want = np.array([[stats.correlations(a, b)[k] for k in stats.CORRELATIONS]
+                     for a, b in zip(x, y, strict=True)])
+    np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
+    assert np.isnan(got[6]).all() and np.isfinite(got[5]).all()

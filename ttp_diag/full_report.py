@@ -191,10 +191,16 @@ def evaluation_summary(eval_dir: str | Path) -> str:
         if len(ra):
             r = ra.loc[ra["estimate"].idxmax()]
             iv = _fmt_iv(r["estimate"], r["ci_low"], r["ci_high"])
-            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the methods most like "
-                         f"generation quality: Kendall tau {iv} over {int(r['n_methods'])} "
-                         f"methods (bootstrap over users); with so few methods and users, read "
-                         f"the intervals, not the points.")
+            if "n_points" in ra.columns:  # one point per reward model within a family
+                over = (f"{int(r['n_points'])} reward models ({r.get('family', 'all')} "
+                        f"decoding)")
+                what = "reward models"
+            else:
+                over, what = f"{int(r['n_methods'])} methods", "methods"
+            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the {what} most like "
+                         f"generation quality: Kendall tau {iv} over {over} (bootstrap over "
+                         f"users); with so few {what} and users, read the intervals, not the "
+                         f"points.")
     return " ".join(parts)
 
 

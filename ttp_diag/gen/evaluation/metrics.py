@@ -10,7 +10,9 @@
 * :func:`behavioural_alignment` - Definition 3 with ROUGE-1, ROUGE-L and MiniLM cosine.
 * :func:`win_rate`, :func:`bon_win_rate_ceiling` - the circular win rate (a reward model
   judging its own guided output against zero-shot) and what any selector reaches against
-  one random draw when judged by its own score, ``n / (n + 1)``.
+  one random draw when judged by its own score, ``n / (n + 1)``. The ceiling belongs to the
+  comparison with a random draw, not with the zero-shot answer:
+  :func:`pool_draw_win_rates` computes that comparison for a Best-of-N selector exactly.
 * :func:`rank_agreement` - Kendall tau, Spearman rho and Pearson r across methods between an
   upstream metric and generation quality, with the number of methods and a bootstrap
   interval over users.
@@ -38,6 +40,7 @@ __all__ = [
     "behavioural_alignment",
     "win_rate",
     "bon_win_rate_ceiling",
+    "pool_draw_win_rates",
     "rank_agreement",
 ]
 
@@ -202,6 +205,47 @@ def bon_win_rate_ceiling(n: int) -> float:
     if int(n) < 1:
         raise EvaluationInputError(f"n={n}; the ceiling needs n >= 1")
     return n / (n + 1)
+
+
+def pool_draw_win_rates(table: pd.DataFrame, score: str, *, reward: str = "reward",
+                        query: str = "query_id", ties: str = "half") -> pd.DataFrame:
+    """Best-of-the-pool against one uniformly random draw from the same pool, exactly.
+
+    The comparison the ``n / (n + 1)`` ceiling belongs to. For each query the selector keeps
+    the candidate(s) with the highest ``score`` (a tied top group is averaged, as the exact
+    Best-of-N engine does) and is compared with a candidate drawn uniformly from the pool
+    (the selected one included), by the selector's own score (``circular``) and by the true
+    reward (``true``); ties count as ``ties`` says. Judged by its own score a Best-of-M
+    selector with a unique top wins every comparison but the draw of itself:
+    ``ceiling = 1 - 1/(2M)`` with ties as half, the finite-pool form of ``n / (n + 1)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``query_id, circular, true, ceiling, pool`` (one row per query).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"query_id": "q", "score_a": [3.0, 2.0, 1.0, 0.0],
+    ...                   "reward": [0.1, 0.9, 0.5, 0.3]})
+    >>> pool_draw_win_rates(t, "score_a")[["circular", "true", "ceiling"]].round(3)
+       circular   true  ceiling
+    0     0.875  0.125    0.875
+    """
+    for c in (score, reward, query):
+        if c not in table.columns:
+            raise EvaluationInputError(f"pool_draw_win_rates: column {c!r} not found "
+                                       f"(columns: {list(table.columns)})")
+    rows = []
+    for q, g in table.groupby(query, sort=True):
+        s, r = g[score].to_numpy(float), g[reward].to_numpy(float)
+        top = s == s.max()
+        m = len(s)
+        circ = float(_wins(np.full(m, s.max()), s, ties).mean())
+        true = float(np.mean([_wins(np.full(m, rt), r, ties).mean() for rt in r[top]]))
+        ceiling = 1.0 - 0.5 / m if ties == "half" else 1.0 - 1.0 / m
+        rows.append(dict(query_id=q, circular=circ, true=true, ceiling=ceiling, pool=m))
+    return pd.DataFrame(rows)
 
 
 def rank_agreement(

@@ -142,3 +142,37 @@ def test_method_summary_interval_is_a_bootstrap_and_ignores_other_rows():
     # fewer than 5 users: the mean, no interval (one rule with the curves' intervals)
     s4 = method_summary(d.iloc[:4], n_boot=100).iloc[0]
     assert s4["n_users"] == 4 and np.isnan(s4["ci_low"]) and np.isnan(s4["ci_high"])
+
+
+def test_policy_accuracy_length_effect_and_normalised_variant():
+    # same per-token log-probability, the chosen answer twice as long: the paper's sum
+    # (eqs. 5-6) prefers the shorter rejected answer at lambda = 0, the mean (eq. 4) ties
+    chosen, rejected = [-1.0] * 6, [-1.0] * 3
+    assert score_rgd(chosen, [0.0] * 6, 0.0) < score_rgd(rejected, [0.0] * 3, 0.0)
+    assert score_rgd(chosen, [0.0] * 6, 0.0, length_norm=True) == score_base(chosen)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # at lambda = 0 the normalised variant is eq. 4 exactly
+        lp = rng.normal(-2, 1, size=rng.integers(1, 9))
+        assert score_rgd(lp, rng.random(lp.size), 0.0, length_norm=True) == \
+            pytest.approx(score_base(lp), abs=1e-12)
+    assert score_rgd([-1.0, -2.0], [0.5, 0.25], 2.0, length_norm=True) == pytest.approx(-0.75)
+
+
+def test_harmonic_lambda_rule_by_hand():
+    from ttp_diag.gen.evaluation.args import harmonic_lambda
+    from ttp_diag.gen.evaluation.runner import EvalConfig
+
+    g = pd.DataFrame({"lam": [0.0, 1.0, 2.0, 4.0], "accuracy": [0.5, 0.7, 0.9, 0.9],
+                      "rouge1": [0.30, 0.30, 0.05, 0.0], "inv_perplexity": [0.2, 0.2, 0.1, 0.1]})
+    lam, out = harmonic_lambda(g)
+    want = [3 / (1 / a + 1 / b + 1 / c) for a, b, c in
+            zip(g["rouge1"][:3], g["inv_perplexity"][:3], g["accuracy"][:3], strict=True)]
+    assert out["harmonic_mean"].tolist()[:3] == pytest.approx(want)
+    assert out["harmonic_mean"].iloc[3] == 0.0  # a zero component
+    assert lam == 1.0  # policy accuracy alone would take 2.0
+    tie = g.assign(rouge1=0.3, inv_perplexity=0.2, accuracy=0.5)
+    assert harmonic_lambda(tie)[0] == 0.0  # ties: the smallest lambda
+    with pytest.raises(EvaluationInputError, match="inv_perplexity"):
+        harmonic_lambda(g.drop(columns="inv_perplexity"))
+    with pytest.raises(EvaluationInputError, match="args_lambda_rule='best'"):
+        EvalConfig(methods=["zero_shot"], args_lambda_rule="best").validate([])

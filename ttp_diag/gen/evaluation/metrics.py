@@ -3,10 +3,16 @@
 * :func:`pairwise_accuracy` - Definition 1 (reward-model ranking accuracy) and Definition 2
   (policy accuracy) are the same statistic on different scores: the share of pairs whose
   chosen side scores higher than the rejected side, per user and overall.
-* :func:`score_base`, :func:`score_rgd` - the scoring functions of section 4: the base
-  policy's length-normalised log-likelihood (eq. 4; ICL, eq. 7, is the same function with
-  demonstrations in the prompt) and the reward-guided score
-  ``sum_t [log pi(y_t | x, y_<t) + lambda * r(x, y_<=t)]`` (eqs. 5-6).
+* :func:`score_base`, :func:`score_rgd` - the scoring functions of section 4, kept as the
+  paper writes them: the base policy's length-normalised log-likelihood (eq. 4, a *mean*
+  over tokens; ICL, eq. 7, is the same function with demonstrations in the prompt) and the
+  reward-guided score ``sum_t [log pi(y_t | x, y_<t) + lambda * r(x, y_<=t)]`` (eqs. 5-6, a
+  *sum*). Length effect: a sum of log-probabilities (each < 0) favours the shorter answer,
+  a mean does not, so ARGS policy accuracy at lambda = 0 differs from the zero-shot policy
+  accuracy whenever chosen and rejected differ in length. ``score_rgd(...,
+  length_norm=True)`` is the length-normalised variant (the mean over tokens), which at
+  lambda = 0 equals :func:`score_base` exactly; the evaluation reports it as
+  ``policy_accuracy_length_norm`` beside the paper's ``policy_accuracy``.
 * :func:`behavioural_alignment` - Definition 3 with ROUGE-1, ROUGE-L and MiniLM cosine.
 * :func:`win_rate`, :func:`bon_win_rate_ceiling` - the circular win rate (a reward model
   judging its own guided output against zero-shot) and what any selector reaches against
@@ -121,16 +127,20 @@ def score_base(token_logprobs: Sequence[float]) -> float:
 
 
 def score_rgd(token_logprobs: Sequence[float], prefix_rewards: Sequence[float],
-              lam: float) -> float:
+              lam: float, *, length_norm: bool = False) -> float:
     """Reward-guided score ``sum_t [log pi(y_t | x, y_<t) + lam * r(x, y_<=t)]`` (eqs. 5-6).
 
     ``prefix_rewards[t]`` is the reward model's score of the completion's first ``t + 1``
-    tokens: the score ARGS uses when it chooses token ``t``.
+    tokens: the score ARGS uses when it chooses token ``t``. ``length_norm=True`` divides
+    by the number of tokens (the mean instead of the paper's sum), which removes the sum's
+    preference for short answers and equals :func:`score_base` at ``lam = 0``.
 
     Examples
     --------
     >>> score_rgd([-1.0, -2.0], [0.5, 0.25], lam=2.0)  # (-1 + 1) + (-2 + 0.5)
     -1.5
+    >>> score_rgd([-1.0, -2.0], [0.5, 0.25], lam=2.0, length_norm=True)
+    -0.75
     """
     lp, r = np.asarray(token_logprobs, float), np.asarray(prefix_rewards, float)
     if lp.shape != r.shape:
@@ -139,7 +149,8 @@ def score_rgd(token_logprobs: Sequence[float], prefix_rewards: Sequence[float],
     if lam < 0:
         raise EvaluationInputError(f"lambda={lam}; the reward weight must be >= 0 (0 = the "
                                    "base policy)")
-    return float((lp + lam * r).sum())
+    total = float((lp + lam * r).sum())
+    return total / lp.size if length_norm and lp.size else total
 
 
 def behavioural_alignment(generated: Sequence[str], gold: Sequence[str], *,

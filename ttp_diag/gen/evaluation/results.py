@@ -8,7 +8,10 @@
   answer against the user's gold (tied selections averaged);
 * ``upstream.parquet`` - ``method, user_id, metric, value`` with ``rm_accuracy`` (Def. 1 on
   the user's query pairs), ``policy_accuracy`` (Def. 2 with the scoring function the method
-  generates with), ``win_rate`` (circular: the method's reward model prefers its answer to
+  generates with: eq. 4's mean log-probability for the base policy, ICL and LoRA, eqs. 5-6's
+  sum for ARGS, as the paper writes them), ``policy_accuracy_length_norm`` (ARGS with the
+  mean over tokens instead of the sum: at lambda = 0 it equals zero-shot's),
+  ``win_rate`` (circular: the method's reward model prefers its answer to
   the zero-shot answer), ``true_win_rate`` (the gold reward does), and for Best-of-N
   selectors ``rho_eff``, ``alpha``, ``beta`` (the package's diagnostics on the user's pool),
   ``capture`` ((selected - random) / (oracle - random) at the full pool) and the comparison
@@ -125,6 +128,14 @@ def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
                     r=[score_rgd(a, b, lam) for a, b in zip(d2["lp_rejected"],
                                                             d2["r_rejected"], strict=True)])
                 out.append(_acc(d2, "c", "r", "policy_accuracy", m))
+                # the length-normalised variant (mean, not the paper's sum, over tokens):
+                # equal to the zero-shot policy accuracy at lambda = 0
+                d3 = d2.assign(
+                    c=[score_rgd(a, b, lam, length_norm=True) for a, b in zip(
+                        d2["lp_chosen"], d2["r_chosen"], strict=True)],
+                    r=[score_rgd(a, b, lam, length_norm=True) for a, b in zip(
+                        d2["lp_rejected"], d2["r_rejected"], strict=True)])
+                out.append(_acc(d3, "c", "r", "policy_accuracy_length_norm", m))
             else:  # Best-of-N generates with the reward model itself
                 out.append(_acc(d, "rm_chosen", "rm_rejected", "policy_accuracy", m))
             out.append(_win_rates(ev, gens, m, kind))

@@ -77,6 +77,14 @@ def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int
         return float("nan")
 
 
+def _ns_text(ns) -> str:
+    """``1..16`` for a full range, else the list."""
+    ns = [int(n) for n in ns]
+    if len(ns) > 2 and ns == list(range(ns[0], ns[-1] + 1)):
+        return f"{ns[0]}..{ns[-1]}"
+    return "{" + ", ".join(map(str, ns)) + "}"
+
+
 def _none_if_nan(v: float) -> float | None:
     return None if not np.isfinite(v) else v
 
@@ -166,17 +174,24 @@ class _BestOfNResults:
             for shape, c in self.calibrations_.items()])
 
     def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N."""
+        """One line per reward model: alpha, beta, rho_eff, relMAE and capture.
+
+        ``capture`` is the package's one definition (``mean_capture`` of :attr:`summary`, the
+        ``capture`` of each diagnosis and of ``ttp-diag analyze --json``): the share of the
+        oracle's gain over random captured, gain-weighted over the fit's N grid, on population
+        curves (mean over users of each user's mean over queries); the line names the grid.
+        """
         self._check_fitted()
         shape = shape or self.best_shape_
         tab = self.summary
-        last = self.ns_[-1]
         lines = []
         for r in tab[(tab["shape"] == shape) & (tab["score"] != "oracle")].to_dict("records"):
             lines.append(
-                f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
-                f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
-                f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
+                f"{r['rm']:<24} alpha={r['alpha']:.3f} beta={r['beta']:.3f} "
+                f"rho_eff={r['rho_eff']:+.3f} relMAE={r['rel_mae']:.1%} "
+                f"capture={r['mean_capture']:.3f}")
+        lines.append(f"(capture: share of the oracle's gain over random, gain-weighted over "
+                     f"N in {_ns_text(self.ns_)}, mean over users)")
         return "\n".join(lines)
 
     def __str__(self) -> str:

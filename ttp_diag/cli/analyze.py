@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("table", help="score table (.parquet or .csv)")
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
-    p.add_argument("--ns", default="1,5,10,15,20,30", help="candidate counts (default %(default)s)")
+    p.add_argument("--ns", default=None,
+                   help="comma-separated candidate counts (default: every N up to the median "
+                        "pool size, as `ttp-diag demo` and td.BestOfN use, so that both "
+                        "report the same capture)")
     p.add_argument("--shape", default="sqrt_log", choices=["sqrt_log", "gaussian", "kl"],
                    help="curve shape g(N) (default %(default)s)")
     p.add_argument("--split", default="val",
@@ -44,8 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--refined", action="store_true",
                    help="include the collapsed users' correlation (Eq. 30)")
-    p.add_argument("--pool", default="error", choices=["error", "clip"],
-                   help="N larger than a pool: error (default) or use the whole pool")
+    p.add_argument("--pool", default=None, choices=["error", "clip"],
+                   help="N larger than a pool: error, or use the whole pool (default: error "
+                        "with --ns; without --ns, clip exactly when some pool is smaller than "
+                        "the largest default N, as the demo does)")
     p.add_argument("--fit-mu", action="store_true",
                    help="fit mu from the oracle curve too (default: mu = the exact random "
                         "utility, only c*sigma is fitted)")
@@ -56,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequence[int], *,
                   shape: str = "sqrt_log", split: str | None = "val",
                   collapse_threshold: float = 0.1, rho_u: str = "mean_query",
-                  weights: str = "user", refined: bool = False, pool: str = "error",
+                  weights: str = "user", refined: bool = False, pool: str | None = None,
                   fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,
                   seed: int | None = 0) -> dict[str, Any]:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
@@ -72,15 +77,18 @@ def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequenc
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from ttp_diag.bestofn import default_ns
     from ttp_diag.io import read_table
 
-    ns = parse_ns([args.ns])
     table = read_table(args.table)
+    ns = (parse_ns([args.ns]) if args.ns else
+          default_ns(table, split=None if args.split == "all" else args.split))
     scores = [s.strip() for s in args.scores.split(",")] if args.scores else None
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
-                        weights=args.weights, refined=args.refined, pool=args.pool,
+                        weights=args.weights, refined=args.refined,
+                        pool=args.pool or ("error" if args.ns else None),
                         fit_mu=args.fit_mu, ci=args.ci, n_boot=args.n_boot, seed=args.seed)
     if args.json:
         json.dump(res, sys.stdout, indent=2, default=float)
@@ -90,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.table}: {res['n_rows']} candidate rows; shape g(N) = {res['shape']}")
     print(f"oracle calibration: mu = {cal['mu']:.4f}, c*sigma = {cal['c_sigma']:.4f} "
           f"[{cal['c_sigma_ci'][0]:.4f}, {cal['c_sigma_ci'][1]:.4f}], R^2 = {cal['r2']:.3f}")
-    curves = {"N": ns, "random": res["random"], "oracle": res["oracle"]}
+    curves = {"N": res["ns"], "random": res["random"], "oracle": res["oracle"]}
     for s, m in res["models"].items():
         curves[f"{s} obs"] = m["observed"]
         curves[f"{s} pred"] = m["predicted"]

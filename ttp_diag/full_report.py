@@ -84,6 +84,7 @@ def significance_table(fit: BestOfN, val: pd.DataFrame, *, ci: float = 0.95,
     ``1 - ci``).
     """
     from ttp_diag.diagnostics import compare_selectors
+    from ttp_diag.stats import format_p_value
 
     rows, lines = [], []
     scores, ns = fit.scores_, fit.ns_
@@ -98,7 +99,9 @@ def significance_table(fit: BestOfN, val: pd.DataFrame, *, ci: float = 0.95,
             lines.append(
                 f"{selector_label(a)} - {selector_label(b)} at N={int(last['n'])}: "
                 f"{last['diff']:+.4f} [{last['ci_low']:+.4f}, {last['ci_high']:+.4f}], "
-                f"p = {last['p_value']:.3f} over {int(last['n_users'])} users: "
+                f"{format_p_value(last['p_value'], res.attrs.get('p_draws'))} (paired "
+                f"sign-flip test, {'exact' if res.attrs.get('p_draws') is None else 'Monte Carlo'}"
+                f") over {int(last['n_users'])} users: "
                 + ("a real difference." if real else
                    f"not distinguishable from no difference at the {ci:.0%} level."))
     table = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
@@ -125,14 +128,16 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
             else:
                 parts.append(f"{q} = {est:.3f}")
             if "p_value" in summ.columns and pd.notna(r.get("p_value")):
-                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}, "
-                              f"p = {float(r['p_value']):.3f})")
+                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}; "
+                              f"{r['p_text']})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
             "Null model: one shared correlation (collapse) or each user's own correlation "
             "(hacking), drawn for the observed pools conditional on the observed mean "
-            "correlations; 'expected with none' is the rate under it, p the chance of a "
-            "smoothed count at least as high.\n\n"
+            "correlations; 'expected with none' is the raw rate under it. The test compares "
+            "smoothed counts (each unit's probability of lying below the cut), which it names "
+            "with their expectation under the null; p is the chance of a smoothed count at "
+            "least as high, and at the Monte Carlo limit it reads 'p < 1/draws'.\n\n"
             + "\n".join(lines))
     table, sentences = significance_table(fit, val, ci=ci, n_boot=n_boot, seed=seed)
     if sentences:

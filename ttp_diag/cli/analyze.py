@@ -132,9 +132,12 @@ def run(args: argparse.Namespace) -> int:
     for s, m in res["models"].items():
         null = m.get("null") or {}
         if "alpha_null" in null:
+            from ttp_diag.diagnostics.core import null_test_text
+
             print(f"  {s}: alpha {m['alpha']:.3f} vs {null['alpha_null']:.3f} expected with no "
-                  f"collapse (p = {null['alpha_p']:.3f}); beta {m['beta']:.3f} vs "
-                  f"{null['beta_null']:.3f} expected from noise alone (p = {null['beta_p']:.3f})")
+                  f"collapse ({null_test_text(null, 'alpha')}); beta {m['beta']:.3f} vs "
+                  f"{null['beta_null']:.3f} expected from noise alone "
+                  f"({null_test_text(null, 'beta')})")
     for s, m in res["models"].items():
         for note in m["notes"]:
             print(f"note ({s}): {note}")

@@ -273,7 +273,7 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
     se_user = np.sqrt(np.bincount(qs.user, weights=np.where(defined, se**2, 0.0), minlength=nu)
                       ) / np.maximum(n_def_u, 1.0)
     has_def = n_def_u > 0
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"n_null": float(n_null)}
 
     def weighted_means(groups: np.ndarray, mask: np.ndarray):
         """Inverse-variance weighted mean z of each group over ``mask`` (the sufficient

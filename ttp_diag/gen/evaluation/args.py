@@ -267,7 +267,7 @@ def harmonic_lambda(grid: pd.DataFrame) -> tuple[float, pd.DataFrame]:
     ...                   "rouge1": [0.30, 0.30, 0.05], "inv_perplexity": [0.2, 0.2, 0.1]})
     >>> lam, out = harmonic_lambda(g)  # 2.0 has the best accuracy, 1.0 the best balance
     >>> lam, out["harmonic_mean"].round(4).tolist()
-    (1.0, [0.2903, 0.3088, 0.0794])
+    (1.0, [0.2903, 0.3073, 0.0964])
     """
     need = [c for c in ("lam", "accuracy", "rouge1", "inv_perplexity") if c not in grid.columns]
     if need:

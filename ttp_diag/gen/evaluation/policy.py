@@ -92,7 +92,7 @@ def icl_prompt(task: str, body: str, demos: Sequence[Mapping] = (), *,
     >>> icl_prompt("lamp4", "Dogs bark.") == icl_prompt("lamp4", "Dogs bark.", [])
     True
     >>> print(icl_prompt("lamp4", "Dogs bark.", [{"body": "A cat.", "output": "Cat!",
-    ...                  "rejected": "Dog?"}], demo_format="triples").split("\n\n")[0])
+    ...                  "rejected": "Dog?"}], demo_format="triples").split(chr(10) * 2)[0])
     [User Preferences]
     ### Article: A cat.
     ### Preferred Headline: Cat!

@@ -206,6 +206,20 @@ def evaluation_summary(eval_dir: str | Path) -> str:
                          f"generation quality: Kendall tau {iv} over {over} (bootstrap over "
                          f"users); with so few {what} and users, read the intervals, not the "
                          f"points.")
+    rq_f = ev / "tables" / "rho_eff_vs_accuracy.csv"
+    if rq_f.is_file():
+        rq = pd.read_csv(rq_f)
+        rq = rq[(rq["statistic"] == "kendall_tau") & rq["difference"].notna()]
+        if len(rq):
+            r = rq.iloc[0]
+            d_iv = _fmt_iv(r["difference"], r["ci_low"], r["ci_high"])
+            verdict = ("rho_eff predicts it better" if r["ci_low"] > 0 else
+                       "ranking accuracy predicts it better" if r["ci_high"] < 0 else
+                       "this sample cannot tell which predicts it better")
+            parts.append(f"Across {int(r['n_points'])} Best-of-N reward models and "
+                         f"{int(r['n_users'])} users, Kendall tau with {r['quality']}: rho_eff "
+                         f"{r['rho_eff']:.2f}, ranking accuracy {r['rm_accuracy']:.2f}, "
+                         f"difference {d_iv}: {verdict}.")
     return " ".join(parts)
 
 

@@ -106,3 +106,16 @@ def test_table5_draws_the_ceiling_only_against_a_pool_draw(tmp_path):
     assert sorted(vs_pool["method"]) == ["bon_a", "bon_b"]
     assert vs_pool["own_score_ceiling"].tolist() == pytest.approx([0.9375, 0.9375])
     assert "ceiling" in (tmp_path / "tables" / "table5_win_rate.md").read_text()
+
+
+def test_report_paragraph_answers_the_rho_eff_question(tmp_path):
+    import json
+
+    from ttp_diag.full_report import evaluation_summary
+
+    quality, upstream = _planted()
+    write_tables(tmp_path, quality, upstream, ci=0.9, n_boot=200, seed=0)
+    (tmp_path / "eval_summary.json").write_text(json.dumps({"adapt_users": ["u0"] * 8}))
+    text = evaluation_summary(tmp_path)
+    assert "Across 4 Best-of-N reward models and 8 users" in text
+    assert "rho_eff predicts it better" in text

@@ -20,6 +20,7 @@ True
 __version__ = "0.1.0"
 
 from . import exceptions, io
+from .analysis.planner_sample import SamplePlan, SamplePlanner, plan_sample
 from .bestofn import BestOfN
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
@@ -61,7 +62,8 @@ __all__ = [
     "curve_shape", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
     "n_to_close_gap",
-    "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
+    "oracle_bound", "plan_sample", "SamplePlan", "SamplePlanner",
+    "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",
     "unified_law", "validate_score_table",
 ]

@@ -25,6 +25,42 @@ from ..table import validate_score_table
 MIN_USERS = 5
 
 
+#: users up to which the sign-flip test enumerates every sign pattern (2^12 = 4096)
+EXACT_FLIP_USERS = 12
+
+
+def sign_flip_pvalues(d: np.ndarray, *, n_flip: int = 2000,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+    """Two-sided paired sign-flip p-values of the mean of each column of ``d``.
+
+    ``d`` is (users, tests): one user-mean difference per row, one independent test per column
+    (values of N in :func:`compare_selectors`, simulated experiments in the planner). Under "no
+    difference" each user's mean difference is as likely to have either sign. Exact by
+    enumeration up to :data:`EXACT_FLIP_USERS` users; otherwise ``n_flip`` random sign patterns
+    (shared by the columns) with the +1 correction of a Monte Carlo test. A column that is 0 for
+    every user is no evidence at all: p = 1.
+
+    Examples
+    --------
+    >>> d = np.array([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0], [0.4, 0.0], [0.5, 0.0]])
+    >>> sign_flip_pvalues(d).tolist()  # all 5 positive: 2 of 32 patterns are as extreme
+    [0.0625, 1.0]
+    """
+    d = np.asarray(d, dtype=float)
+    nu = d.shape[0]
+    obs = np.abs(d.mean(axis=0))
+    if nu <= EXACT_FLIP_USERS:
+        signs = np.array(list(itertools.product((-1.0, 1.0), repeat=nu)))
+        stat = np.abs(signs @ d / nu)
+        p = (stat >= obs - 1e-15).mean(axis=0)
+    else:
+        rng = np.random.default_rng() if rng is None else rng
+        signs = rng.choice((-1.0, 1.0), size=(int(n_flip), nu))
+        stat = np.abs(signs @ d / nu)
+        p = (1 + (stat >= obs - 1e-15).sum(axis=0)) / (1 + int(n_flip))
+    return np.where(np.all(d == 0, axis=0), 1.0, p)
+
+
 def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | None = 0.95,
                       n_boot: int = 2000, seed: int | None = 0, split: str | None = "val",
                       pool: str | None = None, validate: bool = True) -> pd.DataFrame:
@@ -103,17 +139,7 @@ def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | No
             out["ci_high"] = np.quantile(draws, 1.0 - tail, axis=0)
         else:
             out["ci_low"] = out["ci_high"] = np.nan
-        obs = np.abs(d.mean(axis=0))
-        if nu <= 12:
-            signs = np.array(list(itertools.product((-1.0, 1.0), repeat=nu)))
-            stat = np.abs(signs @ d / nu)
-            p = (stat >= obs - 1e-15).mean(axis=0)
-        else:
-            signs = rng.choice((-1.0, 1.0), size=(int(n_boot), nu))
-            stat = np.abs(signs @ d / nu)
-            p = (1 + (stat >= obs - 1e-15).sum(axis=0)) / (1 + int(n_boot))
-        # a difference that is exactly 0 for every user (e.g. N = 1) is no evidence at all
-        out["p_value"] = np.where(np.all(d == 0, axis=0), 1.0, p)
+        out["p_value"] = sign_flip_pvalues(d, n_flip=int(n_boot), rng=rng)
     out["n_users"] = nu
     out["n_queries"] = nq
     return out

@@ -275,14 +275,16 @@ def simulate_design(source, *, n_users: int, n_queries: int, n_cand: int, n: int
                     rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Simulate ``sims`` experiments of one design; per question, one success flag per sim.
 
-    ``questions`` maps a key to its spec: ``("gain", a)``, ``("difference", a, b)``,
+    ``questions`` maps a key to its spec: ``("gain", a, "random")``, ``("difference", a, b)``
+    (either with a 4th element: a shift added to every query's difference, which moves the
+    simulated world's mean difference to a planned value),
     ``("prediction", a, truth)`` (``truth``: the predicted gain the estimate should hit),
     ``("collapse", a)`` or ``("hacking", a)`` (``a`` must be a selector of ``source``).
     Success is a rejection at ``level`` (p <= level) for the tests and
     ``|estimate - truth| <= share * |truth|`` for the prediction.
     """
-    sels = sorted({s for spec in questions.values() for s in spec[1:3]
-                   if isinstance(s, str)})
+    sels = sorted({s for spec in questions.values()
+                   for s in (spec[1:3] if spec[0] == "difference" else spec[1:2])})
     k = n_users * n_queries
     per_sim = max(1, CHUNK_ELEMENTS // max(k * n_cand, 1))
     weights = bon_weights(max(n_cand, 2), n)
@@ -315,7 +317,8 @@ def simulate_design(source, *, n_users: int, n_queries: int, n_cand: int, n: int
             kind, a = spec[0], spec[1]
             if kind in ("gain", "difference"):
                 base = util[spec[2]] if kind == "difference" else random_u
-                d = _user_means(util[a] - base, n_users, n_queries)
+                shift = float(spec[3]) if len(spec) > 3 else 0.0
+                d = _user_means(util[a] - base + shift, n_users, n_queries)
                 p = sign_flip_pvalues(d.T, n_flip=n_flip, rng=rng)
                 out[name].append(p <= level + 1e-12)
             elif kind == "prediction":

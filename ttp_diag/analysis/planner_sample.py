@@ -119,6 +119,12 @@ class SamplePlanner:
         Null draws of each simulated collapse and hacking test. A Monte Carlo test with 39
         draws has exactly the size 0.05 (p in steps of 1/40) and at most slightly less power
         than the report's 1000 draws, so the planned power errs on the safe side.
+    conservative : float, optional
+        With a pilot: plan the gain and the difference for the limit of a one-sided interval
+        at this level (e.g. 0.8) of the pilot's estimate (bootstrap over the pilot's users)
+        instead of the estimate itself; the limit is 0 when the interval reaches past 0. A
+        10-user pilot's estimate is itself noisy: planning at its point value reaches the
+        target only about half of the time.
     collapse_rate : float, optional
         Plan collapse for this share of users collapsed (an effect of interest; their
         correlation the fitted collapsed one, or 0 where the pilot has none) instead of the
@@ -150,7 +156,8 @@ class SamplePlanner:
                  candidates: Sequence[int] | None = None,
                  questions: Sequence[str] = QUESTIONS, target: float = 0.8,
                  level: float = 0.05, share: float = 0.25, n_sims: int = 200,
-                 n_null: int = 39, collapse_rate: float | None = None,
+                 n_null: int = 39, conservative: float | None = None,
+                 collapse_rate: float | None = None,
                  failure: Sequence[str] | None = None, collapse_threshold: float = 0.1,
                  sigma: float = 0.05,
                  costs: Sequence[str | UnitCosts] = ("cpu", "gpu"), split: str | None = "val",
@@ -159,6 +166,7 @@ class SamplePlanner:
         self.users, self.queries, self.candidates = users, queries, candidates
         self.questions, self.target, self.level, self.share = questions, target, level, share
         self.n_sims, self.n_null, self.collapse_rate = n_sims, n_null, collapse_rate
+        self.conservative = conservative
         self.collapse_threshold, self.sigma = collapse_threshold, sigma
         self.failure = failure
         self.costs, self.split, self.seed = costs, split, seed
@@ -180,6 +188,9 @@ class SamplePlanner:
                              f"1/(n_null+1)); got n_sims={self.n_sims!r}, "
                              f"n_null={self.n_null!r}.")
         check_seed(self.seed)
+        if self.conservative is not None and not 0.5 <= self.conservative < 1.0:
+            raise ValueError(f"conservative must be a one-sided confidence level in [0.5, 1), "
+                             f"e.g. 0.8, or None; got {self.conservative!r}.")
         if self.collapse_rate is not None and not 0.0 <= self.collapse_rate < 1.0:
             raise ValueError(f"collapse_rate must be a share of users in [0, 1) or None; got "
                              f"{self.collapse_rate!r}.")
@@ -199,6 +210,7 @@ class SamplePlanner:
         """Simulate every design of the grid (from ``pilot``, or from the stated truths)."""
         costs = self._check()
         questions = list(dict.fromkeys(self.questions))
+        self._user_diffs, self._shifts = None, {}
         if pilot is None:
             src_pairs, truths, defaults = self._law_source()
         else:
@@ -221,9 +233,10 @@ class SamplePlanner:
         specs: dict[tuple, tuple] = {}
         for q in questions:
             if q == "gain":
-                specs[("gain", a, "random")] = ("gain", a)
+                specs[("gain", a, "random")] = ("gain", a, "random", self._shift("gain", n))
             elif q == "difference":
-                specs[("difference", a, b)] = ("difference", a, b)
+                specs[("difference", a, b)] = ("difference", a, b,
+                                               self._shift("difference", n))
             elif q == "prediction":
                 specs[("prediction", a, "")] = ("prediction", a, truths[("prediction", a)](n))
             else:
@@ -253,8 +266,12 @@ class SamplePlanner:
                     hits, total = int(flags.sum()), int(flags.size)
                     lo, hi = _binom_ci(hits, total)
                     n_models = 2 if key[0] == "difference" else 1
+                    est = truths[(key[0], key[1])](n)
+                    planned = est + (self._shift(key[0], n)
+                                     if key[0] in ("gain", "difference") else 0.0)
                     row = {"question": key[0], "selector": key[1], "versus": key[2],
-                           "truth": truths[(key[0], key[1])](n), "n_users": u, "n_queries": k,
+                           "truth": planned, "pilot_estimate": est, "n_users": u,
+                           "n_queries": k,
                            "n_candidates": m, "n": n, "power": hits / total, "power_low": lo,
                            "power_high": hi, "n_sims": total,
                            "total_candidates": u * k * m}
@@ -267,6 +284,24 @@ class SamplePlanner:
         self.verdicts_ = [self._verdict(g) for _, g in
                           self.power_.groupby(["question", "selector", "versus"], sort=False)]
         return self
+
+    def _shift(self, question: str, n: int) -> float:
+        """Shift of every query's difference that moves the resampled world's mean difference
+        from the pilot's estimate to its conservative limit (0 without ``conservative``)."""
+        if self.conservative is None or self._user_diffs is None:
+            return 0.0
+        key = (question, n)
+        if key not in self._shifts:
+            d = self._user_diffs(question, n)
+            rng = np.random.default_rng(self.seed)
+            boot = rng.multinomial(d.size, np.full(d.size, 1.0 / d.size), size=4000) @ d / d.size
+            est = float(d.mean())
+            tail = 1.0 - float(self.conservative)
+            limit = float(np.quantile(boot, tail if est >= 0 else 1.0 - tail))
+            # a limit across 0 plans for no effect at all: the pilot does not exclude 0
+            limit = max(limit, 0.0) if est >= 0 else min(limit, 0.0)
+            self._shifts[key] = limit - est
+        return self._shifts[key]
 
     def _law_source(self):
         from ttp_diag.simulate import SimulatedRM
@@ -292,6 +327,9 @@ class SamplePlanner:
         for s, m in mix.items():
             truths[("collapse", s)] = lambda n, m=m: m.alpha
             truths[("hacking", s)] = lambda n, m=m: m.beta
+        if self.conservative is not None:
+            raise ValueError("conservative plans for a limit of a pilot's estimate; without a "
+                             "pilot the stated truth is known: leave conservative out.")
         self.mixtures_ = mix
         self.source_ = "stated parameters (td.SimulatedRM) drawn from the law"
         return ([("main", source), ("failure", source)], truths,
@@ -332,6 +370,13 @@ class SamplePlanner:
                                                                 - cache(n)["util"][self.b])
         rho = cache(2)["rho"]
         m_eff = source.pool
+
+        def user_diffs(question, n):
+            c = cache(n)
+            v = c["util"][a] - (c["util"][self.b] if question == "difference" else c["random"])
+            return np.bincount(uq, weights=v, minlength=nu) / cnt_u
+
+        self._user_diffs = user_diffs
         mix = {}
         for s in sels:
             qs = inf.QueryStats(rho=rho[s][0], undefined=rho[s][1], pool=m_eff.astype(float),
@@ -352,6 +397,9 @@ class SamplePlanner:
         self.source_ = (f"pilot of {nu} users, {uq.size} queries (gains, differences and "
                         f"predictions resampled from it; collapse and hacking drawn from its "
                         f"fitted mixture)")
+        if self.conservative is not None:
+            self.source_ += (f"; gains and differences planned for the {self.conservative:.0%} "
+                             f"one-sided limit of the pilot's estimate")
         if self.collapse_rate is not None:
             self.source_ += f"; collapse planned for a stated rate of {self.collapse_rate:g}"
         law = pp.LawPools(mix, sigma=1.0)
@@ -378,11 +426,14 @@ class SamplePlanner:
         q, a, b = g["question"].iloc[0], g["selector"].iloc[0], g["versus"].iloc[0]
         k0, m0 = min(self.queries_), min(self.candidates_)
         line = g[(g["n_queries"] == k0) & (g["n_candidates"] == m0)].sort_values("n_users")
+        eff = f"{g['truth'].iloc[0]:+.4f}"
+        if q in ("gain", "difference") and self.conservative is not None:
+            eff += (f", the {self.conservative:.0%} one-sided limit of the pilot's "
+                    f"{g['pilot_estimate'].iloc[0]:+.4f}")
         what = {
-            "gain": f"the Best-of-{self.n_} gain of {selector_label(a)} over random "
-                    f"({g['truth'].iloc[0]:+.4f})",
+            "gain": f"the Best-of-{self.n_} gain of {selector_label(a)} over random ({eff})",
             "difference": f"the {selector_label(a)} - {selector_label(b)} difference at "
-                          f"N={self.n_} ({g['truth'].iloc[0]:+.4f})",
+                          f"N={self.n_} ({eff})",
             "prediction": f"the law's predicted gain of {selector_label(a)} at N={self.n_} "
                           f"({g['truth'].iloc[0]:.4f}) within {self.share:.0%}",
             "collapse": f"collapse of {selector_label(a)} (true rate "

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,15 +36,15 @@ _QUEUE_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02
 _CAND_STYLES = ("-", "--", ":", "-.")
 
 
-def _title(plan: SamplePlan, question: str, selector: str, versus: str) -> str:
+def _title(plan: SamplePlan, question: str, selector: str, versus: str, truth: float) -> str:
     n = plan.n_
     return {
         "gain": f"{rm_label(selector)} vs random at N={n}",
         "difference": f"{rm_label(selector)} − {rm_label(versus)} at N={n}",
         "prediction": f"Law's gain of {rm_label(selector)} within "
                       f"{plan.planner.share:.0%}, N={n}",
-        "collapse": f"Collapse of {rm_label(selector)}",
-        "hacking": f"Hacking by {rm_label(selector)}",
+        "collapse": f"Collapse of {rm_label(selector)} (true rate {truth:.2f})",
+        "hacking": f"Hacking by {rm_label(selector)} (true rate {truth:.2f})",
     }[question]
 
 
@@ -90,24 +91,31 @@ def plot_power(plan: SamplePlan, question: str = "difference", selector: str | N
     ax.set_xlabel("Users")
     ax.set_ylabel("Power (share of experiments)" if question != "prediction"
                   else "Share of experiments within the margin")
-    ax.set_title(_title(plan, question, selector, versus))
+    ax.set_title(_title(plan, question, selector, versus, float(rows["truth"].iloc[0])))
     ax.legend(loc="best", fontsize=7.5)
     return ax
 
 
 @styled
-def power_figure(plan: SamplePlan, panels: list[tuple[str, str | None]] | None = None) -> Figure:
+def power_figure(plans: SamplePlan | Sequence[SamplePlan],
+                 panels: Sequence[tuple[str, str | None]] | None = None) -> Figure:
     """Side-by-side power panels, one per ``(question, selector)`` (default: every question
-    and selector of the plan), with a caption line saying how many experiments each point
-    rests on."""
+    and selector of the plans), each drawn from the plan that has it."""
+    plans = [plans] if not isinstance(plans, (list, tuple)) else list(plans)
     if panels is None:
-        panels = list(dict.fromkeys(zip(plan.power_["question"], plan.power_["selector"],
+        panels = list(dict.fromkeys((q, s) for pl in plans for q, s in
+                                    zip(pl.power_["question"], pl.power_["selector"],
                                         strict=True)))
     fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 3.9))
+    sims = set()
     for ax, (q, s) in zip(axes[0], panels, strict=True):
-        plot_power(plan, q, s, ax=ax)
+        owner = next((pl for pl in plans if ((pl.power_["question"] == q)
+                                             & ((s is None) | (pl.power_["selector"] == s))
+                                             ).any()), plans[0])
+        plot_power(owner, q, s, ax=ax)
+        sims.add(int(owner.power_["n_sims"].iloc[0]))
         if ax is not axes[0][0]:
             ax.set_ylabel("")
-    fig.suptitle(f"Power by users ({int(plan.power_['n_sims'].iloc[0])} simulated experiments "
+    fig.suptitle(f"Power by users ({'/'.join(map(str, sorted(sims)))} simulated experiments "
                  f"per point, 95% intervals)", fontsize=10)
     return fig

@@ -5,12 +5,12 @@ grid (users x queries per user x candidates per query) and analyses each with th
 tests, so the power it reports is that of the analysis a researcher will actually run:
 
 * ``gain``: Best-of-N of reward model ``a`` beats random at N (paired sign-flip test of
-  :func:`ttp_diag.compare_selectors` on user means, level ``level``);
+  :func:`ttp_diag.compare_selectors` on user means, level ``test_level``);
 * ``difference``: ``a`` and ``b`` differ at N (the same test on ``a - b``);
 * ``prediction``: the law's predicted gain ``rho_total * (oracle - random)`` at N lies within
   ``share`` of its true value;
 * ``collapse`` / ``hacking`` of each model: the null-model tests of :func:`ttp_diag.diagnose`
-  reject "one shared correlation" / "each user's own correlation" at ``level``.
+  reject "one shared correlation" / "each user's own correlation" at ``test_level``.
 
 Gains and predictions are simulated by resampling the pilot (users, then their queries, with
 replacement; a random subset of each pool when the design has fewer candidates), so they keep
@@ -108,8 +108,8 @@ class SamplePlanner:
     questions : sequence of str, default all of :data:`QUESTIONS`
     target : float, default 0.8
         Power the recommended design must reach.
-    level : float, default 0.05
-        Level of every test (a test rejects when p <= level).
+    test_level : float, default 0.05
+        Significance level of every test (a test rejects when p <= test_level).
     share : float, default 0.25
         ``prediction`` succeeds when the predicted gain is within this share of its truth.
     n_sims : int, default 200
@@ -155,7 +155,7 @@ class SamplePlanner:
                  queries: Sequence[int] | None = None,
                  candidates: Sequence[int] | None = None,
                  questions: Sequence[str] = QUESTIONS, target: float = 0.8,
-                 level: float = 0.05, share: float = 0.25, n_sims: int = 200,
+                 test_level: float = 0.05, share: float = 0.25, n_sims: int = 200,
                  n_null: int = 39, conservative: float | None = None,
                  collapse_rate: float | None = None,
                  failure: Sequence[str] | None = None, collapse_threshold: float = 0.1,
@@ -164,7 +164,8 @@ class SamplePlanner:
                  seed: int = 0):
         self.a, self.b, self.n = a, b, n
         self.users, self.queries, self.candidates = users, queries, candidates
-        self.questions, self.target, self.level, self.share = questions, target, level, share
+        self.questions, self.target, self.share = questions, target, share
+        self.test_level = test_level
         self.n_sims, self.n_null, self.collapse_rate = n_sims, n_null, collapse_rate
         self.conservative = conservative
         self.collapse_threshold, self.sigma = collapse_threshold, sigma
@@ -173,7 +174,8 @@ class SamplePlanner:
 
     # ------------------------------------------------------------------ checks
     def _check(self):
-        for name, lo, hi in (("target", 0.0, 1.0), ("level", 0.0, 1.0), ("share", 0.0, None)):
+        for name, lo, hi in (("target", 0.0, 1.0), ("test_level", 0.0, 1.0),
+                             ("share", 0.0, None)):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > lo
                     and (hi is None or v < hi)):
@@ -260,7 +262,7 @@ class SamplePlanner:
                 res = pp.simulate_design(
                     source, n_users=u, n_queries=k, n_cand=m, n=n,
                     questions={key: spec for key, spec in sub.items()}, sims=int(self.n_sims),
-                    level=self.level, share=self.share, threshold=self.collapse_threshold,
+                    level=self.test_level, share=self.share, threshold=self.collapse_threshold,
                     n_null=int(self.n_null), rng=rng)
                 for key, flags in res.items():
                     hits, total = int(flags.sum()), int(flags.size)
@@ -499,7 +501,7 @@ class SamplePlan(Result):
         self.verdicts_ = planner.verdicts_
         self.n_ = planner.n_
         self.target = planner.target
-        self.level = planner.level
+        self.test_level = planner.test_level
         self.source_ = planner.source_
         self.costs_ = planner.costs_
 
@@ -507,7 +509,7 @@ class SamplePlan(Result):
         return self.recommended_
 
     def _text(self) -> str:
-        head = (f"Sample plan ({self.source_}); power of each test at level {self.level:g} "
+        head = (f"Sample plan ({self.source_}); power of each test at level {self.test_level:g} "
                 f"over {int(self.power_['n_sims'].iloc[0])} simulated experiments per design "
                 f"(95% Clopper-Pearson interval); target {self.target:.0%}.")
         costs = "\n".join(f"  {c}: {u.source}" for c, u in self.costs_.items())
@@ -548,7 +550,7 @@ def plan_sample(pilot: pd.DataFrame | None = None, a="score_prob", b="score_det"
     return SamplePlanner(a, b, **settings).fit(pilot).result()
 
 
-def normal_power(effect: float, sd: float, n: int, level: float = 0.05) -> float:
+def normal_power(effect: float, sd: float, n: int, test_level: float = 0.05) -> float:
     """Normal-approximation power of a two-sided paired test of a mean difference ``effect``
     with per-user standard deviation ``sd`` over ``n`` users.
 
@@ -559,7 +561,7 @@ def normal_power(effect: float, sd: float, n: int, level: float = 0.05) -> float
     """
     from scipy import stats
 
-    z = stats.norm.ppf(1 - level / 2)
+    z = stats.norm.ppf(1 - test_level / 2)
     shift = effect * math.sqrt(n) / sd
     return float(stats.norm.cdf(shift - z) + stats.norm.cdf(-shift - z))
 

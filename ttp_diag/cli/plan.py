@@ -48,8 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collapse-rate", type=float, default=None,
                    help="plan collapse for this share of collapsed users instead of the "
                         "pilot's fitted rate")
+    p.add_argument("--conservative", type=float, default=None,
+                   help="plan gains/differences for the one-sided limit at this level (e.g. "
+                        "0.8) of the pilot's estimate instead of the estimate itself")
     p.add_argument("--target", type=float, default=0.8, help="target power (default 0.8)")
-    p.add_argument("--level", type=float, default=0.05, help="test level (default 0.05)")
+    p.add_argument("--test-level", type=float, default=0.05,
+                   help="significance level of every test (default 0.05)")
     p.add_argument("--share", type=float, default=0.25,
                    help="margin of the prediction question (default 0.25)")
     p.add_argument("--n-sims", type=int, default=200,
@@ -98,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from ttp_diag.cli._args import split_list
 
     settings = {"users": _ints(args.users, "--users"), "n": args.n, "target": args.target,
-                "level": args.level, "share": args.share, "n_sims": args.n_sims,
+                "test_level": args.test_level, "share": args.share, "n_sims": args.n_sims,
                 "seed": args.seed, "split": args.split, "sigma": args.sigma,
-                "collapse_rate": args.collapse_rate}
+                "collapse_rate": args.collapse_rate, "conservative": args.conservative}
     for key, flag in (("queries", "--queries"), ("candidates", "--candidates")):
         v = _ints(getattr(args, key), flag)
         if v is not None:

@@ -80,8 +80,8 @@ def plot_power(plan: SamplePlan, question: str = "difference", selector: str | N
     ax.axhline(plan.target, color="black", linestyle="--", linewidth=0.9,
                label=f"target {plan.target:.0%}")
     if question != "prediction":
-        ax.axhline(plan.level, color="#B2182B", linestyle=":", linewidth=0.9,
-                   label=f"test level {plan.level:g}")
+        ax.axhline(plan.test_level, color="#B2182B", linestyle=":", linewidth=0.9,
+                   label=f"test level {plan.test_level:g}")
     ax.set_xscale("log")
     users = sorted(rows["n_users"].unique())
     ax.set_xticks(users)

@@ -192,6 +192,7 @@ def test_result_convention_and_verdicts():
     ({"target": 1.5}, "target must be"),
     ({"failure": ["score_global"]}, "failure names"),
     ({"collapse_rate": 1.0}, "collapse_rate"),
+    ({"candidates": [12]}, "exceeds the pilot's largest pool \\(6\\)"),
 ])
 def test_bad_settings_name_the_argument(kw, match):
     pilot = td.simulate_score_table(n_users=5, n_queries=2, n_candidates=6, seed=0)

@@ -328,8 +328,9 @@ def simulate_design(source, *, n_users: int, n_queries: int, n_cand: int, n: int
                 out[name].append(np.abs(rho_total * gain - truth) <= share * abs(truth))
             elif kind in ("collapse", "hacking"):
                 if a not in nulls:  # one null-model call gives both p-values
+                    need_hacking = ("hacking", a) in {v[:2] for v in questions.values()}
                     nulls[a] = _null_pvalues(rho[a], m_eff, user, n_users, n_queries,
-                                             threshold, n_null, rng)
+                                             threshold, n_null, rng, need_hacking)
                 p = nulls[a][0 if kind == "collapse" else 1]
                 out[name].append(np.isfinite(p) & (p <= level + 1e-12))
             else:  # pragma: no cover - specs are built by plan_sample
@@ -338,7 +339,8 @@ def simulate_design(source, *, n_users: int, n_queries: int, n_cand: int, n: int
     return {name: np.concatenate(v) for name, v in out.items()}
 
 
-def _null_pvalues(rho, m_eff, user, n_users, n_queries, threshold, n_null, rng):
+def _null_pvalues(rho, m_eff, user, n_users, n_queries, threshold, n_null, rng,
+                  hacking=True):
     """Collapse and hacking p-values of :func:`inference.null_model`, one per simulation."""
     r, undef = rho
     pa, pb = np.empty(r.shape[0]), np.empty(r.shape[0])
@@ -347,6 +349,6 @@ def _null_pvalues(rho, m_eff, user, n_users, n_queries, threshold, n_null, rng):
                             user=user, n_users=n_users)
         collapsed = np.bincount(user, weights=r[i], minlength=n_users) / n_queries < threshold
         null = inf.null_model(qs, collapsed, {}, threshold=threshold, weights="user",
-                              n_null=n_null, seed=int(rng.integers(2**31)))
+                              n_null=n_null, seed=int(rng.integers(2**31)), hacking=hacking)
         pa[i], pb[i] = null["alpha_p"], null["beta_p"]
     return pa, pb

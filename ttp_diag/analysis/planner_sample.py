@@ -225,6 +225,11 @@ class SamplePlanner:
                               else defaults["queries"], "queries", 1)
         self.candidates_ = _ints(self.candidates if self.candidates is not None
                                  else defaults["candidates"], "candidates", 2)
+        if pilot is not None and max(self.candidates_) > defaults["max_pool"]:
+            raise ValueError(f"candidates {max(self.candidates_)} exceeds the pilot's largest "
+                             f"pool ({defaults['max_pool']}): resampling cannot show candidates "
+                             f"the pilot does not have; lower candidates, or plan larger pools "
+                             f"from stated truths (pilot=None, td.SimulatedRM).")
         n = int(self.n) if self.n is not None else min(self.candidates_)
         if n < 2 or n > min(self.candidates_):
             raise ValueError(f"n (Best-of-N) must lie in [2, smallest candidates value "
@@ -405,7 +410,8 @@ class SamplePlanner:
         if self.collapse_rate is not None:
             self.source_ += f"; collapse planned for a stated rate of {self.collapse_rate:g}"
         law = pp.LawPools(mix, sigma=1.0)
-        defaults = {"queries": (int(np.median(cnt_u)),), "candidates": (int(np.median(m_eff)),)}
+        defaults = {"queries": (int(np.median(cnt_u)),), "candidates": (int(np.median(m_eff)),),
+                    "max_pool": int(m_eff.max())}
         return [("main", source), ("failure", law)], truths, defaults
 
     # ------------------------------------------------------------------ results

@@ -20,7 +20,6 @@ True
 __version__ = "0.1.0"
 
 from . import exceptions, io
-from .analysis.planner_sample import SamplePlan, SamplePlanner, plan_sample
 from .bestofn import BestOfN
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_provenance, load_demo
@@ -67,3 +66,17 @@ __all__ = [
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",
     "unified_law", "validate_score_table",
 ]
+
+#: Exported names imported on first use: the analysis layer pulls in scipy.stats, which would
+#: several-fold the time of a bare ``import ttp_diag``.
+_LAZY = {"plan_sample": "ttp_diag.analysis.planner_sample",
+         "SamplePlanner": "ttp_diag.analysis.planner_sample",
+         "SamplePlan": "ttp_diag.analysis.planner_sample"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ttp_diag' has no attribute {name!r}")

@@ -67,14 +67,17 @@ def plot_power(plan: SamplePlan, question: str = "difference", selector: str | N
     ax = new_axes(ax, (5.2, 3.8))
     queries = sorted(rows["n_queries"].unique())
     cands = sorted(rows["n_candidates"].unique())
+    n_lines = len(queries) * len(cands)
     for i, k in enumerate(queries):
         for j, m in enumerate(cands):
+            # lines side by side (a few percent apart on the log axis) so intervals do not hide
+            dodge = 1.0 + 0.03 * (i * len(cands) + j - (n_lines - 1) / 2)
             g = rows[(rows["n_queries"] == k) & (rows["n_candidates"] == m)] \
                 .sort_values("n_users")
             label = f"{k} queries/user" + (f", {m} candidates" if len(cands) > 1 else "")
             col = _QUEUE_COLORS[i % len(_QUEUE_COLORS)]
             err = np.vstack([g["power"] - g["power_low"], g["power_high"] - g["power"]])
-            ax.errorbar(g["n_users"], g["power"], yerr=err, color=col,
+            ax.errorbar(g["n_users"] * dodge, g["power"], yerr=err, color=col,
                         linestyle=_CAND_STYLES[j % len(_CAND_STYLES)], marker="o",
                         markersize=4, linewidth=1.6, capsize=2.5, elinewidth=0.9, label=label)
     ax.axhline(plan.target, color="black", linestyle="--", linewidth=0.9,
@@ -106,7 +109,7 @@ def power_figure(plans: SamplePlan | Sequence[SamplePlan],
         panels = list(dict.fromkeys((q, s) for pl in plans for q, s in
                                     zip(pl.power_["question"], pl.power_["selector"],
                                         strict=True)))
-    fig, axes = new_figure(1, len(panels), figsize=(4.6 * len(panels), 3.9))
+    fig, axes = new_figure(1, len(panels), figsize=(max(6.0, 4.6 * len(panels)), 3.9))
     sims = set()
     for ax, (q, s) in zip(axes[0], panels, strict=True):
         owner = next((pl for pl in plans if ((pl.power_["question"] == q)
@@ -116,6 +119,6 @@ def power_figure(plans: SamplePlan | Sequence[SamplePlan],
         sims.add(int(owner.power_["n_sims"].iloc[0]))
         if ax is not axes[0][0]:
             ax.set_ylabel("")
-    fig.suptitle(f"Power by users ({'/'.join(map(str, sorted(sims)))} simulated experiments "
-                 f"per point, 95% intervals)", fontsize=10)
+    fig.suptitle(f"{'/'.join(map(str, sorted(sims)))} simulated experiments per point, 95% "
+                 f"intervals", fontsize=9)
     return fig

@@ -95,6 +95,17 @@ def test_law_null_has_the_tests_size(question):
     assert _binom_contains(power, 400, 0.05), power
 
 
+def test_law_prediction_truth_and_precision():
+    truth = td.SimulatedRM(alpha=0.2, beta=0.2, rho_plus=0.6, rho_minus=-0.2, rho_collapsed=0.0)
+    plan = td.plan_sample(None, truth, None, sigma=0.05, users=[5, 200], queries=[10],
+                          candidates=[16], questions=["prediction"], share=0.1, n_sims=50)
+    # truth: rho_total sigma E[max of 16 normals] = (0.8 (0.8*0.6 - 0.2*0.2)) 0.05 1.76599
+    emax16 = 1.7659913931
+    assert plan.power_["truth"].iloc[0] == pytest.approx(0.8 * 0.44 * 0.05 * emax16, rel=1e-6)
+    small, big = plan.power_.sort_values("n_users")["power"]
+    assert small < 0.9 and big > 0.95
+
+
 def test_law_alternatives_gain_power():
     truth = td.SimulatedRM(alpha=0.3, beta=0.3, rho_plus=0.6, rho_minus=-0.4)
     plan = td.plan_sample(None, truth, None, users=[10, 80], queries=[6], candidates=[12],

@@ -148,6 +148,58 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
                   "Paired comparison of every two reward models at every N.")
 
 
+#: Collapse rate of interest the report's planner plans for (a quarter of the users, as in the
+#: simulations of :data:`ttp_diag.DEFAULT_MODELS`).
+PLAN_COLLAPSE_RATE = 0.25
+
+
+def planner_section(rep: Report, val: pd.DataFrame, new: str, base: str, *,
+                    ns: Sequence[int], n_sims: int = 200, seed: int | None = 0) -> float:
+    """The "Planning the next experiment" section: the two questions the table leaves open.
+
+    ``new - base`` at the largest N (resampling the table's users and queries) and the
+    collapse of ``base`` for a stated rate of :data:`PLAN_COLLAPSE_RATE` (drawn from the
+    table's fitted law), by users (x1 to x16 of the table's) and queries per user (the table's
+    median and twice it), with the power figure and the verdicts. Returns the seconds taken.
+    """
+    from .analysis.planner_sample import plan_sample
+    from .plots.planner import power_figure
+
+    t0 = time.perf_counter()
+    n_users = int(val["user_id"].nunique())
+    q_med = int(val.groupby("user_id")["query_id"].nunique().median())
+    m_med = int(val.groupby("query_id").size().median())
+    users = sorted({max(n_users, 2) * k for k in (1, 2, 4, 8, 16)})
+    n = max(2, min(int(ns[-1]), m_med))
+    common = dict(n=n, users=users, candidates=[m_med], n_sims=n_sims, seed=seed or 0)
+    diff = plan_sample(val, new, base, questions=["difference"], queries=[q_med, 2 * q_med],
+                       split=None, **common)
+    coll = plan_sample(val, new, base, questions=["collapse"], failure=[base],
+                       queries=[q_med], collapse_rate=PLAN_COLLAPSE_RATE, split=None, **common)
+    rep.heading("Planning the next experiment")
+    rep.text(
+        "How many users, queries and candidates would make the two open questions answerable? "
+        f"Each point simulates {n_sims} experiments of that design and analyses each with the "
+        "report's own tests at level 0.05: the paired sign-flip test of the two models' exact "
+        f"Best-of-{n} utilities (users and their queries resampled from this table, whose "
+        "difference is taken as the truth), and the collapse null model of the diagnostics "
+        f"(drawn from this table's fitted law with {PLAN_COLLAPSE_RATE:.0%} of users collapsed "
+        "as an effect of interest). Intervals are 95% Clopper-Pearson over the simulated "
+        "experiments. Costs use measured unit costs: " + "; ".join(
+            f"{u.name}: {u.source}" for u in diff.costs_.values()) + ".")
+    rep.pre("\n".join("* " + v for v in diff.verdicts_ + coll.verdicts_))
+    both = pd.concat([diff.power_, coll.power_], ignore_index=True)
+    rep.figure(power_figure([diff, coll], [("difference", new), ("collapse", base)]),
+               "planner_power",
+               f"Power against users, one line per queries-per-user value: left, "
+               f"{selector_label(new)} - {selector_label(base)} at N={n}; right, collapse of "
+               f"{selector_label(base)} for a stated rate of {PLAN_COLLAPSE_RATE:.0%}. Dashed: "
+               "the 80% target; dotted: the test's level.")
+    rep.table(both, "planner_power", "Power of every simulated design (truth: the planned "
+              "effect; costs in hours for generating, labelling and scoring).")
+    return time.perf_counter() - t0
+
+
 def evaluation_summary(eval_dir: str | Path) -> str:
     """One paragraph on an evaluation folder (``ttp-diag evaluate``'s ``eval/``).
 
@@ -250,7 +302,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 reward_label: str = "Reward", cost_per_candidate: float = 1.5,
                 n_boot: int = 1000, seed: int | None = 0, ci: float = 0.95,
                 provenance: dict[str, Any] | None = None,
-                eval_dir: str | Path | None = None,
+                eval_dir: str | Path | None = None, plan_sims: int = 200,
                 progress: bool = False) -> dict[str, Any]:
     """Run the full diagnosis of ``table`` and write the report into ``out_dir``.
 
@@ -285,6 +337,9 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         The ``eval/`` folder written by ``ttp-diag evaluate`` for the same run: the report
         gains a "Generation evaluation" section (one paragraph, the comparison figure and the
         paths of the tables). Read from its files only; nothing of ``gen/`` is imported.
+    plan_sims : int, default 200
+        Simulated experiments per design of the "Planning the next experiment" section
+        (:func:`planner_section`; needs ``base`` and ``new``); 0 leaves it out.
     progress : bool, default False
         Print what is being done and where the report went.
 
@@ -456,6 +511,11 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
               f"Candidates per query needed to close 25/50/75% of the oracle gap at N={last} "
               f"(shape {best}), at {cost_per_candidate:g} s per generated candidate; "
               f"inf = not reachable within 10^6 candidates.")
+
+    if plan_sims and base is not None and new is not None:
+        say("planning the next experiment (simulated designs) ...")
+        secs = planner_section(rep, val, new, base, ns=ns, n_sims=plan_sims, seed=seed)
+        say(f"  planner done in {secs:.1f} s")
 
     if eval_dir is not None:
         say("adding the generation evaluation ...")

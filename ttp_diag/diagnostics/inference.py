@@ -234,7 +234,7 @@ def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, threshold: float,
-               weights: str, n_null: int, seed: int | None) -> dict:
+               weights: str, n_null: int, seed: int | None, hacking: bool = True) -> dict:
     """Expected collapse and hacking rates, and p-values, under one shared correlation.
 
     Works on the Fisher z of each defined query's correlation, ``z_q ~ N(zeta_q, se_q^2)`` with
@@ -258,6 +258,8 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
       comparable with the observed alpha and beta; ``*_stat`` / ``*_stat_null`` the observed
       and expected smoothed counts behind the p-values. p = P(null stat >= observed), with
       the +1 correction of a Monte Carlo test.
+    * ``hacking=False`` skips the hacking test (its outputs are NaN): the sample-size
+      planner simulates thousands of collapse tests and needs only that one.
     """
     rng = np.random.default_rng(seed)
     nq, nu = qs.rho.size, qs.n_users
@@ -331,7 +333,7 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
         raw, sm = alpha_stats(conditional(all_users, defined, overall, size))
         a_raw.append(raw)
         a_sm.append(sm)
-        if act_def.any():
+        if hacking and act_def.any():
             raw, sm = beta_stats(conditional(qs.user, act_def, per_user, size))
             b_raw.append(raw)
             b_sm.append(sm)

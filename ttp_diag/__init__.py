@@ -64,7 +64,22 @@ __all__ = [
     "curve_shape", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
     "n_to_close_gap",
-    "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
+    "oracle_bound", "plan_sample", "SamplePlan", "SamplePlanner",
+    "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",
     "unified_law", "validate_score_table",
 ]
+
+#: Exported names imported on first use: the analysis layer pulls in scipy.stats, which would
+#: several-fold the time of a bare ``import ttp_diag``.
+_LAZY = {"plan_sample": "ttp_diag.analysis.planner_sample",
+         "SamplePlanner": "ttp_diag.analysis.planner_sample",
+         "SamplePlan": "ttp_diag.analysis.planner_sample"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ttp_diag' has no attribute {name!r}")

@@ -79,6 +79,14 @@ def _mean_capture(o: np.ndarray, orc: np.ndarray, rnd: np.ndarray, gap: list[int
         return float("nan")
 
 
+def _ns_text(ns) -> str:
+    """``1..16`` for a full range, else the list."""
+    ns = [int(n) for n in ns]
+    if len(ns) > 2 and ns == list(range(ns[0], ns[-1] + 1)):
+        return f"{ns[0]}..{ns[-1]}"
+    return "{" + ", ".join(map(str, ns)) + "}"
+
+
 def _none_if_nan(v: float) -> float | None:
     return None if not np.isfinite(v) else v
 
@@ -189,18 +197,24 @@ class _BestOfNResults:
             for shape, c in self.calibrations_.items()])
 
     def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N,
-        for ``shape`` (default: the primary shape, the constructor's first)."""
+        """One line per reward model: alpha, beta, rho_eff, relMAE and capture.
+
+        ``capture`` is the package's one definition (``mean_capture`` of :attr:`summary`, the
+        ``capture`` of each diagnosis and of ``ttp-diag analyze --json``): the share of the
+        oracle's gain over random captured, gain-weighted over the fit's N grid, on population
+        curves (mean over users of each user's mean over queries); the line names the grid.
+        """
         self._check_fitted()
         shape = shape or self.shapes[0]
         tab = self.summary
-        col = self.capture_column
         lines = []
         for r in tab[(tab["shape"] == shape) & (tab["kind"] == "reward_model")].to_dict("records"):
             lines.append(
-                f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
-                f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
-                f"capture@N={col.removeprefix('capture_N')}: {r[col]:.0%}")
+                f"{r['rm']:<24} alpha={r['alpha']:.3f} beta={r['beta']:.3f} "
+                f"rho_eff={r['rho_eff']:+.3f} relMAE={r['rel_mae']:.1%} "
+                f"capture={r['mean_capture']:.3f}")
+        lines.append(f"(capture: share of the oracle's gain over random, gain-weighted over "
+                     f"N in {_ns_text(self.ns_)}, mean over users)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 

@@ -349,8 +349,12 @@ class BestOfN(_BestOfNResults):
         self.calibrations_ = {s: calibrate(ns, oracle, shape=s, mu=mu) for s in shapes}
         self.calibration_ = self.calibrations_[shapes[0]]
         self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
+        # the diagnoses use the fit's own N grid and pool rule, so "capture" is one number
+        # everywhere (the share of the oracle's gain over random, gain-weighted over these ns,
+        # population curves = mean over users of each user's mean over queries)
         kw: dict[str, Any] = {"collapse_threshold": self.collapse_threshold, "rho_u": self.rho_u,
-                              "weights": self.weights, "split": None, "validate": False}
+                              "weights": self.weights, "split": None, "validate": False,
+                              "ns": ns, "pool": pool}
         if ci is not None:
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
         self.diagnostics_ = {s: diagnose(st, s, **kw) for s in sc}

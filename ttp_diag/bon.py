@@ -25,11 +25,12 @@ import pandas as pd
 from ttp_diag.exceptions import ConfigError
 
 from ._bon_engine import check_pool, query_utilities, user_sums
-from ._checks import check_boot_memory, check_ci, check_n_boot, check_names, check_seed
+from ._checks import check_ci, check_n_boot, check_names, check_seed
+from .stats import MIN_USERS_FOR_CI, bootstrap_mean_ci
 from .table import ScoreTable, as_score_table
 
-#: Fewest users a bootstrap interval over users is computed from; fewer give NaN and a warning.
-MIN_USERS_FOR_CI = 5
+__all__ = ["MIN_USERS_FOR_CI", "selection_weights", "bon_per_query", "bootstrap_user_ci",
+           "bon_curve", "bon_curves", "bon_curve_dataset"]
 
 
 def _as_int_ns(ns) -> np.ndarray:
@@ -146,6 +147,8 @@ def bootstrap_user_ci(per_user: np.ndarray, *, ci: float = 0.95, n_boot: int = 1
     ``per_user`` is an array (n_users, k); returns (low, high), each of length k. With fewer
     than ``MIN_USERS_FOR_CI`` (5) users a resampling interval would claim a precision the data
     cannot give (one user: zero width), so both bounds are NaN and a RuntimeWarning says why.
+    The statistics live in :func:`ttp_diag.stats.bootstrap_mean_ci`; this name is kept for
+    existing callers.
 
     Examples
     --------
@@ -156,24 +159,8 @@ def bootstrap_user_ci(per_user: np.ndarray, *, ci: float = 0.95, n_boot: int = 1
     ci = check_ci(ci, allow_none=False)
     n_boot = check_n_boot(n_boot, ci=ci)
     seed = check_seed(seed)
-    per_user = np.asarray(per_user, dtype=float)
-    if per_user.ndim == 1:
-        per_user = per_user[:, None]
-    n_users = per_user.shape[0]
-    # the resampling counts (n_boot x users) and the draws (n_boot x k), before allocating
-    check_boot_memory(n_boot, n_users + 2 * per_user.shape[1])
-    if n_users < MIN_USERS_FOR_CI:
-        warnings.warn(
-            f"a bootstrap interval over {n_users} user(s) is not meaningful (it needs at least "
-            f"{MIN_USERS_FOR_CI}); ci_low and ci_high are NaN. Analyse more users, or pass "
-            f"ci=None.", RuntimeWarning, stacklevel=2)
-        nan = np.full(per_user.shape[1], np.nan)
-        return nan, nan.copy()
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot)
-    boots = counts @ per_user / n_users
-    tail = (1.0 - ci) / 2.0
-    return np.quantile(boots, tail, axis=0), np.quantile(boots, 1.0 - tail, axis=0)
+    return bootstrap_mean_ci(per_user, ci=ci, n_boot=n_boot, seed=seed,
+                             what="bootstrap_user_ci")
 
 
 def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | None = "val",

@@ -85,6 +85,7 @@ def significance_table(fit: BestOfN, val: pd.DataFrame, *, ci: float = 0.95,
     ``1 - ci``).
     """
     from ttp_diag.diagnostics import compare_selectors
+    from ttp_diag.stats import format_p_value
 
     rows, lines = [], []
     scores, ns = fit.scores_, fit.ns_
@@ -99,7 +100,9 @@ def significance_table(fit: BestOfN, val: pd.DataFrame, *, ci: float = 0.95,
             lines.append(
                 f"{selector_label(a)} - {selector_label(b)} at N={int(last['n'])}: "
                 f"{last['diff']:+.4f} [{last['ci_low']:+.4f}, {last['ci_high']:+.4f}], "
-                f"p = {last['p_value']:.3f} over {int(last['n_users'])} users: "
+                f"{format_p_value(last['p_value'], res.attrs.get('p_draws'))} (paired "
+                f"sign-flip test, {'exact' if res.attrs.get('p_draws') is None else 'Monte Carlo'}"
+                f") over {int(last['n_users'])} users: "
                 + ("a real difference." if real else
                    f"not distinguishable from no difference at the {ci:.0%} level."))
     table = (pd.concat(rows, ignore_index=True) if rows else pd.DataFrame())
@@ -126,14 +129,16 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
             else:
                 parts.append(f"{q} = {est:.3f}")
             if "p_value" in summ.columns and pd.notna(r.get("p_value")):
-                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}, "
-                              f"p = {float(r['p_value']):.3f})")
+                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}; "
+                              f"{r['p_text']})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
             "Null model: one shared correlation (collapse) or each user's own correlation "
             "(hacking), drawn for the observed pools conditional on the observed mean "
-            "correlations; 'expected with none' is the rate under it, p the chance of a "
-            "smoothed count at least as high.\n\n"
+            "correlations; 'expected with none' is the raw rate under it. The test compares "
+            "smoothed counts (each unit's probability of lying below the cut), which it names "
+            "with their expectation under the null; p is the chance of a smoothed count at "
+            "least as high, and at the Monte Carlo limit it reads 'p < 1/draws'.\n\n"
             + "\n".join(lines))
     table, sentences = significance_table(fit, val, ci=ci, n_boot=n_boot, seed=seed)
     if sentences:
@@ -142,6 +147,58 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
                  + " ".join(sentences))
         rep.table(table, "paired_comparisons",
                   "Paired comparison of every two reward models at every N.")
+
+
+#: Collapse rate of interest the report's planner plans for (a quarter of the users, as in the
+#: simulations of :data:`ttp_diag.DEFAULT_MODELS`).
+PLAN_COLLAPSE_RATE = 0.25
+
+
+def planner_section(rep: Report, val: pd.DataFrame, new: str, base: str, *,
+                    ns: Sequence[int], n_sims: int = 200, seed: int | None = 0) -> float:
+    """The "Planning the next experiment" section: the two questions the table leaves open.
+
+    ``new - base`` at the largest N (resampling the table's users and queries) and the
+    collapse of ``base`` for a stated rate of :data:`PLAN_COLLAPSE_RATE` (drawn from the
+    table's fitted law), by users (x1 to x16 of the table's) and queries per user (the table's
+    median and twice it), with the power figure and the verdicts. Returns the seconds taken.
+    """
+    from .analysis.planner_sample import plan_sample
+    from .plots.planner import power_figure
+
+    t0 = time.perf_counter()
+    n_users = int(val["user_id"].nunique())
+    q_med = int(val.groupby("user_id")["query_id"].nunique().median())
+    m_med = int(val.groupby("query_id").size().median())
+    users = sorted({max(n_users, 2) * k for k in (1, 2, 4, 8, 16)})
+    n = max(2, min(int(ns[-1]), m_med))
+    common = dict(n=n, users=users, candidates=[m_med], n_sims=n_sims, seed=seed or 0)
+    diff = plan_sample(val, new, base, questions=["difference"], queries=[q_med, 2 * q_med],
+                       split=None, **common)
+    coll = plan_sample(val, new, base, questions=["collapse"], failure=[base],
+                       queries=[q_med], collapse_rate=PLAN_COLLAPSE_RATE, split=None, **common)
+    rep.heading("Planning the next experiment")
+    rep.text(
+        "How many users, queries and candidates would make the two open questions answerable? "
+        f"Each point simulates {n_sims} experiments of that design and analyses each with the "
+        "report's own tests at level 0.05: the paired sign-flip test of the two models' exact "
+        f"Best-of-{n} utilities (users and their queries resampled from this table, whose "
+        "difference is taken as the truth), and the collapse null model of the diagnostics "
+        f"(drawn from this table's fitted law with {PLAN_COLLAPSE_RATE:.0%} of users collapsed "
+        "as an effect of interest). Intervals are 95% Clopper-Pearson over the simulated "
+        "experiments. Costs use measured unit costs: " + "; ".join(
+            f"{u.name}: {u.source}" for u in diff.costs_.values()) + ".")
+    rep.pre("\n".join("* " + v for v in diff.verdicts_ + coll.verdicts_))
+    both = pd.concat([diff.power_, coll.power_], ignore_index=True)
+    rep.figure(power_figure([diff, coll], [("difference", new), ("collapse", base)]),
+               "planner_power",
+               f"Power against users, one line per queries-per-user value: left, "
+               f"{selector_label(new)} - {selector_label(base)} at N={n}; right, collapse of "
+               f"{selector_label(base)} for a stated rate of {PLAN_COLLAPSE_RATE:.0%}. Dashed: "
+               "the 80% target; dotted: the test's level.")
+    rep.table(both, "planner_power", "Power of every simulated design (truth: the planned "
+              "effect; costs in hours for generating, labelling and scoring).")
+    return time.perf_counter() - t0
 
 
 def evaluation_summary(eval_dir: str | Path) -> str:
@@ -192,10 +249,30 @@ def evaluation_summary(eval_dir: str | Path) -> str:
         if len(ra):
             r = ra.loc[ra["estimate"].idxmax()]
             iv = _fmt_iv(r["estimate"], r["ci_low"], r["ci_high"])
-            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the methods most like "
-                         f"generation quality: Kendall tau {iv} over {int(r['n_methods'])} "
-                         f"methods (bootstrap over users); with so few methods and users, read "
-                         f"the intervals, not the points.")
+            if "n_points" in ra.columns:  # one point per reward model within a family
+                over = (f"{int(r['n_points'])} reward models ({r.get('family', 'all')} "
+                        f"decoding)")
+                what = "reward models"
+            else:
+                over, what = f"{int(r['n_methods'])} methods", "methods"
+            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the {what} most like "
+                         f"generation quality: Kendall tau {iv} over {over} (bootstrap over "
+                         f"users); with so few {what} and users, read the intervals, not the "
+                         f"points.")
+    rq_f = ev / "tables" / "rho_eff_vs_accuracy.csv"
+    if rq_f.is_file():
+        rq = pd.read_csv(rq_f)
+        rq = rq[(rq["statistic"] == "kendall_tau") & rq["difference"].notna()]
+        if len(rq):
+            r = rq.iloc[0]
+            d_iv = _fmt_iv(r["difference"], r["ci_low"], r["ci_high"])
+            verdict = ("rho_eff predicts it better" if r["ci_low"] > 0 else
+                       "ranking accuracy predicts it better" if r["ci_high"] < 0 else
+                       "this sample cannot tell which predicts it better")
+            parts.append(f"Across {int(r['n_points'])} Best-of-N reward models and "
+                         f"{int(r['n_users'])} users, Kendall tau with {r['quality']}: rho_eff "
+                         f"{r['rho_eff']:.2f}, ranking accuracy {r['rm_accuracy']:.2f}, "
+                         f"difference {d_iv}: {verdict}.")
     return " ".join(parts)
 
 
@@ -226,7 +303,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 reward_label: str = "Reward", cost_per_candidate: float = 1.5,
                 n_boot: int = 1000, seed: int | None = 0, ci: float = 0.95,
                 provenance: dict[str, Any] | None = None,
-                eval_dir: str | Path | None = None,
+                eval_dir: str | Path | None = None, plan_sims: int = 200,
                 progress: bool = False) -> dict[str, Any]:
     """Run the full diagnosis of ``table`` and write the report into ``out_dir``.
 
@@ -261,6 +338,9 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         The ``eval/`` folder written by ``ttp-diag evaluate`` for the same run: the report
         gains a "Generation evaluation" section (one paragraph, the comparison figure and the
         paths of the tables). Read from its files only; nothing of ``gen/`` is imported.
+    plan_sims : int, default 200
+        Simulated experiments per design of the "Planning the next experiment" section
+        (:func:`planner_section`; needs ``base`` and ``new``); 0 leaves it out.
     progress : bool, default False
         Print what is being done and where the report went.
 
@@ -435,6 +515,11 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
               f"Candidates per query needed to close 25/50/75% of the oracle gap at N={last} "
               f"(shape {shape0}), at {cost_per_candidate:g} s per generated candidate; "
               f"inf = not reachable within 10^6 candidates.")
+
+    if plan_sims and base is not None and new is not None:
+        say("planning the next experiment (simulated designs) ...")
+        secs = planner_section(rep, val, new, base, ns=ns, n_sims=plan_sims, seed=seed)
+        say(f"  planner done in {secs:.1f} s")
 
     if eval_dir is not None:
         say("adding the generation evaluation ...")

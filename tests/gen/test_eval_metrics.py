@@ -95,7 +95,7 @@ def test_bon_ceiling_matches_simulation():
 def test_rank_agreement_by_hand_and_bootstrap():
     rows = []
     for m, up, q in [("a", 1, 1), ("b", 2, 3), ("c", 3, 2), ("d", 4, 4)]:
-        for u, noise in [("u1", 0.0), ("u2", 0.0)]:
+        for u, noise in [(f"u{i}", 0.0) for i in range(5)]:
             rows += [(m, u, "acc", up + noise), (m, u, "rouge1", q + noise)]
     d = pd.DataFrame(rows, columns=["method", "user_id", "metric", "value"])
     r = rank_agreement(d, ["acc"], "rouge1", ci=0.9, n_boot=200).set_index("statistic")
@@ -103,9 +103,14 @@ def test_rank_agreement_by_hand_and_bootstrap():
     assert r.at["kendall_tau", "estimate"] == pytest.approx(2 / 3)
     assert r.at["spearman_rho", "estimate"] == pytest.approx(0.8)
     assert r.at["pearson_r", "estimate"] == pytest.approx(0.8)
-    assert (r["n_methods"] == 4).all() and (r["n_users"] == 2).all()
+    assert (r["n_methods"] == 4).all() and (r["n_users"] == 5).all()
     # identical users: every bootstrap replicate equals the estimate
     assert r.at["kendall_tau", "ci_low"] == pytest.approx(2 / 3)
+    # fewer than 5 users: no interval (ttp_diag.stats.MIN_USERS_FOR_CI), the estimate stays
+    few = d[d["user_id"].isin(["u0", "u1"])]
+    r2 = rank_agreement(few, ["acc"], "rouge1", ci=0.9, n_boot=50).set_index("statistic")
+    assert r2.at["kendall_tau", "estimate"] == pytest.approx(2 / 3)
+    assert np.isnan(r2["ci_low"]).all()
     two = d[d["method"].isin(["a", "b"])]
     assert np.isnan(rank_agreement(two, ["acc"], "rouge1", ci=None)["estimate"]).all()
     with pytest.raises(EvaluationInputError, match="upstream metric 'nope'"):
@@ -115,13 +120,13 @@ def test_rank_agreement_by_hand_and_bootstrap():
 def test_method_summary_interval_is_a_bootstrap_and_ignores_other_rows():
     from ttp_diag.gen.evaluation.tables import method_summary
 
-    v = [0.1, 0.4, 0.2, 0.9]
-    d = pd.DataFrame({"method": "m", "user_id": list("abcd"), "metric": "x", "value": v})
+    v = [0.1, 0.4, 0.2, 0.9, 0.4]
+    d = pd.DataFrame({"method": "m", "user_id": list("abcde"), "metric": "x", "value": v})
     s1 = method_summary(d, n_boot=4000, seed=3).iloc[0]
-    assert s1["mean"] == pytest.approx(0.4) and s1["n_users"] == 4
+    assert s1["mean"] == pytest.approx(0.4) and s1["n_users"] == 5
     # the percentile interval of the mean over users: close to an independent bootstrap
     rng = np.random.default_rng(11)
-    ref = np.quantile(rng.choice(v, size=(20000, 4)).mean(1), [0.025, 0.975])
+    ref = np.quantile(rng.choice(v, size=(20000, 5)).mean(1), [0.025, 0.975])
     assert s1["ci_low"] == pytest.approx(ref[0], abs=0.03)
     assert s1["ci_high"] == pytest.approx(ref[1], abs=0.03)
     # adding another method and metric leaves this row's interval exactly where it was
@@ -134,3 +139,40 @@ def test_method_summary_interval_is_a_bootstrap_and_ignores_other_rows():
     s3 = method_summary(twin, n_boot=500, seed=0).set_index("method")
     assert s3.loc["m", ["ci_low", "ci_high"]].tolist() == s3.loc["twin", ["ci_low",
                                                                           "ci_high"]].tolist()
+    # fewer than 5 users: the mean, no interval (one rule with the curves' intervals)
+    s4 = method_summary(d.iloc[:4], n_boot=100).iloc[0]
+    assert s4["n_users"] == 4 and np.isnan(s4["ci_low"]) and np.isnan(s4["ci_high"])
+
+
+def test_policy_accuracy_length_effect_and_normalised_variant():
+    # same per-token log-probability, the chosen answer twice as long: the paper's sum
+    # (eqs. 5-6) prefers the shorter rejected answer at lambda = 0, the mean (eq. 4) ties
+    chosen, rejected = [-1.0] * 6, [-1.0] * 3
+    assert score_rgd(chosen, [0.0] * 6, 0.0) < score_rgd(rejected, [0.0] * 3, 0.0)
+    assert score_rgd(chosen, [0.0] * 6, 0.0, length_norm=True) == score_base(chosen)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # at lambda = 0 the normalised variant is eq. 4 exactly
+        lp = rng.normal(-2, 1, size=rng.integers(1, 9))
+        assert score_rgd(lp, rng.random(lp.size), 0.0, length_norm=True) == \
+            pytest.approx(score_base(lp), abs=1e-12)
+    assert score_rgd([-1.0, -2.0], [0.5, 0.25], 2.0, length_norm=True) == pytest.approx(-0.75)
+
+
+def test_harmonic_lambda_rule_by_hand():
+    from ttp_diag.gen.evaluation.args import harmonic_lambda
+    from ttp_diag.gen.evaluation.runner import EvalConfig
+
+    g = pd.DataFrame({"lam": [0.0, 1.0, 2.0, 4.0], "accuracy": [0.5, 0.7, 0.9, 0.9],
+                      "rouge1": [0.30, 0.30, 0.05, 0.0], "inv_perplexity": [0.2, 0.2, 0.1, 0.1]})
+    lam, out = harmonic_lambda(g)
+    want = [3 / (1 / a + 1 / b + 1 / c) for a, b, c in
+            zip(g["rouge1"][:3], g["inv_perplexity"][:3], g["accuracy"][:3], strict=True)]
+    assert out["harmonic_mean"].tolist()[:3] == pytest.approx(want)
+    assert out["harmonic_mean"].iloc[3] == 0.0  # a zero component
+    assert lam == 1.0  # policy accuracy alone would take 2.0
+    tie = g.assign(rouge1=0.3, inv_perplexity=0.2, accuracy=0.5)
+    assert harmonic_lambda(tie)[0] == 0.0  # ties: the smallest lambda
+    with pytest.raises(EvaluationInputError, match="inv_perplexity"):
+        harmonic_lambda(g.drop(columns="inv_perplexity"))
+    with pytest.raises(EvaluationInputError, match="args_lambda_rule='best'"):
+        EvalConfig(methods=["zero_shot"], args_lambda_rule="best").validate([])

@@ -120,3 +120,53 @@ def test_build_pairs_combines_sources():
     p = build_pairs(items, s, candidates=cands, encoder=Enc(), min_gap=0.5)
     assert set(p["source"]) == {"hard_negative", "candidates"}
     assert p.attrs["dropped_leaking"] == 0
+
+
+def _own_user_emb(t):
+    # each user's items are each other's nearest neighbours: without the fix a query item's
+    # hard negative is one of the user's own support items (its ICL demonstrations)
+    users = t["user_id"].str[1:].astype(int).to_numpy()
+    e = np.eye(8)[users] + 0.01 * np.arange(len(t))[:, None] % 1
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def test_query_hard_negatives_are_never_a_demonstration():
+    items = _items(n_users=4, n_items=6)
+    s = split_users(items, n_train_users=2, query_fraction=0.34, seed=0)
+    t = s.table.merge(items.drop(columns="user_id"), on="item_id")
+    p = hard_negative_pairs(items, s, k=2, embeddings=_own_user_emb(t), seed=0)
+    sup = s.items_in("support").merge(items.drop(columns="user_id"), on="item_id")
+    demos = set(zip(sup["user_id"], sup["output"], strict=True))
+    q = p[p["split"] == "query"]
+    assert len(q) == len(s.items_in("query"))
+    assert not any((u, r) in demos for u, r in zip(q["user_id"], q["rejected"], strict=True))
+    check_pairs(p, items, s)
+    # a pair whose rejected text is one of that user's support outputs is refused
+    u = q["user_id"].iloc[0]
+    bad = q.iloc[[0]].assign(rejected=sup.loc[sup["user_id"] == u, "output"].iloc[0])
+    with pytest.raises(EvaluationInputError, match="possible ICL demonstration"):
+        check_pairs(pd.concat([p, bad], ignore_index=True), items, s)
+
+
+def test_triple_demonstrations_show_chosen_and_rejected():
+    from ttp_diag.gen.evaluation.pairs import demo_triples
+    from ttp_diag.gen.evaluation.policy import icl_prompt, select_demos
+
+    items = _items()
+    s = split_users(items, n_train_users=2, query_fraction=0.34, seed=0)
+    emb = _emb(s.table.merge(items.drop(columns="user_id"), on="item_id"))
+    p = hard_negative_pairs(items, s, k=3, embeddings=emb, seed=0)
+    u = s.adapt_users[0]
+    sup = s.items_in("support", u).merge(items.drop(columns="user_id"), on="item_id")
+    demos = demo_triples(select_demos(sup, "a query", 2, seed=1), p)
+    want = p.set_index("item_id")["rejected"]
+    assert [d["rejected"] for d in demos] == [want[d["item_id"]] for d in demos]
+    prompt = icl_prompt("lamp4", "a query", demos, demo_format="triples")
+    for d in demos:
+        assert f"### Preferred Headline: {d['output']}" in prompt
+        assert f"### Rejected Headline: {d['rejected']}" in prompt
+    assert prompt.endswith(icl_prompt("lamp4", "a query"))
+    with pytest.raises(EvaluationInputError, match="rejected"):
+        icl_prompt("lamp4", "a query", [{"body": "x", "output": "y"}], demo_format="triples")
+    with pytest.raises(EvaluationInputError, match="no support hard-negative pair"):
+        demo_triples([{"item_id": "nope", "body": "x", "output": "y"}], p)

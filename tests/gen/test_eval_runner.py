@@ -103,7 +103,15 @@ def test_every_method_end_to_end_and_resume(run_dir):
         assert (ev / "tables" / f"{t}.csv").is_file() and (ev / "tables" / f"{t}.md").is_file()
     t6 = pd.read_csv(ev / "tables" / "table6_rank_agreement.csv")
     assert {"kendall_tau", "spearman_rho", "pearson_r"} == set(t6["statistic"])
-    assert (t6["n_methods"] >= 1).all()
+    # one point per reward model within a decoding family; outcomes are no predictors
+    assert (t6["n_points"] >= 1).all() and "family" in t6.columns
+    assert not {"capture", "true_win_rate"} & set(t6["upstream"])
+    t5 = pd.read_csv(ev / "tables" / "table5_win_rate.csv")
+    pool_rows = t5[t5["comparison"] == "random draw from the pool"]
+    assert len(pool_rows) and pool_rows["own_score_ceiling"].notna().all()
+    assert t5.loc[t5["comparison"] == "zero-shot answer", "own_score_ceiling"].isna().all()
+    assert "policy_accuracy_length_norm" in set(up.loc[up["method"].str.startswith("args_"),
+                                                       "metric"])
     assert (ev / "figures" / "comparison.png").stat().st_size > 10_000
     split = json.loads((ev / "user_split.json").read_text())
     assert split["seed"] == 0 and len(split["train_users"]) == 1

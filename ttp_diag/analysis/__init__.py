@@ -22,6 +22,13 @@ from ttp_diag.analysis.failure_modes import (
     variance_error_correlation,
 )
 from ttp_diag.analysis.planner import plan_compute
+from ttp_diag.analysis.planner_sample import (
+    UNIT_COSTS,
+    SamplePlan,
+    SamplePlanner,
+    UnitCosts,
+    plan_sample,
+)
 from ttp_diag.analysis.risk import RiskReport, label_risk, risk_report
 from ttp_diag.analysis.selectors import add_selector_columns, selector_table
 
@@ -38,6 +45,11 @@ __all__ = [
     "label_std_by_collapse",
     "linearity_check",
     "plan_compute",
+    "plan_sample",
+    "SamplePlan",
+    "SamplePlanner",
+    "UNIT_COSTS",
+    "UnitCosts",
     "rescue_analysis",
     "risk_report",
     "selector_table",

@@ -33,6 +33,7 @@ _SUBCOMMANDS = [
     "ttp_diag.cli.evaluate",
     "ttp_diag.cli.sweep", "ttp_diag.cli.lora_policy", "ttp_diag.cli.zoo",
     "ttp_diag.cli.demo", "ttp_diag.cli.figures", "ttp_diag.cli.risk",
+    "ttp_diag.cli.plan",
 ]
 
 

@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("table", help="score table (.parquet or .csv)")
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
-    p.add_argument("--ns", default="1,5,10,15,20,30", help="candidate counts (default %(default)s)")
+    p.add_argument("--ns", default=None,
+                   help="comma-separated candidate counts (default: every N up to the median "
+                        "pool size, as `ttp-diag demo` and td.BestOfN use, so that both "
+                        "report the same capture)")
     p.add_argument("--shape", default=DEFAULT_SHAPE, choices=["sqrt_log", "gaussian", "kl"],
                    help="curve shape g(N) (default %(default)s)")
     p.add_argument("--split", default="val",
@@ -45,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--refined", action="store_true",
                    help="include the collapsed users' correlation (Eq. 30)")
-    p.add_argument("--pool", default="error", choices=["error", "clip"],
-                   help="N larger than a pool: error (default) or use the whole pool")
+    p.add_argument("--pool", default=None, choices=["error", "clip"],
+                   help="N larger than a pool: error, or use the whole pool (default: error "
+                        "with --ns; without --ns, clip exactly when some pool is smaller than "
+                        "the largest default N, as the demo does)")
     p.add_argument("--fit-mu", action="store_true",
                    help="fit mu from the oracle curve too (default: mu = the exact random "
                         "utility, only c*sigma is fitted)")
@@ -57,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequence[int], *,
                   shape: str = DEFAULT_SHAPE, split: str | None = "val",
                   collapse_threshold: float = 0.1, rho_u: str = "mean_query",
-                  weights: str = "user", refined: bool = False, pool: str = "error",
+                  weights: str = "user", refined: bool = False, pool: str | None = None,
                   fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,
                   seed: int | None = 0) -> dict[str, Any]:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
@@ -73,16 +78,19 @@ def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequenc
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from ttp_diag.bestofn import default_ns
     from ttp_diag.io import read_table
 
-    ns = parse_ns([args.ns], flag="--ns")
     check_cli_bootstrap(args)
     table = read_table(args.table)
+    ns = (parse_ns([args.ns], flag="--ns") if args.ns is not None else
+          default_ns(table, split=None if args.split == "all" else args.split))
     scores = split_list([args.scores], flag="--scores") if args.scores is not None else None
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
-                        weights=args.weights, refined=args.refined, pool=args.pool,
+                        weights=args.weights, refined=args.refined,
+                        pool=args.pool or ("error" if args.ns else None),
                         fit_mu=args.fit_mu, ci=args.ci, n_boot=args.n_boot, seed=args.seed)
     if args.json:
         json.dump(res, sys.stdout, indent=2, default=float)
@@ -129,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
     for s, m in res["models"].items():
         null = m.get("null") or {}
         if "alpha_null" in null:
+            from ttp_diag.diagnostics.core import null_test_text
+
             print(f"  {s}: alpha {m['alpha']:.3f} vs {null['alpha_null']:.3f} expected with no "
-                  f"collapse (p = {null['alpha_p']:.3f}); beta {m['beta']:.3f} vs "
-                  f"{null['beta_null']:.3f} expected from noise alone (p = {null['beta_p']:.3f})")
+                  f"collapse ({null_test_text(null, 'alpha')}); beta {m['beta']:.3f} vs "
+                  f"{null['beta_null']:.3f} expected from noise alone "
+                  f"({null_test_text(null, 'beta')})")
     for s, m in res["models"].items():
         for note in m["notes"]:
             print(f"note ({s}): {note}")

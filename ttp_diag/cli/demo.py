@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap replicates for the confidence bands (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default %(default)s)")
+    p.add_argument("--plan-sims", type=int, default=200,
+                   help="simulated experiments per design of the planner section (default "
+                        "%(default)s; 0 leaves the section out)")
     p.add_argument("--eval-dir", default=None,
                    help="evaluation folder of `ttp-diag evaluate` to summarise and link in the "
                         "report (default: <folder of --table>/eval when it exists; 'none' "
@@ -106,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 split=args.split, base=base, new=new, var=args.var, source=source,
                 reward_label=label, cost_per_candidate=args.cost_per_candidate,
                 n_boot=args.n_boot, seed=args.seed, provenance=provenance,
-                eval_dir=find_eval_dir(args.table, args.eval_dir), progress=True)
+                eval_dir=find_eval_dir(args.table, args.eval_dir),
+                plan_sims=args.plan_sims, progress=True)
     return 0
 
 

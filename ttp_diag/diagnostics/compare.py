@@ -13,16 +13,15 @@ per-query difference of the exact utilities, averages it per user (as the curve 
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..bon import bon_per_query
+from ..stats import MIN_USERS_FOR_CI as MIN_USERS
+from ..stats import paired_difference
 from ..table import validate_score_table
-
-MIN_USERS = 5
 
 
 def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | None = 0.95,
@@ -94,31 +93,17 @@ def compare_selectors(table: pd.DataFrame, a: str, b: str, ns, *, ci: float | No
     d = ma - mb
     out = pd.DataFrame({"n": ns, "utility_a": ma.mean(axis=0), "utility_b": mb.mean(axis=0),
                         "diff": d.mean(axis=0)})
-    rng = np.random.default_rng(seed)
     if nu < MIN_USERS:
         warnings.warn(f"only {nu} user(s): no honest interval or p-value over users; NaN "
                       f"returned (need >= {MIN_USERS}).", RuntimeWarning, stacklevel=2)
         out["ci_low"] = out["ci_high"] = out["p_value"] = np.nan
     else:
-        check_boot_memory(n_boot, 2 * nu + 2 * len(ns))
-        if ci is not None:
-            draws = rng.multinomial(nu, np.full(nu, 1.0 / nu), size=int(n_boot)) @ d / nu
-            tail = (1.0 - ci) / 2.0
-            out["ci_low"] = np.quantile(draws, tail, axis=0)
-            out["ci_high"] = np.quantile(draws, 1.0 - tail, axis=0)
-        else:
-            out["ci_low"] = out["ci_high"] = np.nan
-        obs = np.abs(d.mean(axis=0))
-        if nu <= 12:
-            signs = np.array(list(itertools.product((-1.0, 1.0), repeat=nu)))
-            stat = np.abs(signs @ d / nu)
-            p = (stat >= obs - 1e-15).mean(axis=0)
-        else:
-            signs = rng.choice((-1.0, 1.0), size=(int(n_boot), nu))
-            stat = np.abs(signs @ d / nu)
-            p = (1 + (stat >= obs - 1e-15).sum(axis=0)) / (1 + int(n_boot))
-        # a difference that is exactly 0 for every user (e.g. N = 1) is no evidence at all
-        out["p_value"] = np.where(np.all(d == 0, axis=0), 1.0, p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # warned above
+            res = paired_difference(ma, mb, ci=ci, n_boot=n_boot, seed=seed)
+        out["ci_low"], out["ci_high"], out["p_value"] = res["ci_low"], res["ci_high"], \
+            res["p_value"]
+        out.attrs["p_draws"] = res["p_draws"]
     out["n_users"] = nu
     out["n_queries"] = nq
     return out

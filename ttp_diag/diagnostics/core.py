@@ -154,6 +154,13 @@ class Diagnostics(Result):
                 "ci_low": float(lo), "ci_high": float(hi),
                 "null_expected": self.null.get(f"{null_key}_null", np.nan) if null_key else np.nan,
                 "p_value": self.null.get(f"{null_key}_p", np.nan) if null_key else np.nan,
+                # the p-value tests the smoothed count, not the raw rate in "estimate"
+                "test_statistic": (self.null.get(f"{null_key}_stat", np.nan) if null_key
+                                   else np.nan),
+                "test_statistic_null": (self.null.get(f"{null_key}_stat_null", np.nan)
+                                        if null_key else np.nan),
+                "p_text": (null_test_text(self.null, null_key) if null_key and self.null
+                           else ""),
                 "definition": definition, "meaning": meaning,
             })
         return rows
@@ -175,7 +182,8 @@ class Diagnostics(Result):
         ]
         if nl:
             lines.append(f"      expected if one shared rho = {nl['rho0_collapse']:+.3f}: "
-                         f"{nl['alpha_null']:.3f} (p = {nl['alpha_p']:.3g})")
+                         f"{nl['alpha_null']:.3f}")
+            lines.append("      " + null_test_text(nl, "alpha"))
         lines += [
             f"      paper (pooled rho_u) = {self.alpha_pooled:.3f}; {self.n_disagreeing_users} "
             f"user(s) collapsed under one definition only",
@@ -185,10 +193,12 @@ class Diagnostics(Result):
         ]
         if nl and np.isfinite(nl.get("beta_null", np.nan)):
             lines.append(f"      expected from noise alone (each user's own rho, mean "
-                         f"{nl['rho0_hacking']:+.3f}; no hacking): {nl['beta_null']:.3f} "
-                         f"(p = {nl['beta_p']:.3g})")
+                         f"{nl['rho0_hacking']:+.3f}; no hacking): {nl['beta_null']:.3f}")
+            lines.append("      " + null_test_text(nl, "beta"))
         lines += [
-            f"      noise-corrected      = {self.beta_corrected:.3f}{iv('beta_corrected')}",
+            f"      noise-corrected      = {self.beta_corrected:.3f}{iv('beta_corrected')}"
+            + ("  (above the raw count: see note)" if self.beta_corrected > self.beta + 5e-4
+               else ""),
             f"  rho_plus              = {self.rho_plus:+.3f}{iv('rho_plus')}",
             f"  rho_minus             = {self.rho_minus:+.3f}{iv('rho_minus')}",
             f"  rho_collapsed         = {self.rho_collapsed:+.3f}{iv('rho_collapsed')}  (within "
@@ -207,6 +217,32 @@ class Diagnostics(Result):
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+
+
+def null_test_text(null: dict, which: str) -> str:
+    """The line of a null-model test that shows the number it tests.
+
+    The collapse and hacking tests compare *smoothed* counts (each unit's probability of lying
+    below the cut), not the raw rates alpha and beta: a raw rate of 0 can sit beside a small
+    p-value when many units lie just above the cut. The line names the tested statistic, its
+    expectation under the null and the p-value, which at the Monte Carlo resolution limit
+    reads "p < 0.001, 1,000 draws".
+
+    Examples
+    --------
+    >>> null_test_text({"alpha_stat": 0.031, "alpha_stat_null": 0.012, "alpha_p": 1 / 1001,
+    ...                 "n_null": 1000}, "alpha")
+    'test: smoothed collapse count 0.031 vs 0.012 expected under the null, p < 0.001, 1,000 draws'
+    """
+    from ..stats import format_p_value
+
+    if f"{which}_p" not in null or not np.isfinite(null.get(f"{which}_p", np.nan)):
+        return "test: not available"
+    what = {"alpha": "collapse", "beta": "hacking"}[which]
+    n = null.get("n_null")
+    p = format_p_value(float(null[f"{which}_p"]), int(n) if n else None)
+    return (f"test: smoothed {what} count {null[f'{which}_stat']:.3f} vs "
+            f"{null[f'{which}_stat_null']:.3f} expected under the null, {p}")
 
 
 def _default_ns(pool_sizes: np.ndarray) -> list[int]:
@@ -398,6 +434,16 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
     if not np.isfinite(est["capture"]):
         notes.append("the oracle never beats random: every query's rewards are constant (no "
                      "reward signal; e.g. all rewards 0), so capture and gains are undefined.")
+    if np.isfinite(est.get("beta_corrected", np.nan)) and \
+            est["beta_corrected"] > est["beta"] + 5e-4:
+        notes.append(
+            f"the noise-corrected hacking rate ({est['beta_corrected']:.3f}) is above the raw "
+            f"count ({est['beta']:.3f}). Not a contradiction: the raw beta counts queries whose "
+            f"*observed* rho_q < 0; the mixture estimates the share whose *true* correlation is "
+            f"below 0, and sampling noise (standard error 1/sqrt(m - 3) of a pool of m) lifts "
+            f"some of those above 0 as it pushes healthy ones below. It exceeds the raw count "
+            f"when the hacked component sits near 0 (weak hacking) and the pools are small; "
+            f"read it with its interval.")
     if disagree.any():
         notes.append(f"{int(disagree.sum())} user(s) are collapsed under one rho_u definition "
                      f"only (pooled vs within query); see per_user['disagree'].")

@@ -22,11 +22,12 @@ utilities), never on rows, so a bootstrap replicate costs a few array operations
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
+
+from ..stats import percentile_interval, two_level_indices
 
 _Z_CLIP = 0.9999  # |r| = 1 has an infinite Fisher z; cap it (it only arises in tiny pools)
 
@@ -208,19 +209,6 @@ def estimate(qs: QueryStats, idx: np.ndarray, slot: np.ndarray, n_slots: int, *,
     return out
 
 
-def two_level_indices(user: np.ndarray, n_users: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One two-level bootstrap draw: (query indices, pseudo-user slot of each)."""
-    order = np.argsort(user, kind="stable")
-    counts = np.bincount(user, minlength=n_users)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    drawn = rng.integers(0, n_users, n_users)
-    c = counts[drawn]
-    slot = np.repeat(np.arange(n_users), c)
-    within = np.floor(rng.random(slot.size) * c[slot]).astype(np.int64)
-    return order[starts[drawn][slot] + within], slot
-
-
 def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_boot: int,
               seed: int | None, progress: bool = False) -> dict:
     """Replicates of every scalar (and curve) of :func:`estimate`: name -> array (n_boot, ...)."""
@@ -241,15 +229,12 @@ def bootstrap(qs: QueryStats, point: dict, *, threshold: float, weights: str, n_
 
 
 def percentile_ci(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    tail = (1.0 - ci) / 2.0
-    with warnings.catch_warnings():
-        # an all-NaN quantity (e.g. capture with no reward signal) has a NaN interval
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return (np.nanquantile(reps, tail, axis=0), np.nanquantile(reps, 1.0 - tail, axis=0))
+    """Percentile interval of replicates (:func:`ttp_diag.stats.percentile_interval`)."""
+    return percentile_interval(reps, ci)
 
 
 def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, threshold: float,
-               weights: str, n_null: int, seed: int | None) -> dict:
+               weights: str, n_null: int, seed: int | None, hacking: bool = True) -> dict:
     """Expected collapse and hacking rates, and p-values, under one shared correlation.
 
     Works on the Fisher z of each defined query's correlation, ``z_q ~ N(zeta_q, se_q^2)`` with
@@ -273,6 +258,8 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
       comparable with the observed alpha and beta; ``*_stat`` / ``*_stat_null`` the observed
       and expected smoothed counts behind the p-values. p = P(null stat >= observed), with
       the +1 correction of a Monte Carlo test.
+    * ``hacking=False`` skips the hacking test (its outputs are NaN): the sample-size
+      planner simulates thousands of collapse tests and needs only that one.
     """
     rng = np.random.default_rng(seed)
     nq, nu = qs.rho.size, qs.n_users
@@ -288,7 +275,7 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
     se_user = np.sqrt(np.bincount(qs.user, weights=np.where(defined, se**2, 0.0), minlength=nu)
                       ) / np.maximum(n_def_u, 1.0)
     has_def = n_def_u > 0
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"n_null": float(n_null)}
 
     def weighted_means(groups: np.ndarray, mask: np.ndarray):
         """Inverse-variance weighted mean z of each group over ``mask`` (the sufficient
@@ -346,7 +333,7 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
         raw, sm = alpha_stats(conditional(all_users, defined, overall, size))
         a_raw.append(raw)
         a_sm.append(sm)
-        if act_def.any():
+        if hacking and act_def.any():
             raw, sm = beta_stats(conditional(qs.user, act_def, per_user, size))
             b_raw.append(raw)
             b_sm.append(sm)

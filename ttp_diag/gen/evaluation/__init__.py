@@ -3,8 +3,9 @@
 Best-of-N selection, reward-guided decoding (ARGS), in-context learning, LLM judges and
 per-user LoRA fine-tuning side by side on the same adaptation users, scored against the
 users' own text, with the upstream metrics the field selects reward models by (ranking
-accuracy, policy accuracy, circular win rate) and the package's own (rho_eff, alpha, beta,
-capture), and how well each predicts generation quality.
+accuracy, policy accuracy, circular win rate) and the package's own (rho_eff, alpha, beta),
+and how well each predicts generation quality across reward models (capture, an outcome, is
+reported but never a predictor). Intervals and tests come from :mod:`ttp_diag.stats`.
 
 Modules
 -------
@@ -17,7 +18,7 @@ judges      pointwise and pairwise (knockout tournament) LLM judges
 lora        per-user LoRA fine-tuning of the policy
 methods     method names
 runner      the cached evaluation stages; generation: the methods; results: the tidy tables
-tables      Tables 2/4/5/6; figures: the comparison figure
+tables      Tables 2/4/5/6 over reward models, rho_eff vs accuracy; figures: the comparison
 
 Only :mod:`split`, :mod:`pairs`, :mod:`metrics`, :mod:`methods` and :mod:`tables` are
 imported here (no torch); the rest is imported where used.

@@ -25,7 +25,8 @@ from ttp_diag.gen.evaluation.metrics import pairwise_accuracy, score_rgd
 from ttp_diag.gen.evaluation.policy import PolicyModel
 from ttp_diag.gen.evaluation.split import EvaluationInputError
 
-__all__ = ["args_decode", "prefix_rewards", "select_lambda", "check_lambda"]
+__all__ = ["args_decode", "prefix_rewards", "select_lambda", "check_lambda", "harmonic_lambda",
+           "LAMBDA_RULES"]
 
 RewardFn = Callable[[list[str]], np.ndarray]
 
@@ -180,7 +181,7 @@ def select_lambda(
         rewards).
     grid : sequence of float
         Candidate values (each >= 0).
-    ties : {"half", "loss"}
+    ties : {"half", "strict"}
         How a tied pair counts (see :func:`pairwise_accuracy`).
     extend : bool
         Grow the grid past its maximum while the choice sits on it.
@@ -239,6 +240,53 @@ def select_lambda(
     return lam, g
 
 
+#: How the ARGS weight is chosen (``EvalConfig.args_lambda_rule``).
+LAMBDA_RULES = ("policy_accuracy", "harmonic")
+
+
+def harmonic_lambda(grid: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """The second paper's LaMP-5 rule (appendix F.2): the lambda with the highest harmonic
+    mean of ROUGE-1, inverse perplexity (coherence) and policy accuracy.
+
+    Parameters
+    ----------
+    grid : pandas.DataFrame
+        One row per lambda with ``lam``, ``accuracy`` (policy accuracy), ``rouge1`` (of the
+        ARGS answers against the gold text) and ``inv_perplexity`` (``exp`` of the mean token
+        log-probability of those answers under the base policy), each in [0, 1].
+
+    Returns
+    -------
+    (float, pandas.DataFrame)
+        The chosen lambda (the smallest on ties) and the grid with ``harmonic_mean`` added. A
+        zero component gives a harmonic mean of 0.
+
+    Examples
+    --------
+    >>> g = pd.DataFrame({"lam": [0.0, 1.0, 2.0], "accuracy": [0.5, 0.7, 0.9],
+    ...                   "rouge1": [0.30, 0.30, 0.05], "inv_perplexity": [0.2, 0.2, 0.1]})
+    >>> lam, out = harmonic_lambda(g)  # 2.0 has the best accuracy, 1.0 the best balance
+    >>> lam, out["harmonic_mean"].round(4).tolist()
+    (1.0, [0.2903, 0.3073, 0.0964])
+    """
+    need = [c for c in ("lam", "accuracy", "rouge1", "inv_perplexity") if c not in grid.columns]
+    if need:
+        raise EvaluationInputError(f"harmonic_lambda: grid lacks column(s) {need}; evaluate "
+                                   "ROUGE-1 and inverse perplexity of the ARGS answers at "
+                                   "every lambda first")
+    if grid.empty:
+        raise EvaluationInputError("harmonic_lambda: empty grid")
+    parts = grid[["rouge1", "inv_perplexity", "accuracy"]].to_numpy(float)
+    if not np.isfinite(parts).all() or (parts < 0).any():
+        raise EvaluationInputError("harmonic_lambda: ROUGE-1, inverse perplexity and accuracy "
+                                   "must be finite and >= 0 at every lambda")
+    with np.errstate(divide="ignore"):
+        hm = np.where((parts > 0).all(axis=1), 3.0 / (1.0 / parts).sum(axis=1), 0.0)
+    out = grid.assign(harmonic_mean=hm)
+    best = out.sort_values(["harmonic_mean", "lam"], ascending=[False, True]).iloc[0]
+    return float(best["lam"]), out
+
+
 def _lambda_accuracies(pairs: pd.DataFrame, grid: Sequence[float], ties: str) -> pd.DataFrame:
     """Policy accuracy of the reward-guided score at every lambda of ``grid``."""
     rows = []
@@ -250,7 +298,7 @@ def _lambda_accuracies(pairs: pd.DataFrame, grid: Sequence[float], ties: str) ->
             "score_rejected": [score_rgd(a, b, lam) for a, b in zip(
                 pairs["lp_rejected"], pairs["r_rejected"], strict=True)],
         })
-        acc = pairwise_accuracy(d, ties=ties)
+        acc = pairwise_accuracy(d, ties=ties)  # "half" or "strict" (ttp_diag.stats rule)
         rows.append(dict(lam=lam, accuracy=float(acc["accuracy"].iloc[-2]),
                          n_pairs=len(d)))
     return pd.DataFrame(rows)

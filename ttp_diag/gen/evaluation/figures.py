@@ -2,8 +2,11 @@
 
 Left: generation quality (ROUGE-1 against the gold text) per method, mean over adaptation
 users with a bootstrap interval over users, one colour per method family. Right: one
-upstream metric per panel against generation quality across methods, with Kendall's tau and
-the number of methods it rests on in the panel title.
+upstream metric per panel against generation quality across reward models (one point per
+reward model and decoding family; methods without a reward model are not points), with
+Kendall's tau over the reward models of each family, its bootstrap interval over users and
+the number of reward models it rests on in the panel title (the unit of analysis of
+:func:`ttp_diag.gen.evaluation.tables.agreement_over_rms`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ttp_diag.gen.evaluation.metrics import rank_agreement
-from ttp_diag.gen.evaluation.tables import method_summary
+from ttp_diag.gen.evaluation.tables import agreement_over_rms, method_summary, policy_family
 
 __all__ = ["comparison_figure", "write_figures"]
 
@@ -143,7 +145,11 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
     ax.set_title("Generation quality per method")
     ax.grid(axis="x", alpha=0.3)
     means = per_user.groupby(["method", "metric"])["value"].mean().unstack()
+    means = means[[policy_family(m) is not None for m in means.index]]
     for ax, up in zip(axes[1:], ups, strict=True):
+        if not {up, quality_metric} <= set(means.columns):
+            ax.set_axis_off()
+            continue
         d = means[[up, quality_metric]].dropna()
         for m, r in d.iterrows():
             ax.scatter(r[up], r[quality_metric], color=_FAMILY_COLOURS[_family(m)], s=40,
@@ -151,13 +157,16 @@ def comparison_figure(quality: pd.DataFrame, upstream: pd.DataFrame, *, quality_
         ax.margins(0.15)
         _place_labels(ax, d[up].to_numpy(float), d[quality_metric].to_numpy(float),
                       list(d.index))
-        ra = rank_agreement(per_user, [up], quality_metric, ci=ci, n_boot=min(n_boot, 300),
-                            seed=seed)
-        t = ra[ra["statistic"] == "kendall_tau"].iloc[0]
-        ci_txt = (f" [{t['ci_low']:.2f}, {t['ci_high']:.2f}]" if np.isfinite(t["ci_low"])
-                  else "")
-        tau = "n/a" if not np.isfinite(t["estimate"]) else f"{t['estimate']:.2f}"
-        ax.set_title(f"tau = {tau}{ci_txt}, {int(t['n_methods'])} methods", fontsize=9)
+        ra = agreement_over_rms(per_user, [up], quality_metric, ci=ci,
+                                n_boot=min(n_boot, 300), seed=seed)
+        ra = ra[(ra["statistic"] == "kendall_tau") & (ra["family"] != "all")]
+        lines = []
+        for t in ra.itertuples():
+            ci_txt = (f" [{t.ci_low:.2f}, {t.ci_high:.2f}]" if np.isfinite(t.ci_low) else "")
+            tau = "n/a" if not np.isfinite(t.estimate) else f"{t.estimate:.2f}"
+            lines.append(f"{t.family.replace('_', '-')}: tau = {tau}{ci_txt}, "
+                         f"{int(t.n_points)} RMs")
+        ax.set_title("\n".join(lines) or "no reward-model points", fontsize=8.5)
         ax.set_xlabel(up.replace("_", " "))
         ax.set_ylabel(quality_metric)
         ax.grid(alpha=0.3)

@@ -45,22 +45,31 @@ def zero_shot(ev: Evaluation, split):
     return ev.generate("zero_shot", split, fn)
 
 
-def _demos(ev, sup, body, mode, k, qid):
+def _demos(ev, sup, body, mode, k, qid, split=None):
+    from ttp_diag.gen.evaluation.pairs import demo_triples
     from ttp_diag.gen.evaluation.policy import select_demos
 
     # Seed per query so that random demonstrations differ across queries but not runs.
     seed = (ev.cfg.seed * 1_000_003 + sum(map(ord, str(qid)))) % 2**32
-    return select_demos(sup, body, k, mode=mode, seed=seed, encoder=ev.encoder(),
-                        user=str(sup["user_id"].iloc[0]) if "user_id" in sup else "?")
+    demos = select_demos(sup, body, k, mode=mode, seed=seed, encoder=ev.encoder(),
+                         user=str(sup["user_id"].iloc[0]) if "user_id" in sup else "?")
+    if ev.cfg.icl_demo_format == "triples":
+        demos = demo_triples(demos, ev.pairs(split))
+    return demos
+
+
+def _icl_prompt(ev, body, demos):
+    from ttp_diag.gen.evaluation.policy import icl_prompt
+
+    return icl_prompt(ev.task, body, demos, demo_format=ev.cfg.icl_demo_format)
 
 
 def icl(ev: Evaluation, split, method: str, pairs):
-    from ttp_diag.gen.evaluation.policy import icl_prompt
 
     mode, k = icl_setting(method, ev.cfg.icl_ks)
 
     def fn(u, q, sup):
-        prompts = [icl_prompt(ev.task, b, _demos(ev, sup, b, mode, k, qi))
+        prompts = [_icl_prompt(ev, b, _demos(ev, sup, b, mode, k, qi, split))
                    for b, qi in zip(q["body"], q["query_id"], strict=True)]
         texts = _greedy(ev, ev.policy(), prompts)
         return [(qi, t, 1.0) for qi, t in zip(q["query_id"], texts, strict=True)]
@@ -69,8 +78,8 @@ def icl(ev: Evaluation, split, method: str, pairs):
 
     def lp(p):  # eq. 7: the ICL log-likelihood, demonstrations from the user's support set
         p = p[p["split"] == "query"]
-        prompts = [icl_prompt(ev.task, r.prompt, _demos(ev, ev._support(split, r.user_id),
-                                                        r.prompt, mode, k, r.item_id))
+        prompts = [_icl_prompt(ev, r.prompt, _demos(ev, ev._support(split, r.user_id),
+                                                    r.prompt, mode, k, r.item_id, split))
                    for r in p.itertuples()]
         return ev._logprobs(ev.policy(), prompts, prompts, p)
 

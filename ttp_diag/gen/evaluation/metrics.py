@@ -3,14 +3,22 @@
 * :func:`pairwise_accuracy` - Definition 1 (reward-model ranking accuracy) and Definition 2
   (policy accuracy) are the same statistic on different scores: the share of pairs whose
   chosen side scores higher than the rejected side, per user and overall.
-* :func:`score_base`, :func:`score_rgd` - the scoring functions of section 4: the base
-  policy's length-normalised log-likelihood (eq. 4; ICL, eq. 7, is the same function with
-  demonstrations in the prompt) and the reward-guided score
-  ``sum_t [log pi(y_t | x, y_<t) + lambda * r(x, y_<=t)]`` (eqs. 5-6).
+* :func:`score_base`, :func:`score_rgd` - the scoring functions of section 4, kept as the
+  paper writes them: the base policy's length-normalised log-likelihood (eq. 4, a *mean*
+  over tokens; ICL, eq. 7, is the same function with demonstrations in the prompt) and the
+  reward-guided score ``sum_t [log pi(y_t | x, y_<t) + lambda * r(x, y_<=t)]`` (eqs. 5-6, a
+  *sum*). Length effect: a sum of log-probabilities (each < 0) favours the shorter answer,
+  a mean does not, so ARGS policy accuracy at lambda = 0 differs from the zero-shot policy
+  accuracy whenever chosen and rejected differ in length. ``score_rgd(...,
+  length_norm=True)`` is the length-normalised variant (the mean over tokens), which at
+  lambda = 0 equals :func:`score_base` exactly; the evaluation reports it as
+  ``policy_accuracy_length_norm`` beside the paper's ``policy_accuracy``.
 * :func:`behavioural_alignment` - Definition 3 with ROUGE-1, ROUGE-L and MiniLM cosine.
 * :func:`win_rate`, :func:`bon_win_rate_ceiling` - the circular win rate (a reward model
   judging its own guided output against zero-shot) and what any selector reaches against
-  one random draw when judged by its own score, ``n / (n + 1)``.
+  one random draw when judged by its own score, ``n / (n + 1)``. The ceiling belongs to the
+  comparison with a random draw, not with the zero-shot answer:
+  :func:`pool_draw_win_rates` computes that comparison for a Best-of-N selector exactly.
 * :func:`rank_agreement` - Kendall tau, Spearman rho and Pearson r across methods between an
   upstream metric and generation quality, with the number of methods and a bootstrap
   interval over users.
@@ -22,12 +30,14 @@ default) counts a tie as half a success; ``ties="strict"`` is the paper's defini
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ttp_diag.gen.evaluation.split import EvaluationInputError
+from ttp_diag.stats import CORRELATIONS, bootstrap_correlations, pair_wins, resample_counts
 
 __all__ = [
     "pairwise_accuracy",
@@ -36,22 +46,17 @@ __all__ = [
     "behavioural_alignment",
     "win_rate",
     "bon_win_rate_ceiling",
+    "pool_draw_win_rates",
     "rank_agreement",
 ]
 
 
-def _wins(a: np.ndarray, b: np.ndarray, ties: str) -> np.ndarray:
-    if ties not in ("half", "strict"):
-        raise EvaluationInputError(f"ties={ties!r}; use 'half' (a tie is half a success) or "
-                                   "'strict' (the paper's s(chosen) > s(rejected))")
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise EvaluationInputError("scores contain NaN or inf; score every pair before "
-                                   "computing accuracies")
-    w = (a > b).astype(float)
-    if ties == "half":
-        w += 0.5 * (a == b)
-    return w
+def _wins(a, b, ties: str) -> np.ndarray:
+    """:func:`ttp_diag.stats.pair_wins` (the one tie rule), errors as EvaluationInputError."""
+    try:
+        return pair_wins(a, b, ties)
+    except ValueError as exc:
+        raise EvaluationInputError(str(exc)) from None
 
 
 def pairwise_accuracy(
@@ -122,16 +127,20 @@ def score_base(token_logprobs: Sequence[float]) -> float:
 
 
 def score_rgd(token_logprobs: Sequence[float], prefix_rewards: Sequence[float],
-              lam: float) -> float:
+              lam: float, *, length_norm: bool = False) -> float:
     """Reward-guided score ``sum_t [log pi(y_t | x, y_<t) + lam * r(x, y_<=t)]`` (eqs. 5-6).
 
     ``prefix_rewards[t]`` is the reward model's score of the completion's first ``t + 1``
-    tokens: the score ARGS uses when it chooses token ``t``.
+    tokens: the score ARGS uses when it chooses token ``t``. ``length_norm=True`` divides
+    by the number of tokens (the mean instead of the paper's sum), which removes the sum's
+    preference for short answers and equals :func:`score_base` at ``lam = 0``.
 
     Examples
     --------
     >>> score_rgd([-1.0, -2.0], [0.5, 0.25], lam=2.0)  # (-1 + 1) + (-2 + 0.5)
     -1.5
+    >>> score_rgd([-1.0, -2.0], [0.5, 0.25], lam=2.0, length_norm=True)
+    -0.75
     """
     lp, r = np.asarray(token_logprobs, float), np.asarray(prefix_rewards, float)
     if lp.shape != r.shape:
@@ -140,7 +149,8 @@ def score_rgd(token_logprobs: Sequence[float], prefix_rewards: Sequence[float],
     if lam < 0:
         raise EvaluationInputError(f"lambda={lam}; the reward weight must be >= 0 (0 = the "
                                    "base policy)")
-    return float((lp + lam * r).sum())
+    total = float((lp + lam * r).sum())
+    return total / lp.size if length_norm and lp.size else total
 
 
 def behavioural_alignment(generated: Sequence[str], gold: Sequence[str], *,
@@ -208,14 +218,45 @@ def bon_win_rate_ceiling(n: int) -> float:
     return n / (n + 1)
 
 
-def _corrs(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from scipy import stats
+def pool_draw_win_rates(table: pd.DataFrame, score: str, *, reward: str = "reward",
+                        query: str = "query_id", ties: str = "half") -> pd.DataFrame:
+    """Best-of-the-pool against one uniformly random draw from the same pool, exactly.
 
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"kendall_tau": np.nan, "spearman_rho": np.nan, "pearson_r": np.nan}
-    return {"kendall_tau": float(stats.kendalltau(x, y).statistic),
-            "spearman_rho": float(stats.spearmanr(x, y).statistic),
-            "pearson_r": float(stats.pearsonr(x, y).statistic)}
+    The comparison the ``n / (n + 1)`` ceiling belongs to. For each query the selector keeps
+    the candidate(s) with the highest ``score`` (a tied top group is averaged, as the exact
+    Best-of-N engine does) and is compared with a candidate drawn uniformly from the pool
+    (the selected one included), by the selector's own score (``circular``) and by the true
+    reward (``true``); ties count as ``ties`` says. Judged by its own score a Best-of-M
+    selector with a unique top wins every comparison but the draw of itself:
+    ``ceiling = 1 - 1/(2M)`` with ties as half, the finite-pool form of ``n / (n + 1)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``query_id, circular, true, ceiling, pool`` (one row per query).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"query_id": "q", "score_a": [3.0, 2.0, 1.0, 0.0],
+    ...                   "reward": [0.1, 0.9, 0.5, 0.3]})
+    >>> pool_draw_win_rates(t, "score_a")[["circular", "true", "ceiling"]].round(3)
+       circular   true  ceiling
+    0     0.875  0.125    0.875
+    """
+    for c in (score, reward, query):
+        if c not in table.columns:
+            raise EvaluationInputError(f"pool_draw_win_rates: column {c!r} not found "
+                                       f"(columns: {list(table.columns)})")
+    rows = []
+    for q, g in table.groupby(query, sort=True):
+        s, r = g[score].to_numpy(float), g[reward].to_numpy(float)
+        top = s == s.max()
+        m = len(s)
+        circ = float(_wins(np.full(m, s.max()), s, ties).mean())
+        true = float(np.mean([_wins(np.full(m, rt), r, ties).mean() for rt in r[top]]))
+        ceiling = 1.0 - 0.5 / m if ties == "half" else 1.0 - 1.0 / m
+        rows.append(dict(query_id=q, circular=circ, true=true, ceiling=ceiling, pool=m))
+    return pd.DataFrame(rows)
 
 
 def rank_agreement(
@@ -239,7 +280,8 @@ def rank_agreement(
         The generation-quality metric (e.g. ``"rouge1"``).
     ci : float or None
         Level of a percentile bootstrap over users (users resampled with replacement, method
-        means recomputed); None skips it.
+        means recomputed; :func:`ttp_diag.stats.bootstrap_correlations`, one resample matrix
+        shared by every upstream metric); None skips it. NaN with fewer than 5 users.
     n_boot, seed : int
 
     Returns
@@ -269,34 +311,24 @@ def rank_agreement(
     if quality not in wide.columns:
         raise EvaluationInputError(f"quality metric {quality!r} not in the table (metrics: "
                                    f"{sorted(wide.columns)})")
-    rng = np.random.default_rng(seed)
-    users = np.array(sorted(wide.index.get_level_values("user_id").unique()))
+    users = sorted(wide.index.get_level_values("user_id").unique())
+    # one resample matrix over all users: every upstream metric is bootstrapped on the same
+    # draws (shared resamples), so their intervals can be compared
+    counts = resample_counts(len(users), n_boot, seed) if ci is not None and users else None
     rows = []
     for up in upstream:
         if up not in wide.columns:
             raise EvaluationInputError(f"upstream metric {up!r} not in the table (metrics: "
                                        f"{sorted(wide.columns)})")
-        sub = wide[[up, quality]].dropna()
-        means = sub.groupby(level="method").mean()
-        est = _corrs(means[up].to_numpy(), means[quality].to_numpy())
-        boots: dict[str, list[float]] = {k: [] for k in est}
-        if ci is not None and len(means) >= 3:
-            by_user = {u: g.droplevel("user_id") for u, g in sub.groupby(level="user_id")}
-            for _ in range(int(n_boot)):
-                pick = rng.choice(users, size=len(users), replace=True)
-                frames = [by_user[u] for u in pick if u in by_user]
-                if not frames:
-                    continue
-                m = pd.concat(frames).groupby(level=0).mean()
-                for k, v in _corrs(m[up].to_numpy(), m[quality].to_numpy()).items():
-                    boots[k].append(v)
-        for k, v in est.items():
-            b = np.asarray(boots[k], float)
-            b = b[np.isfinite(b)]
-            lo = hi = np.nan
-            if ci is not None and b.size:
-                lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
-            rows.append(dict(upstream=up, quality=quality, statistic=k, estimate=v,
-                             ci_low=lo, ci_high=hi, n_methods=len(means),
-                             n_users=int(sub.index.get_level_values("user_id").nunique())))
+        x = wide[up].unstack("method").reindex(users)
+        y = wide[quality].unstack("method").reindex(users).reindex(columns=x.columns)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # n_users says it
+            r = bootstrap_correlations(x.to_numpy(float), y.to_numpy(float), ci=ci,
+                                       counts=counts)
+        for k in CORRELATIONS:
+            rows.append(dict(upstream=up, quality=quality, statistic=k,
+                             estimate=r["estimate"][k], ci_low=r["ci_low"][k],
+                             ci_high=r["ci_high"][k], n_methods=r["n_points"],
+                             n_users=r["n_users"]))
     return pd.DataFrame(rows)

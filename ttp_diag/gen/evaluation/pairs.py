@@ -10,12 +10,18 @@ users), ``support`` or ``query`` (adaptation users).
   the user's own output (chosen) with one retrieved item's output (rejected), drawn with a
   seed. The retrieval pool never holds a query-set item, so no query gold text can appear in
   any pair as a rejected side, and an item whose output equals the chosen text is skipped.
+  For a query item the pool also leaves out the user's own support items: they are the ICL
+  demonstrations of that query, and a rejected answer shown in the prompt as the user's own
+  gold would make the ICL policy accuracy an artefact (defect 2 of issue 20).
 * :func:`candidate_pairs` - pairs from a run's candidate pools: a higher- and a lower-reward
   candidate of one query whose true rewards differ by at least ``min_gap``; a candidate that
   reproduces the gold text is never used as the rejected side.
-* :func:`check_pairs` - the two guarantees the evaluation rests on, raised as errors: no pair
-  rejects its own item's gold, and no text of a query-set item (input or gold) occurs in a
-  ``train``/``support`` pair.
+* :func:`check_pairs` - the guarantees the evaluation rests on, raised as errors: no pair
+  rejects its own item's gold, no text of a query-set item (input or gold) occurs in a
+  ``train``/``support`` pair, and no query pair rejects a text that is one of that prompt's
+  possible demonstrations (the user's support outputs).
+* :func:`demo_triples` - the second paper's demonstration format: (input, chosen, rejected)
+  triples from the user's support pairs, for ``icl_prompt(..., demo_format="triples")``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import pandas as pd
 
 from ttp_diag.gen.evaluation.split import EvaluationInputError, UserSplit
 
-__all__ = ["PAIR_COLUMNS", "hard_negative_pairs", "candidate_pairs", "check_pairs", "build_pairs"]
+__all__ = ["PAIR_COLUMNS", "hard_negative_pairs", "candidate_pairs", "check_pairs", "build_pairs",
+           "demo_triples"]
 
 PAIR_COLUMNS = ["user_id", "split", "prompt", "chosen", "rejected", "source"]
 
@@ -102,10 +109,14 @@ def hard_negative_pairs(
             "users or support items")
     sims = emb @ emb[pool].T
     rng = np.random.default_rng(seed)
+    users = t["user_id"].astype(str).to_numpy()
+    support = (t["set"] == "support").to_numpy()
     rows = []
     for i in range(len(t)):
         s = sims[i].copy()
         s[pool == i] = -np.inf
+        if is_query[i]:  # the user's support items are this query's ICL demonstrations
+            s[support[pool] & (users[pool] == users[i])] = -np.inf
         s[norm_out[pool] == norm_out[i]] = -np.inf  # same text is no negative
         order = np.argsort(-s, kind="stable")[: int(k)]
         order = order[np.isfinite(s[order])]
@@ -214,6 +225,19 @@ def check_pairs(pairs: pd.DataFrame, items: pd.DataFrame, split: UserSplit) -> N
             raise EvaluationInputError(
                 f"{int(hit.sum())} pair(s) use their own item's gold as the rejected side "
                 f"(first: item {pairs.loc[hit, 'item_id'].iloc[0]!r}); drop them")
+    sup = t[t["set"] == "support"]
+    demo_out = set(zip(sup["user_id"].astype(str), sup["output"].map(_norm), strict=True))
+    qp = pairs[pairs["split"] == "query"]
+    shown = pd.Series([(str(u), _norm(r)) in demo_out
+                       for u, r in zip(qp["user_id"], qp["rejected"], strict=True)],
+                      index=qp.index, dtype=bool)
+    if shown.any():
+        first = qp.loc[shown].iloc[0]
+        raise EvaluationInputError(
+            f"{int(shown.sum())} query pair(s) reject a text that is one of the user's support "
+            f"outputs, i.e. a possible ICL demonstration of that prompt (first: user "
+            f"{first['user_id']!r}, item {first.get('item_id')!r}); draw hard negatives "
+            "outside the user's support set (hard_negative_pairs does)")
     q = t[t["set"] == "query"]
     q_texts = {_norm(x) for x in pd.concat([q["body"], q["output"]])}
     tr = pairs[pairs["split"].isin(["train", "support"])]
@@ -259,3 +283,43 @@ def build_pairs(
     check_pairs(pairs, items, split)
     pairs.attrs["dropped_leaking"] = int(leak.sum())
     return pairs
+
+
+def demo_triples(demos, pairs: pd.DataFrame) -> list[dict]:
+    """Attach a rejected text to each demonstration: (input, chosen, rejected) triples.
+
+    The second paper shows the policy preference triples, not only (input, gold). The
+    rejected text of a support item is the rejected side of its hard-negative pair (drawn
+    from other users' items, never the query's own support outputs).
+
+    Parameters
+    ----------
+    demos : sequence of dict
+        Demonstrations with ``body`` and ``output`` (and ``item_id``), as
+        :func:`ttp_diag.gen.evaluation.policy.select_demos` returns them.
+    pairs : pandas.DataFrame
+        The pairs table; its ``support`` hard-negative rows give the rejected texts.
+
+    Returns
+    -------
+    list of dict
+        ``body``, ``output`` (chosen) and ``rejected`` per demonstration.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame(dict(user_id="a", split="support", prompt="x", chosen="A",
+    ...                       rejected="B", source="hard_negative", item_id=["a0"]))
+    >>> demo_triples([{"item_id": "a0", "body": "x", "output": "A"}], p)
+    [{'item_id': 'a0', 'body': 'x', 'output': 'A', 'rejected': 'B'}]
+    """
+    sup = pairs[(pairs["split"] == "support") & (pairs["source"] == "hard_negative")]
+    rej = sup.drop_duplicates("item_id").set_index("item_id")["rejected"]
+    out = []
+    for d in demos:
+        item = d.get("item_id")
+        if item not in rej.index:
+            raise EvaluationInputError(
+                f"demonstration item {item!r} has no support hard-negative pair, so it has no "
+                "rejected text; rebuild the pairs table (build_pairs) or use demo_format='gold'")
+        out.append({**d, "rejected": str(rej[item])})
+    return out

@@ -89,18 +89,44 @@ class GoldRouge:
         return rouge_scores(list(candidates), [self.gold[b] for b in bodies])["reward"].to_numpy()
 
 
-def icl_prompt(task: str, body: str, demos: Sequence[Mapping] = ()) -> str:
-    """The policy prompt with ``demos`` (``body``/``output``) as history; no demos gives the
-    zero-shot prompt exactly.
+def icl_prompt(task: str, body: str, demos: Sequence[Mapping] = (), *,
+               demo_format: str = "gold") -> str:
+    """The policy prompt with ``demos`` as history; no demos gives the zero-shot prompt exactly.
+
+    ``demo_format="gold"`` shows (input, gold) pairs (``body``/``output``) as the paper's
+    RAG history; ``"triples"`` shows the second paper's (input, chosen, rejected) triples
+    (``rejected`` from :func:`ttp_diag.gen.evaluation.pairs.demo_triples`).
 
     Examples
     --------
     >>> icl_prompt("lamp4", "Dogs bark.") == icl_prompt("lamp4", "Dogs bark.", [])
     True
+    >>> print(icl_prompt("lamp4", "Dogs bark.", [{"body": "A cat.", "output": "Cat!",
+    ...                  "rejected": "Dog?"}], demo_format="triples").split(chr(10) * 2)[0])
+    [User Preferences]
+    ### Article: A cat.
+    ### Preferred Headline: Cat!
+    ### Rejected Headline: Dog?
     """
-    from ttp_diag.gen.prompts import policy_prompt
+    from ttp_diag.gen.prompts import POLICY_INSTRUCTIONS, _task_key, policy_prompt
 
-    return policy_prompt(task, body, policy="rag", history=list(demos))
+    if demo_format == "gold":
+        return policy_prompt(task, body, policy="rag", history=list(demos))
+    if demo_format != "triples":
+        raise EvaluationInputError(f"demo_format={demo_format!r}; use 'gold' ((input, gold) "
+                                   "history) or 'triples' ((input, chosen, rejected))")
+    base = policy_prompt(task, body, policy="rag", history=[])
+    if not demos:
+        return base
+    _, inp, out = POLICY_INSTRUCTIONS[_task_key(task)]
+    blocks = []
+    for d in demos:
+        if "rejected" not in d:
+            raise EvaluationInputError("demo_format='triples' needs a 'rejected' text per "
+                                       "demonstration; attach them with demo_triples()")
+        blocks.append(f"### {inp}: {d['body']}\n### Preferred {out}: {d['output']}\n"
+                      f"### Rejected {out}: {d['rejected']}")
+    return "[User Preferences]\n" + "\n\n".join(blocks) + "\n\n" + base
 
 
 def select_demos(support: pd.DataFrame, body: str, k: int, *, mode: str = "random",
@@ -133,7 +159,9 @@ def select_demos(support: pd.DataFrame, body: str, k: int, *, mode: str = "rando
         sims = e[1:] @ e[0]
         idx = np.argsort(-sims, kind="stable")[: int(k)][::-1]
     rows = support.iloc[idx]
-    return [{"body": b, "output": o} for b, o in zip(rows["body"], rows["output"], strict=True)]
+    ids = rows["item_id"] if "item_id" in rows.columns else [None] * len(rows)
+    return [{"item_id": i, "body": b, "output": o}
+            for i, b, o in zip(ids, rows["body"], rows["output"], strict=True)]
 
 
 class PolicyModel:

@@ -8,10 +8,16 @@
   answer against the user's gold (tied selections averaged);
 * ``upstream.parquet`` - ``method, user_id, metric, value`` with ``rm_accuracy`` (Def. 1 on
   the user's query pairs), ``policy_accuracy`` (Def. 2 with the scoring function the method
-  generates with), ``win_rate`` (circular: the method's reward model prefers its answer to
+  generates with: eq. 4's mean log-probability for the base policy, ICL and LoRA, eqs. 5-6's
+  sum for ARGS, as the paper writes them), ``policy_accuracy_length_norm`` (ARGS with the
+  mean over tokens instead of the sum: at lambda = 0 it equals zero-shot's),
+  ``win_rate`` (circular: the method's reward model prefers its answer to
   the zero-shot answer), ``true_win_rate`` (the gold reward does), and for Best-of-N
-  selectors ``rho_eff``, ``alpha``, ``beta`` (the package's diagnostics on the user's pool)
-  and ``capture`` ((selected - random) / (oracle - random) at the full pool);
+  selectors ``rho_eff``, ``alpha``, ``beta`` (the package's diagnostics on the user's pool),
+  ``capture`` ((selected - random) / (oracle - random) at the full pool) and the comparison
+  with a random draw from the same pool (``win_rate_vs_pool`` by the selector's own score,
+  ``true_win_rate_vs_pool`` by the reward, ``ceiling_vs_pool`` what the own score gives any
+  Best-of-M selector: the n/(n+1) ceiling belongs here, not to the zero-shot comparison);
 
 and writes the tables and figures.
 """
@@ -28,6 +34,7 @@ from ttp_diag.gen.evaluation.methods import method_rm
 from ttp_diag.gen.evaluation.metrics import (
     behavioural_alignment,
     pairwise_accuracy,
+    pool_draw_win_rates,
     score_base,
     score_rgd,
 )
@@ -121,6 +128,14 @@ def upstream_table(ev: Evaluation, split, pairs, gens, quality) -> pd.DataFrame:
                     r=[score_rgd(a, b, lam) for a, b in zip(d2["lp_rejected"],
                                                             d2["r_rejected"], strict=True)])
                 out.append(_acc(d2, "c", "r", "policy_accuracy", m))
+                # the length-normalised variant (mean, not the paper's sum, over tokens):
+                # equal to the zero-shot policy accuracy at lambda = 0
+                d3 = d2.assign(
+                    c=[score_rgd(a, b, lam, length_norm=True) for a, b in zip(
+                        d2["lp_chosen"], d2["r_chosen"], strict=True)],
+                    r=[score_rgd(a, b, lam, length_norm=True) for a, b in zip(
+                        d2["lp_rejected"], d2["r_rejected"], strict=True)])
+                out.append(_acc(d3, "c", "r", "policy_accuracy_length_norm", m))
             else:  # Best-of-N generates with the reward model itself
                 out.append(_acc(d, "rm_chosen", "rm_rejected", "policy_accuracy", m))
             out.append(_win_rates(ev, gens, m, kind))
@@ -183,6 +198,12 @@ def _selector_diagnostics(ev, split, methods, quality) -> pd.DataFrame | None:
                 vals = {"rho_eff": d.rho_eff, "alpha": d.alpha, "beta": d.beta}
             except ValueError:  # e.g. a constant score on every query of the user
                 vals = {"rho_eff": np.nan, "alpha": np.nan, "beta": np.nan}
+            # the comparison the n/(n+1) ceiling belongs to: the selected answer against a
+            # random draw from the same pool, by the selector's own score and by the reward
+            pd_w = pool_draw_win_rates(g, col)
+            vals.update(win_rate_vs_pool=pd_w["circular"].mean(),
+                        true_win_rate_vs_pool=pd_w["true"].mean(),
+                        ceiling_vs_pool=pd_w["ceiling"].mean())
             try:
                 o, r = rw[("bon_oracle", u)], rw[("bon_random", u)]
                 vals["capture"] = (rw[(m, u)] - r) / (o - r) if o > r else np.nan
@@ -244,7 +265,7 @@ def run_evaluation(run_dir, config: EvalConfig, **kwargs) -> dict:
     upstream = upstream_table(ev, split, pairs, gens, quality)
     _atomic_parquet(upstream, ev.out / "upstream.parquet")
     paths = tables.write_tables(ev.out, quality, upstream, ci=config.ci, n_boot=config.n_boot,
-                                seed=config.seed, n_pool=_mean_pool(ev, split))
+                                seed=config.seed)
     paths.update(figures.write_figures(ev.out, quality, upstream, ci=config.ci,
                                        n_boot=config.n_boot, seed=config.seed))
     summary = {"seconds": round(time.perf_counter() - t0, 1), "methods": expanded,
@@ -255,12 +276,3 @@ def run_evaluation(run_dir, config: EvalConfig, **kwargs) -> dict:
                "outputs": {k: str(v) for k, v in paths.items()}}
     _atomic_text(ev.out / "eval_summary.json", json.dumps(summary, indent=1, default=str))
     return summary
-
-
-def _mean_pool(ev, split) -> float | None:
-    f = ev.run / "scores.parquet"
-    if not f.is_file():
-        return None
-    t = pd.read_parquet(f, columns=["query_id"])
-    t = t[t["query_id"].isin(set(split.items_in("query")["item_id"]))]
-    return float(t.groupby("query_id").size().mean()) if len(t) else None

@@ -52,12 +52,21 @@ class EvalConfig:
     n_train_users: float = 0.34
     max_support: int = 32
     icl_ks: list[int] = field(default_factory=lambda: [4])
+    #: "gold": ICL demonstrations are (input, gold) pairs (the first paper's RAG history);
+    #: "triples": (input, chosen, rejected) triples from the support pairs (second paper)
+    icl_demo_format: str = "gold"
     hard_negative_k: int = 5
     min_gap: float = 0.1
     max_pairs_per_query: int = 4
     max_lambda_pairs: int = 48
     lambda_grid: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 5.0, 10.0])
     args_top_k: int = 10
+    #: "policy_accuracy" (default): lambda maximises policy accuracy on training users (the
+    #: paper's TLDR/PRISM rule); "harmonic": the paper's LaMP-5 rule, the harmonic mean of
+    #: ROUGE-1, inverse perplexity and policy accuracy, from ARGS answers to
+    #: ``lambda_gen_items`` training items at every lambda of the grid
+    args_lambda_rule: str = "policy_accuracy"
+    lambda_gen_items: int = 8
     #: "query_sd" (default): ARGS and the policy-accuracy score use r / s, s = the median
     #: within-query standard deviation of the RM's scores on the run's train split, so lambda
     #: is in log-probability nats per typical within-query reward difference; "raw": the
@@ -84,6 +93,13 @@ class EvalConfig:
         if self.args_reward_scale not in REWARD_SCALES:
             raise EvaluationInputError(
                 f"args_reward_scale={self.args_reward_scale!r}; use one of {REWARD_SCALES}")
+        if self.args_lambda_rule not in ("policy_accuracy", "harmonic"):
+            raise EvaluationInputError(
+                f"args_lambda_rule={self.args_lambda_rule!r}; use 'policy_accuracy' or "
+                "'harmonic' (the paper's LaMP-5 rule)")
+        if self.icl_demo_format not in ("gold", "triples"):
+            raise EvaluationInputError(
+                f"icl_demo_format={self.icl_demo_format!r}; use 'gold' or 'triples'")
         for k in self.icl_ks:
             if int(k) < 0:
                 raise EvaluationInputError(f"ICL k={k}; use k >= 0 (0 = zero-shot)")
@@ -205,6 +221,13 @@ class Evaluation:
             diff = {k: (old.get(k), new[k]) for k in keys if old.get(k) != new[k]}
             # folders made before the setting existed used the raw reward; the ARGS lambda and
             # generations cached there depend on it
+            for k, default in (("args_lambda_rule", "policy_accuracy"),
+                               ("lambda_gen_items", 8)):
+                if old.get(k, default) != new[k]:
+                    diff[k] = (old.get(k, default), new[k])
+            if old.get("icl_demo_format", "gold") != new["icl_demo_format"]:
+                diff["icl_demo_format"] = (old.get("icl_demo_format", "gold"),
+                                           new["icl_demo_format"])
             if old.get("args_reward_scale", "raw") != new["args_reward_scale"]:
                 diff["args_reward_scale"] = (old.get("args_reward_scale", "raw"),
                                              new["args_reward_scale"])
@@ -342,13 +365,54 @@ class Evaluation:
         tr = pairs[pairs["split"] == "train"]
         d = tr[["pair_id", "user_id"]].merge(self.lp_zero(pairs), on="pair_id").merge(
             self.rm_pair_scores(kind, pairs), on="pair_id")
-        lam, grid = select_lambda(self.scaled_prefix_rewards(kind, d), self.cfg.lambda_grid)
+        if self.cfg.args_lambda_rule == "harmonic":
+            from ttp_diag.gen.evaluation.args import harmonic_lambda
+
+            _, grid = select_lambda(self.scaled_prefix_rewards(kind, d), self.cfg.lambda_grid,
+                                    extend=False)
+            gen = [self._lambda_generation(kind, tr, x) for x in grid["lam"]]
+            grid["rouge1"] = [g[0] for g in gen]
+            grid["inv_perplexity"] = [g[1] for g in gen]
+            lam, grid = harmonic_lambda(grid)
+            grid["rule"] = "harmonic"
+        else:
+            lam, grid = select_lambda(self.scaled_prefix_rewards(kind, d), self.cfg.lambda_grid)
+            grid["rule"] = "policy_accuracy"
         grid.insert(0, "rm", kind)
         grid["chosen"] = grid["lam"] == lam
         _atomic_text(f, pd.concat([old, grid]).to_csv(index=False))
         return lam
 
     # -- generation -------------------------------------------------------------------
+    def _lambda_generation(self, kind: str, train_pairs: pd.DataFrame,
+                           lam: float) -> tuple[float, float]:
+        """(mean ROUGE-1 against the gold, mean inverse perplexity) of ARGS answers at ``lam``
+        to the first ``lambda_gen_items`` training items (the LaMP-5 lambda rule's inputs)."""
+        from ttp_diag.gen.evaluation.args import args_decode
+        from ttp_diag.gen.evaluation.policy import icl_prompt
+        from ttp_diag.gen.labels import rouge_scores
+
+        items = train_pairs.drop_duplicates("prompt").sort_values("pair_id").head(
+            int(self.cfg.lambda_gen_items))
+        pm = self.policy()
+        texts, prompts = [], []
+        for r in items.itertuples():
+            prompts.append(icl_prompt(self.task, r.prompt))
+            texts.append(args_decode(pm, prompts[-1],
+                                     reward_fn=self.reward_fn(kind, r.prompt, r.user_id,
+                                                              scaled=True),
+                                     lam=lam, top_k=self.cfg.args_top_k,
+                                     max_new_tokens=self.max_new_tokens,
+                                     first_line=pm.backend.first_line,
+                                     seed=self.cfg.seed)["text"])
+        rouge = rouge_scores(texts, items["chosen"].astype(str).tolist())["rouge1_f"]
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        inv_ppl = 0.0
+        if keep:
+            lps = pm.token_logprobs([prompts[i] for i in keep], [texts[i] for i in keep])
+            inv_ppl = float(np.mean([np.exp(np.mean(x)) if len(x) else 0.0 for x in lps]))
+        return float(rouge.mean()), inv_ppl
+
     def _queries(self, split: UserSplit) -> pd.DataFrame:
         items = pd.read_parquet(self.run / "items.parquet").drop(columns=["user_id", "position"])
         q = split.items_in("query").merge(items, on="item_id")

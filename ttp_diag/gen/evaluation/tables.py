@@ -10,31 +10,56 @@ over users.
 * ``table2_rm_vs_policy`` - RM ranking accuracy and policy accuracy per method, pooled over
   pair sources and per source (``_hard_negative``: the user's gold vs a similar item's gold;
   ``_candidates``: two generated candidates by true reward), with the Pearson / Spearman /
-  Kendall correlation between the two across methods, pooled and per source
-  (``table2_correlations``, column ``pairs``) (Table 2).
+  Kendall correlation between the two across reward models, one point per reward model
+  within each decoding family whose policy accuracy is not the RM accuracy by construction
+  (ARGS; Best-of-N selects with the reward model itself, so its two accuracies are equal),
+  pooled and per source (``table2_correlations``, columns ``family``, ``pairs``) (Table 2).
 * ``table4_accuracy_wide`` - the same accuracies, methods as columns, one row per metric and
   pair source (Table 4's layout).
-* ``table5_win_rate`` - circular win rate against zero-shot beside the true win rate (gold
-  reward) and the best-of-n ceiling ``n / (n + 1)`` for the run's mean pool size (Table 5).
-* ``table6_rank_agreement`` - every upstream metric against ROUGE-1 and the reward:
-  Kendall tau, Spearman rho, Pearson r across methods (Table 6, extended with rho_eff,
-  alpha, beta and capture).
+* ``table5_win_rate`` - one row per method and comparison: the circular win rate (the
+  method's own reward model judges) and the true win rate (gold reward), against the
+  zero-shot answer and, for Best-of-N selectors, against a random draw from the same pool.
+  The ceiling a selector reaches by its own score (``n / (n + 1)`` for continuous scores;
+  exactly ``1 - 1/(2M)`` against a draw from a pool of M, ties counted as half) belongs to the
+  pool-draw comparison only and is shown only there (Table 5).
+* ``table6_rank_agreement`` - every upstream predictor against ROUGE-1 and the reward:
+  Kendall tau, Spearman rho, Pearson r across reward models, one point per reward model
+  within each decoding family (``family``; ``all`` = every (reward model, family) point), a
+  bootstrap over users (Table 6, extended with rho_eff, alpha and beta). Outcome-derived
+  quantities (``capture``, ``true_win_rate``) are no predictors and are left out.
+* ``rho_eff_vs_accuracy`` - the question the package exists for: across the Best-of-N
+  reward models, does rho_eff predict generation quality better than ranking accuracy?
+  Both correlations and their paired difference with a bootstrap interval over users.
 """
 
 from __future__ import annotations
 
-import zlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ttp_diag.gen.evaluation.metrics import bon_win_rate_ceiling, rank_agreement
+from ttp_diag.gen.evaluation.metrics import rank_agreement
+from ttp_diag.stats import (
+    CORRELATIONS,
+    MIN_USERS_FOR_CI,
+    bootstrap_mean_ci,
+    correlation_difference,
+    resample_counts,
+)
 
-__all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM"]
+__all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM", "OUTCOME_DERIVED",
+           "policy_family", "agreement_over_rms", "rho_eff_vs_accuracy"]
 
-UPSTREAM = ["rm_accuracy", "policy_accuracy", "win_rate", "rho_eff", "alpha", "beta",
-            "capture"]
+#: Upstream predictors of generation quality (measured without the generated answers' gold
+#: reward). ``capture`` and ``true_win_rate`` are computed from the outcome itself and are
+#: never predictors (OUTCOME_DERIVED).
+UPSTREAM = ["rm_accuracy", "policy_accuracy", "win_rate", "rho_eff", "alpha", "beta"]
+OUTCOME_DERIVED = ["capture", "true_win_rate", "true_win_rate_vs_pool"]
+
+#: Decoding families whose policy accuracy is the RM accuracy by construction.
+SELECTS_WITH_RM = ("best_of_n", "lora_best_of_n")
 
 #: Pair sources the accuracies are also split by (suffixes of the upstream metric names).
 PAIR_SOURCES = ("hard_negative", "candidates")
@@ -47,6 +72,132 @@ def _accuracy_metrics(present) -> list[str]:
         out += [f"{m}{suffix}" for m in ("rm_accuracy", "policy_accuracy")
                 if f"{m}{suffix}" in present]
     return out
+
+
+def policy_family(method: str) -> tuple[str, str] | None:
+    """(decoding family, reward model) of a method, or None when it uses no reward model.
+
+    Examples
+    --------
+    >>> policy_family("args_prob_sampled"), policy_family("bon_det"), policy_family("icl")
+    (('args_sampled', 'prob'), ('best_of_n', 'det'), None)
+    >>> policy_family("judge_pairwise"), policy_family("bon_oracle")
+    (('best_of_n', 'judge_pairwise'), None)
+    """
+    if method in ("bon_random", "bon_oracle"):
+        return None  # the two ends of the capture scale, no reward model
+    if method.startswith("judge_"):
+        return "best_of_n", method
+    for prefix, fam in (("lora_bon_", "lora_best_of_n"), ("bon_", "best_of_n"),
+                        ("args_", "args")):
+        if method.startswith(prefix):
+            rm = method[len(prefix):]
+            if fam == "args" and rm.endswith("_sampled"):
+                return "args_sampled", rm[: -len("_sampled")]
+            return fam, rm
+    return None
+
+
+def _family_points(per_user: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """per family: the per-user rows of its methods with ``method`` = the reward model; and
+    ``all`` with ``method`` = ``family:rm`` (one point per reward model and family)."""
+    fam = per_user["method"].map(policy_family)
+    d = per_user[fam.notna()].copy()
+    if d.empty:
+        return {}
+    d["family"] = [f for f, _ in fam[fam.notna()]]
+    d["rm"] = [r for _, r in fam[fam.notna()]]
+    out = {f: g.assign(method=g["rm"]) for f, g in d.groupby("family", sort=True)}
+    out["all"] = d.assign(method=d["family"] + ":" + d["rm"])
+    return out
+
+
+def agreement_over_rms(per_user: pd.DataFrame, predictors, quality: str, *,
+                       ci: float | None = 0.95, n_boot: int = 1000,
+                       seed: int | None = 0) -> pd.DataFrame:
+    """Rank agreement between predictors and a quality metric across reward models.
+
+    One point per reward model within each decoding family (and ``family="all"``: one point
+    per (reward model, family)); each point's coordinates are means over users, the interval
+    a bootstrap over users (:func:`ttp_diag.gen.evaluation.metrics.rank_agreement`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``family, upstream, quality, statistic, estimate, ci_low, ci_high, n_points,
+        n_users``; predictors a family lacks are left out.
+
+    Examples
+    --------
+    >>> rows = [(f"{fam}_{rm}", f"u{u}", k, v) for fam in ("args", "bon")
+    ...         for rm, v in (("a", 1.0), ("b", 2.0), ("c", 3.0)) for u in range(5)
+    ...         for k in ("rm_accuracy", "rouge1")]
+    >>> d = pd.DataFrame(rows, columns=["method", "user_id", "metric", "value"])
+    >>> r = agreement_over_rms(d, ["rm_accuracy"], "rouge1", ci=None)
+    >>> r[r["statistic"] == "kendall_tau"][["family", "estimate", "n_points"]]
+          family  estimate  n_points
+    0       args       1.0         3
+    3  best_of_n       1.0         3
+    6        all       1.0         6
+    """
+    rows = []
+    for fam, d in _family_points(per_user).items():
+        present = set(d.dropna(subset=["value"])["metric"])
+        ups = [p for p in predictors if p in present and p not in OUTCOME_DERIVED]
+        if quality not in present or not ups:
+            continue
+        r = rank_agreement(d, ups, quality, ci=ci, n_boot=n_boot, seed=seed)
+        rows.append(r.rename(columns={"n_methods": "n_points"}).assign(family=fam))
+    if not rows:
+        return pd.DataFrame(columns=["family", "upstream", "quality", "statistic", "estimate",
+                                     "ci_low", "ci_high", "n_points", "n_users"])
+    out = pd.concat(rows, ignore_index=True)
+    return out[["family"] + [c for c in out.columns if c != "family"]]
+
+
+def rho_eff_vs_accuracy(per_user: pd.DataFrame, quality: str, *, ci: float = 0.95,
+                        n_boot: int = 1000, seed: int | None = 0) -> pd.DataFrame:
+    """Does rho_eff predict generation quality where ranking accuracy fails?
+
+    Across the Best-of-N reward models (one point each; points having rho_eff, RM accuracy
+    and ``quality``), the correlation of each predictor with ``quality`` and their paired
+    difference ``corr(rho_eff) - corr(rm_accuracy)``, all on one bootstrap over users
+    (:func:`ttp_diag.stats.correlation_difference`). A difference whose interval lies above
+    0 says rho_eff is the better predictor on these reward models and users.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``family, quality, statistic, rho_eff, rho_eff_ci_low, rho_eff_ci_high, rm_accuracy,
+        rm_accuracy_ci_low, rm_accuracy_ci_high, difference, ci_low, ci_high, n_points,
+        n_users`` (empty when no family has both predictors).
+    """
+    rows = []
+    for fam, d in _family_points(per_user).items():
+        if fam not in SELECTS_WITH_RM:
+            continue
+        wide = d.pivot_table(index="user_id", columns=["metric", "method"], values="value")
+        if not {"rho_eff", "rm_accuracy", quality} <= set(wide.columns.get_level_values(0)):
+            continue
+        pts = sorted(set(wide["rho_eff"].columns) & set(wide["rm_accuracy"].columns)
+                     & set(wide[quality].columns))
+        if not pts:
+            continue
+        mats = [wide[k].reindex(columns=pts).to_numpy(float)
+                for k in ("rho_eff", "rm_accuracy", quality)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # n_users says it
+            r = correlation_difference(*mats, ci=ci, n_boot=n_boot, seed=seed)
+        for k in CORRELATIONS:
+            rows.append(dict(
+                family=fam, quality=quality, statistic=k,
+                rho_eff=r["x"]["estimate"][k], rho_eff_ci_low=r["x"]["ci_low"][k],
+                rho_eff_ci_high=r["x"]["ci_high"][k],
+                rm_accuracy=r["z"]["estimate"][k], rm_accuracy_ci_low=r["z"]["ci_low"][k],
+                rm_accuracy_ci_high=r["z"]["ci_high"][k], difference=r["difference"][k],
+                ci_low=r["ci_low"][k], ci_high=r["ci_high"][k], n_points=r["n_points"],
+                n_users=r["n_users"]))
+    return pd.DataFrame(rows)
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
@@ -78,6 +229,11 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
     ----------
     per_user : pandas.DataFrame
         ``method, user_id, metric, value`` (one value per user).
+    ci : float or None, default 0.95
+        Level of the percentile bootstrap over users
+        (:func:`ttp_diag.stats.bootstrap_mean_ci` on one resample matrix shared by every
+        method and metric); NaN for a method and metric with fewer than 5 users.
+    n_boot, seed : int
 
     Examples
     --------
@@ -87,21 +243,23 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
       method metric  mean  n_users
     0      m      x   0.3        2
     """
+    d = per_user.dropna(subset=["value"])
+    users = sorted(d["user_id"].unique())
+    # one resample matrix over every user of the table (shared resamples): methods and
+    # metrics on the same users are bootstrapped on the same draws, so equal values get
+    # equal intervals and adding a method or a metric moves no other interval
+    counts = (resample_counts(len(users), n_boot, seed)
+              if ci is not None and len(users) >= MIN_USERS_FOR_CI else None)
     rows = []
-    for (m, k), g in per_user.dropna(subset=["value"]).groupby(["method", "metric"]):
-        g = g.sort_values("user_id")
-        v = g["value"].to_numpy(float)
+    for (m, k), g in d.groupby(["method", "metric"]):
+        v = g.groupby("user_id")["value"].mean().reindex(users)
         lo = hi = np.nan
-        if ci is not None and len(v) > 1:
-            # one stream per metric and user count: an interval does not move when other
-            # methods or metrics are added, and methods on the same users share the user
-            # resamples (common random numbers: equal values get equal intervals)
-            rng = np.random.default_rng(None if seed is None else
-                                        [seed, zlib.crc32(k.encode()), len(v)])
-            b = rng.choice(v, size=(int(n_boot), len(v)), replace=True).mean(1)
-            lo, hi = np.quantile(b, [(1 - ci) / 2, (1 + ci) / 2])
+        n = int(v.notna().sum())
+        if counts is not None and n >= MIN_USERS_FOR_CI:
+            low, high = bootstrap_mean_ci(v.to_numpy(float), ci=ci, counts=counts)
+            lo, hi = float(low[0]), float(high[0])
         rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
-                         n_users=len(v)))
+                         n_users=n))
     return pd.DataFrame(rows)
 
 
@@ -123,9 +281,35 @@ def _pivot(s: pd.DataFrame, metrics) -> pd.DataFrame:
     return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()
 
 
+def _table5(summ: pd.DataFrame) -> pd.DataFrame:
+    """Win rates, one row per method and comparison; the ceiling only where it belongs."""
+    def cell(method, metric):
+        r = summ[(summ["method"] == method) & (summ["metric"] == metric)]
+        if r.empty:
+            return np.nan, np.nan, np.nan, 0
+        r = r.iloc[0]
+        return r["mean"], r["ci_low"], r["ci_high"], int(r["n_users"])
+
+    rows = []
+    for m in sorted(summ["method"].unique()):
+        for comp, circ, true, ceil in (
+                ("zero-shot answer", "win_rate", "true_win_rate", None),
+                ("random draw from the pool", "win_rate_vs_pool", "true_win_rate_vs_pool",
+                 "ceiling_vs_pool")):
+            c, t = cell(m, circ), cell(m, true)
+            if np.isnan(c[0]) and np.isnan(t[0]):
+                continue
+            row = dict(method=m, comparison=comp, circular_win_rate=c[0], circular_ci_low=c[1],
+                       circular_ci_high=c[2], true_win_rate=t[0], true_ci_low=t[1],
+                       true_ci_high=t[2],
+                       own_score_ceiling=cell(m, ceil)[0] if ceil else np.nan,
+                       n_users=max(c[3], t[3]))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
-                 ci: float | None = 0.95, n_boot: int = 1000, seed: int | None = 0,
-                 n_pool: float | None = None) -> dict:
+                 ci: float | None = 0.95, n_boot: int = 1000, seed: int | None = 0) -> dict:
     """Write every table under ``eval_dir/tables``; return ``name -> csv path``."""
     out = Path(eval_dir) / "tables"
     paths: dict = {}
@@ -142,42 +326,68 @@ def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
     acc_metrics = _accuracy_metrics(present)
     acc = _pivot(summ, acc_metrics)
     corr = []
-    for suffix, label in (("", "pooled"), *((f"_{s}", s) for s in PAIR_SOURCES)):
-        rm_m, pol_m = f"rm_accuracy{suffix}", f"policy_accuracy{suffix}"
-        if {rm_m, pol_m} <= present:
-            c = rank_agreement(per_user, [rm_m], pol_m, ci=ci, n_boot=n_boot, seed=seed)
-            c = c.assign(upstream="rm_accuracy", quality="policy_accuracy")
-            c.insert(0, "pairs", label)
-            corr.append(c)
+    fams = _family_points(per_user)
+    for fam, d in fams.items():
+        if fam in SELECTS_WITH_RM or fam == "all":
+            continue  # policy accuracy = RM accuracy by construction (or mixed families)
+        have = set(d.dropna(subset=["value"])["metric"])
+        for suffix, label in (("", "pooled"), *((f"_{s}", s) for s in PAIR_SOURCES)):
+            rm_m, pol_m = f"rm_accuracy{suffix}", f"policy_accuracy{suffix}"
+            if {rm_m, pol_m} <= have:
+                c = rank_agreement(d, [rm_m], pol_m, ci=ci, n_boot=n_boot, seed=seed)
+                c = c.rename(columns={"n_methods": "n_points"}).assign(
+                    upstream="rm_accuracy", quality="policy_accuracy")
+                c.insert(0, "pairs", label)
+                c.insert(0, "family", fam)
+                corr.append(c)
     _write(out, "table2_rm_vs_policy", acc, paths,
            "Table 2: RM ranking accuracy (Def. 1) and policy accuracy (Def. 2) on the "
            "adaptation users' query pairs; ties count one half. Columns without a suffix "
            "pool every pair; _hard_negative = the user's gold vs a similar item's gold, "
-           "_candidates = two generated candidates ordered by true reward.")
+           "_candidates = two generated candidates ordered by true reward. For Best-of-N "
+           "methods policy accuracy equals RM accuracy by construction (they select with the "
+           "reward model).")
     if corr:
         _write(out, "table2_correlations", pd.concat(corr, ignore_index=True), paths,
-               "Correlation across methods between RM accuracy and policy accuracy, on all "
-               "query pairs (pooled) and per pair source.")
+               "Correlation between RM accuracy and policy accuracy across reward models "
+               "(one point per reward model) within each decoding family whose policy "
+               "accuracy is not the RM accuracy by construction (ARGS), on all query pairs "
+               f"(pooled) and per pair source; [{lvl} bootstrap interval over users]. With "
+               "n_points = 3 a correlation rests on three reward models: read the interval.")
     wide = summ[summ["metric"].isin(acc_metrics)].pivot(
         index="metric", columns="method", values="mean")
     wide = wide.reindex([m for m in acc_metrics if m in wide.index]).reset_index()
     _write(out, "table4_accuracy_wide", wide, paths,
            "Table 4 layout: mean accuracy over users per method; one row per metric and pair "
            "source (no suffix = all pairs).")
-    wr = _pivot(summ, ["win_rate", "true_win_rate"])
-    if n_pool:
-        wr["bon_ceiling_n_over_n_plus_1"] = bon_win_rate_ceiling(n_pool)
-        wr["pool_size_n"] = n_pool
-    _write(out, "table5_win_rate", wr, paths,
-           "Table 5: circular win rate (the method's own RM prefers its answer to zero-shot) "
-           "beside the true win rate (gold reward) and the ceiling n/(n+1) that any "
-           "Best-of-n selector reaches when judged by its own score.")
-    ups = [u for u in UPSTREAM + ["true_win_rate"] if u in present]
-    t6 = [rank_agreement(per_user, ups, q, ci=ci, n_boot=n_boot, seed=seed)
-          for q in ("rouge1", "reward") if q in set(per_user["metric"])]
+    _write(out, "table5_win_rate", _table5(summ), paths,
+           "Table 5: win rates per method and comparison, mean over users [interval over "
+           "users]. circular = the method's own reward model prefers its answer; true = the "
+           "gold reward does; ties count one half. own_score_ceiling is what any Best-of-M "
+           "selector reaches against a random draw from its own pool when judged by its own "
+           "score (1 - 1/(2M), the finite-pool form of n/(n+1)); it belongs to that "
+           "comparison only and is left empty against the zero-shot answer, which a "
+           "selector can beat or lose to without bound.")
+    t6 = [agreement_over_rms(per_user, UPSTREAM, q, ci=ci, n_boot=n_boot, seed=seed)
+          for q in ("rouge1", "reward") if q in present]
+    t6 = [t for t in t6 if len(t)]
     if t6:
         _write(out, "table6_rank_agreement", pd.concat(t6, ignore_index=True), paths,
-               "Table 6: rank agreement across methods between each upstream metric and "
-               "generation quality; n_methods = methods having both; interval = bootstrap "
-               "over users.")
+               "Table 6: rank agreement across reward models between each upstream predictor "
+               "and generation quality; one point per reward model within a decoding family "
+               "(family=all: one point per reward model and family); n_points = reward models "
+               f"having both; [{lvl} bootstrap interval over users]. capture and "
+               "true_win_rate are computed from the outcome and are not predictors.")
+    if ci is not None:
+        rq = [rho_eff_vs_accuracy(per_user, q, ci=ci, n_boot=n_boot, seed=seed)
+              for q in ("reward", "rouge1") if q in present]
+        rq = [t for t in rq if len(t)]
+        if rq:
+            _write(out, "rho_eff_vs_accuracy", pd.concat(rq, ignore_index=True), paths,
+                   "Does rho_eff predict generation quality where ranking accuracy fails? "
+                   "Across the Best-of-N reward models: the correlation of rho_eff and of RM "
+                   "ranking accuracy with quality, and their paired difference (rho_eff minus "
+                   f"accuracy) [{lvl} bootstrap interval over users, shared resamples]. An "
+                   "interval above 0 says rho_eff predicts better on these reward models; one "
+                   "that spans 0 says this sample cannot tell.")
     return paths

@@ -30,7 +30,7 @@ from .stats import MIN_USERS_FOR_CI, bootstrap_mean_ci
 from .table import ScoreTable, as_score_table
 
 __all__ = ["MIN_USERS_FOR_CI", "selection_weights", "bon_per_query", "bootstrap_user_ci",
-           "bon_curve", "bon_curves", "bon_curve_dataset"]
+           "bon_curve", "bon_curves"]
 
 
 def _as_int_ns(ns) -> np.ndarray:

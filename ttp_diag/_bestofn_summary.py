@@ -166,7 +166,8 @@ class _BestOfNResults:
             for shape, c in self.calibrations_.items()])
 
     def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture at the last N."""
+        """One line per reward model: alpha, beta, rho_eff, relMAE, the gain error (error
+        relative to the gain over random) and capture at the last N."""
         self._check_fitted()
         shape = shape or self.best_shape_
         tab = self.summary
@@ -176,6 +177,7 @@ class _BestOfNResults:
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
                 f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
+                f"gain_err={r['gain_error']:.0%} "
                 f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
         return "\n".join(lines)
 
@@ -188,20 +190,23 @@ class _BestOfNResults:
                 f"queries, N = {self.ns_[0]}..{self.ns_[-1]} (pool={self.pool_})\n"
                 f"best-fitting shape {self.best_shape_}: mu = {cal.mu:.4f}, "
                 f"c*sigma = {cal.c_sigma:.4f}, R^2 = {cal.r2:.3f}")
-        return head + "\n" + self.summary_text()
+        return head + "\n" + str(self.verdict()) + "\n" + self.summary_text()
 
     def __repr__(self) -> str:
         return (f"BestOfN(ns={self.ns!r}, shape={self.shape!r}, mu={self.mu!r}, "
                 f"split={self.split!r}, ci={self.ci!r})")
 
     def print_summary(self, decimals: int = 3) -> None:
-        """Print the calibration and the summary table."""
+        """Print the verdict, the calibration and the summary table."""
         self._check_fitted()
         fmt = f"{{:.{decimals}f}}".format
         print(str(self).split("\n")[0])
+        print(self.verdict())
+        print()
         print(self.calibration_summary.to_string(index=False, float_format=fmt))
         print()
-        cols = ["score", "shape", *_DIAG_FIRST, "rel_mae", "r2", f"capture_N{self.ns_[-1]}",
+        cols = ["score", "shape", *_DIAG_FIRST, "rel_mae", "gain_error", "r2",
+                f"capture_N{self.ns_[-1]}",
                 "mean_capture"]
         print(self.summary[cols].to_string(index=False, float_format=fmt))
 

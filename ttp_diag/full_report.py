@@ -125,13 +125,14 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
             else:
                 parts.append(f"{q} = {est:.3f}")
             if "p_value" in summ.columns and pd.notna(r.get("p_value")):
-                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}, "
+                parts[-1] += (f" (the null model gives {float(r['null_expected']):.3f}, "
                               f"p = {float(r['p_value']):.3f})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
             "Null model: one shared correlation (collapse) or each user's own correlation "
             "(hacking), drawn for the observed pools conditional on the observed mean "
-            "correlations; 'expected with none' is the rate under it, p the chance of a "
+            "correlations; 'the null model gives' is the rate under it (it can exceed the "
+            "observed rate: then nothing beyond the null is seen), p the chance of a "
             "smoothed count at least as high.\n\n"
             + "\n".join(lines))
     table, sentences = significance_table(fit, val, ci=ci, n_boot=n_boot, seed=seed)
@@ -268,7 +269,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     dict
         ``out_dir``, ``files`` (name -> path), ``fit`` (the fitted :class:`BestOfN`),
         ``diagnostics`` (DataFrame), ``calibration`` (DataFrame), ``curves`` (DataFrame),
-        ``summary`` (str), ``seconds``.
+        ``summary`` (str), ``verdict`` (:class:`ttp_diag.verdict.Verdict`), ``seconds``.
     """
     from .analysis import (
         label_std_by_collapse,
@@ -339,16 +340,29 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 f"have fewer than {ns[-1]} candidates)." if fit.pool_ == "clip" else ""))
     summary = fit.summary_text(best)
     last = ns[-1]
+    unit = "ROUGE" if reward_label.startswith("ROUGE") else ""
+    verdict = fit.verdict(unit=unit)
+    rep.heading("Verdict")
+    rep.callout(verdict.headline, verdict.by_model())
+    rep.figure(PV.verdict_figure(fit, reward_label=reward_label), "fig0_gain_over_random",
+               f"(a) Each reward model's exact gain over random selection by N, with {ci:.0%} "
+               f"percentile bootstrap bands over users (the oracle, whose gain is much larger, "
+               f"is left out; it is in the figures below). (b) The gain at N={last} with the "
+               f"paired interval over users the verdict uses. Column key: docs/glossary.md.")
     rep.pre(f"Curve shape with the best oracle fit: {best} (R² "
-            f"{fit.calibrations_[best].r2:.3f})\n" + summary)
+            f"{fit.calibrations_[best].r2:.3f})\n" + summary
+            + "\n(relMAE: error relative to the utility's level; gain_err: error relative to "
+              "the gain over random, 100% = no better than predicting no gain; capture: share "
+              "of the oracle's gain over random.)")
 
     rep.heading("Best-of-N curves with theory")
-    for shape in REPORT_SHAPES:
+    for shape in sorted(REPORT_SHAPES, key=lambda s: s != best):
         rep.figure(PC.task_panel(fit, shape=shape, reward_label=reward_label),
                    f"fig5_task_panel_{shape}",
                    f"Observed exact Best-of-N curves (solid, markers) and each model's "
-                   f"prediction from its four diagnostics (dash-dot), shape {shape}; "
-                   f"per-user and per-query correlations below.")
+                   f"prediction from its four diagnostics (dash-dot), shape {shape}"
+                   + (" (the best oracle fit)" if shape == best else "")
+                   + "; per-user and per-query correlations below.")
     rep.figure(PV.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed,
                                    reward_label=reward_label), "figA4_confidence_bands",
                f"Curves with {ci:.0%} percentile bootstrap bands over users.")
@@ -446,8 +460,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         files["provenance.json"] = str(atomic_write(
             out / "provenance.json", lambda p: Path(p).write_text(text, encoding="utf-8")))
     seconds = time.perf_counter() - t0
-    say(f"\n{summary}\n\nwrote {len(files)} files in {seconds:.1f} s to {out.resolve()}\n"
+    say(f"\n{verdict}\n\n{summary}\n\nwrote {len(files)} files in {seconds:.1f} s to "
+        f"{out.resolve()}\n"
         f"open {(out / 'report.html').resolve()}")
     return {"out_dir": str(out.resolve()), "files": files, "fit": fit,
             "diagnostics": diag_table, "calibration": fit.calibration_summary,
-            "curves": fit.curves_, "summary": summary, "seconds": seconds}
+            "curves": fit.curves_, "summary": summary, "verdict": verdict,
+            "seconds": seconds}

@@ -52,7 +52,9 @@ th{background:#f2f2f2} td:first-child,th:first-child{text-align:left}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}
 figure{margin:1em 0 2em} figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img{max-width:100%;height:auto} .caption{font-size:.9em;color:#444}
-nav a{margin-right:1em}
+nav a{margin-right:1em} .tablewrap{overflow-x:auto;max-width:100%}
+.callout{background:#eef4fb;border-left:4px solid #2166ac;padding:.5em 1.1em;margin:1em 0}
+.callout li{margin:.35em 0}
 """
 
 
@@ -155,6 +157,10 @@ class Report:
         """Add a paragraph (plain text; HTML is escaped)."""
         self._items.append(("text", text))
 
+    def callout(self, headline: str, items: dict[str, str]) -> None:
+        """Add a highlighted box: a headline and one bullet per ``label: text`` (the verdict)."""
+        self._items.append(("callout", headline, dict(items)))
+
     def pre(self, text: str) -> None:
         """Add preformatted text (e.g. a diagnostics summary)."""
         self._items.append(("pre", text))
@@ -196,6 +202,11 @@ class Report:
                 body.append(f"<p>{html.escape(it[1])}</p>")
             elif kind == "pre":
                 body.append(f"<pre>{html.escape(it[1])}</pre>")
+            elif kind == "callout":
+                lis = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                              for k, v in it[2].items())
+                body.append(f'<div class="callout"><p>{html.escape(it[1])}</p><ul>{lis}</ul>'
+                            f"</div>")
             elif kind == "figure":
                 b64 = base64.b64encode(self._pngs[it[1]]).decode("ascii")
                 body.append(
@@ -209,8 +220,10 @@ class Report:
                 more = (f" (first {max_rows} of {len(df)} rows; all in {name}.csv)"
                         if len(shown) < len(df) else f" ({name}.csv)")
                 body.append(f'<p class="caption">{html.escape(caption)}{html.escape(more)}</p>')
-                body.append(shown.to_html(index=False, border=0, na_rep="",
-                                          float_format=lambda x: _fmt_cell(float(x))))
+                body.append('<div class="tablewrap">'
+                            + shown.to_html(index=False, border=0, na_rep="",
+                                            float_format=lambda x: _fmt_cell(float(x)))
+                            + "</div>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(body) + "\n</body></html>\n")
@@ -225,6 +238,9 @@ class Report:
                 out += ["#" * min(max(int(it[2]), 2), 4) + " " + esc(it[1]), ""]
             elif kind == "text":
                 out += [esc(it[1]), ""]
+            elif kind == "callout":
+                out += [esc(it[1]), ""] + [f"* **{esc(k)}**: {esc(v)}"
+                                           for k, v in it[2].items()] + [""]
             elif kind == "pre":
                 fence = _md_fence(it[1])
                 out += [fence, it[1], fence, ""]

@@ -54,7 +54,7 @@ import pandas as pd
 
 from ._summary import Result
 
-__all__ = ["GAIN_ERROR_GOOD", "GAIN_ERROR_POOR", "LEVEL", "MIN_USERS", "Verdict",
+__all__ = ["GAIN_ERROR_GOOD", "GAIN_WORDS", "GAIN_ERROR_POOR", "LEVEL", "MIN_USERS", "Verdict",
            "model_findings", "model_verdict"]
 
 #: Significance level of the null tests (collapse, hacking) and the paired gain test.
@@ -65,6 +65,10 @@ MIN_USERS = 5
 GAIN_ERROR_GOOD = 0.5
 #: Gain error at or above which the law is no better than predicting no gain at all.
 GAIN_ERROR_POOR = 1.0
+#: Short words for the gain findings (figure annotations).
+GAIN_WORDS = {"gain": "real gain", "weak": "weak evidence", "none": "within noise",
+              "loss": "worse than random", "too_few_users": "too few users",
+              "unknown": "no interval"}
 
 
 def _ok(v: Any) -> bool:
@@ -214,7 +218,8 @@ def model_findings(label: str, *, n: int | None = None, gain: float | None = Non
                     f"({code}).")
         if not gain_real and out and out[0]["aspect"] == "gain":
             code = "uninformative"
-            text = text[:-1] + "; the gain itself is within noise, so this says little."
+            text = (text[:-1] + "; the gain itself is not established beyond noise, so this "
+                                "says little.")
         out.append({"aspect": "law", "finding": code, "text": text})
     elif _ok(rel_mae):
         out.append({"aspect": "law", "finding": "uninformative",

@@ -329,6 +329,16 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
 
     # ---- report
     rep = Report("ttp-diag demo: Best-of-N diagnostics")
+    summary = fit.summary_text(best)
+    last = ns[-1]
+    unit = "ROUGE" if reward_label.startswith("ROUGE") else ""
+    verdict = fit.verdict(unit=unit)
+    rep.callout("Verdict: " + verdict.headline, verdict.by_model())
+    rep.figure(PV.verdict_figure(fit, reward_label=reward_label), "fig0_gain_over_random",
+               f"(a) Each reward model's exact gain over random selection by N, with {ci:.0%} "
+               f"percentile bootstrap bands over users (the oracle, whose gain is much larger, "
+               f"is left out; it is in the figures below). (b) The gain at N={last} with the "
+               f"paired interval over users the verdict uses. Column key: docs/glossary.md.")
     rep.text(f"Data: {source}. Split '{split}': {n_users} users, {n_queries} queries, "
              f"{len(val)} candidates ({int(pools.min())}-{int(pools.max())} per query). "
              f"Reward models: {', '.join(selector_label(s) for s in scores)}. All Best-of-N "
@@ -338,17 +348,6 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
              + (f" Pools differ in size (de-duplicated candidates): for N above a query's pool "
                 f"the whole pool is used ({int((pools < ns[-1]).sum())} of {n_queries} queries "
                 f"have fewer than {ns[-1]} candidates)." if fit.pool_ == "clip" else ""))
-    summary = fit.summary_text(best)
-    last = ns[-1]
-    unit = "ROUGE" if reward_label.startswith("ROUGE") else ""
-    verdict = fit.verdict(unit=unit)
-    rep.heading("Verdict")
-    rep.callout(verdict.headline, verdict.by_model())
-    rep.figure(PV.verdict_figure(fit, reward_label=reward_label), "fig0_gain_over_random",
-               f"(a) Each reward model's exact gain over random selection by N, with {ci:.0%} "
-               f"percentile bootstrap bands over users (the oracle, whose gain is much larger, "
-               f"is left out; it is in the figures below). (b) The gain at N={last} with the "
-               f"paired interval over users the verdict uses. Column key: docs/glossary.md.")
     rep.pre(f"Curve shape with the best oracle fit: {best} (R² "
             f"{fit.calibrations_[best].r2:.3f})\n" + summary
             + "\n(relMAE: error relative to the utility's level; gain_err: error relative to "

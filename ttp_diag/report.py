@@ -44,8 +44,8 @@ __all__ = ["Report", "figure_png_bytes", "markdown_escape", "markdown_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1180px;
-margin:2em auto;padding:0 1.2em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #333;padding-bottom:.2em} h2{margin-top:2em;border-bottom:1px solid #ccc}
+margin:1em auto;padding:0 1.2em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #333;padding-bottom:.2em;margin:.4em 0 .4em;font-size:1.7em} h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.4em 0 1.4em;font-size:.86em}
 th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#f2f2f2} td:first-child,th:first-child{text-align:left}
@@ -53,8 +53,9 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}
 figure{margin:1em 0 2em} figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img{max-width:100%;height:auto} .caption{font-size:.9em;color:#444}
 nav a{margin-right:1em} .tablewrap{overflow-x:auto;max-width:100%}
-.callout{background:#eef4fb;border-left:4px solid #2166ac;padding:.5em 1.1em;margin:1em 0}
-.callout li{margin:.35em 0}
+.callout{background:#eef4fb;border-left:4px solid #2166ac;padding:.3em 1em;margin:.8em 0;
+font-size:.9em;line-height:1.38} .callout p{margin:.4em 0} .callout ul{margin:.3em 0;
+padding-left:1.3em} .callout li{margin:.25em 0}
 """
 
 

@@ -37,8 +37,9 @@ def test_analyze_json_matches_api(table_path, capsys):
 
 
 def test_analyze_errors_are_one_line(table_path, capsys):
-    assert main(["analyze", str(table_path), "--ns", "1,40"]) == 3  # ScoreTableError's code
-    err = capsys.readouterr().err
-    assert "N=40 is larger than the candidate pool" in err
+    assert main(["analyze", str(table_path), "--ns", "1,40", "--pool", "error"]) == 3
+    err = capsys.readouterr().err  # ScoreTableError's code, and the fix names the CLI flag
+    assert "N=40 is larger than the candidate pool" in err and "--pool clip" in err
+    assert "pool='clip'" not in err
     assert main(["analyze", str(table_path) + ".missing"]) == 5  # InputFileError's code
     assert "does not exist" in capsys.readouterr().err

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 from . import exceptions, io
 from .bestofn import BestOfN
 from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, selection_weights
-from .datasets import demo_provenance, load_demo
+from .datasets import demo_path, demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
 from .exceptions import TtpDiagError
 from .metrics import (
@@ -58,7 +58,7 @@ __all__ = [
     "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "capture_error", "collapsed_refinement", "compare_selectors", "correlation_scaling",
-    "curve_shape", "demo_provenance", "diagnose",
+    "curve_shape", "demo_path", "demo_provenance", "diagnose",
     "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
     "n_to_close_gap",
     "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",

@@ -539,3 +539,29 @@ def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -
         raise InputFileError(f"{what} {str(out)!r} is an existing file, not a folder; choose "
                              f"another path (a folder, created if missing).")
     return out
+
+
+def output_dir_note(path: str | os.PathLike, what: str = "--out") -> str | None:
+    """One line for a command-line user when the output folder exists and holds files: the
+    commands that write reports (``demo``, ``risk``) replace files of the same name and keep the
+    others. None when the folder is new or empty.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> output_dir_note(d) is None
+    True
+    >>> _ = (d / "report.html").write_text("x")
+    >>> output_dir_note(d, "--out")  # doctest: +ELLIPSIS
+    "note: --out '...' exists (1 file): report files of the same name are replaced, ..."
+    """
+    out = Path(path)
+    if not out.is_dir():
+        return None
+    n = sum(1 for _ in out.iterdir())
+    if not n:
+        return None
+    return (f"note: {what} {str(out)!r} exists ({n} file{'s' if n != 1 else ''}): report files "
+            f"of the same name are replaced, other files are kept.")
+

@@ -402,7 +402,8 @@ def bestofn_verdict(fit: Any, *, n: int | None = None, unit: str = "",
     gains = [s for s in fit.scores_
              if any(r["score"] == s and r["aspect"] == "gain" and r["finding"] == "gain"
                     for r in rows)]
-    head = (f"Best-of-{n} on {n_users} users and {n_q} queries ({level:.0%} intervals over "
+    clip = " (whole pool where smaller)" if fit.pool_ == "clip" else ""
+    head = (f"Best-of-{n}{clip} on {n_users} users and {n_q} queries ({level:.0%} intervals over "
             f"users, tests at level {LEVEL:g}; law shape {shape}): {len(gains)} of "
             f"{len(fit.scores_)} reward model(s) gain over random beyond noise"
             + (f" ({', '.join(selector_label(s) for s in gains)})." if gains else "."))

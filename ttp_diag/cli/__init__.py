@@ -17,7 +17,9 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
+import warnings
 
 from ttp_diag.exceptions import EXIT_INTERRUPTED, TtpDiagError, exit_code
 
@@ -60,8 +62,42 @@ _ERRNO_HINTS = {
 }
 
 
+# The API's names for settings that have a command-line flag: a CLI user is told the flag.
+_CLI_WORDS = [
+    (re.compile(r"pass pool='clip'|pool='clip'"), "pass --pool clip"),
+    (re.compile(r"pass scores=\[\.\.\.\]|scores=\[\.\.\.\]"), "pass --scores ..."),
+    (re.compile(r"\bn_boot must\b"), "--n-boot must"),
+    (re.compile(r"check_range=False"), "a table checked by hand (check_range=False in Python)"),
+]
+
+
+def cli_words(msg: str) -> str:
+    """An error message with the API's setting names replaced by the command-line flags.
+
+    Examples
+    --------
+    >>> cli_words("Use ns <= 3, or pass pool='clip' to use the whole pool")
+    'Use ns <= 3, or pass --pool clip to use the whole pool'
+    """
+    for pat, flag in _CLI_WORDS:
+        msg = pat.sub(flag, msg)
+    return msg
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings reach a command-line user as one plain line each, once per message."""
+    text = " ".join(str(message).split())
+    if text in _SEEN_WARNINGS:
+        return
+    _SEEN_WARNINGS.add(text)
+    print(f"ttp-diag: warning: {cli_words(text)}", file=file or sys.stderr)
+
+
+_SEEN_WARNINGS: set[str] = set()
+
+
 def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = cli_words(" ".join(str(exc).split()) or type(exc).__name__)
     if isinstance(exc, OSError) and not isinstance(exc, TtpDiagError):
         # "[Errno 28] No space left on device: 'x'": keep the OS's words, name the kind, add
         # what to do.
@@ -88,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _SEEN_WARNINGS.clear()
+    old_show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -98,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(_one_line(exc), file=sys.stderr)
         return exit_code(exc)
+    finally:
+        warnings.showwarning = old_show
 
 
 if __name__ == "__main__":  # pragma: no cover

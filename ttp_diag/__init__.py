@@ -25,6 +25,7 @@ from .bon import bon_curve, bon_curve_dataset, bon_curves, bon_per_query, select
 from .datasets import demo_path, demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
 from .exceptions import TtpDiagError
+from .mapping import map_columns
 from .metrics import (
     capture_error,
     capture_rate,
@@ -59,7 +60,8 @@ __all__ = [
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "capture_error", "collapsed_refinement", "compare_selectors", "correlation_scaling",
     "curve_shape", "demo_path", "demo_provenance", "diagnose",
-    "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
+    "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "map_columns",
+    "mean_capture_rate",
     "n_to_close_gap",
     "oracle_bound", "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",

@@ -45,7 +45,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,10 @@ def read_table(
     sep: str = ",",
     encoding: str = "utf-8",
     what: str = "score table",
+    columns: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Read a table from Parquet (``.parquet``/``.pq``, a file or a dataset folder) or CSV.
+    """Read a table from Parquet (``.parquet``/``.pq``, a file or a dataset folder), CSV or
+    JSON lines (``.jsonl``, ``.jsonl.gz``, ``.ndjson``).
 
     The format is checked against the file's bytes, not only its name, and Parquet page
     checksums are verified.
@@ -98,6 +100,10 @@ def read_table(
         CSV text encoding (default UTF-8; a byte-order mark is accepted).
     what : str
         What the file is, for error messages (``"score table"``).
+    columns : dict, optional
+        A column mapping (``user``, ``query``, ``candidate``, ``reward``, ``scores={name:
+        column}``, ...; see :func:`ttp_diag.mapping.map_columns`): the file is turned into the
+        long score table, list columns exploded into one row per candidate.
 
     Returns
     -------
@@ -124,7 +130,19 @@ def read_table(
     >>> read_table(p, sep=";")["reward"].tolist()
     [0.5]
     """
-    path = Path(path)
+    df = _read_table(Path(path), sep=sep, encoding=encoding, what=what)
+    if columns:
+        from .mapping import map_columns
+
+        return map_columns(df, **dict(columns))
+    return df
+
+
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+
+
+def _read_table(path: Path, *, sep: str, encoding: str, what: str) -> pd.DataFrame:
+    """The reading half of :func:`read_table` (by the file's bytes; no mapping)."""
     name = f"{what} {str(path)!r}"
     if not path.exists():
         hint = ""
@@ -160,6 +178,13 @@ def read_table(
                 "it again with ttp_diag.io.write_table."
             )
         return _read_parquet(path, name)
+    if path.name.lower().endswith(_JSONL_SUFFIXES):
+        try:
+            return pd.read_json(path, lines=True, encoding=encoding)
+        except ValueError as exc:
+            raise InputFileError(f"{name} is not JSON lines (one JSON object per line): "
+                                 f"{' '.join(str(exc).split())}; fix the file or convert it."
+                                 ) from exc
     if suffix == ".csv":
         if is_parquet:
             raise InputFileError(
@@ -169,7 +194,7 @@ def read_table(
         return _read_csv(path, name, sep=sep, encoding=encoding)
     raise InputFileError(
         f"cannot read {name}: unknown extension {suffix or '(none)'!r}; "
-        "use a .parquet or .csv file."
+        "use a .parquet, .csv or .jsonl file."
     )
 
 

@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model, the oracle calibration, the four diagnostic quantities and the "
                     "unified law's prediction with its relMAE.",
     )
-    p.add_argument("table", help="score table (.parquet or .csv)")
+    p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
     p.add_argument("--ns", default="1,5,10,15,20,30", help="candidate counts (default %(default)s)")
@@ -89,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     from ttp_diag.io import read_table
 
     ns = parse_ns([args.ns])
-    table = read_table(args.table)
+    from ttp_diag.mapping import parse_map
+
+    table = read_table(args.table, columns=parse_map(args.map))
     scores = [s.strip() for s in args.scores.split(",")] if args.scores else None
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,

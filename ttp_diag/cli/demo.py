@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--table", default=None,
                    help="score table (.parquet or .csv); default: the embedded demo table")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
     p.add_argument("--out", default="ttp_diag_out",
                    help="output folder (default %(default)s; when it exists, report files of "
                         "the same name are replaced and a note says so)")
@@ -124,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         table, source = demo_or_table(args.table)
     for w in caught:
         print(f"notice: {w.message}", file=sys.stderr)
+    if args.map:
+        from ttp_diag.mapping import map_columns, parse_map
+
+        table = map_columns(table, **parse_map(args.map))
     for flag, col in (("--var", args.var), ("--base", args.base), ("--new", args.new)):
         if col is not None and col not in table.columns:
             from ttp_diag.exceptions import ScoreTableError

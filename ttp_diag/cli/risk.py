@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "each half. Writes CSVs, risk_report.md and a self-contained "
                     "risk_report.html.",
     )
-    p.add_argument("table", help="score table (.parquet or .csv)")
+    p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
     p.add_argument("--out", required=True,
                    help="output folder (created; when it exists, report files of the same name "
                         "are replaced and a note says so, as with `ttp-diag demo`)")
@@ -43,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     note = output_dir_note(out, "--out")
     if note:
         print(note, file=sys.stderr)
-    table = read_table(args.table)
+    from ttp_diag.mapping import parse_map
+
+    table = read_table(args.table, columns=parse_map(args.map))
     scores = split_list(args.scores)
     if scores is not None and [s.lower() for s in scores] == ["none"]:
         scores = []

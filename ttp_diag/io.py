@@ -194,7 +194,7 @@ def _read_table(path: Path, *, sep: str, encoding: str, what: str) -> pd.DataFra
         return _read_csv(path, name, sep=sep, encoding=encoding)
     raise InputFileError(
         f"cannot read {name}: unknown extension {suffix or '(none)'!r}; "
-        "use a .parquet, .csv or .jsonl file."
+        "use a .parquet or .csv file (or JSON lines: .jsonl)."
     )
 
 

@@ -152,3 +152,29 @@ def test_verdict_is_cached_and_changes_with_n(fits):
     v4 = fit.verdict(n=4)
     assert "Best-of-4" in v4.sentences("score_ok")
     assert np.isfinite(fit.summary["gain_error"]).any()
+
+
+def test_frame_verdict_on_the_zoo_results_table():
+    """The zoo's CSV (one row per reward-model family) gets the same sentences; its findings
+    follow the table's own numbers: a gain only where the interval excludes 0, hacking only
+    where the null p is below the level."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ttp_diag.verdict import frame_verdict
+
+    zoo = pd.read_csv(Path(__file__).resolve().parents[1] / "scripts" /
+                      "zoo_results_demo10.csv")
+    v = frame_verdict(zoo, label="model", n=16, n_users=10, headline="zoo", columns={
+        "gain": "bon_gain_N16", "gain_ci": ("gain_lo", "gain_hi"), "alpha": "alpha",
+        "alpha_null": "alpha_null", "alpha_p": "alpha_p", "beta": "beta",
+        "beta_null": "beta_null", "beta_p": "beta_p"})
+    for rec in zoo.to_dict("records"):
+        m = rec["model"]
+        want_gain = "gain" if rec["gain_lo"] > 0 else ("loss" if rec["gain_hi"] < 0 else "none")
+        assert v.finding(m, "gain") == want_gain
+        assert (v.finding(m, "hacking") == "hacking") == (rec["beta_p"] < LEVEL)
+        assert (v.finding(m, "collapse") == "collapse") == (rec["alpha_p"] < LEVEL)
+    assert v.finding("pdpo", "hacking") == "hacking"  # the README's zoo table flags it too
+    assert sum(v.summary.query("aspect == 'gain'")["finding"] == "gain") == 2  # det, prob

@@ -54,8 +54,8 @@ import pandas as pd
 
 from ._summary import Result
 
-__all__ = ["GAIN_ERROR_GOOD", "GAIN_WORDS", "GAIN_ERROR_POOR", "LEVEL", "MIN_USERS", "Verdict",
-           "model_findings", "model_verdict"]
+__all__ = ["GAIN_ERROR_GOOD", "GAIN_ERROR_POOR", "GAIN_WORDS", "LEVEL", "MIN_USERS", "Verdict",
+           "frame_verdict", "model_findings", "model_verdict"]
 
 #: Significance level of the null tests (collapse, hacking) and the paired gain test.
 LEVEL = 0.05
@@ -408,6 +408,47 @@ def bestofn_verdict(fit: Any, *, n: int | None = None, unit: str = "",
             f"{len(fit.scores_)} reward model(s) gain over random beyond noise"
             + (f" ({', '.join(selector_label(s) for s in gains)})." if gains else "."))
     return Verdict(pd.DataFrame(rows), head)
+
+
+def frame_verdict(frame: pd.DataFrame, *, label: str,
+                  columns: dict[str, str | tuple[str, str]], headline: str = "",
+                  **fixed: Any) -> Verdict:
+    """The :class:`Verdict` of a results table with one row per reward model (the evaluation
+    and zoo tables, a CSV of them).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per reward model.
+    label : str
+        Column with the model's name.
+    columns : dict
+        :func:`model_findings` argument -> column (a pair of columns for ``gain_ci`` and
+        ``capture_ci``), e.g. ``{"gain": "bon_gain_N16", "gain_ci": ("gain_lo", "gain_hi"),
+        "alpha": "alpha", "alpha_p": "alpha_p"}``.
+    headline : str
+        What the table is (shown first).
+    **fixed
+        Arguments that are the same for every row (``n=16``, ``n_users=10``, ``unit=...``).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"model": ["a", "b"], "g": [0.02, -0.001], "lo": [0.01, -0.01],
+    ...                   "hi": [0.03, 0.008]})
+    >>> v = frame_verdict(f, label="model", columns={"gain": "g", "gain_ci": ("lo", "hi")},
+    ...                   n=8, n_users=20)
+    >>> v.finding("a", "gain"), v.finding("b", "gain")
+    ('gain', 'none')
+    """
+    rows = []
+    for rec in frame.to_dict("records"):
+        nums: dict[str, Any] = dict(fixed)
+        for arg, col in columns.items():
+            nums[arg] = (tuple(rec[c] for c in col) if isinstance(col, tuple) else rec[col])
+        name = str(rec[label])
+        rows += _rows(name, name, model_findings(name, **nums))
+    return Verdict(pd.DataFrame(rows, columns=["score", "rm", "aspect", "finding", "text"]),
+                   headline)
 
 
 def result_html(verdict: Verdict, table: pd.DataFrame, png: bytes | None = None) -> str:

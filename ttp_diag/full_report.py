@@ -40,6 +40,13 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_SHAPES", "evaluation_summary", "full_report", "variance_column"]
 
+#: The key printed under the one-line-per-model summary (all columns: docs/glossary.md).
+_SUMMARY_KEY = ("(alpha: share of users with rho_u < 0.1; beta: share of active queries with "
+                "rho_q < 0; rho_eff: effective correlation; relMAE: error of the law relative to "
+                "the utility's level; gain_err: relative to the gain over random, 100% = no "
+                "better than predicting no gain; capture: share of the oracle's gain over "
+                "random. Key to every column: docs/glossary.md)")
+
 #: Curve shapes the report calibrates and compares (a subset of :data:`ttp_diag.SHAPES`).
 REPORT_SHAPES = ("sqrt_log", "gaussian")
 
@@ -325,7 +332,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     lin = linearity_check(val, scores, split=None)
     plan = plan_compute(diags, fit.calibrations_[best], cost_per_candidate=cost_per_candidate,
                         shares=(0.25, 0.5, 0.75), n_ref=int(ns[-1]), n_max=10**6)
-    say(f"  analyses done in {time.perf_counter() - t0:.1f} s; drawing figures")
+    say(f"  analyses done in {time.perf_counter() - t0:.1f} s")
 
     # ---- report
     rep = Report("ttp-diag demo: Best-of-N diagnostics")
@@ -333,6 +340,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     last = ns[-1]
     unit = "ROUGE" if reward_label.startswith("ROUGE") else ""
     verdict = fit.verdict(unit=unit)
+    say(f"\n{verdict}\n\ndrawing the figures and writing the report ...")
     rep.callout("Verdict: " + verdict.headline, verdict.by_model())
     rep.figure(PV.verdict_figure(fit, reward_label=reward_label), "fig0_gain_over_random",
                f"(a) Each reward model's exact gain over random selection by N, with {ci:.0%} "
@@ -350,9 +358,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 f"have fewer than {ns[-1]} candidates)." if fit.pool_ == "clip" else ""))
     rep.pre(f"Curve shape with the best oracle fit: {best} (R² "
             f"{fit.calibrations_[best].r2:.3f})\n" + summary
-            + "\n(relMAE: error relative to the utility's level; gain_err: error relative to "
-              "the gain over random, 100% = no better than predicting no gain; capture: share "
-              "of the oracle's gain over random.)")
+            + "\n" + _SUMMARY_KEY)
 
     rep.heading("Best-of-N curves with theory")
     for shape in sorted(REPORT_SHAPES, key=lambda s: s != best):
@@ -459,8 +465,8 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         files["provenance.json"] = str(atomic_write(
             out / "provenance.json", lambda p: Path(p).write_text(text, encoding="utf-8")))
     seconds = time.perf_counter() - t0
-    say(f"\n{verdict}\n\n{summary}\n\nwrote {len(files)} files in {seconds:.1f} s to "
-        f"{out.resolve()}\n"
+    say(f"\n{summary}\n{_SUMMARY_KEY}\n\nwrote {len(files)} files in "
+        f"{seconds:.1f} s to {out.resolve()}\n"
         f"open {(out / 'report.html').resolve()}")
     return {"out_dir": str(out.resolve()), "files": files, "fit": fit,
             "diagnostics": diag_table, "calibration": fit.calibration_summary,

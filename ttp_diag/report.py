@@ -45,7 +45,8 @@ __all__ = ["Report", "figure_png_bytes", "markdown_escape", "markdown_table"]
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1180px;
 margin:1em auto;padding:0 1.2em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #333;padding-bottom:.2em;margin:.4em 0 .4em;font-size:1.7em} h2{margin-top:2em;border-bottom:1px solid #ccc}
+h1{border-bottom:2px solid #333;padding-bottom:.2em;margin:.4em 0 .4em;font-size:1.7em}
+h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.4em 0 1.4em;font-size:.86em}
 th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#f2f2f2} td:first-child,th:first-child{text-align:left}

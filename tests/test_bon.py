@@ -88,7 +88,7 @@ def test_pool_too_small_error_names_n_and_pool():
     table = random_table(np.random.default_rng(0), min_pool=2, max_pool=3)
     with pytest.raises(td.ScoreTableError, match=r"N=4 is larger than the candidate pool.*"
                                                  r"smallest pool: 2.*pool='clip'"):
-        td.bon_curve(table, "score_a", [1, 4])
+        td.bon_curve(table, "score_a", [1, 4], pool="error")
     clipped = td.bon_curve(table, "score_a", [3, 4, 50], pool="clip")["utility"].to_numpy()
     np.testing.assert_allclose(clipped[1:], clipped[0])  # every pool is used whole from N=3
 

@@ -23,9 +23,10 @@ from . import exceptions, io
 from ._bon_stream import bon_curve_dataset
 from .bestofn import BestOfN
 from .bon import bon_curve, bon_curves, bon_per_query, selection_weights
-from .datasets import demo_provenance, load_demo
+from .datasets import demo_path, demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
 from .exceptions import TtpDiagError
+from .mapping import map_columns
 from .metrics import (
     capture_error,
     capture_rate,
@@ -61,8 +62,9 @@ __all__ = [
     "SimulatedRM",
     "bon_curve", "bon_curve_dataset", "bon_curves", "bon_per_query", "calibrate", "capture_rate",
     "capture_error", "collapsed_refinement", "compare_selectors", "correlation_scaling",
-    "curve_shape", "demo_provenance", "diagnose",
-    "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "mean_capture_rate",
+    "curve_shape", "demo_path", "demo_provenance", "diagnose",
+    "effective_correlation", "expected_max_normal", "gain_error", "load_demo", "map_columns",
+    "mean_capture_rate",
     "n_to_close_gap",
     "oracle_bound", "plan_sample", "SamplePlan", "SamplePlanner",
     "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",

@@ -197,7 +197,8 @@ class _BestOfNResults:
             for shape, c in self.calibrations_.items()])
 
     def summary_text(self, shape: str | None = None) -> str:
-        """One line per reward model: alpha, beta, rho_eff, relMAE and capture.
+        """One line per reward model: alpha, beta, rho_eff, relMAE, the gain error (error
+        relative to the gain over random) and capture.
 
         ``capture`` is the package's one definition (``mean_capture`` of :attr:`summary`, the
         ``capture`` of each diagnosis and of ``ttp-diag analyze --json``): the share of the
@@ -212,7 +213,7 @@ class _BestOfNResults:
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.3f} beta={r['beta']:.3f} "
                 f"rho_eff={r['rho_eff']:+.3f} relMAE={r['rel_mae']:.1%} "
-                f"capture={r['mean_capture']:.3f}")
+                f"gain_err={r['gain_error']:.0%} capture={r['mean_capture']:.3f}")
         lines.append(f"(capture: share of the oracle's gain over random, gain-weighted over "
                      f"N in {_ns_text(self.ns_)}, mean over users)")
         lines += [f"note: {n}" for n in self.notes]
@@ -231,20 +232,23 @@ class _BestOfNResults:
                 f"queries, N = {self.ns_[0]}..{self.ns_[-1]} (pool={self.pool_})\n"
                 f"shape {shape}: mu = {cal.mu:.4f}, c*sigma = {cal.c_sigma:.4f}, "
                 f"R^2 = {cal.r2:.3f}{best}")
-        return head + "\n" + self.summary_text()
+        return head + "\n" + str(self.verdict()) + "\n" + self.summary_text()
 
     def __repr__(self) -> str:
         return (f"BestOfN(ns={self.ns!r}, shape={self.shape!r}, mu={self.mu!r}, "
                 f"split={self.split!r}, ci={self.ci!r})")
 
     def print_summary(self, decimals: int = 3) -> None:
-        """Print the calibration and the summary table."""
+        """Print the verdict, the calibration and the summary table."""
         self._check_fitted()
         fmt = f"{{:.{decimals}f}}".format
         print(str(self).split("\n")[0])
+        print(self.verdict())
+        print()
         print(self.calibration_summary.to_string(index=False, float_format=fmt))
         print()
-        cols = ["selector", "shape", *_DIAG_FIRST, "rel_mae", "r2", self.capture_column,
+        cols = ["selector", "shape", *_DIAG_FIRST, "rel_mae", "gain_error", "r2",
+                self.capture_column,
                 "mean_capture"]
         print(self.summary[cols].to_string(index=False, float_format=fmt))
         for note in self.notes:

@@ -433,3 +433,61 @@ class BestOfN(_BestOfNResults):
             raise KeyError(f"{score!r} was not fitted; fitted score columns: "
                            f"{', '.join(self.scores_)}.")
         return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)
+
+    def verdict(self, n: int | None = None, *, unit: str = "") -> Any:
+        """The answer first: a few sentences per reward model, computed from the numbers.
+
+        For each score column: its gain over random at ``n`` (default: the largest fitted N)
+        with the interval of the paired difference over users and its share of the oracle's
+        gain; whether the collapse and hacking rates exceed what their null models give;
+        and how well the law predicts the curve (relMAE beside the error relative to the gain).
+        Thresholds and wording: :mod:`ttp_diag.verdict`. Computed once per ``(n, unit)``.
+
+        Parameters
+        ----------
+        n : int, optional
+            Candidate count of the gain (default: the largest fitted N).
+        unit : str, optional
+            Name of the reward's unit in the sentences (e.g. ``"ROUGE"``).
+
+        Returns
+        -------
+        ttp_diag.verdict.Verdict
+            ``str(v)`` is the text, ``v.summary`` the tidy findings (``score, rm, aspect,
+            finding, text``).
+
+        Examples
+        --------
+        >>> import ttp_diag as td
+        >>> t = td.simulate_score_table(n_users=12, n_queries=4, n_candidates=8, seed=0)
+        >>> v = td.BestOfN(ns=[1, 8], n_boot=200).fit(t).verdict()
+        >>> v.finding("score_prob", "gain")
+        'gain'
+        """
+        from .verdict import bestofn_verdict
+
+        self._check_fitted()
+        cache = self.__dict__.setdefault("_verdicts", {})
+        key = (n, unit)
+        if key not in cache:
+            cache[key] = bestofn_verdict(self, n=n, unit=unit)
+        return cache[key]
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: the verdict, the key table and the gain curves with their bands."""
+        if not hasattr(self, "curves_"):
+            return f"<pre>{repr(self)}</pre>"
+        import matplotlib.pyplot as plt
+
+        from .report import figure_png_bytes
+        from .verdict import result_html
+
+        tab = self.summary
+        cols = ["rm", "shape", "alpha", "beta", "rho_eff", "rel_mae", "gain_error",
+                f"capture_N{self.ns_[-1]}"]
+        tab = tab[(tab["shape"] == self.best_shape_) & (tab["score"] != "oracle")][cols]
+        ax = self.plot("gain")
+        ax.figure.set_size_inches(5.2, 3.4)
+        png = figure_png_bytes(ax.figure, dpi=90)
+        plt.close(ax.figure)
+        return result_html(self.verdict(), tab, png)

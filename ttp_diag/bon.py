@@ -80,8 +80,13 @@ def selection_weights(pool_size, rank, n) -> np.ndarray:
     return np.where(ok, np.exp(log_w), 0.0)
 
 
-def _score_queries(table, score, ns: np.ndarray, *, split, pool: str, validate: bool):
-    """The shared core of every public entry point: (selector name, ScoreTable, utilities)."""
+def _score_queries(table, score, ns: np.ndarray, *, split, pool: str | None, validate: bool):
+    """The shared core of every public entry point: (selector name, ScoreTable, utilities).
+
+    ``pool=None`` is the package's one pool rule (also :class:`ttp_diag.BestOfN`'s, through
+    :func:`ttp_diag.bestofn.resolve_pool`): ``"clip"`` exactly when some N exceeds the
+    smallest pool, else ``"error"``.
+    """
     if not isinstance(score, str):
         raise TypeError(
             f"score must be a column name, 'oracle' or 'random'; got {type(score).__name__}. To "
@@ -90,12 +95,14 @@ def _score_queries(table, score, ns: np.ndarray, *, split, pool: str, validate: 
     # validate=False has always meant "this table is checked and filtered already".
     st = as_score_table(table, scores=[score], split=split if validate else None,
                         validate=validate)
+    if pool is None:
+        pool = "clip" if int(np.max(ns)) > int(st.pool_sizes.min()) else "error"
     check_pool(st, ns, pool)
     return score, st, query_utilities(st, score, ns, pool)
 
 
 def bon_per_query(table: pd.DataFrame | ScoreTable, score: str, ns, *,
-                  split: str | None = "val", pool: str = "error",
+                  split: str | None = "val", pool: str | None = None,
                   validate: bool = True) -> pd.DataFrame:
     """Exact expected Best-of-N reward of every query.
 
@@ -109,8 +116,10 @@ def bon_per_query(table: pd.DataFrame | ScoreTable, score: str, ns, *,
         Candidate counts N.
     split : str or None, default "val"
         Split to analyse when the table has a ``split`` column.
-    pool : {"error", "clip"}, default "error"
-        What to do when N exceeds a query's pool: raise, or use the whole pool.
+    pool : {"error", "clip"}, optional
+        What to do when N exceeds a query's pool: raise, or use the whole pool; default (None):
+        ``"clip"`` exactly when some N exceeds the smallest pool (the rule of
+        :class:`ttp_diag.BestOfN`).
     validate : bool, default True
         Validate the table first (skip only for tables that were validated already).
 
@@ -165,7 +174,8 @@ def bootstrap_user_ci(per_user: np.ndarray, *, ci: float = 0.95, n_boot: int = 1
 
 def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | None = "val",
               per_user: bool = False, ci: float | None = None, n_boot: int = 1000,
-              seed: int | None = 0, pool: str = "error", validate: bool = True) -> pd.DataFrame:
+              seed: int | None = 0, pool: str | None = None,
+              validate: bool = True) -> pd.DataFrame:
     """Exact expected Best-of-N utility curve of a selector.
 
     Parameters
@@ -187,9 +197,11 @@ def bon_curve(table: pd.DataFrame | ScoreTable, score: str, ns, *, split: str | 
         than 5 users). Ignored with ``per_user=True``.
     n_boot, seed : int
         Bootstrap replicates and seed (the curve itself is exact and needs no seed).
-    pool : {"error", "clip"}, default "error"
-        N larger than a query's pool raises an error naming N and the pool size; ``"clip"``
-        uses the whole pool for such queries (short-form pools shrink after de-duplication).
+    pool : {"error", "clip"}, optional
+        ``"error"``: N larger than a query's pool raises an error naming N and the pool size;
+        ``"clip"`` uses the whole pool for such queries (short-form pools shrink after
+        de-duplication). Default (None): ``"clip"`` exactly when some N exceeds the smallest
+        pool, the rule :class:`ttp_diag.BestOfN` uses too.
     validate : bool, default True
         Validate the table first.
 

@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 
 __all__ = ["REPORT_SHAPES", "evaluation_summary", "full_report", "variance_column"]
 
+#: The key printed under the one-line-per-model summary (all columns: docs/glossary.md).
+_SUMMARY_KEY = ("(alpha: share of users with rho_u < 0.1; beta: share of active queries with "
+                "rho_q < 0; rho_eff: effective correlation; relMAE: error of the law relative to "
+                "the utility's level; gain_err: relative to the gain over random, 100% = no "
+                "better than predicting no gain; capture: share of the oracle's gain over "
+                "random. Key to every column: docs/glossary.md)")
+
 #: Curve shapes the report calibrates and compares (a subset of :data:`ttp_diag.SHAPES`).
 REPORT_SHAPES = (DEFAULT_SHAPE, "gaussian")  # the default first: the headline numbers use it
 
@@ -129,13 +136,14 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
             else:
                 parts.append(f"{q} = {est:.3f}")
             if "p_value" in summ.columns and pd.notna(r.get("p_value")):
-                parts[-1] += (f" (expected with none: {float(r['null_expected']):.3f}; "
+                parts[-1] += (f" (the null model gives {float(r['null_expected']):.3f}; "
                               f"{r['p_text']})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
             "Null model: one shared correlation (collapse) or each user's own correlation "
             "(hacking), drawn for the observed pools conditional on the observed mean "
-            "correlations; 'expected with none' is the raw rate under it. The test compares "
+            "correlations; 'the null model gives' is the raw rate under it (it can exceed the "
+            "observed rate: then nothing beyond the null is seen). The test compares "
             "smoothed counts (each unit's probability of lying below the cut), which it names "
             "with their expectation under the null; p is the chance of a smoothed count at "
             "least as high, and at the Monte Carlo limit it reads 'p < 1/draws'.\n\n"
@@ -349,7 +357,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     dict
         ``out_dir``, ``files`` (name -> path), ``fit`` (the fitted :class:`BestOfN`),
         ``diagnostics`` (DataFrame), ``calibration`` (DataFrame), ``curves`` (DataFrame),
-        ``summary`` (str), ``seconds``.
+        ``summary`` (str), ``verdict`` (:class:`ttp_diag.verdict.Verdict`), ``seconds``.
     """
     from .analysis import (
         label_std_by_collapse,
@@ -363,6 +371,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     )
     from .io import atomic_write
     from .plots import figures as F
+    from .plots.curves import verdict_figure
     from .report import Report, figure_png_bytes
 
     t0 = time.perf_counter()
@@ -406,10 +415,20 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     lin = linearity_check(val, scores, split=None)
     plan = plan_compute(diags, fit.calibrations_[shape0], cost_per_candidate=cost_per_candidate,
                         shares=(0.25, 0.5, 0.75), n_ref=int(ns[-1]), n_max=10**6)
-    say(f"  analyses done in {time.perf_counter() - t0:.1f} s; drawing figures")
+    say(f"  analyses done in {time.perf_counter() - t0:.1f} s")
 
     # ---- report
     rep = Report("ttp-diag demo: Best-of-N diagnostics")
+    last = ns[-1]
+    unit = "ROUGE" if reward_label.startswith("ROUGE") else ""
+    verdict = fit.verdict(unit=unit)
+    say(f"\n{verdict}\n\ndrawing the figures and writing the report ...")
+    rep.callout("Verdict: " + verdict.headline, verdict.by_model())
+    rep.figure(verdict_figure(fit, reward_label=reward_label), "fig0_gain_over_random",
+               f"(a) Each reward model's exact gain over random selection by N, with {ci:.0%} "
+               f"percentile bootstrap bands over users (the oracle, whose gain is much larger, "
+               f"is left out; it is in the figures below). (b) The gain at N={last} with the "
+               f"paired interval over users the verdict uses. Column key: docs/glossary.md.")
     rep.text(f"Data: {source}. Split '{split}': {n_users} users, {n_queries} queries, "
              f"{len(val)} candidates ({int(pools.min())}-{int(pools.max())} per query). "
              f"Reward models: {', '.join(selector_label(s) for s in scores)}. All Best-of-N "
@@ -420,18 +439,19 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
                 f"the whole pool is used ({int((pools < ns[-1]).sum())} of {n_queries} queries "
                 f"have fewer than {ns[-1]} candidates)." if fit.pool_ == "clip" else ""))
     summary = fit.summary_text(shape0)
-    last = ns[-1]
     rep.pre(f"Curve shape: {shape0} (the default; oracle fit R² "
             f"{fit.calibrations_[shape0].r2:.3f}); best oracle fit: {best} (R² "
-            f"{fit.calibrations_[best].r2:.3f})\n" + summary)
+            f"{fit.calibrations_[best].r2:.3f})\n" + summary + "\n" + _SUMMARY_KEY)
 
     rep.heading("Best-of-N curves with theory")
-    for shape in REPORT_SHAPES:
+    for shape in sorted(REPORT_SHAPES, key=lambda s: s != shape0):
         rep.figure(F.task_panel(fit, shape=shape, reward_label=reward_label),
                    f"fig5_task_panel_{shape}",
                    f"Observed exact Best-of-N curves (solid, markers) and each model's "
-                   f"prediction from its four diagnostics (dash-dot), shape {shape}; "
-                   f"per-user and per-query correlations below.")
+                   f"prediction from its four diagnostics (dash-dot), shape {shape}"
+                   + (" (the default)" if shape == shape0 else "")
+                   + (" (the best oracle fit)" if shape == best else "")
+                   + "; per-user and per-query correlations below.")
     rep.figure(F.confidence_bands(fit, ci=ci, n_boot=n_boot, seed=seed,
                                    reward_label=reward_label), "figA4_confidence_bands",
                f"Curves with {ci:.0%} percentile bootstrap bands over users.")
@@ -535,8 +555,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
         files["provenance.json"] = str(atomic_write(
             out / "provenance.json", lambda p: Path(p).write_text(text, encoding="utf-8")))
     seconds = time.perf_counter() - t0
-    say(f"\n{summary}\n\nwrote {len(files)} files in {seconds:.1f} s to {out.resolve()}\n"
+    say(f"\n{summary}\n{_SUMMARY_KEY}\n\nwrote {len(files)} files in "
+        f"{seconds:.1f} s to {out.resolve()}\n"
         f"open {(out / 'report.html').resolve()}")
     return {"out_dir": str(out.resolve()), "files": files, "fit": fit,
             "diagnostics": diag_table, "calibration": fit.calibration_summary,
-            "curves": fit.curves_, "summary": summary, "seconds": seconds}
+            "curves": fit.curves_, "summary": summary, "verdict": verdict,
+            "seconds": seconds}

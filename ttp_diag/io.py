@@ -46,7 +46,7 @@ import shutil
 import stat
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +83,10 @@ def read_table(
     sep: str = ",",
     encoding: str = "utf-8",
     what: str = "score table",
+    columns: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Read a table from Parquet (``.parquet``/``.pq``, a file or a dataset folder) or CSV.
+    """Read a table from Parquet (``.parquet``/``.pq``, a file or a dataset folder), CSV or
+    JSON lines (``.jsonl``, ``.jsonl.gz``, ``.ndjson``).
 
     The format is checked against the file's bytes, not only its name, and Parquet page
     checksums are verified.
@@ -99,6 +101,10 @@ def read_table(
         CSV text encoding (default UTF-8; a byte-order mark is accepted).
     what : str
         What the file is, for error messages (``"score table"``).
+    columns : dict, optional
+        A column mapping (``user``, ``query``, ``candidate``, ``reward``, ``scores={name:
+        column}``, ...; see :func:`ttp_diag.mapping.map_columns`): the file is turned into the
+        long score table, list columns exploded into one row per candidate.
 
     Returns
     -------
@@ -125,7 +131,19 @@ def read_table(
     >>> read_table(p, sep=";")["reward"].tolist()
     [0.5]
     """
-    path = Path(path)
+    df = _read_table(Path(path), sep=sep, encoding=encoding, what=what)
+    if columns:
+        from .mapping import map_columns
+
+        return map_columns(df, **dict(columns))
+    return df
+
+
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+
+
+def _read_table(path: Path, *, sep: str, encoding: str, what: str) -> pd.DataFrame:
+    """The reading half of :func:`read_table` (by the file's bytes; no mapping)."""
     name = f"{what} {str(path)!r}"
     if not path.exists():
         hint = ""
@@ -172,6 +190,13 @@ def read_table(
                 "it again with ttp_diag.io.write_table."
             )
         return _read_parquet(path, name)
+    if path.name.lower().endswith(_JSONL_SUFFIXES):
+        try:
+            return pd.read_json(path, lines=True, encoding=encoding)
+        except ValueError as exc:
+            raise InputFileError(f"{name} is not JSON lines (one JSON object per line): "
+                                 f"{' '.join(str(exc).split())}; fix the file or convert it."
+                                 ) from exc
     if suffix == ".csv":
         if is_parquet:
             raise InputFileError(
@@ -181,7 +206,7 @@ def read_table(
         return _read_csv(path, name, sep=sep, encoding=encoding)
     raise InputFileError(
         f"cannot read {name}: unknown extension {suffix or '(none)'!r}; "
-        "use a .parquet or .csv file."
+        "use a .parquet or .csv file (or JSON lines: .jsonl)."
     )
 
 
@@ -599,3 +624,29 @@ def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -
         raise InputFileError(f"{what} {str(out)!r} is an existing file, not a folder; choose "
                              f"another path (a folder, created if missing).")
     return out
+
+
+def output_dir_note(path: str | os.PathLike, what: str = "--out") -> str | None:
+    """One line for a command-line user when the output folder exists and holds files: the
+    commands that write reports (``demo``, ``risk``) replace files of the same name and keep the
+    others. None when the folder is new or empty.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> output_dir_note(d) is None
+    True
+    >>> _ = (d / "report.html").write_text("x")
+    >>> output_dir_note(d, "--out")  # doctest: +ELLIPSIS
+    "note: --out '...' exists (1 file): report files of the same name are replaced, ..."
+    """
+    out = Path(path)
+    if not out.is_dir():
+        return None
+    n = sum(1 for _ in out.iterdir())
+    if not n:
+        return None
+    return (f"note: {what} {str(out)!r} exists ({n} file{'s' if n != 1 else ''}): report files "
+            f"of the same name are replaced, other files are kept.")
+

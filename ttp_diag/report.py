@@ -46,15 +46,19 @@ __all__ = ["Report", "figure_png_bytes", "markdown_escape", "markdown_table"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1180px;
-margin:2em auto;padding:0 1.2em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #333;padding-bottom:.2em} h2{margin-top:2em;border-bottom:1px solid #ccc}
+margin:1em auto;padding:0 1.2em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #333;padding-bottom:.2em;margin:.4em 0 .4em;font-size:1.7em}
+h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.4em 0 1.4em;font-size:.86em}
 th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#f2f2f2} td:first-child,th:first-child{text-align:left}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.85em}
 figure{margin:1em 0 2em} figcaption{font-size:.9em;color:#444;margin-top:.3em}
 img{max-width:100%;height:auto} .caption{font-size:.9em;color:#444}
-nav a{margin-right:1em}
+nav a{margin-right:1em} .tablewrap{overflow-x:auto;max-width:100%}
+.callout{background:#eef4fb;border-left:4px solid #2166ac;padding:.3em 1em;margin:.8em 0;
+font-size:.9em;line-height:1.38} .callout p{margin:.4em 0} .callout ul{margin:.3em 0;
+padding-left:1.3em} .callout li{margin:.25em 0}
 """
 
 
@@ -157,6 +161,10 @@ class Report:
         """Add a paragraph (plain text; HTML is escaped)."""
         self._items.append(("text", text))
 
+    def callout(self, headline: str, items: dict[str, str]) -> None:
+        """Add a highlighted box: a headline and one bullet per ``label: text`` (the verdict)."""
+        self._items.append(("callout", headline, dict(items)))
+
     def pre(self, text: str) -> None:
         """Add preformatted text (e.g. a diagnostics summary)."""
         self._items.append(("pre", text))
@@ -198,6 +206,11 @@ class Report:
                 body.append(f"<p>{html.escape(it[1])}</p>")
             elif kind == "pre":
                 body.append(f"<pre>{html.escape(it[1])}</pre>")
+            elif kind == "callout":
+                lis = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                              for k, v in it[2].items())
+                body.append(f'<div class="callout"><p>{html.escape(it[1])}</p><ul>{lis}</ul>'
+                            f"</div>")
             elif kind == "figure":
                 b64 = base64.b64encode(self._pngs[it[1]]).decode("ascii")
                 body.append(
@@ -211,8 +224,10 @@ class Report:
                 more = (f" (first {max_rows} of {len(df)} rows; all in {name}.csv)"
                         if len(shown) < len(df) else f" ({name}.csv)")
                 body.append(f'<p class="caption">{html.escape(caption)}{html.escape(more)}</p>')
-                body.append(shown.to_html(index=False, border=0, na_rep="",
-                                          float_format=lambda x: _fmt_cell(float(x))))
+                body.append('<div class="tablewrap">'
+                            + shown.to_html(index=False, border=0, na_rep="",
+                                            float_format=lambda x: _fmt_cell(float(x)))
+                            + "</div>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(body) + "\n</body></html>\n")
@@ -227,6 +242,9 @@ class Report:
                 out += ["#" * min(max(int(it[2]), 2), 4) + " " + esc(it[1]), ""]
             elif kind == "text":
                 out += [esc(it[1]), ""]
+            elif kind == "callout":
+                out += [esc(it[1]), ""] + [f"* **{esc(k)}**: {esc(v)}"
+                                           for k, v in it[2].items()] + [""]
             elif kind == "pre":
                 fence = _md_fence(it[1])
                 out += [fence, it[1], fence, ""]

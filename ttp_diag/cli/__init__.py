@@ -18,6 +18,7 @@ import contextlib
 import errno
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -65,8 +66,42 @@ _ERRNO_HINTS = {
 }
 
 
+# The API's names for settings that have a command-line flag: a CLI user is told the flag.
+_CLI_WORDS = [
+    (re.compile(r"pass pool='clip'|pool='clip'"), "pass --pool clip"),
+    (re.compile(r"pass scores=\[\.\.\.\]|scores=\[\.\.\.\]"), "pass --scores ..."),
+    (re.compile(r"\bn_boot must\b"), "--n-boot must"),
+    (re.compile(r"check_range=False"), "a table checked by hand (check_range=False in Python)"),
+]
+
+
+def cli_words(msg: str) -> str:
+    """An error message with the API's setting names replaced by the command-line flags.
+
+    Examples
+    --------
+    >>> cli_words("Use ns <= 3, or pass pool='clip' to use the whole pool")
+    'Use ns <= 3, or pass --pool clip to use the whole pool'
+    """
+    for pat, flag in _CLI_WORDS:
+        msg = pat.sub(flag, msg)
+    return msg
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings reach a command-line user as one plain line each, once per message."""
+    text = " ".join(str(message).split())
+    if text in _SEEN_WARNINGS:
+        return
+    _SEEN_WARNINGS.add(text)
+    print(f"ttp-diag: warning: {cli_words(text)}", file=file or sys.stderr)
+
+
+_SEEN_WARNINGS: set[str] = set()
+
+
 def _one_line(exc: BaseException) -> str:
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = cli_words(" ".join(str(exc).split()) or type(exc).__name__)
     if isinstance(exc, OSError) and not isinstance(exc, TtpDiagError):
         # "[Errno 28] No space left on device: 'x'": keep the OS's words, name the kind, add
         # what to do.
@@ -95,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             if not getattr(args, "func", None):
                 parser.print_help()
                 return 2
+            _SEEN_WARNINGS.clear()
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 code = int(args.func(args) or 0)
@@ -108,11 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         # An interrupt swallowed on the way (raised inside a finaliser, a callback or a
         # worker, "Exception ignored ..."), still means the user asked to stop.
         return _interrupted() if state["hit"] else code
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line each, ``ttp-diag: warning: ...`` (not Python's two-line form)."""
-    print(f"ttp-diag: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _interrupted() -> int:

@@ -23,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model, the oracle calibration, the four diagnostic quantities and the "
                     "unified law's prediction with its relMAE.",
     )
-    p.add_argument("table", help="score table (.parquet or .csv)")
+    p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
     p.add_argument("--ns", default=None,
@@ -34,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="curve shape g(N) (default %(default)s)")
     p.add_argument("--split", default="val",
                    help="split to analyse; 'all' uses every row (default %(default)s)")
-    p.add_argument("--collapse-threshold", type=float, default=0.1)
+    p.add_argument("--collapse-threshold", type=float, default=0.1,
+                   help="rho_u below which a user counts as collapsed (the paper's tau_c; "
+                        "default %(default)s)")
     p.add_argument("--rho-u", default="mean_query", choices=["mean_query", "pooled"],
                    help="collapse measured within query (default) or pooled over the user's "
                         "candidates (the paper's Definition 4.1)")
@@ -44,18 +51,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ci", type=float, default=None,
                    help="confidence level of two-level bootstrap intervals, e.g. 0.95 "
                         "(default: none)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap resamples of the intervals and of the verdict's gain "
+                        "interval (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--refined", action="store_true",
                    help="include the collapsed users' correlation (Eq. 30)")
     p.add_argument("--pool", default=None, choices=["error", "clip"],
-                   help="N larger than a pool: error, or use the whole pool (default: error "
-                        "with --ns; without --ns, clip exactly when some pool is smaller than "
-                        "the largest default N, as the demo does)")
+                   help="N larger than a query's pool: error, or use the whole pool (default: "
+                        "clip exactly when some N exceeds the smallest pool, as in the Python "
+                        "API)")
     p.add_argument("--fit-mu", action="store_true",
                    help="fit mu from the oracle curve too (default: mu = the exact random "
                         "utility, only c*sigma is fitted)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print machine-readable JSON (with the verdict's sentences and "
+                        "findings under 'verdict')")
     p.set_defaults(func=run)
 
 
@@ -66,13 +77,19 @@ def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequenc
                   fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,
                   seed: int | None = 0) -> dict[str, Any]:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
-    :class:`ttp_diag.BestOfN` fit, :meth:`~ttp_diag.BestOfN.to_dict`."""
+    :class:`ttp_diag.BestOfN` fit, :meth:`~ttp_diag.BestOfN.to_dict`, plus ``verdict``
+    (``headline``, ``text`` per score column and the tidy ``findings``)."""
     from ttp_diag.bestofn import BestOfN
 
     fit = BestOfN(ns, shape=shape, mu="fit" if fit_mu else "random", split=split, pool=pool,
                   refined=refined, collapse_threshold=collapse_threshold, rho_u=rho_u,
-                  weights=weights, ci=ci, n_boot=n_boot, seed=seed)
-    return fit.fit(table, scores).to_dict()
+                  weights=weights, ci=ci, n_boot=n_boot, seed=seed).fit(table, scores)
+    out = fit.to_dict()
+    v = fit.verdict()
+    out["verdict"] = {"headline": v.headline,
+                      "text": {s: v.sentences(s) for s in fit.scores_},
+                      "findings": v.findings.to_dict("records")}
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ttp_diag.bestofn import default_ns
     from ttp_diag.io import read_table
+    from ttp_diag.mapping import parse_map
 
     check_cli_bootstrap(args)
-    table = read_table(args.table)
+    table = read_table(args.table, columns=parse_map(args.map))
     ns = (parse_ns([args.ns], flag="--ns") if args.ns is not None else
           default_ns(table, split=None if args.split == "all" else args.split))
     scores = split_list([args.scores], flag="--scores") if args.scores is not None else None
@@ -97,7 +115,12 @@ def run(args: argparse.Namespace) -> int:
         print()
         return 0
     cal = res["calibration"]
-    print(f"{args.table}: {res['n_rows']} candidate rows; shape g(N) = {res['shape']}")
+    print(f"{args.table}: {res['n_rows']} candidate rows; shape g(N) = {res['shape']}; "
+          f"pool = {res['pool']}")
+    print(f"Verdict: {res['verdict']['headline']}")
+    for s, text in res["verdict"]["text"].items():
+        print(f"- {s}: {text}")
+    print()
     print(f"oracle calibration: mu = {cal['mu']:.4f}, c*sigma = {cal['c_sigma']:.4f} "
           f"[{cal['c_sigma_ci'][0]:.4f}, {cal['c_sigma_ci'][1]:.4f}], R^2 = {cal['r2']:.3f}")
     curves = {"N": res["ns"]}
@@ -122,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
                      "capture": m["capture_rate"]})
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("(a flat 'no gain' prediction has gain error 1; its relMAE and capture error are the "
-          "'flat' columns)")
+    print("(relMAE: error relative to the utility's level; gain err: error relative to the gain "
+          "over random; a flat 'no gain' prediction has gain error 1, its relMAE and capture "
+          "error are the 'flat' columns; column key: docs/glossary.md)")
     if args.ci is not None:
         print()
         print(f"{100 * args.ci:g}% two-level bootstrap intervals (users, then queries) and the "
@@ -139,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
         if "alpha_null" in null:
             from ttp_diag.diagnostics.core import null_test_text
 
-            print(f"  {s}: alpha {m['alpha']:.3f} vs {null['alpha_null']:.3f} expected with no "
-                  f"collapse ({null_test_text(null, 'alpha')}); beta {m['beta']:.3f} vs "
-                  f"{null['beta_null']:.3f} expected from noise alone "
+            print(f"  {s}: alpha {m['alpha']:.3f} vs {null['alpha_null']:.3f} expected from one "
+                  f"shared correlation ({null_test_text(null, 'alpha')}); beta {m['beta']:.3f} "
+                  f"vs {null['beta_null']:.3f} expected from noise alone "
                   f"({null_test_text(null, 'beta')})")
     for s, m in res["models"].items():
         for note in m["notes"]:

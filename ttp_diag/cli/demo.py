@@ -10,6 +10,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from ttp_diag.cli._args import check_cli_bootstrap, check_float_flag, parse_ns, split_list
 
@@ -29,7 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--table", default=None,
                    help="score table (.parquet or .csv); default: the embedded demo table")
-    p.add_argument("--out", default="ttp_diag_out", help="output folder (default %(default)s)")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
+    p.add_argument("--out", default="ttp_diag_out",
+                   help="output folder (default %(default)s; when it exists, report files of "
+                        "the same name are replaced and a note says so)")
+    p.add_argument("--export-table", default=None, metavar="PATH",
+                   help="write the score table (default: the embedded demo table) to PATH "
+                        "(.parquet or .csv) and stop, e.g. to try `ttp-diag analyze PATH`")
     p.add_argument("--scores", nargs="+", default=None,
                    help="score columns (space or comma separated; default: every score_*)")
     p.add_argument("--ns", nargs="+", default=None,
@@ -79,6 +90,36 @@ def find_eval_dir(table_path: str | None, eval_dir: str | None) -> Path | None:
     return cand if (cand / "eval_summary.json").is_file() else None
 
 
+def export_table(table: Any, path: str, source: str = "score table") -> int:
+    """Write ``table`` to ``path`` (Parquet, or CSV by the suffix) atomically; print what next.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, ttp_diag as td
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "demo.parquet"
+    >>> export_table(td.load_demo(), str(p))  # doctest: +ELLIPSIS
+    wrote score table (5332 rows, 10 users) to ...demo.parquet
+    try: ttp-diag analyze ...demo.parquet
+    0
+    """
+    from ttp_diag.exceptions import InputFileError
+    from ttp_diag.io import atomic_write_csv, atomic_write_parquet
+
+    dest = Path(path)
+    suffix = dest.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InputFileError(f"--export-table {path!r}: give a file name ending in .parquet "
+                             f"or .csv (e.g. --export-table demo.parquet).")
+    if dest.is_dir():
+        raise InputFileError(f"--export-table {path!r} is a folder; give a file name, e.g. "
+                             f"{str(dest / 'demo.parquet')!r}.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    (atomic_write_parquet if suffix == ".parquet" else atomic_write_csv)(table, dest)
+    print(f"wrote {source} ({len(table)} rows, {table['user_id'].nunique()} users) to {dest}")
+    print(f"try: ttp-diag analyze {dest}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ttp_diag.datasets import demo_or_table, demo_provenance
     from ttp_diag.full_report import full_report
@@ -92,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
         table, source = demo_or_table(args.table)
     for w in caught:
         print(f"notice: {w.message}", file=sys.stderr)
+    if args.map:
+        from ttp_diag.mapping import map_columns, parse_map
+
+        table = map_columns(table, **parse_map(args.map))
     for flag, col in (("--var", args.var), ("--base", args.base), ("--new", args.new)):
         if col is not None and col not in table.columns:
             from ttp_diag.exceptions import ScoreTableError
@@ -99,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
             raise ScoreTableError(f"{flag} {col!r} is not a column of the table (columns: "
                              f"{', '.join(map(str, table.columns))}); pass an existing column "
                              f"or leave {flag} out.")
+    if args.export_table:
+        return export_table(table, args.export_table, source)
+    from ttp_diag.io import check_output_dir, output_dir_note
+
+    note = output_dir_note(check_output_dir(args.out, "--out"), "--out")
+    if note:
+        print(note, file=sys.stderr)
     is_demo = args.table is None and source.startswith("embedded demo")
     label = args.reward_label or ("ROUGE (R1+RL)/2" if is_demo else "Reward")
     base, new = args.base, args.new

@@ -54,13 +54,17 @@ def register(subparsers) -> None:
                    help="latest support items kept per user")
     p.add_argument("--min-gap", type=float, default=0.1,
                    help="minimum reward gap of candidate pairs")
-    p.add_argument("--lora-epochs", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=None)
-    p.add_argument("--n-boot", type=int, default=1000)
-    p.add_argument("--ci", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora-epochs", type=int, default=3,
+                   help="epochs of the per-user LoRA fine-tuning (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="new tokens per generated answer (default: the task's)")
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap resamples over users (default %(default)s)")
+    p.add_argument("--ci", type=float, default=0.95,
+                   help="confidence level of the intervals (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="print no progress lines")
     p.set_defaults(func=_run)
 
 

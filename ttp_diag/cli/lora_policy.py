@@ -26,11 +26,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("run_dir", help="a finished `ttp-diag run` folder (reward models trained)")
     p.add_argument("out", help="output folder (scores.parquet, users/)")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=2,
+                   help="LoRA training epochs per user (default %(default)s)")
+    p.add_argument("--lr", type=float, default=5e-4,
+                   help="LoRA learning rate (default %(default)s)")
     p.add_argument("--r", type=int, default=8, help="LoRA rank")
     p.add_argument("--n", type=int, default=None, help="candidates per query (default: run's)")
-    p.add_argument("--max-support", type=int, default=32)
+    p.add_argument("--max-support", type=int, default=32,
+                   help="most training items per user (default %(default)s)")
     p.set_defaults(func=_run)
 
 

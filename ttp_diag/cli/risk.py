@@ -15,8 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "each half. Writes CSVs, risk_report.md and a self-contained "
                     "risk_report.html.",
     )
-    p.add_argument("table", help="score table (.parquet or .csv)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")
+    p.add_argument("--out", required=True,
+                   help="output folder (created; when it exists, report files of the same name "
+                        "are replaced and a note says so, as with `ttp-diag demo`)")
     p.add_argument("--scores", nargs="+", default=None,
                    help="score columns to evaluate (default: every score_*; 'none' for the "
                         "label-only part)")
@@ -24,17 +31,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split whose labels define the user halves (default %(default)s)")
     p.add_argument("--eval-split", default="val",
                    help="split whose rho_u / rho_q are evaluated (default %(default)s)")
-    p.add_argument("--collapse-threshold", type=float, default=0.1)
+    p.add_argument("--collapse-threshold", type=float, default=0.1,
+                   help="rho_u below which a user counts as collapsed (the paper's tau_c; "
+                        "default %(default)s)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ttp_diag.analysis import risk_report
     from ttp_diag.cli._args import split_list
-    from ttp_diag.io import check_output_dir, read_table
+    from ttp_diag.io import check_output_dir, output_dir_note, read_table
 
     out = check_output_dir(args.out, "--out")
-    table = read_table(args.table)
+    note = output_dir_note(out, "--out")
+    if note:
+        print(note, file=sys.stderr)
+    from ttp_diag.mapping import parse_map
+
+    table = read_table(args.table, columns=parse_map(args.map))
     scores = split_list(args.scores)
     if scores is not None and [s.lower() for s in scores] == ["none"]:
         scores = []

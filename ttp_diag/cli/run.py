@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from ttp_diag.exceptions import ConfigError, TimeBudgetExceeded
@@ -48,10 +49,13 @@ def register(subparsers) -> None:
     )
     p.add_argument("--config", help="JSON or TOML file with RunConfig settings")
     p.add_argument("--run-dir", required=True, help="run folder (stages are cached here)")
-    p.add_argument("--until", default="scores", choices=_STAGES)
+    p.add_argument("--until", default="scores", choices=_STAGES,
+                   help="last stage to run (default %(default)s)")
     for f in cli_fields():
         md = f.metadata
-        kw: dict = {"help": md.get("help") or None, "dest": _dest(md["flag"])}
+        default = "" if f.default is dataclasses.MISSING else f" (default {f.default})"
+        kw: dict = {"help": md.get("help") or f"RunConfig.{f.name}{default}",
+                    "dest": _dest(md["flag"])}
         parse = md.get("parse")
         if parse == "bool":
             kw["action"] = "store_true"
@@ -64,7 +68,7 @@ def register(subparsers) -> None:
     p.add_argument("--rm-epochs", type=int, help="reward-model training epochs")
     p.add_argument("--tensor-parallel-size", type=int, help="vLLM tensor parallelism")
     p.add_argument("--data-parallel-size", type=int, help="vLLM data parallelism")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="print no progress lines")
     p.add_argument("--refresh", action="store_true",
                    help="an input file (users file, model files, config) changed since the "
                         "run folder used it: recompute from the first stage it feeds "

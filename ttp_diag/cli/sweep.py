@@ -43,9 +43,10 @@ def register(subparsers) -> None:
                    help="reward models each point trains (default prob; `loss` picks its own)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--ci", type=float, default=0.95, help="bootstrap interval level")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-boot", type=int, default=1000,
+                   help="bootstrap resamples over users (default %(default)s)")
     p.add_argument("--split", default="val", help="split the curves are computed on")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="print no progress lines")
     p.set_defaults(func=_run)
 
 

@@ -217,6 +217,35 @@ class Diagnostics(Result):
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+    def print_summary(self) -> None:
+        """Print the verdict, then the text summary."""
+        print(self.verdict())
+        print()
+        print(self._text())
+
+    def verdict(self, *, unit: str = ""):
+        """The answer first: a few sentences on this reward model, computed from the numbers
+        (gain at the curve's largest N with the captured share and its interval, collapse and
+        hacking against their null models, the law's error relative to level and gain).
+        Thresholds and wording: :mod:`ttp_diag.verdict`.
+
+        Examples
+        --------
+        >>> import ttp_diag as td
+        >>> t = td.simulate_score_table(n_users=20, n_queries=8, n_candidates=16, seed=0)
+        >>> td.diagnose(t, "score_prob").verdict().finding("score_prob", "hacking")  # 10% hacked
+        'hacking'
+        """
+        from ..verdict import diagnostics_verdict
+
+        return diagnostics_verdict(self, unit=unit)
+
+    def _repr_html_(self) -> str:
+        from ..verdict import result_html
+
+        return result_html(self.verdict(), self.summary[["quantity", "estimate", "ci_low",
+                                                         "ci_high", "null_expected",
+                                                         "p_value"]])
 
 
 def null_test_text(null: dict, which: str) -> str:

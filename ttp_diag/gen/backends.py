@@ -55,6 +55,46 @@ __all__ = [
 ]
 
 
+
+def output_cache(out: Any) -> Any:
+    """The key/value cache of a model output under either name: ``cache`` (transformers
+    >= 5.2x, where ``past_key_values`` is deprecated and warns) or ``past_key_values``
+    (older releases). None when the output has none.
+
+    Examples
+    --------
+    >>> output_cache({"cache": 1}), output_cache({"past_key_values": 2}), output_cache({})
+    (1, 2, None)
+    """
+    get = out.get if hasattr(out, "get") else (lambda k: getattr(out, k, None))
+    cache = get("cache")
+    return get("past_key_values") if cache is None else cache
+
+
+def cache_kwarg(model: Any) -> str:
+    """The keyword a model's forward (and ``generate``) takes its key/value cache by:
+    ``"cache"`` where the forward declares it (newer transformers), else
+    ``"past_key_values"``. A PEFT model is read through its base model.
+
+    Examples
+    --------
+    >>> class New:
+    ...     def forward(self, input_ids=None, cache=None): ...
+    >>> class Old:
+    ...     def forward(self, input_ids=None, past_key_values=None): ...
+    >>> cache_kwarg(New()), cache_kwarg(Old())
+    ('cache', 'past_key_values')
+    """
+    import inspect
+
+    # a PEFT wrapper's forward takes **kwargs: read the wrapped model's
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        params = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError, AttributeError):  # pragma: no cover - unusual models
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
 class GenerationBackend(Protocol):
     """What candidate generation needs from a model."""
 
@@ -256,10 +296,10 @@ class TransformersBackend:
         extra, inp, reps = {}, ids, n
         if self.share_prefix and n > 1 and ids.shape[1] > 1:
             pre = model(input_ids=ids[:, :-1], use_cache=True)
-            cache = getattr(pre, "past_key_values", None)
+            cache = output_cache(pre)
             if cache is not None and hasattr(cache, "batch_repeat_interleave"):
                 cache.batch_repeat_interleave(n)
-                extra = {"past_key_values": cache}
+                extra = {cache_kwarg(model): cache}
                 inp, reps = ids.repeat(n, 1), 1
         if self.first_line:
             extra["stopping_criteria"] = self._newline_stop()

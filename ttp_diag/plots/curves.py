@@ -38,6 +38,7 @@ from ttp_diag.plots._common import (
 from ttp_diag.plots.style import (
     COLORS,
     LABELS,
+    new_figure,
     rm_label,
     rm_linestyle,
     rm_marker,
@@ -46,10 +47,12 @@ from ttp_diag.plots.style import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from ttp_diag.bestofn import BestOfN
 
-__all__ = ["plot_bands", "plot_curves", "plot_oracle", "plot_predicted", "plot_theory"]
+__all__ = ["plot_bands", "plot_curves", "plot_gain_forest", "plot_oracle", "plot_predicted",
+           "plot_theory", "verdict_figure"]
 
 Baseline = float | Mapping[str, float] | None
 
@@ -175,14 +178,15 @@ def plot_predicted(fit: BestOfN, ax: Axes | None = None, *, score: str | None = 
 @styled
 def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: float = 0.95,
                n_boot: int | None = None, seed: int | None = None,
-               reward_label: str = REWARD_LABEL) -> Axes:
+               reward_label: str = REWARD_LABEL, oracle: bool = True) -> Axes:
     """Curves (or gains over random, user by user) with percentile bootstrap bands over users.
 
     The curves are exact, so the uncertainty left is which users were evaluated: users are
     resampled with replacement (the same resamples for every selector). Users differ in their
     reward level much more than in their gains, so the bands of the gains are far narrower:
     they show whether selectors differ, as the paper's paired tests do. ``n_boot`` and
-    ``seed`` default to the fit's.
+    ``seed`` default to the fit's. ``oracle=False`` leaves the oracle out (its gain is often
+    ten times the reward models', which then look flat).
     """
     from ttp_diag.bon import bootstrap_user_ci
 
@@ -192,7 +196,7 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
     ns = fit.ns_
     uc = fit.user_curves()
     per = {sel: uc.loc[uc["selector"] == sel, "utility"].to_numpy().reshape(-1, len(ns))
-           for sel in ["random", *fit.scores_, "oracle"]}
+           for sel in ["random", *fit.scores_, *(["oracle"] if oracle else [])]}
     for sel, u in per.items():
         if gain and sel == "random":
             continue
@@ -218,3 +222,58 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
                  f"{fit.table_['user_id'].nunique()} users")
     legend_top(ax)
     return ax
+
+
+def plot_gain_forest(fit: BestOfN, ax: Axes | None = None, *, n: int | None = None,
+                     reward_label: str = REWARD_LABEL) -> Axes:
+    """Each reward model's gain over random at ``n`` (default the largest N) with the interval
+    of the paired difference over users, as in :meth:`ttp_diag.BestOfN.verdict`; the x axis
+    also reads as the share of the oracle's gain."""
+    from ttp_diag.verdict import GAIN_WORDS
+
+    v = fit.verdict(n)
+    n = int(n or fit.ns_[-1])
+    ax = new_axes(ax, (5.2, 3.2))
+    from ttp_diag.diagnostics import compare_selectors
+
+    level = fit.ci_ or 0.95
+    rows = []
+    for s in fit.scores_:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = compare_selectors(fit.table_, s, "random", [n], ci=level,
+                                  n_boot=fit.n_boot_ or 1000, seed=fit.seed_, split=None,
+                                  pool=fit.pool_, validate=False).iloc[0]
+        rows.append((s, float(r["diff"]), float(r["ci_low"]), float(r["ci_high"])))
+    rnd, orc = fit._observed("random"), fit._observed("oracle")
+    og = float(orc[fit.ns_.index(n)] - rnd[fit.ns_.index(n)]) if n in fit.ns_ else float("nan")
+    for i, (s, d, lo, hi) in enumerate(rows[::-1]):
+        col = color(s, fit.scores_)
+        ax.errorbar([d], [i], xerr=[[d - lo], [hi - d]], fmt=rm_marker(s) or "o", color=col,
+                    capsize=4, markersize=7, linewidth=2)
+        share = f"  {d / og:.0%} of oracle's gain" if og > 0 else ""
+        word = GAIN_WORDS.get(v.finding(s, "gain") or "", "")
+        ax.annotate(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{share}: {word}",
+                    (d, i), xytext=(0, 9), textcoords="offset points", ha="center",
+                    fontsize=7.5, color=col)
+    ax.axvline(0.0, color=COLORS["random"], linestyle="--", linewidth=1.2)
+    ax.set_yticks(range(len(rows)), [rm_label(s) for s, *_ in rows[::-1]])
+    ax.set_ylim(-0.6, len(rows) - 0.2)
+    ax.set_xlabel(f"Gain at N={n} ({level:.0%} paired interval over users)")
+    ax.set_title(f"Best-of-{n}: gain over random (oracle gains {og:+.4f})")
+    return ax
+
+
+@styled
+def verdict_figure(fit: BestOfN, *, reward_label: str = REWARD_LABEL) -> Figure:
+    """The report's first figure, full width: (a) each reward model's gain over random by N
+    with bootstrap bands over users (the oracle left out, its gain named in the title of (b));
+    (b) the gain at the largest N with the paired interval of the verdict."""
+    fig, axes = new_figure(1, 2, figsize=(12.0, 4.0), width_ratios=[1.15, 1.0])
+    plot_bands(fit, axes[0, 0], gain=True, ci=fit.ci_ or 0.95, reward_label=reward_label,
+               oracle=False)
+    axes[0, 0].set_title(f"(a) Gain over random by N, {fit.ci_ or 0.95:.0%} bands over "
+                         f"{fit.table_['user_id'].nunique()} users")
+    plot_gain_forest(fit, axes[0, 1], reward_label=reward_label)
+    axes[0, 1].set_title("(b) " + axes[0, 1].get_title())
+    return fig

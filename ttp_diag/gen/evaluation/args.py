@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from ttp_diag.gen.backends import cache_kwarg, output_cache
 from ttp_diag.gen.evaluation.metrics import pairwise_accuracy, score_rgd
 from ttp_diag.gen.evaluation.policy import PolicyModel
 from ttp_diag.gen.evaluation.split import EvaluationInputError
@@ -105,7 +106,8 @@ def args_decode(
     eos = tok.eos_token_id
     with torch.inference_mode():
         res = model(input_ids=ids, use_cache=True)
-        past, logits = res.past_key_values, res.logits[0, -1].float()
+        past, logits = output_cache(res), res.logits[0, -1].float()
+        kw = cache_kwarg(model)
         for _ in range(int(max_new_tokens)):
             logp = torch.log_softmax(logits, -1)
             top = torch.topk(logp, min(int(top_k), logp.numel()))
@@ -126,8 +128,8 @@ def args_decode(
             if first_line and _first_line_done(tok.decode(out_ids, skip_special_tokens=True)):
                 break
             res = model(input_ids=torch.tensor([[nxt]], device=policy.device),
-                        past_key_values=past, use_cache=True)
-            past, logits = res.past_key_values, res.logits[0, -1].float()
+                        use_cache=True, **{kw: past})
+            past, logits = output_cache(res), res.logits[0, -1].float()
     text = tok.decode(out_ids, skip_special_tokens=True)
     if first_line:
         from ttp_diag.gen.backends import _postprocess

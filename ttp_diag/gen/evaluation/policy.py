@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ttp_diag.gen.backends import cache_kwarg, output_cache
 from ttp_diag.gen.evaluation.split import EvaluationInputError
 
 __all__ = ["PolicyModel", "score_candidates", "GoldRouge", "icl_prompt", "select_demos"]
@@ -242,7 +243,7 @@ class PolicyModel:
                     chunk = idx[s : s + self.batch_size]
                     res = model(input_ids=torch.tensor([a], device=self.device), use_cache=True)
                     first = torch.log_softmax(res.logits[0, -1].float(), -1).cpu()
-                    past = res.past_key_values
+                    past = output_cache(res)
                     past.batch_repeat_interleave(len(chunk))
                     L = max(len(comp[i]) for i in chunk)
                     ids = torch.full((len(chunk), L), pad, dtype=torch.long)
@@ -251,8 +252,8 @@ class PolicyModel:
                         ids[r, : len(comp[i])] = torch.tensor(comp[i])
                         mask[r, len(a) + len(comp[i]):] = 0
                     logits = model(input_ids=ids.to(self.device),
-                                   attention_mask=mask.to(self.device), past_key_values=past,
-                                   use_cache=False).logits.float()
+                                   attention_mask=mask.to(self.device),
+                                   use_cache=False, **{cache_kwarg(model): past}).logits.float()
                     lsm = torch.log_softmax(logits, -1).cpu()
                     for r, i in enumerate(chunk):
                         b = comp[i]

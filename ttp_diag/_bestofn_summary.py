@@ -137,7 +137,23 @@ class _BestOfNResults:
             "mean_capture": _mean_capture(o, orc, rnd, gap),
             **_gain_errors(p, o, orc, rnd),
             **diag,
+            **self._prediction_fields(sel, shape, o, rnd),
         }
+
+    def _prediction_fields(self, sel: str, shape: str, o: np.ndarray,
+                           rnd: np.ndarray) -> dict[str, Any]:
+        """Which prediction a row used, why, and the paper's law's gain error beside it."""
+        if sel == "oracle":
+            return {"prediction": "calibration", "prediction_reason": "the oracle law's fit",
+                    "gain_error_law": float("nan")}
+        used = getattr(self, "prediction_", {}).get(sel, "law")
+        try:
+            law = gain_error(self.predict(self.ns_, sel, shape, prediction="law"), o, rnd)
+        except ValueError:
+            law = float("nan")
+        return {"prediction": used,
+                "prediction_reason": getattr(self, "prediction_reason_", {}).get(sel, ""),
+                "gain_error_law": law}
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -176,7 +192,7 @@ class _BestOfNResults:
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.2f} beta={r['beta']:.2f} "
                 f"rho_eff={r['rho_eff']:+.2f} relMAE={r['rel_mae']:.1%} "
-                f"capture@N={last}: {r[f'capture_N{last}']:.0%}")
+                f"capture@N={last}: {r[f'capture_N{last}']:.0%} prediction={r['prediction']}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -226,7 +242,9 @@ class _BestOfNResults:
                 **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
                 "predicted": pred.tolist(), "rel_mae": err,
                 **{k: _none_if_nan(v) for k, v in _gain_errors(pred, obs, orc, rnd).items()},
-                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
+                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap)),
+                "prediction": getattr(self, "prediction_", {}).get(s, "law"),
+                "prediction_reason": getattr(self, "prediction_reason_", {}).get(s, "")}
         return out
 
     # ------------------------------------------------------------------ plotting

@@ -8,7 +8,10 @@
    random-selection utility by default (every shape has ``g(1) = 0``, so the law starts at
    Random for N = 1 and only ``c sigma`` is fitted, as in the paper's Appendix C.1);
 3. **diagnose** every score column once (:func:`ttp_diag.diagnose`);
-4. **predict** each model's curve from its diagnostics and the calibration (Prop. 4.4).
+4. **predict** each model's curve from its diagnostics and the calibration (Prop. 4.4), or
+   with the refined (concomitant) prediction where the pool is not i.i.d.
+   (:mod:`ttp_diag.diagnostics.heterogeneity`); ``prediction=`` chooses, ``"auto"`` by the
+   evidence of the table itself.
 
 The command line (``ttp-diag analyze``, ``ttp-diag demo``, ``ttp-diag figures``), the HTML
 report and ``paper_figures/make_all.py`` all consume a fitted :class:`BestOfN` instead of
@@ -55,6 +58,8 @@ from ._bestofn_summary import (  # noqa: F401  (re-exported)
 )
 from .bon import bon_curves
 from .diagnostics import diagnose
+from .diagnostics.heterogeneity import fit_concomitant, select_prediction
+from .metrics import gain_error
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import SHAPES, Calibration, calibrate, predict_bon_curve
 
@@ -189,6 +194,17 @@ class BestOfN(_BestOfNResults):
     weights : {"user", "query"}, default "user"
         How :func:`ttp_diag.diagnose` averages queries into beta and rho+/-: each user equally,
         as utility does (package default), or each query equally (the paper).
+    prediction : {"auto", "law", "refined"}, default "auto"
+        How each reward model's curve is predicted: ``"law"``, the paper's unified law
+        (Prop. 4.4); ``"refined"``, the concomitant prediction
+        (:func:`ttp_diag.fit_concomitant`: the reward expected at each score rank, piecewise
+        linear with knots at the median and the top 16%, through the exact rank weights),
+        which holds on heterogeneous pools; ``"auto"`` (default), per score column the refined
+        prediction where its *held-out* error (coefficients fitted on the other users, 5
+        folds) is below the law's in-sample gain error, else the law. The default follows the
+        evidence in ``docs/public_data.md`` (issue 21): on i.i.d. simulations, the demo and two
+        public human-evaluation sets the refined prediction was never worse. ``prediction_``
+        and ``prediction_reason_`` (and the summary) say which was used and why.
     ci : float or None, default None
         Confidence level of the bootstrap over users (curves and, where
         :func:`ttp_diag.diagnose` supports it, diagnostics); None: no interval.
@@ -214,6 +230,10 @@ class BestOfN(_BestOfNResults):
         ``selector, shape, n, observed, predicted`` for the oracle and every score.
     best_shape_ : str
         The shape whose oracle fit has the highest R².
+    prediction_, prediction_reason_ : dict of str -> str
+        Per score column: ``"law"`` or ``"refined"``, and why.
+    concomitant_ : dict of str -> ConcomitantFit
+        The refined prediction's fit per score column (empty with ``prediction="law"``).
 
     Examples
     --------
@@ -233,6 +253,7 @@ class BestOfN(_BestOfNResults):
                  refined: bool = False, collapse_threshold: float = 0.1,
                  rho_u: Literal["pooled", "mean_query"] = "mean_query",
                  weights: Literal["user", "query"] = "user",
+                 prediction: Literal["auto", "law", "refined"] = "auto",
                  ci: float | None = None, n_boot: int = 1000, seed: int | None = 0) -> None:
         self.ns = ns
         self.shape = shape
@@ -243,6 +264,7 @@ class BestOfN(_BestOfNResults):
         self.collapse_threshold = collapse_threshold
         self.rho_u = rho_u
         self.weights = weights
+        self.prediction = prediction
         self.ci = ci
         self.n_boot = n_boot
         self.seed = seed
@@ -322,12 +344,53 @@ class BestOfN(_BestOfNResults):
         if ci is not None and _accepts(diagnose, "ci"):
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
         self.diagnostics_ = {s: diagnose(st, s, **kw) for s in sc}
+        self._choose_predictions(val, sc, seed)
         self.predictions_ = pd.concat(
             [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
                            "observed": self._observed(sel),
-                           "predicted": self.predict(ns, sel, shape)})
+                           "predicted": self.predict(ns, sel, shape),
+                           "prediction": self.prediction_.get(sel, "calibration")})
              for shape in shapes for sel in ["oracle", *sc]], ignore_index=True)
         return self
+
+    def _choose_predictions(self, val: pd.DataFrame, scores: list[str], seed) -> None:
+        """Fill ``concomitant_``, ``prediction_`` and ``prediction_reason_`` (see
+        ``prediction`` in the class docstring)."""
+        if self.prediction not in ("auto", "law", "refined"):
+            raise ValueError(f"prediction must be 'auto', 'law' or 'refined'; got "
+                             f"{self.prediction!r}.")
+        self.concomitant_: dict[str, Any] = {}
+        self.prediction_: dict[str, str] = {}
+        self.prediction_reason_: dict[str, str] = {}
+        if self.prediction == "law":
+            for s in scores:
+                self.prediction_[s] = "law"
+                self.prediction_reason_[s] = "prediction='law': the paper's law (Prop. 4.4)"
+            return
+        ns = self.ns_
+        rnd = self._observed("random")
+        for s in scores:
+            fit = fit_concomitant(val, s, split=None, validate=False, seed=seed or 0)
+            self.concomitant_[s] = fit
+            test = select_prediction(fit)[1]
+            if self.prediction == "refined":
+                self.prediction_[s] = "refined"
+                self.prediction_reason_[s] = f"prediction='refined'; {test}"
+                continue
+            obs = self._observed(s)
+            try:
+                law = gain_error(self.predict(ns, s, prediction="law"), obs, rnd)
+                held = gain_error(fit.predict(ns, held_out=True), obs, rnd)
+            except ValueError:  # no gain over random: nothing to choose on
+                self.prediction_[s] = "law"
+                self.prediction_reason_[s] = "auto: no gain over random to compare on; law"
+                continue
+            used = "refined" if held <= law else "law"
+            self.prediction_[s] = used
+            self.prediction_reason_[s] = (
+                f"auto: held-out gain error of the refined prediction {held:.3f} "
+                f"{'<=' if used == 'refined' else '>'} the law's {law:.3f} ({fit.folds}-fold "
+                f"over {fit.n_users} users); {test}")
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:
@@ -370,12 +433,14 @@ class BestOfN(_BestOfNResults):
         return self.user_curves_
 
     def predict(self, ns: Sequence[float] | np.ndarray, score: str | None = None,
-                shape: str | None = None) -> np.ndarray:
-        """The law's utility at any ``ns`` (also past the pool size).
+                shape: str | None = None, *, prediction: str | None = None) -> np.ndarray:
+        """The predicted utility at any ``ns`` (also past the pool size).
 
         ``score``: a score column (its four diagnostics in Prop. 4.4), ``"oracle"`` (the
         calibration) or ``"random"`` (flat at mu); default: the first score column. ``shape``:
-        default the primary shape.
+        default the primary shape (the law's; the refined prediction has no shape).
+        ``prediction``: ``"law"`` or ``"refined"``; default the one chosen at fit
+        (``prediction_``).
         """
         self._check_fitted()
         cal = self.calibration(shape)
@@ -387,4 +452,13 @@ class BestOfN(_BestOfNResults):
         if score not in self.diagnostics_:
             raise KeyError(f"{score!r} was not fitted; fitted score columns: "
                            f"{', '.join(self.scores_)}.")
+        used = prediction or getattr(self, "prediction_", {}).get(score, "law")
+        if used == "refined":
+            if score not in getattr(self, "concomitant_", {}):
+                self.concomitant_[score] = fit_concomitant(self.table_, score, split=None,
+                                                           validate=False,
+                                                           seed=self.seed_ or 0)
+            return self.concomitant_[score].predict(ns)
+        if used != "law":
+            raise ValueError(f"prediction must be 'law' or 'refined'; got {prediction!r}.")
         return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)

@@ -458,7 +458,24 @@ class BestOfN(_BestOfNResults):
                 self.concomitant_[score] = fit_concomitant(self.table_, score, split=None,
                                                            validate=False,
                                                            seed=self.seed_ or 0)
-            return self.concomitant_[score].predict(ns)
+            return self._predict_refined(ns, score, cal)
         if used != "law":
             raise ValueError(f"prediction must be 'law' or 'refined'; got {prediction!r}.")
         return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)
+
+    def _predict_refined(self, ns, score: str, cal: Calibration) -> np.ndarray:
+        """The refined prediction inside the pool; past the largest pool M it continues with
+        the law's increments, ``U_refined(M) + law(N) - law(M)``: on held-out N of the public
+        tables this extrapolated better than either curve alone (docs/public_data.md)."""
+        conc = self.concomitant_[score]
+        arr = np.atleast_1d(np.asarray(ns, dtype=float))
+        largest = conc.pool_sizes[1]
+        out = np.empty(arr.size)
+        inside = arr <= largest
+        if inside.any():
+            out[inside] = conc.predict(arr[inside])
+        if (~inside).any():
+            law = predict_bon_curve(np.concatenate(([float(largest)], arr[~inside])),
+                                    self.diagnostics_[score], cal, refined=self.refined)
+            out[~inside] = conc.predict([largest])[0] + law[1:] - law[0]
+        return out

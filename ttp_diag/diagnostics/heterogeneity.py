@@ -23,15 +23,20 @@ N-subset (the package's exact engine),
     U(N) = mu + mean_q sum_k w_{N,k} m(z_k),
 
 and, for N past the pool (drawing from the same population), ``U(N) = mu + E m(M_N)`` with
-``M_N`` the maximum of N standard normals. The law is the linear case ``m(z) = rho sigma z``.
+``M_N`` the maximum of N standard normals. The law is the linear case ``m(z) = rho sigma z``
+(under joint normality ``E m(M_N) = rho sigma E M_N``, the Gaussian shape).
 The refined prediction fits the piecewise-linear curve
 
     m(z) = b_0 z + b_1 (z - k_1)_+ + b_2 (z - k_2)_+,   knots (k_1, k_2) = (0, 1),
 
 by least squares over every candidate (queries centred, each user weighted as in the utility),
 three numbers per reward model, and substitutes it above: within the pool through the exact
-rank weights (:func:`ttp_diag.bon_curve` on the fitted rewards), past the largest pool through
-:func:`ttp_diag.theory.prediction.expected_hinge_of_max`. ``b_0`` is the slope in the bottom
+rank weights (:func:`ttp_diag.bon_curve` on the fitted rewards), past the largest pool M by
+``U(M) + b . (E basis(M_N) - E basis(M_M))``
+(:func:`ttp_diag.theory.prediction.expected_hinge_of_max`). The top segment rests on the few
+top ranks of each pool, so this extrapolation is the weak part: :class:`ttp_diag.BestOfN`
+continues past the pool with the law's increments instead (held-out-N check in
+``docs/public_data.md``). ``b_0`` is the slope in the bottom
 half of the pool, ``b_0 + b_1`` above the median and ``b_0 + b_1 + b_2`` in the top ~16%: the
 part of the pool Best-of-N draws from.
 
@@ -128,6 +133,11 @@ class ConcomitantFit(Result):
     _pools: tuple[int, int] = (0, 0)
 
     @property
+    def pool_sizes(self) -> tuple[int, int]:
+        """Smallest and largest pool of the fitted table."""
+        return self._pools
+
+    @property
     def slopes(self) -> np.ndarray:
         """Slope of the curve in each segment: below ``knots[0]``, between the knots, above."""
         return np.cumsum(self.coef)
@@ -135,9 +145,10 @@ class ConcomitantFit(Result):
     def predict(self, ns, pool: str | None = None, *, held_out: bool = False) -> np.ndarray:
         """Refined Best-of-N utility at ``ns``.
 
-        Up to the largest pool the exact engine on the fitted rewards (``pool="clip"`` where
-        N exceeds the smallest pool, unless told otherwise); past it, ``mu + b . (E basis(M_N)
-        - E basis(M_1))`` with ``M_N`` the maximum of N standard normals.
+        Up to the largest pool M the exact engine on the fitted rewards (``pool="clip"`` where
+        N exceeds the smallest pool, unless told otherwise); past it, ``U(M) + b . (E
+        basis(M_N) - E basis(M_M))`` with ``M_N`` the maximum of N standard normals
+        (continuous at M).
         ``held_out=True``: each user's fitted rewards come from the coefficients fitted
         without that user's fold (cross-fitting, ``folds`` > 1 at fit time), an honest
         out-of-sample prediction of the same curve.
@@ -152,15 +163,19 @@ class ConcomitantFit(Result):
             raise ValueError("predict(held_out=True) needs a fit with folds >= 2 "
                              "(fit_concomitant(..., folds=5)).")
         fitted = self._fitted_oof if held_out else self._fitted
-        mu = float(bon_curve(fitted, "random", [1], split=None, validate=False)["utility"][0])
         if inside.any():
             n_in = [int(n) for n in ns_arr[inside]]
             mode = pool or ("clip" if max(n_in) > smallest else "error")
             out[inside] = bon_curve(fitted, self.score, n_in, split=None, pool=mode,
                                     validate=False)["utility"].to_numpy()
         if (~inside).any():
-            h = expected_hinge_of_max(np.concatenate(([1.0], ns_arr[~inside])), self.knots)
-            out[~inside] = mu + (h[1:] - h[0]) @ self.coef
+            # continue from the exact value at the largest pool along the fitted curve:
+            # U(N) = U(M) + b . (E basis(M_N) - E basis(M_M)), continuous at M
+            u_top = float(bon_curve(fitted, self.score, [largest], split=None, pool="clip",
+                                    validate=False)["utility"][0])
+            h = expected_hinge_of_max(np.concatenate(([float(largest)], ns_arr[~inside])),
+                                      self.knots)
+            out[~inside] = u_top + (h[1:] - h[0]) @ self.coef
         return out
 
     # result convention

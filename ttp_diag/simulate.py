@@ -217,10 +217,11 @@ class HeteroProxy:
     within_sd: float = 1.0
 
 
-#: "between" tells good systems from bad but not the best candidates apart, "within" the reverse
+#: "between" tells good systems from bad (and its system part dominates the score) but not the
+#: best candidates apart; "within" the reverse; "both" is informative at both levels
 DEFAULT_HETERO_PROXIES = {
-    "between": HeteroProxy(rho_between=0.9, rho_within=0.0),
-    "within": HeteroProxy(rho_between=0.0, rho_within=0.8),
+    "between": HeteroProxy(rho_between=0.9, rho_within=0.0, between_sd=2.0),
+    "within": HeteroProxy(rho_between=0.0, rho_within=0.8, between_sd=0.5),
     "both": HeteroProxy(rho_between=0.6, rho_within=0.6),
 }
 

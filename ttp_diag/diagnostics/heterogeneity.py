@@ -44,9 +44,11 @@ Which prediction to trust
 -------------------------
 :func:`select_prediction` tests the law's linearity assumption, ``H0: b_1 = b_2 = 0``, with a
 Wald test whose covariance comes from a bootstrap over users (the unit the package resamples):
-rejected at ``level`` -> the refined prediction, else the paper's law (fewer numbers, the
-paper's theory). The test's size under the i.i.d. Gaussian truth is checked by simulation in
-``tests/test_heterogeneous.py``.
+rejected at ``significance`` -> the refined prediction, else the paper's law. The test's size
+under the i.i.d. Gaussian truth is checked by simulation in ``tests/test_heterogeneous.py``.
+:class:`ttp_diag.BestOfN` (``prediction="auto"``) decides by the evidence instead: the refined
+prediction where its held-out error (coefficients cross-fitted over users,
+``predict(held_out=True)``) is at most the law's gain error, and reports the test beside it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .._checks import check_n_boot, check_seed
+from .._checks import check_ci, check_n_boot, check_seed
 from .._summary import Result
 from ..exceptions import DataError
 from ..table import validate_score_table
@@ -126,7 +128,7 @@ class ConcomitantFit(Result):
     n_users: int
     n_queries: int
     n_boot: int
-    level: float = 0.95
+    ci: float = 0.95
     folds: int = 0
     _fitted: pd.DataFrame = field(repr=False, default=None)
     _fitted_oof: pd.DataFrame | None = field(repr=False, default=None)
@@ -199,7 +201,7 @@ class ConcomitantFit(Result):
 
 
 def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] = KNOTS,
-                    split: str | None = "val", level: float = 0.95, n_boot: int = 200,
+                    split: str | None = "val", ci: float = 0.95, n_boot: int = 200,
                     folds: int = 5, seed: int | None = 0,
                     validate: bool = True) -> ConcomitantFit:
     """Fit the piecewise-linear concomitant curve of ``score`` (see the module docstring).
@@ -213,8 +215,8 @@ def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] =
     knots : sequence of float, default (0, 1)
         Hinge knots in normal-score units.
     split : str or None, default "val"
-    level : float, default 0.95
-        Level of the bootstrap intervals of the coefficients.
+    ci : float, default 0.95
+        Confidence level of the bootstrap intervals of the coefficients.
     n_boot : int, default 200
         Bootstrap resamples of users (covariance of the linearity test, intervals).
     folds : int, default 5
@@ -239,6 +241,7 @@ def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] =
     """
     n_boot = check_n_boot(n_boot)
     seed = check_seed(seed)
+    ci_level = check_ci(ci, allow_none=False)
     t = validate_score_table(table, scores=[score], split=split) if validate else table
     t = t[["user_id", "query_id", "cand_id", "reward", score]].reset_index(drop=True)
     knots = tuple(float(k) for k in knots)
@@ -274,8 +277,9 @@ def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] =
     for i, c in enumerate(counts):
         boot[i] = _solve(np.tensordot(c, xtx, axes=1), c @ xty)
     boot = boot[np.all(np.isfinite(boot), axis=1)]
-    alpha = (1 - level) / 2
-    ci = np.quantile(boot, [alpha, 1 - alpha], axis=0) if len(boot) > 1 else np.full((2, p), np.nan)
+    tail = (1 - ci_level) / 2
+    coef_ci = (np.quantile(boot, [tail, 1 - tail], axis=0) if len(boot) > 1
+               else np.full((2, p), np.nan))
     wald, p_lin = _wald(coef[1:], boot[:, 1:])
     fitted = t.assign(reward=r_mean + basis_c @ coef)
     oof = None
@@ -289,9 +293,9 @@ def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] =
             pred[rows] = basis_c[rows] @ _solve(xtx[keep].sum(0), xty[keep].sum(0))
         oof = t.assign(reward=r_mean + pred)
     m = t.groupby("query_id").size()
-    return ConcomitantFit(score=score, knots=knots, coef=coef, coef_ci=ci, wald=wald,
+    return ConcomitantFit(score=score, knots=knots, coef=coef, coef_ci=coef_ci, wald=wald,
                           p_linear=p_lin, n_users=n_u, n_queries=int(m.size), n_boot=n_boot,
-                          level=level, folds=folds if folds >= 2 else 0, _fitted=fitted,
+                          ci=ci_level, folds=folds if folds >= 2 else 0, _fitted=fitted,
                           _fitted_oof=oof, _pools=(int(m.min()), int(m.max())))
 
 
@@ -314,9 +318,10 @@ def _wald(b: np.ndarray, boot: np.ndarray) -> tuple[float, float]:
     return w, float(stats.chi2.sf(w, b.size))
 
 
-def select_prediction(fit: ConcomitantFit, level: float = 0.05) -> tuple[str, str]:
+def select_prediction(fit: ConcomitantFit, significance: float = 0.05) -> tuple[str, str]:
     """``("refined" | "law", reason)``: the refined prediction where the law's linear
-    concomitant is rejected at ``level``, else the paper's law.
+    concomitant is rejected at ``significance``, else the paper's law (the assumption test;
+    ``BestOfN(prediction="auto")`` decides by held-out error and reports this test beside it).
 
     Examples
     --------
@@ -328,8 +333,8 @@ def select_prediction(fit: ConcomitantFit, level: float = 0.05) -> tuple[str, st
     s = fit.slopes
     where = (f"reward slope per normal-score unit {s[0]:+.3g} below the median, {s[-1]:+.3g} "
              f"in the top (z > {fit.knots[-1]:g})")
-    if np.isfinite(fit.p_linear) and fit.p_linear < level:
-        return "refined", (f"law's linearity rejected (p = {fit.p_linear:.2g} < {level:g}, "
-                           f"{fit.n_users} users): {where}")
-    return "law", (f"linearity not rejected (p = {fit.p_linear:.2g} >= {level:g}, "
+    if np.isfinite(fit.p_linear) and fit.p_linear < significance:
+        return "refined", (f"law's linearity rejected (p = {fit.p_linear:.2g} < "
+                           f"{significance:g}, {fit.n_users} users): {where}")
+    return "law", (f"linearity not rejected (p = {fit.p_linear:.2g} >= {significance:g}, "
                    f"{fit.n_users} users): {where}")

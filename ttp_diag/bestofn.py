@@ -199,7 +199,8 @@ class BestOfN(_BestOfNResults):
         (Prop. 4.4); ``"refined"``, the concomitant prediction
         (:func:`ttp_diag.fit_concomitant`: the reward expected at each score rank, piecewise
         linear with knots at the median and the top 16%, through the exact rank weights),
-        which holds on heterogeneous pools; ``"auto"`` (default), per score column the refined
+        which holds on heterogeneous pools (not the ``refined=`` flag above, which is Eq. 30 of
+        the law); ``"auto"`` (default), per score column the refined
         prediction where its *held-out* error (coefficients fitted on the other users, 5
         folds) is below the law's in-sample gain error, else the law. The default follows the
         evidence in ``docs/public_data.md`` (issue 21): on i.i.d. simulations, the demo and two

@@ -40,6 +40,11 @@ continues past the pool with the law's increments instead (held-out-N check in
 half of the pool, ``b_0 + b_1`` above the median and ``b_0 + b_1 + b_2`` in the top ~16%: the
 part of the pool Best-of-N draws from.
 
+With pools of 4 or fewer candidates of one size the three coefficients reproduce the mean
+reward of every rank, so the in-sample refined curve *is* the observed one; the held-out
+prediction (``predict(held_out=True)``, coefficients from the other users) is then the honest
+number, and it is the one :class:`ttp_diag.BestOfN` chooses by.
+
 Which prediction to trust
 -------------------------
 :func:`select_prediction` tests the law's linearity assumption, ``H0: b_1 = b_2 = 0``, with a
@@ -336,5 +341,8 @@ def select_prediction(fit: ConcomitantFit, significance: float = 0.05) -> tuple[
     if np.isfinite(fit.p_linear) and fit.p_linear < significance:
         return "refined", (f"law's linearity rejected (p = {fit.p_linear:.2g} < "
                            f"{significance:g}, {fit.n_users} users): {where}")
+    if not np.isfinite(fit.p_linear):
+        return "law", (f"linearity test not available (too few distinct ranks or users, "
+                       f"{fit.n_users} users): {where}")
     return "law", (f"linearity not rejected (p = {fit.p_linear:.2g} >= {significance:g}, "
                    f"{fit.n_users} users): {where}")

@@ -28,6 +28,8 @@ PANELS = [("hanna", "score_bartscore_sh", "HANNA: BARTScore-SH"),
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="docs/figures/public_data_law_vs_refined.png")
+    ap.add_argument("--concomitant-out", default="docs/figures/concomitant_hanna_bartscore.png",
+                    help="the concomitant curve of HANNA BARTScore-SH (ConcomitantFit.plot)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore", RuntimeWarning)
     fits = {}
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=160)
     print(f"wrote {args.out}")
+    ax = fits["hanna"].concomitant_["score_bartscore_sh"].plot()
+    ax.set_title("HANNA, BARTScore-SH: reward expected at each score rank", fontsize=9.5)
+    ax.figure.savefig(args.concomitant_out, dpi=160)
+    print(f"wrote {args.concomitant_out}")
     return 0
 
 

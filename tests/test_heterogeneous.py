@@ -111,6 +111,20 @@ def test_an_exact_piecewise_linear_concomitant_is_recovered_and_reproduces_the_e
     assert fit.predict([64])[0] == pytest.approx(u10 + (h[1] - h[0]) @ b, abs=1e-12)
 
 
+def test_concomitant_result_convention_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    t = td.simulate_heterogeneous_table(n_users=10, n_queries=4, seed=0)
+    fit = td.fit_concomitant(t, "score_between", n_boot=30)
+    summ = fit.summary
+    assert summ["quantity"].tolist() == ["slope_low", "hinge_0", "hinge_1", "p_linear"]
+    np.testing.assert_allclose(summ["estimate"][:3], fit.coef)
+    assert "p =" in str(fit)
+    ax = fit.plot()
+    assert len(ax.lines) >= 3 and ax.get_xlabel().startswith("normal score")
+
+
 def test_the_law_is_the_linear_case_on_gaussian_pools():
     # under the i.i.d. Gaussian truth the concomitant is linear with slope rho * sigma
     models = {"p": td.SimulatedRM(alpha=0.0, beta=0.0, rho_plus=0.6, rho_minus=0.0)}

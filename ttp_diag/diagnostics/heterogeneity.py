@@ -138,6 +138,7 @@ class ConcomitantFit(Result):
     _fitted: pd.DataFrame = field(repr=False, default=None)
     _fitted_oof: pd.DataFrame | None = field(repr=False, default=None)
     _pools: tuple[int, int] = (0, 0)
+    _data: tuple = field(repr=False, default=())
 
     @property
     def pool_sizes(self) -> tuple[int, int]:
@@ -184,6 +185,29 @@ class ConcomitantFit(Result):
                                       self.knots)
             out[~inside] = u_top + (h[1:] - h[0]) @ self.coef
         return out
+
+    def plot(self, ax=None):
+        """The concomitant curve: mean centred reward at each normal score (dots, user-weighted,
+        rounded to 0.05) and the fitted piecewise-linear curve, with the law's straight line
+        of the same overall least-squares slope for comparison (dashed)."""
+        ax = self._new_ax(ax)
+        z, y, w = self._data
+        zr = np.round(z / 0.05) * 0.05
+        pts = pd.DataFrame({"z": zr, "wy": w * y, "w": w}).groupby("z").sum()
+        ax.plot(pts.index, pts["wy"] / pts["w"], "o", ms=3, color="k", label="mean at rank")
+        grid = np.linspace(float(z.min()), float(z.max()), 200)
+        # the fit is on query-centred bases: centre the curve the same way (weighted mean)
+        centre = (w @ _design(z, self.knots)) / w.sum()
+        ax.plot(grid, (_design(grid, self.knots) - centre) @ self.coef, color="tab:blue",
+                lw=1.8, label="refined fit")
+        slope = float(np.sum(w * z * y) / np.sum(w * z * z))
+        ax.plot(grid, slope * grid, color="tab:red", ls="--", lw=1.2, label="linear (law)")
+        for k in self.knots:
+            ax.axvline(k, color="0.85", lw=0.8)
+        ax.set_xlabel(f"normal score of the {self.score} rank")
+        ax.set_ylabel("reward minus query mean")
+        ax.legend(fontsize=8, frameon=False)
+        return ax
 
     # result convention
     def _summary_frame(self) -> pd.DataFrame:
@@ -301,7 +325,8 @@ def fit_concomitant(table: pd.DataFrame, score: str, *, knots: Sequence[float] =
     return ConcomitantFit(score=score, knots=knots, coef=coef, coef_ci=coef_ci, wald=wald,
                           p_linear=p_lin, n_users=n_u, n_queries=int(m.size), n_boot=n_boot,
                           ci=ci_level, folds=folds if folds >= 2 else 0, _fitted=fitted,
-                          _fitted_oof=oof, _pools=(int(m.min()), int(m.max())))
+                          _fitted_oof=oof, _pools=(int(m.min()), int(m.max())),
+                          _data=(z, y, w))
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:

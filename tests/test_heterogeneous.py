@@ -189,6 +189,9 @@ def test_bestofn_prediction_options(hetero):
     row = auto.summary.set_index("score").loc["score_between"]
     assert row["prediction"] == "refined" and "held-out" in row["prediction_reason"]
     assert row["gain_error"] < 0.05 < 0.15 < row["gain_error_law"]
+    assert row["gain_error_refined_held_out"] < 0.05
+    assert np.isnan(law.summary.set_index("score").loc["score_between",
+                                                       "gain_error_refined_held_out"])
     assert (auto.predictions_.query("selector == 'score_between'")["prediction"]
             == "refined").all()
     assert "prediction=refined" in auto.summary_text()

@@ -143,17 +143,24 @@ class _BestOfNResults:
     def _prediction_fields(self, sel: str, shape: str, o: np.ndarray,
                            rnd: np.ndarray) -> dict[str, Any]:
         """Which prediction a row used, why, and the paper's law's gain error beside it."""
+        nan = float("nan")
         if sel == "oracle":
             return {"prediction": "calibration", "prediction_reason": "the oracle law's fit",
-                    "gain_error_law": float("nan")}
+                    "gain_error_law": nan, "gain_error_refined_held_out": nan}
         used = getattr(self, "prediction_", {}).get(sel, "law")
+        conc = getattr(self, "concomitant_", {}).get(sel)
         try:
             law = gain_error(self.predict(self.ns_, sel, shape, prediction="law"), o, rnd)
         except ValueError:
-            law = float("nan")
+            law = nan
+        try:  # the refined prediction from coefficients that never saw the user (cross-fitted)
+            held = (gain_error(conc.predict(self.ns_, held_out=True), o, rnd)
+                    if conc is not None and conc.folds else nan)
+        except ValueError:
+            held = nan
         return {"prediction": used,
                 "prediction_reason": getattr(self, "prediction_reason_", {}).get(sel, ""),
-                "gain_error_law": law}
+                "gain_error_law": law, "gain_error_refined_held_out": held}
 
     @property
     def summary(self) -> pd.DataFrame:

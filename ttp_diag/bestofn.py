@@ -205,7 +205,8 @@ class BestOfN(_BestOfNResults):
         folds) is below the law's in-sample gain error, else the law. The default follows the
         evidence in ``docs/public_data.md`` (issue 21): on i.i.d. simulations, the demo and two
         public human-evaluation sets the refined prediction was never worse. ``prediction_``
-        and ``prediction_reason_`` (and the summary) say which was used and why.
+        and ``prediction_reason_`` (and the summary: ``prediction``, ``prediction_reason``,
+        ``gain_error_law``, ``gain_error_refined_held_out``) say which was used and why.
     ci : float or None, default None
         Confidence level of the bootstrap over users (curves and, where
         :func:`ttp_diag.diagnose` supports it, diagnostics); None: no interval.

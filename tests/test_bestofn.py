@@ -17,8 +17,9 @@ REF = Path(__file__).parent / "data" / "demo_reference"
 def demo_fit():
     # the settings `ttp-diag demo` used before the statistics issue: both shapes, 95% bands from
     # 1000 resamples, seed 0, and the paper's definitions (pooled rho_u, query weights)
+    # prediction="law": these numbers pin the paper's law (issue 21 added the refined one)
     return td.BestOfN(shape=("sqrt_log", "gaussian"), ci=0.95, n_boot=1000, rho_u="pooled",
-                      weights="query").fit(td.load_demo())
+                      weights="query", prediction="law").fit(td.load_demo())
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_analyze_numbers_equal_the_cli_before_the_refactor():
 
     ref = json.loads((REF / "analyze_clip.json").read_text())
     got = analyze_table(td.load_demo(), None, ref["ns"], pool="clip", rho_u="pooled",
-                        weights="query")
+                        weights="query", prediction="law")
     np.testing.assert_allclose(got["oracle"], ref["oracle"], rtol=1e-13)
     np.testing.assert_allclose(got["calibration"]["c_sigma"], ref["calibration"]["c_sigma"],
                                rtol=1e-13)
@@ -69,7 +70,8 @@ def test_analyze_numbers_equal_the_cli_before_the_refactor():
 
 def test_recipe_matches_the_public_functions_step_by_step(sim):
     ns = [1, 2, 5, 10]
-    fit = td.BestOfN(ns=ns, shape="gaussian").fit(sim, ["score_det", "score_prob"])
+    fit = td.BestOfN(ns=ns, shape="gaussian", prediction="law").fit(sim, ["score_det",
+                                                                           "score_prob"])
     rnd = td.bon_curve(sim, "random", ns)["utility"].to_numpy()
     orc = td.bon_curve(sim, "oracle", ns)["utility"].to_numpy()
     cal = td.calibrate(ns, orc, shape="gaussian", mu=float(rnd[0]))

@@ -25,6 +25,7 @@ from .bestofn import BestOfN
 from .bon import bon_curve, bon_curves, bon_per_query, selection_weights
 from .datasets import demo_path, demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
+from .diagnostics.heterogeneity import ConcomitantFit, fit_concomitant, select_prediction
 from .exceptions import TtpDiagError
 from .mapping import map_columns
 from .metrics import (
@@ -35,7 +36,13 @@ from .metrics import (
     r_squared,
     rel_mae,
 )
-from .simulate import DEFAULT_MODELS, SimulatedRM, simulate_score_table
+from .simulate import (
+    DEFAULT_MODELS,
+    HeteroProxy,
+    SimulatedRM,
+    simulate_heterogeneous_table,
+    simulate_score_table,
+)
 from .table import ScoreTable, ScoreTableError, score_columns, validate_score_table
 from .theory import (
     DEFAULT_SHAPE,
@@ -70,6 +77,9 @@ __all__ = [
     "predict_bon_curve", "predict_bon_curve_per_query", "r_squared", "rel_mae",
     "score_columns", "selection_weights", "simulate_score_table", "total_correlation",
     "unified_law", "validate_score_table",
+    # issue 21: heterogeneous pools, the refined (concomitant) prediction
+    "ConcomitantFit", "HeteroProxy", "fit_concomitant", "select_prediction",
+    "simulate_heterogeneous_table",
 ]
 
 #: Exported names imported on first use: the analysis layer pulls in scipy.stats, which would

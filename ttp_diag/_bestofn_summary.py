@@ -162,7 +162,30 @@ class _BestOfNResults:
             "mean_capture": _mean_capture(o, orc, rnd, gap),
             **_gain_errors(p, o, orc, rnd),
             **diag,
+            **self._prediction_fields(sel, shape, o, rnd),
         }
+
+    def _prediction_fields(self, sel: str, shape: str, o: np.ndarray,
+                           rnd: np.ndarray) -> dict[str, Any]:
+        """Which prediction a row used, why, and the paper's law's gain error beside it."""
+        nan = float("nan")
+        if sel == "oracle":
+            return {"prediction": "calibration", "prediction_reason": "the oracle law's fit",
+                    "gain_error_law": nan, "gain_error_refined_held_out": nan}
+        used = getattr(self, "prediction_", {}).get(sel, "law")
+        conc = getattr(self, "concomitant_", {}).get(sel)
+        try:
+            law = gain_error(self.predict(self.ns_, sel, shape, prediction="law"), o, rnd)
+        except ValueError:
+            law = nan
+        try:  # the refined prediction from coefficients that never saw the user (cross-fitted)
+            held = (gain_error(conc.predict(self.ns_, held_out=True), o, rnd)
+                    if conc is not None and conc.folds else nan)
+        except ValueError:
+            held = nan
+        return {"prediction": used,
+                "prediction_reason": getattr(self, "prediction_reason_", {}).get(sel, ""),
+                "gain_error_law": law, "gain_error_refined_held_out": held}
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -213,7 +236,8 @@ class _BestOfNResults:
             lines.append(
                 f"{r['rm']:<24} alpha={r['alpha']:.3f} beta={r['beta']:.3f} "
                 f"rho_eff={r['rho_eff']:+.3f} relMAE={r['rel_mae']:.1%} "
-                f"gain_err={r['gain_error']:.0%} capture={r['mean_capture']:.3f}")
+                f"gain_err={r['gain_error']:.0%} capture={r['mean_capture']:.3f} "
+                f"prediction={r['prediction']}")
         lines.append(f"(capture: share of the oracle's gain over random, gain-weighted over "
                      f"N in {_ns_text(self.ns_)}, mean over users)")
         lines += [f"note: {n}" for n in self.notes]
@@ -277,7 +301,9 @@ class _BestOfNResults:
                 **self.diagnostics_[s].to_dict(), "observed": obs.tolist(),
                 "predicted": pred.tolist(), "rel_mae": err,
                 **{k: _none_if_nan(v) for k, v in _gain_errors(pred, obs, orc, rnd).items()},
-                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap))}
+                "capture_rate": _none_if_nan(_mean_capture(obs, orc, rnd, gap)),
+                "prediction": getattr(self, "prediction_", {}).get(s, "law"),
+                "prediction_reason": getattr(self, "prediction_reason_", {}).get(s, "")}
         return out
 
     # ------------------------------------------------------------------ plotting

@@ -8,7 +8,10 @@
    random-selection utility by default (every shape has ``g(1) = 0``, so the law starts at
    Random for N = 1 and only ``c sigma`` is fitted, as in the paper's Appendix C.1);
 3. **diagnose** every score column once (:func:`ttp_diag.diagnose`);
-4. **predict** each model's curve from its diagnostics and the calibration (Prop. 4.4).
+4. **predict** each model's curve from its diagnostics and the calibration (Prop. 4.4), or
+   with the refined (concomitant) prediction where the pool is not i.i.d.
+   (:mod:`ttp_diag.diagnostics.heterogeneity`); ``prediction=`` chooses, ``"auto"`` by the
+   evidence of the table itself.
 
 The command line (``ttp-diag analyze``, ``ttp-diag demo``, ``ttp-diag figures``), the HTML
 report and ``paper_figures/make_all.py`` all consume a fitted :class:`BestOfN` instead of
@@ -45,7 +48,9 @@ from ._bestofn_summary import _BestOfNResults
 from ._checks import check_ci, check_n_boot, check_names, check_ns, check_seed
 from .bon import bon_curves
 from .diagnostics import diagnose
+from .diagnostics.heterogeneity import fit_concomitant, select_prediction
 from .exceptions import ConfigError, NotFittedError, ScoreTableError
+from .metrics import gain_error
 from .table import ScoreTable, score_columns, validate_score_table
 from .theory import DEFAULT_SHAPE, SHAPES, Calibration, calibrate, predict_bon_curve
 
@@ -215,6 +220,19 @@ class BestOfN(_BestOfNResults):
     weights : {"user", "query"}, default "user"
         How :func:`ttp_diag.diagnose` averages queries into beta and rho+/-: each user equally,
         as utility does (package default), or each query equally (the paper).
+    prediction : {"auto", "law", "refined"}, default "auto"
+        How each reward model's curve is predicted: ``"law"``, the paper's unified law
+        (Prop. 4.4); ``"refined"``, the concomitant prediction
+        (:func:`ttp_diag.fit_concomitant`: the reward expected at each score rank, piecewise
+        linear with knots at the median and the top 16%, through the exact rank weights),
+        which holds on heterogeneous pools (not the ``refined=`` flag above, which is Eq. 30 of
+        the law); ``"auto"`` (default), per score column the refined
+        prediction where its *held-out* error (coefficients fitted on the other users, 5
+        folds) is below the law's in-sample gain error, else the law. The default follows the
+        evidence in ``docs/public_data.md`` (issue 21): on i.i.d. simulations, the demo and two
+        public human-evaluation sets the refined prediction was never worse. ``prediction_``
+        and ``prediction_reason_`` (and the summary: ``prediction``, ``prediction_reason``,
+        ``gain_error_law``, ``gain_error_refined_held_out``) say which was used and why.
     ci : float or None, default None
         Confidence level of the bootstrap over users (curves and diagnostics); None: no
         interval.
@@ -246,6 +264,10 @@ class BestOfN(_BestOfNResults):
         ``selector, shape, n, observed, predicted`` for the oracle and every score.
     best_shape_ : str
         The shape whose oracle fit has the highest R².
+    prediction_, prediction_reason_ : dict of str -> str
+        Per score column: ``"law"`` or ``"refined"``, and why.
+    concomitant_ : dict of str -> ConcomitantFit
+        The refined prediction's fit per score column (empty with ``prediction="law"``).
 
     Examples
     --------
@@ -265,6 +287,7 @@ class BestOfN(_BestOfNResults):
                  refined: bool = False, collapse_threshold: float = 0.1,
                  rho_u: Literal["pooled", "mean_query"] = "mean_query",
                  weights: Literal["user", "query"] = "user",
+                 prediction: Literal["auto", "law", "refined"] = "auto",
                  ci: float | None = None, n_boot: int = 1000, seed: int | None = 0) -> None:
         self.ns = ns
         self.shape = shape
@@ -275,6 +298,7 @@ class BestOfN(_BestOfNResults):
         self.collapse_threshold = collapse_threshold
         self.rho_u = rho_u
         self.weights = weights
+        self.prediction = prediction
         self.ci = ci
         self.n_boot = n_boot
         self.seed = seed
@@ -358,12 +382,53 @@ class BestOfN(_BestOfNResults):
         if ci is not None:
             kw.update(ci=ci, n_boot=n_boot, seed=seed)
         self.diagnostics_ = {s: diagnose(st, s, **kw) for s in sc}
+        self._choose_predictions(val, sc, seed)
         self.predictions_ = pd.concat(
             [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
                            "observed": self._observed(sel),
-                           "predicted": self.predict(ns, sel, shape)})
+                           "predicted": self.predict(ns, sel, shape),
+                           "prediction": self.prediction_.get(sel, "calibration")})
              for shape in shapes for sel in ["oracle", *sc]], ignore_index=True)
         return self
+
+    def _choose_predictions(self, val: pd.DataFrame, scores: list[str], seed) -> None:
+        """Fill ``concomitant_``, ``prediction_`` and ``prediction_reason_`` (see
+        ``prediction`` in the class docstring)."""
+        if self.prediction not in ("auto", "law", "refined"):
+            raise ConfigError(f"prediction must be 'auto', 'law' or 'refined'; got "
+                             f"{self.prediction!r}.")
+        self.concomitant_: dict[str, Any] = {}
+        self.prediction_: dict[str, str] = {}
+        self.prediction_reason_: dict[str, str] = {}
+        if self.prediction == "law":
+            for s in scores:
+                self.prediction_[s] = "law"
+                self.prediction_reason_[s] = "prediction='law': the paper's law (Prop. 4.4)"
+            return
+        ns = self.ns_
+        rnd = self._observed("random")
+        for s in scores:
+            fit = fit_concomitant(val, s, split=None, validate=False, seed=seed or 0)
+            self.concomitant_[s] = fit
+            test = select_prediction(fit)[1]
+            if self.prediction == "refined":
+                self.prediction_[s] = "refined"
+                self.prediction_reason_[s] = f"prediction='refined'; {test}"
+                continue
+            obs = self._observed(s)
+            try:
+                law = gain_error(self.predict(ns, s, prediction="law"), obs, rnd)
+                held = gain_error(fit.predict(ns, held_out=True), obs, rnd)
+            except ValueError:  # no gain over random: nothing to choose on
+                self.prediction_[s] = "law"
+                self.prediction_reason_[s] = "auto: no gain over random to compare on; law"
+                continue
+            used = "refined" if held <= law else "law"
+            self.prediction_[s] = used
+            self.prediction_reason_[s] = (
+                f"auto: held-out gain error of the refined prediction {held:.3f} "
+                f"{'<=' if used == 'refined' else '>'} the law's {law:.3f} ({fit.folds}-fold "
+                f"over {fit.n_users} users); {test}")
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:
@@ -415,12 +480,14 @@ class BestOfN(_BestOfNResults):
         return self.user_curves_
 
     def predict(self, ns: Sequence[float] | np.ndarray, score: str | None = None,
-                shape: str | None = None) -> np.ndarray:
-        """The law's utility at any ``ns`` (also past the pool size).
+                shape: str | None = None, *, prediction: str | None = None) -> np.ndarray:
+        """The predicted utility at any ``ns`` (also past the pool size).
 
         ``score``: a score column (its four diagnostics in Prop. 4.4), ``"oracle"`` (the
         calibration) or ``"random"`` (flat at mu); default: the first score column. ``shape``:
-        default the primary shape.
+        default the primary shape (the law's; the refined prediction has no shape).
+        ``prediction``: ``"law"`` or ``"refined"``; default the one chosen at fit
+        (``prediction_``).
         """
         self._check_fitted()
         cal = self.calibration(shape)
@@ -432,6 +499,15 @@ class BestOfN(_BestOfNResults):
         if score not in self.diagnostics_:
             raise KeyError(f"{score!r} was not fitted; fitted score columns: "
                            f"{', '.join(self.scores_)}.")
+        used = prediction or getattr(self, "prediction_", {}).get(score, "law")
+        if used == "refined":
+            if score not in getattr(self, "concomitant_", {}):
+                self.concomitant_[score] = fit_concomitant(self.table_, score, split=None,
+                                                           validate=False,
+                                                           seed=self.seed_ or 0)
+            return self._predict_refined(ns, score, cal)
+        if used != "law":
+            raise ConfigError(f"prediction must be 'law' or 'refined'; got {prediction!r}.")
         return predict_bon_curve(ns, self.diagnostics_[score], cal, refined=self.refined)
 
     def verdict(self, n: int | None = None, *, unit: str = "") -> Any:
@@ -484,10 +560,27 @@ class BestOfN(_BestOfNResults):
 
         tab = self.summary
         cols = ["rm", "shape", "alpha", "beta", "rho_eff", "rel_mae", "gain_error",
-                f"capture_N{self.ns_[-1]}"]
-        tab = tab[(tab["shape"] == self.best_shape_) & (tab["score"] != "oracle")][cols]
+                "mean_capture", "prediction"]
+        tab = tab[(tab["shape"] == self.shapes[0]) & (tab["kind"] == "reward_model")][cols]
         ax = self.plot("gain")
         ax.figure.set_size_inches(5.2, 3.4)
         png = figure_png_bytes(ax.figure, dpi=90)
         plt.close(ax.figure)
         return result_html(self.verdict(), tab, png)
+
+    def _predict_refined(self, ns, score: str, cal: Calibration) -> np.ndarray:
+        """The refined prediction inside the pool; past the largest pool M it continues with
+        the law's increments, ``U_refined(M) + law(N) - law(M)``: on held-out N of the public
+        tables this extrapolated better than either curve alone (docs/public_data.md)."""
+        conc = self.concomitant_[score]
+        arr = np.atleast_1d(np.asarray(ns, dtype=float))
+        largest = conc.pool_sizes[1]
+        out = np.empty(arr.size)
+        inside = arr <= largest
+        if inside.any():
+            out[inside] = conc.predict(arr[inside])
+        if (~inside).any():
+            law = predict_bon_curve(np.concatenate(([float(largest)], arr[~inside])),
+                                    self.diagnostics_[score], cal, refined=self.refined)
+            out[~inside] = conc.predict([largest])[0] + law[1:] - law[0]
+        return out

@@ -442,6 +442,10 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     rep.pre(f"Curve shape: {shape0} (the default; oracle fit R² "
             f"{fit.calibrations_[shape0].r2:.3f}); best oracle fit: {best} (R² "
             f"{fit.calibrations_[best].r2:.3f})\n" + summary + "\n" + _SUMMARY_KEY)
+    # issue 21: which prediction each model's curve uses (law or refined), and why
+    rep.pre("Prediction used per reward model (BestOfN(prediction=...)):\n" + "\n".join(
+        f"{selector_label(sc)}: {fit.prediction_.get(sc, 'law')} -- "
+        f"{fit.prediction_reason_.get(sc, '')}" for sc in scores))
 
     rep.heading("Best-of-N curves with theory")
     for shape in sorted(REPORT_SHAPES, key=lambda s: s != shape0):

@@ -212,3 +212,128 @@ def simulate_score_table(n_users: int = 40, n_queries: int = 10, n_candidates: i
             table[f"var_{name}"] = 1e-4 + 0.5 * err**2 + 0.8 * sigma**2 * rng.random(n_rows)
     table["difficulty"] = difficulty[user_idx]
     return table
+
+
+# --------------------------------------------------------------------------------------------
+# Heterogeneous pools (issue 21): candidates from several systems per query
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeteroProxy:
+    """A proxy score of a heterogeneous pool, with its own correlation between and within systems.
+
+    ``rho_between``: correlation of the proxy's per-(query, system) part with the system's true
+    quality in that query; ``rho_within``: correlation of its per-candidate part with the
+    candidate's deviation from its system. ``between_sd`` and ``within_sd`` scale the two parts.
+    """
+
+    rho_between: float = 0.0
+    rho_within: float = 0.0
+    between_sd: float = 1.0
+    within_sd: float = 1.0
+
+
+#: "between" tells good systems from bad (and its system part dominates the score) but not the
+#: best candidates apart; "within" the reverse; "both" is informative at both levels
+DEFAULT_HETERO_PROXIES = {
+    "between": HeteroProxy(rho_between=0.9, rho_within=0.0, between_sd=2.0),
+    "within": HeteroProxy(rho_between=0.0, rho_within=0.8, between_sd=0.5),
+    "both": HeteroProxy(rho_between=0.6, rho_within=0.6),
+}
+
+
+def simulate_heterogeneous_table(n_users: int = 40, n_queries: int = 10, *,
+                                 offsets: tuple[float, ...] = (-0.08, -0.04, 0.0, 0.03),
+                                 spreads: tuple[float, ...] = (0.02, 0.03, 0.04, 0.05),
+                                 per_system: int = 4, system_sd: float = 0.02,
+                                 proxies: dict | None = None, mu: float = 0.15,
+                                 user_mu_sd: float = 0.02, seed: int = 0) -> pd.DataFrame:
+    """A score table whose pools mix K systems, with known between/within-system correlations.
+
+    Generative model (K = ``len(offsets)`` systems, each contributing ``per_system``
+    candidates to every query, so pools hold ``K * per_system`` candidates):
+
+    * user u has a mean reward ``mu_u ~ N(mu, user_mu_sd^2)``;
+    * in query q, system k has quality ``m_qk = offsets[k] + system_sd * xi_qk`` (the systems'
+      order changes from query to query when ``system_sd`` is comparable to the offsets' gaps);
+    * candidate j of system k has true reward ``r = mu_u + m_qk + spreads[k] * z``,
+      ``z ~ N(0, 1)`` i.i.d.;
+    * a proxy ``p`` (:class:`HeteroProxy`) scores it
+      ``s = between_sd (rho_between m~_qk + sqrt(1 - rho_between^2) eta_qk)
+      + within_sd (rho_within z + sqrt(1 - rho_within^2) e)`` with ``m~_qk`` the standardized
+      system quality ``(m_qk - mean(offsets)) / sqrt(var(offsets) + system_sd^2)`` and fresh
+      ``eta_qk, e ~ N(0, 1)``.
+
+    With one system (``offsets=(0,)``) this is the i.i.d. Gaussian model of the paper's theory
+    with ``rho = rho_within``; with several, the reward is a mixture and the proxy's top
+    candidates are not those a single correlation implies, which is where the paper's law
+    fails and :func:`ttp_diag.fit_concomitant` does not.
+
+    Parameters
+    ----------
+    n_users, n_queries : int
+        Users and validation queries per user.
+    offsets, spreads : sequence of float
+        Per-system mean quality offset and within-system reward SD (same length K).
+    per_system : int
+        Candidates per system and query.
+    system_sd : float
+        SD of a system's quality from query to query.
+    proxies : dict of str -> HeteroProxy, optional
+        Default :data:`DEFAULT_HETERO_PROXIES` (``between``, ``within``, ``both``).
+    mu, user_mu_sd : float
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``user_id, query_id, cand_id, system, split ("val"), reward, score_<name>``.
+
+    Examples
+    --------
+    >>> t = simulate_heterogeneous_table(n_users=2, n_queries=3, seed=0)
+    >>> t.shape, sorted(t["system"].unique().tolist())
+    ((96, 9), [0, 1, 2, 3])
+    """
+    off = np.asarray(offsets, dtype=float)
+    sp = np.asarray(spreads, dtype=float)
+    k = off.size
+    if k < 1 or sp.shape != off.shape or np.any(sp <= 0):
+        raise ValueError(f"offsets and spreads must have the same length K >= 1 and spreads "
+                         f"must be > 0; got offsets={list(offsets)}, spreads={list(spreads)}.")
+    if n_users < 1 or n_queries < 1 or per_system < 1 or k * per_system < 2:
+        raise ValueError(f"need n_users, n_queries, per_system >= 1 and at least 2 candidates "
+                         f"per query; got {n_users}, {n_queries}, {per_system} (K={k}).")
+    if system_sd < 0:
+        raise ValueError(f"system_sd must be >= 0; got {system_sd}.")
+    proxies = DEFAULT_HETERO_PROXIES if proxies is None else proxies
+    for name, p in proxies.items():
+        if not (-1 <= p.rho_between <= 1 and -1 <= p.rho_within <= 1):
+            raise ValueError(f"proxy {name!r}: correlations must lie in [-1, 1]; got "
+                             f"rho_between={p.rho_between}, rho_within={p.rho_within}.")
+    rng = np.random.default_rng(seed)
+    n_q = n_users * n_queries
+    m = k * per_system
+    mu_u = mu + user_mu_sd * rng.standard_normal(n_users)
+    quality = off[None, :] + system_sd * rng.standard_normal((n_q, k))  # (query, system)
+    scale = np.sqrt(off.var() + system_sd ** 2)
+    std_quality = (quality - off.mean()) / scale if scale > 0 else np.zeros_like(quality)
+    system = np.tile(np.repeat(np.arange(k), per_system), n_q)
+    q_idx = np.repeat(np.arange(n_q), m)
+    u_idx = q_idx // n_queries
+    z = rng.standard_normal(n_q * m)
+    reward = mu_u[u_idx] + quality[q_idx, system] + sp[system] * z
+    uid = np.char.add("user_", np.char.zfill(u_idx.astype(str), 3))
+    table = pd.DataFrame({
+        "user_id": uid,
+        "query_id": np.char.add(np.char.add(uid, "/q"),
+                                np.char.zfill((q_idx % n_queries).astype(str), 3)),
+        "cand_id": np.tile(np.arange(m), n_q), "system": system, "split": "val",
+        "reward": reward})
+    for name, p in proxies.items():
+        eta = rng.standard_normal((n_q, k))
+        e = rng.standard_normal(n_q * m)
+        between = p.rho_between * std_quality + np.sqrt(1 - p.rho_between ** 2) * eta
+        within = p.rho_within * z + np.sqrt(1 - p.rho_within ** 2) * e
+        table[f"score_{name}"] = p.between_sd * between[q_idx, system] + p.within_sd * within
+    return table

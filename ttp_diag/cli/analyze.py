@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-mu", action="store_true",
                    help="fit mu from the oracle curve too (default: mu = the exact random "
                         "utility, only c*sigma is fitted)")
+    p.add_argument("--prediction", choices=("auto", "law", "refined"), default="auto",
+                   help="curve prediction: the paper's law, the refined (concomitant) one for "
+                        "heterogeneous pools, or auto (per model, by held-out error; default)")
     p.add_argument("--json", action="store_true",
                    help="print machine-readable JSON (with the verdict's sentences and "
                         "findings under 'verdict')")
@@ -75,7 +78,7 @@ def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequenc
                   collapse_threshold: float = 0.1, rho_u: str = "mean_query",
                   weights: str = "user", refined: bool = False, pool: str | None = None,
                   fit_mu: bool = False, ci: float | None = None, n_boot: int = 1000,
-                  seed: int | None = 0) -> dict[str, Any]:
+                  seed: int | None = 0, prediction: str = "auto") -> dict[str, Any]:
     """The numbers ``ttp-diag analyze`` prints, as a dict (also ``--json``): one
     :class:`ttp_diag.BestOfN` fit, :meth:`~ttp_diag.BestOfN.to_dict`, plus ``verdict``
     (``headline``, ``text`` per score column and the tidy ``findings``)."""
@@ -83,7 +86,8 @@ def analyze_table(table: pd.DataFrame, scores: Sequence[str] | None, ns: Sequenc
 
     fit = BestOfN(ns, shape=shape, mu="fit" if fit_mu else "random", split=split, pool=pool,
                   refined=refined, collapse_threshold=collapse_threshold, rho_u=rho_u,
-                  weights=weights, ci=ci, n_boot=n_boot, seed=seed).fit(table, scores)
+                  weights=weights, prediction=prediction, ci=ci, n_boot=n_boot,
+                  seed=seed).fit(table, scores)
     out = fit.to_dict()
     v = fit.verdict()
     out["verdict"] = {"headline": v.headline,
@@ -107,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
     res = analyze_table(table, scores, ns, shape=args.shape,
                         split=None if args.split == "all" else args.split,
                         collapse_threshold=args.collapse_threshold, rho_u=args.rho_u,
-                        weights=args.weights, refined=args.refined,
-                        pool=args.pool or ("error" if args.ns else None),
-                        fit_mu=args.fit_mu, ci=args.ci, n_boot=args.n_boot, seed=args.seed)
+                        weights=args.weights, refined=args.refined, pool=args.pool,
+                        fit_mu=args.fit_mu, ci=args.ci, n_boot=args.n_boot, seed=args.seed,
+                        prediction=args.prediction)
     if args.json:
         json.dump(res, sys.stdout, indent=2, default=float)
         print()
@@ -142,9 +146,11 @@ def run(args: argparse.Namespace) -> int:
                                        else 100 * m["rel_mae_flat"]),
                      "gain err": m["gain_error"], "capture err": m["capture_error"],
                      "flat capture err": m["capture_error_flat"],
-                     "capture": m["capture_rate"]})
+                     "capture": m["capture_rate"], "prediction": m.get("prediction", "law")})
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for s, m in res["models"].items():
+        print(f"prediction of {s}: {m.get('prediction', 'law')} ({m.get('prediction_reason')})")
     print("(relMAE: error relative to the utility's level; gain err: error relative to the gain "
           "over random; a flat 'no gain' prediction has gain error 1, its relMAE and capture "
           "error are the 'flat' columns; column key: docs/glossary.md)")

@@ -227,3 +227,57 @@ def n_to_close_gap(share, diagnostics=None, calibration=None, n_ref: int = 30, *
                     lo = mid + 1
             out[i] = float(lo)
     return float(out[0]) if np.ndim(share) == 0 else out
+
+
+def _hinge_of_max_scalar(n: float, knot: float) -> float:
+    """E[(M_n - knot)_+] for M_n the maximum of n i.i.d. standard normals (quadrature)."""
+    from scipy import integrate, special
+
+    def integrand(x: float) -> float:
+        dens = np.exp(np.log(n) + special.log_ndtr(x) * (n - 1.0) - 0.5 * x * x) / np.sqrt(
+            2.0 * np.pi)
+        return (x - knot) * dens
+
+    hi = max(knot, np.sqrt(2.0 * np.log(max(n, 2.0)))) + 12.0
+    val, _ = integrate.quad(integrand, knot, hi, epsabs=1e-13, epsrel=1e-11, limit=200)
+    tail, _ = integrate.quad(integrand, hi, np.inf, epsabs=1e-13, limit=50)
+    return float(val + tail)
+
+
+def expected_hinge_of_max(ns, knots) -> np.ndarray:
+    """Expected piecewise-linear basis at the maximum of N standard normals.
+
+    Row ``i`` is ``[E M_N, E (M_N - k_1)_+, ..., E (M_N - k_K)_+]`` for ``N = ns[i]``, where
+    ``M_N`` is the largest of N i.i.d. standard normal variables. With the concomitant curve
+    ``E[r | z] = mu + b_0 z + sum_j b_j (z - k_j)_+`` of a selector's normal score ``z``, the
+    Best-of-N utility of drawing N candidates from the same population is
+    ``mu + b . (row(N) - row(1))`` (David & Nagaraja 2003, Sec. 6.8; Yang 1977): the law of
+    Proposition 4.4 with the Gaussian shape is the case without knots, ``b_0 = rho sigma``.
+
+    Parameters
+    ----------
+    ns : array_like
+        Candidate counts N >= 1 (real N allowed).
+    knots : sequence of float
+        Knots ``k_j`` of the hinge terms (may be empty).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(ns), 1 + len(knots))``.
+
+    Examples
+    --------
+    >>> np.round(expected_hinge_of_max([1, 10], [0.0]), 4)  # E(Z)_+ = 1/sqrt(2 pi) at N = 1
+    array([[0.    , 0.3989],
+           [1.5388, 1.5389]])
+    """
+    from .extremes import _as_ns, expected_max_normal
+
+    arr = np.atleast_1d(_as_ns(ns)).astype(float)
+    knots = [float(k) for k in knots]
+    out = np.empty((arr.size, 1 + len(knots)))
+    out[:, 0] = np.atleast_1d(expected_max_normal(arr))
+    for j, k in enumerate(knots):
+        out[:, j + 1] = [_hinge_of_max_scalar(float(n), k) for n in arr]
+    return out

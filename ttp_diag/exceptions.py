@@ -19,7 +19,8 @@ ScoreTableError         3     a score table breaks the contract (:mod:`ttp_diag.
 DataError               4     a malformed input record in a data file (:mod:`ttp_diag.gen.data`)
 InputFileError          5     a file is missing, empty, of the wrong format or unreadable
 CorruptFileError        6     a file fails its checksum or is truncated
-ConfigError             7     inconsistent or invalid settings
+ConfigError             7     inconsistent or invalid settings (EngineError: an engine such
+                              as Ray is not installed or its address unreachable)
 RunFolderError          8     a run folder is locked, belongs to other settings, or is damaged
 NotFittedError          9     a model is used before ``fit``
 TimeBudgetExceeded      75    a ``--time-budget`` ran out; the run resumes where it stopped
@@ -46,6 +47,7 @@ __all__ = [
     "InputFileError",
     "CorruptFileError",
     "ConfigError",
+    "EngineError",
     "RunFolderError",
     "NotFittedError",
     "TimeBudgetExceeded",
@@ -92,6 +94,10 @@ class ConfigError(TtpDiagError, ValueError):
     """Invalid or inconsistent settings; the message names the setting and the fix."""
 
     exit_code = 7
+
+
+class EngineError(ConfigError):
+    """An execution engine cannot be used (Ray not installed, its address unreachable)."""
 
 
 class RunFolderError(TtpDiagError, ValueError):

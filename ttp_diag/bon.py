@@ -256,7 +256,9 @@ def bon_curves(table: pd.DataFrame | ScoreTable, scores, ns, **kwargs) -> pd.Dat
 
 def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
                       rows_per_batch: int = 1_000_000, pool: str = "error",
-                      progress: bool = False, users_per_chunk: int | None = None) -> pd.DataFrame:
+                      progress: bool = False, users_per_chunk: int | None = None,
+                      engine: str = "local", workers: int | None = None,
+                      address: str | None = None) -> pd.DataFrame:
     """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
 
     Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
@@ -268,8 +270,8 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
 
     Parameters
     ----------
-    source : str, path or pyarrow.dataset.Dataset
-        A Parquet file, a directory of Parquet files, or a dataset.
+    source : str, path, list of paths or pyarrow.dataset.Dataset
+        A Parquet file, a directory of Parquet files, a list of files, or a dataset.
     score, ns, split, pool
         As in :func:`bon_curve`.
     rows_per_batch : int, default 1_000_000
@@ -278,6 +280,16 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
         Print one line per batch.
     users_per_chunk : int, optional
         Deprecated and ignored (batches are sized by rows); kept so old calls still run.
+    engine : {"local", "ray"}, default "local"
+        ``"ray"``: each file's exact partial sums in a Ray task of its own (``workers`` at
+        once), added up in this process (:mod:`ttp_diag.dataset`); equal to ``"local"`` up to
+        float rounding (1e-12). Each query's rows must sit in one file (checked: a
+        ``ScoreTableError`` names the query and its files). Needs the ``ray`` extra.
+    workers : int, optional
+        Ray tasks at once (default: the cluster's CPUs).
+    address : str, optional
+        A running Ray cluster (default: the Ray of this process, else a local one for the
+        call).
 
     Returns
     -------
@@ -300,5 +312,13 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
     if users_per_chunk is not None:
         warnings.warn("users_per_chunk is deprecated and ignored: bon_curve_dataset reads in "
                       "batches of rows_per_batch rows.", DeprecationWarning, stacklevel=2)
+    if engine == "ray":
+        from .dataset import curve_by_file
+
+        return curve_by_file(source, score, _as_int_ns(ns), split=split,
+                             rows_per_batch=rows_per_batch, pool=pool, progress=progress,
+                             workers=workers, address=address)
+    if engine != "local":
+        raise ValueError(f"engine must be 'local' or 'ray'; got {engine!r}.")
     return stream_curve(source, score, _as_int_ns(ns), split=split,
                         rows_per_batch=rows_per_batch, pool=pool, progress=progress)

@@ -287,6 +287,11 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, got {until!r}")
     config.validate()
+    if config.engine == "ray":  # refuse a missing Ray or a dead address before any stage runs
+        from ttp_diag._ray import check_address, import_ray
+
+        import_ray()
+        check_address(config.ray_address)
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} is an existing file; give a folder path "

@@ -286,6 +286,13 @@ def ray_score_table(session: RaySession, table: pd.DataFrame, *, rm_dir: str | o
                                "backbone": backbone, "threads": threads},
         num_cpus=1)
     out = _collect(ds, progress, "scores", len(blocks))
-    if len(out) != len(table):
+    if not np.array_equal(out["_row"].to_numpy(), np.arange(len(table))):
         raise RuntimeError(f"Ray returned {len(out)} scored rows for {len(table)}")
-    return out.drop(columns=["_row"])
+    out = out.drop(columns=["_row"])
+    src = table.reset_index(drop=True)
+    for c in out.columns:  # the input's columns as they were (Arrow changed their dtypes)
+        if c in src.columns:
+            out[c] = src[c]
+        else:  # the new score columns: float64, as score_table makes them
+            out[c] = out[c].to_numpy(dtype=float)
+    return out

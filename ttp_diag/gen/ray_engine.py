@@ -134,7 +134,9 @@ class RayCandidateGenerator(CandidateGenerator):
     Attributes
     ----------
     stats_ : dict
-        As the base class's, plus ``ray_workers_used``: actors that returned a chunk.
+        As the base class's, plus ``ray_workers_used`` (actors that returned a chunk) and
+        ``ray_first_chunk_seconds`` (from submitting the dataset to the first chunk back:
+        the actors' start-up, a fresh process each, plus one chunk).
     workers_used_ : set of str
         ``<host>-<pid>`` of those actors.
 
@@ -174,7 +176,10 @@ class RayCandidateGenerator(CandidateGenerator):
                                    "worker_dir": self.worker_dir},
             **_worker_resources(self.config),
         )
+        t0 = time.perf_counter()
         for row in ds.iter_rows():
+            if self.first_chunk_seconds_ is None:  # actor start-up (+ one chunk)
+                self.first_chunk_seconds_ = time.perf_counter() - t0
             self.workers_used_.add(str(row["worker"]))
             i = int(row["chunk"])
             yield todo[i], seeds[i], json.loads(row["texts"]), float(row["seconds"])
@@ -186,10 +191,12 @@ class RayCandidateGenerator(CandidateGenerator):
         """:meth:`CandidateGenerator.run`; if Ray gives up, resume from the run folder."""
         ray = self.session.ray
         self.workers_used_: set[str] = set()
+        self.first_chunk_seconds_: float | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 out = super().run(examples, out_dir, **kwargs)
                 self.stats_["ray_workers_used"] = len(self.workers_used_)
+                self.stats_["ray_first_chunk_seconds"] = self.first_chunk_seconds_
                 return out
             except ray.exceptions.RayError as exc:
                 if attempt == MAX_ATTEMPTS:

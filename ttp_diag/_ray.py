@@ -13,6 +13,7 @@ A :class:`RaySession` joins the Ray that is already running in this process, or 
 from __future__ import annotations
 
 import logging
+import operator
 import socket
 
 from .exceptions import EngineError
@@ -106,6 +107,14 @@ class RaySession:
                  num_cpus: int | None = None):
         import time
 
+        if workers is not None:
+            try:
+                ok = not isinstance(workers, bool) and operator.index(workers) >= 1
+            except TypeError:
+                ok = False
+            if not ok:
+                raise EngineError(f"workers must be a whole number >= 1 (Ray workers at once); "
+                                  f"got {workers!r}")
         ray = import_ray()
         t0 = time.perf_counter()
         self.owned = False
@@ -129,8 +138,6 @@ class RaySession:
         ctx.enable_progress_bars = False  # one tqdm line per stage is ours
         ctx.print_on_execution_start = False
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
-            raise EngineError(f"workers must be a whole number >= 1; got {workers!r}")
         self.workers = int(workers) if workers is not None else max(1, cpus)
         self.ray = ray
 

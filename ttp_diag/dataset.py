@@ -74,20 +74,14 @@ def _file_partial(path: str, score: str, ns: np.ndarray, split, rows_per_batch: 
 
 
 def curve_by_file(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
-                  progress: bool, engine: str = "ray", workers: int | None = None,
+                  progress: bool, workers: int | None = None,
                   address: str | None = None) -> pd.DataFrame:
-    """Population curve from per-file exact partial sums (see ``bon_curve_dataset``)."""
+    """Population curve from per-file exact partial sums on Ray (see ``bon_curve_dataset``)."""
+    from ._ray import RaySession
+
     check_stream_args(rows_per_batch, pool)
     files = dataset_files(source)
     t0 = time.perf_counter()
-    if engine == "local":
-        partials = []
-        for i, f in enumerate(files):
-            partials.append(_file_partial(f, score, ns, split, rows_per_batch, pool))
-            if progress:
-                print(f"file {i + 1}/{len(files)} done ({time.perf_counter() - t0:.1f} s)")
-        return finish(partials, score, ns, split=split, pool=pool, names=files)
-    from ._ray import RaySession
 
     with RaySession(address, workers=workers) as session:
         ray = session.ray

@@ -12,6 +12,7 @@ A :class:`RaySession` joins the Ray that is already running in this process, or 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import operator
 import socket
@@ -125,13 +126,26 @@ class RaySession:
                 kw.update(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
             else:
                 kw["address"] = address
-            try:
-                ray.init(**kw)
-            except ConnectionError as exc:
-                raise EngineError(
-                    f"could not connect to Ray at {address!r} ({exc}); start the cluster "
-                    "(`ray start --head`) or leave the address out for a local Ray"
-                ) from None
+            for attempt in (1, 2):
+                try:
+                    ray.init(**kw)
+                    break
+                except ConnectionError as exc:
+                    raise EngineError(
+                        f"could not connect to Ray at {address!r} ({exc}); start the cluster "
+                        "(`ray start --head`) or leave the address out for a local Ray"
+                    ) from None
+                except Exception as exc:  # Ray raises a bare Exception when startup times out
+                    if "timed out during startup" not in str(exc):
+                        raise
+                    with contextlib.suppress(Exception):
+                        ray.shutdown()
+                    if attempt == 2:
+                        raise EngineError(
+                            f"Ray did not start in time, twice ({exc}); the machine is probably "
+                            "overloaded: retry later, or start Ray yourself (`ray start --head`) "
+                            "and pass its address"
+                        ) from None
             self.owned = True
         self.startup_seconds = time.perf_counter() - t0
         ctx = ray.data.DataContext.get_current()

@@ -97,8 +97,9 @@ def test_ray_run_with_two_workers_equals_the_single_process_run(tmp_path, tiny_b
 
 
 def test_killed_ray_worker_loses_and_duplicates_no_rows(tmp_path, ray_local):
-    """SIGKILL the only generation actor after the first query file: Ray restarts it and
-    retries its chunk; one worker ends with the single-process rows, none lost or doubled."""
+    """A run stopped by its budget, resumed on Ray with the only actor SIGKILLed after its first
+    query file: Ray restarts it and retries its chunk; one worker ends with the single-process
+    rows, none lost or doubled."""
     qids = [f"q{i:02d}" for i in range(14)]
     examples = pd.DataFrame({"query_id": qids, "user_id": [f"u{i % 3}" for i in range(14)],
                              "split": "val",
@@ -123,8 +124,19 @@ def test_killed_ray_worker_loses_and_duplicates_no_rows(tmp_path, ray_local):
         killed.append(pid)
 
     session = RaySession(workers=1)  # joins the module's Ray
+    # first a run stopped by its time budget (should_stop) after 3 queries: partial, resumable
+    out = tmp_path / "ray"
+
+    def n_files() -> int:
+        return sum(1 for f in out.glob("*.json") if not f.name.startswith("_"))
+
+    part = RayCandidateGenerator(cfg, session=session, **sampling)
+    first = part.run(examples, out, should_stop=lambda: n_files() >= 3)
+    assert part.stats_["complete"] is False and 3 <= first["query_id"].nunique() < len(qids)
+    n_first = n_files()
+    # then the resume on Ray, with its only actor killed after the first new query file
     gen = RayCandidateGenerator(cfg, session=session, worker_dir=workers, **sampling)
-    got = gen.run(examples, tmp_path / "ray", callback=kill_once)
+    got = gen.run(examples, out, callback=kill_once)
     assert killed, "the worker was never killed"
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
@@ -133,7 +145,8 @@ def test_killed_ray_worker_loses_and_duplicates_no_rows(tmp_path, ray_local):
     assert len(pids) == 2 and killed[0] in pids  # ... and a restarted actor finished the run
     pd.testing.assert_frame_equal(got, want)  # 0 rows lost, 0 duplicated, same texts
     assert not got.duplicated(["query_id", "cand_id"]).any()
-    assert gen.stats_["queries_generated"] == len(qids)
+    assert gen.stats_["queries_generated"] == len(qids) - n_first
+    assert gen.stats_["complete"] is True
     again = load_candidates(tmp_path / "ray", examples)
     pd.testing.assert_frame_equal(again, want)
 

@@ -177,13 +177,14 @@ class RayCandidateGenerator(CandidateGenerator):
             **_worker_resources(self.config),
         )
         t0 = time.perf_counter()
-        for row in ds.iter_rows():
+        for k, row in enumerate(ds.iter_rows(), start=1):
             if self.first_chunk_seconds_ is None:  # actor start-up (+ one chunk)
                 self.first_chunk_seconds_ = time.perf_counter() - t0
             self.workers_used_.add(str(row["worker"]))
             i = int(row["chunk"])
             yield todo[i], seeds[i], json.loads(row["texts"]), float(row["seconds"])
-            if should_stop is not None and should_stop():
+            # as in the single process: checked before a chunk that is still to come
+            if k < len(todo) and should_stop is not None and should_stop():
                 yield None, None, None, None
                 return
 

@@ -39,16 +39,19 @@ def _open(source):
 
     from .exceptions import InputFileError
 
-    if not Path(str(source)).exists():
-        raise InputFileError(f"Parquet source {str(source)!r} does not exist; check the path.")
+    paths = [str(p) for p in source] if isinstance(source, (list, tuple)) else [str(source)]
+    for p in paths:
+        if not Path(p).exists():
+            raise InputFileError(f"Parquet source {p!r} does not exist; check the path.")
     try:
-        return ds.dataset(str(source), format="parquet")
+        return ds.dataset(paths if isinstance(source, (list, tuple)) else paths[0],
+                          format="parquet")
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputFileError(
-            f"{str(source)!r} is not a Parquet file or a folder of only Parquet files "
-            f"({' '.join(str(exc).split())[:200]}); give a .parquet file or a folder holding "
-            f"nothing else, or read other formats with ttp_diag.io.read_table and call "
-            f"bon_curve.") from exc
+            f"{', '.join(map(repr, paths))[:200]} is not a Parquet file or a folder of only "
+            f"Parquet files ({' '.join(str(exc).split())[:200]}); give .parquet files or a "
+            f"folder holding nothing else, or read other formats with ttp_diag.io.read_table "
+            f"and call bon_curve.") from exc
 
 
 def _batches(dataset, columns: list[str], rows: int):
@@ -87,58 +90,88 @@ class _Totals:
         return pd.concat(self.parts).groupby(level=0, sort=False).sum()
 
 
-def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
-                 progress: bool) -> pd.DataFrame:
-    """Population Best-of-N curve of ``score`` over a Parquet dataset (bon_curve_dataset)."""
-    if not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1:
-        raise ConfigError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
-    if pool not in ("error", "clip"):
-        raise ConfigError(f"pool must be 'error' or 'clip'; got {pool!r}.")
-    dataset = _open(source)
+class _Partial:
+    """What one pass over a source leaves: per-user sums, the query ids seen, check data."""
+
+    def __init__(self, n_ns: int):
+        self.totals = _Totals(n_ns)
+        self.finished: list[np.ndarray] = []
+        self.splits_seen: set = set()
+        self.lo, self.hi = np.inf, -np.inf
+        self.small: list = [np.iinfo(np.int64).max, None]  # smallest pool and one of its queries
+        self.hist: list[np.ndarray] = []  # pool-size histograms
+        self.n_rows = 0
+
+    def query_ids(self) -> np.ndarray:
+        return np.concatenate(self.finished) if self.finished else np.array([], dtype=object)
+
+    def shrink(self) -> _Partial:
+        """Fold the running parts (before sending the partial to another process)."""
+        if self.totals.parts:
+            self.totals.parts = [self.totals.total()]
+        if self.hist:
+            counts = np.zeros(max(len(h) for h in self.hist), dtype=np.int64)
+            for h in self.hist:
+                counts[:len(h)] += h
+            self.hist = [counts]
+        self.finished = [self.query_ids()]
+        return self
+
+
+def _columns(dataset, score: str, split) -> tuple[list[str], bool]:
     names = set(dataset.schema.names)
     columns = ["user_id", "query_id", "cand_id", "reward"]
     if score not in SPECIAL_SELECTORS:
         columns.append(score)
-    use_split = split is not None and "split" in names
     missing = [c for c in columns if c not in names]
     if missing:
         raise ScoreTableError(f"dataset is missing column(s) {missing}; it has "
                               f"{sorted(names)}.")
+    return columns, split is not None and "split" in names
+
+
+def check_stream_args(rows_per_batch, pool: str) -> None:
+    if not isinstance(rows_per_batch, (int, np.integer)) or rows_per_batch < 1:
+        raise ConfigError(f"rows_per_batch must be a whole number >= 1; got {rows_per_batch!r}.")
+    if pool not in ("error", "clip"):
+        raise ConfigError(f"pool must be 'error' or 'clip'; got {pool!r}.")
+
+
+def accumulate(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
+               progress: bool) -> _Partial | None:
+    """One pass over ``source``: exact per-user sums of its queries (``None``: a query's rows
+    were not contiguous, so the sums are wrong and the caller must regroup)."""
+    dataset = _open(source)
+    columns, use_split = _columns(dataset, score, split)
     value_cols = ["reward"] + ([score] if score not in SPECIAL_SELECTORS else [])
     refs: dict[str, tuple[float, float]] = {}
-    lo, hi = np.inf, -np.inf
-    totals = _Totals(len(ns))
-    finished: list[np.ndarray] = []
-    splits_seen: set = set()
+    acc = _Partial(len(ns))
     carry = None
-    n_rows = 0
-    small: list = [np.iinfo(np.int64).max, None]  # smallest pool and one of its queries
-    hist: list[np.ndarray] = []  # pool-size histograms
 
     def run(part: pd.DataFrame) -> None:
-        nonlocal lo, hi
         for col in value_cols:
             if col not in refs:
                 refs[col] = range_reference(numeric_values(part, col, check_range=False))
             values = numeric_values(part, col, reference=refs[col])
             if col != "reward":
-                lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+                acc.lo, acc.hi = min(acc.lo, float(values.min())), max(acc.hi,
+                                                                        float(values.max()))
         # Pool-size checks wait for the end: a query scattered over batches looks small here.
         st = ScoreTable(part, scores=[], split=None, check_range=False, min_candidates=1)
         if score not in SPECIAL_SELECTORS:
             st._values[score] = part[score].to_numpy(dtype=float)  # checked above, batch-wise
         smallest = int(np.argmin(st.pool_sizes))
-        if st.pool_sizes[smallest] < small[0]:
-            small[:] = [int(st.pool_sizes[smallest]), st.query_ids[smallest]]
-        hist.append(np.bincount(st.pool_sizes))
+        if st.pool_sizes[smallest] < acc.small[0]:
+            acc.small[:] = [int(st.pool_sizes[smallest]), st.query_ids[smallest]]
+        acc.hist.append(np.bincount(st.pool_sizes))
         sums, counts = user_sums(st, query_utilities(st, score, ns, pool))
-        totals.add(st.user_ids, sums, counts)
-        finished.append(st.query_ids)
+        acc.totals.add(st.user_ids, sums, counts)
+        acc.finished.append(st.query_ids)
 
     for i, batch in enumerate(_batches(dataset, columns + (["split"] if use_split else []),
                                        rows_per_batch)):
         if use_split:
-            batch = _keep_split(batch, split, splits_seen)
+            batch = _keep_split(batch, split, acc.splits_seen)
         if batch.num_rows == 0:
             continue
         frame = batch.to_pandas()
@@ -152,38 +185,81 @@ def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: i
                     continue  # the whole batch is that one query
                 frame, runs = frame.iloc[head:], runs[1:] - head
             run(carry)
-            n_rows += len(carry)
+            acc.n_rows += len(carry)
         # only the last query can continue in the next batch; hold it back
         tail = int(runs[-1])
         carry = frame.iloc[tail:]
         if tail:
             run(frame.iloc[:tail])
-        n_rows += tail
+        acc.n_rows += tail
         if progress:
-            print(f"batch {i + 1}: {n_rows:,} rows done, {totals.rows:,} user parts")
+            print(f"batch {i + 1}: {acc.n_rows:,} rows done, {acc.totals.rows:,} user parts")
     if carry is not None and len(carry):
         run(carry)
-    if not finished:
-        present = sorted(map(str, (v for v in splits_seen if v is not None)))
+    all_ids = acc.query_ids()
+    if len(pd.unique(all_ids)) != len(all_ids):
+        return None
+    return acc
+
+
+def finish(partials: list[_Partial], score: str, ns: np.ndarray, *, split, pool: str,
+           names: list[str] | None = None) -> pd.DataFrame:
+    """Checks over all partials, then the population curve from their added per-user sums.
+
+    ``names`` (one per partial, e.g. file names) turns a query seen in two partials into a
+    :class:`ScoreTableError` naming both; without it the partials must not share queries.
+    """
+    if not any(len(p.query_ids()) for p in partials):
+        seen = set().union(*(p.splits_seen for p in partials))
+        present = sorted(map(str, (v for v in seen if v is not None)))
         raise ScoreTableError(f"no rows with split == {split!r} in the dataset; the 'split' "
                               f"column holds {present}. Pass split=None to use every row.")
+    lo = min(p.lo for p in partials)
+    hi = max(p.hi for p in partials)
     if score not in SPECIAL_SELECTORS and lo == hi:
         raise ScoreTableError(
             f"score column {score!r} is constant ({lo!r}) over the whole dataset, so it cannot "
             f"rank candidates; check that the reward model was scored, or drop the column.")
-    all_ids = np.concatenate(finished)
-    if len(pd.unique(all_ids)) != len(all_ids):
+    if len(partials) > 1:
+        ids = [p.query_ids() for p in partials]
+        owner = np.repeat(np.arange(len(ids)), [len(x) for x in ids])
+        flat = pd.Series(np.concatenate(ids))
+        twice = flat.duplicated(keep=False).to_numpy()
+        if twice.any():
+            q = flat[twice].iloc[0]
+            where = sorted({int(o) for o in owner[twice & (flat == q).to_numpy()]})
+            files = [names[i] if names else f"part {i}" for i in where]
+            raise ScoreTableError(
+                f"{int(flat[twice].nunique())} query(ies) have rows in more than one file, e.g. "
+                f"query_id {q!r} in {files}; per-file sums need each query's rows in one file. "
+                "Rewrite the dataset partitioned by user_id (e.g. pyarrow.dataset.write_dataset("
+                "..., partitioning=['user_id']) or one file per group of users), or use "
+                "engine='local', which streams the files in order.")
+    small = min((p.small for p in partials), key=lambda s: s[0])
+    _check_pools(ns, pool, small, [h for p in partials for h in p.hist])
+    total = pd.concat([p.totals.total() for p in partials if p.totals.parts]).groupby(
+        level=0, sort=False).sum()
+    sums = total[list(range(len(ns)))].to_numpy()
+    means = sums / total["count"].to_numpy()[:, None]
+    return pd.DataFrame({"selector": score, "n": ns, "utility": means.mean(axis=0)})
+
+
+def stream_curve(source, score: str, ns: np.ndarray, *, split, rows_per_batch: int, pool: str,
+                 progress: bool) -> pd.DataFrame:
+    """Population Best-of-N curve of ``score`` over a Parquet dataset (see bon_curve_dataset)."""
+    check_stream_args(rows_per_batch, pool)
+    acc = accumulate(source, score, ns, split=split, rows_per_batch=rows_per_batch, pool=pool,
+                     progress=progress)
+    if acc is None:
         warnings.warn(
             "the rows of some queries are not contiguous in the dataset, so one pass cannot see "
             "each query whole; reading it again in chunks of whole users (exact, but slower). "
             "Sort the file by query_id to stream it in one pass.", RuntimeWarning, stacklevel=3)
+        dataset = _open(source)
+        columns, use_split = _columns(dataset, score, split)
         return _by_user_chunks(dataset, columns, score, ns, split=split if use_split else None,
                                rows_per_batch=rows_per_batch, pool=pool)
-    _check_pools(ns, pool, small, hist)
-    total = totals.total()
-    sums = total[list(range(len(ns)))].to_numpy()
-    means = sums / total["count"].to_numpy()[:, None]
-    return pd.DataFrame({"selector": score, "n": ns, "utility": means.mean(axis=0)})
+    return finish([acc], score, ns, split=split, pool=pool)
 
 
 def _check_pools(ns: np.ndarray, pool: str, small: list, hist: list[np.ndarray]) -> None:
@@ -233,7 +309,6 @@ def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool)
     """Fallback for files whose queries are scattered: whole users per chunk, several reads."""
     import pyarrow.compute as pc
 
-
     read = columns + (["split"] if split is not None else [])
     users = dataset.to_table(columns=["user_id"]).column("user_id")
     counts = pc.value_counts(users)
@@ -257,7 +332,8 @@ def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool)
 
 def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
                       rows_per_batch: int = 1_000_000, pool: str = "error",
-                      progress: bool = False) -> pd.DataFrame:
+                      progress: bool = False, engine: str = "local", workers: int | None = None,
+                      address: str | None = None) -> pd.DataFrame:
     """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
 
     Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
@@ -269,14 +345,24 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
 
     Parameters
     ----------
-    source : str, path or pyarrow.dataset.Dataset
-        A Parquet file, a directory of Parquet files, or a dataset.
+    source : str, path, list of paths or pyarrow.dataset.Dataset
+        A Parquet file, a directory of Parquet files, a list of files, or a dataset.
     score, ns, split, pool
         As in :func:`bon_curve`.
     rows_per_batch : int, default 1_000_000
         Rows read at once; memory grows with it (about 100 MB per million rows).
     progress : bool
         Print one line per batch.
+    engine : {"local", "ray"}, default "local"
+        ``"ray"``: each file's exact partial sums in a Ray task of its own (``workers`` at
+        once), added up in this process (:mod:`ttp_diag.dataset`); equal to ``"local"`` up to
+        float rounding (1e-12). Each query's rows must sit in one file (checked: a
+        ``ScoreTableError`` names the query and its files). Needs the ``ray`` extra.
+    workers : int, optional
+        Ray tasks at once (default: the cluster's CPUs).
+    address : str, optional
+        A running Ray cluster (default: the Ray of this process, else a local one for the
+        call).
 
     Returns
     -------
@@ -294,5 +380,13 @@ def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
     >>> bool(np.allclose(got["utility"], want["utility"], rtol=1e-12))
     True
     """
+    if engine == "ray":
+        from .dataset import curve_by_file
+
+        return curve_by_file(source, score, _as_int_ns(ns), split=split,
+                             rows_per_batch=rows_per_batch, pool=pool, progress=progress,
+                             workers=workers, address=address)
+    if engine != "local":
+        raise ConfigError(f"engine must be 'local' or 'ray'; got {engine!r}.")
     return stream_curve(source, score, _as_int_ns(ns), split=split,
                         rows_per_batch=rows_per_batch, pool=pool, progress=progress)

@@ -20,7 +20,9 @@ DataError               4     a malformed input record in a data file (:mod:`ttp
 InputFileError          5     a file is missing, empty, of the wrong format or unreadable
 CorruptFileError        6     a file fails its checksum or is truncated
 ConfigError             7     inconsistent or invalid settings (also EvaluationInputError:
-                              settings of ``ttp-diag evaluate`` that do not fit the data)
+                              settings of ``ttp-diag evaluate`` that do not fit the data, and
+                              EngineError: an engine such as Ray is not installed or its
+                              address unreachable)
 RunFolderError          8     a run folder is locked, belongs to other settings, or is damaged
 NotFittedError          9     a model is used before ``fit``
 TimeBudgetExceeded      75    a ``--time-budget`` ran out; the run resumes where it stopped
@@ -49,6 +51,7 @@ __all__ = [
     "ConfigError",
     "EvaluationInputError",
     "ConfigTypeError",
+    "EngineError",
     "RunFolderError",
     "NotFittedError",
     "TimeBudgetExceeded",
@@ -111,9 +114,15 @@ class EvaluationInputError(ConfigError):
     >>> isinstance(err, TtpDiagError), isinstance(err, ValueError), exit_code(err)
     (True, True, 7)
     """
+
+
 class ConfigTypeError(ConfigError, TypeError):
     """A setting or argument of the wrong type (a string for a number, ...); a ConfigError
     (exit code 7) that is also a :class:`TypeError`, as Python code expects."""
+
+
+class EngineError(ConfigError):
+    """An execution engine cannot be used (Ray not installed, its address unreachable)."""
 
 
 class RunFolderError(TtpDiagError, ValueError):

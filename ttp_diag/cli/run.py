@@ -16,6 +16,8 @@ Examples
         --users 10 --max-samples 36 --temperature 0.7 --run-dir runs/demo
     ttp-diag run --config run.json --until candidates
     ttp-diag run --config run.json --shard 0/3 --until labels --run-dir runs/x/shard-0
+    ttp-diag run --config run.json --engine ray --ray-workers 8 --run-dir runs/x   # local Ray
+    ttp-diag run --config run.json --engine ray --address 10.0.0.1:6379 --run-dir runs/x
 """
 
 from __future__ import annotations

@@ -267,6 +267,29 @@ class CandidateGenerator:
             keep.append(t)
         return keep, n_empty, len(texts) - n_empty - len(keep)
 
+    def _chunk_outputs(self, todo: list[list[dict]], should_stop: Callable[[], bool] | None):
+        """``(chunk, seed, texts per prompt, seconds)`` for each chunk of ``todo``, in turn.
+
+        Yields ``(None, None, None, None)`` (and stops) when ``should_stop()`` is true before a
+        chunk. Other engines (:mod:`ttp_diag.gen.ray_engine`) override this, and only this:
+        files, checksums, progress and resume stay those of :meth:`run`.
+        """
+        for chunk in todo:
+            if should_stop is not None and should_stop():
+                yield None, None, None, None
+                return
+            seed = _chunk_seed(self.seed, [r["query_id"] for r in chunk])
+            tb = time.perf_counter()
+            outs = self.backend.generate(
+                [r["prompt"] for r in chunk],
+                n=self.n,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_new_tokens=self.max_new_tokens,
+                seed=seed,
+            )
+            yield chunk, seed, outs, time.perf_counter() - tb
+
     def run(
         self,
         examples: pd.DataFrame,
@@ -349,21 +372,10 @@ class CandidateGenerator:
             bar = tqdm(total=len(mine), initial=len(done), desc="candidates", unit="query")
         stopped = False
         try:
-            for chunk in todo:
-                if should_stop is not None and should_stop():
+            for chunk, seed, outs, dt in self._chunk_outputs(todo, should_stop):
+                if chunk is None:  # should_stop() said so
                     stopped = True
                     break
-                seed = _chunk_seed(self.seed, [r["query_id"] for r in chunk])
-                tb = time.perf_counter()
-                outs = self.backend.generate(
-                    [r["prompt"] for r in chunk],
-                    n=self.n,
-                    temperature=self.temperature,
-                    top_p=self.top_p,
-                    max_new_tokens=self.max_new_tokens,
-                    seed=seed,
-                )
-                dt = time.perf_counter() - tb
                 if len(outs) != len(chunk):
                     raise RuntimeError(
                         f"backend returned {len(outs)} lists for {len(chunk)} prompts"

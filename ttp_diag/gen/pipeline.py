@@ -105,6 +105,24 @@ def package_versions() -> dict:
     return out
 
 
+def build_backend(c: RunConfig):
+    """The generation backend of a resolved configuration (one per process or Ray actor)."""
+    from ttp_diag.gen.backends import make_backend
+
+    kw = dict(c.backend_kwargs)
+    if c.backend in ("transformers", "hf"):
+        kw.setdefault("device", c.device)
+        kw.setdefault("dtype", c.dtype)
+        kw.setdefault("num_threads", c.num_threads)
+        kw.setdefault("mode", c.gen_mode)
+        kw.setdefault("max_batch_rows", c.max_batch_rows)
+    kw.setdefault("first_line", c.first_line)
+    be = make_backend(c.backend, c.model, **kw)
+    if c.backend in ("tiny", "tiny-random"):
+        be.mode, be.max_batch_rows = c.gen_mode, c.max_batch_rows
+    return be
+
+
 class _Run(_Stages):
     """One run folder: configuration checks, bookkeeping, shared resources (the backend).
 
@@ -119,6 +137,7 @@ class _Run(_Stages):
         self.dir = run_dir
         self.summary_path = run_dir / "run_summary.json"
         self._backend = None
+        self._ray = None
         self.summary: dict[str, Any] = {"stages": {}}
 
     def load_summary(self) -> None:
@@ -224,21 +243,16 @@ class _Run(_Stages):
 
     def backend(self):
         if self._backend is None:
-            from ttp_diag.gen.backends import make_backend
-
-            kw = dict(self.c.backend_kwargs)
-            if self.c.backend in ("transformers", "hf"):
-                kw.setdefault("device", self.c.device)
-                kw.setdefault("dtype", self.c.dtype)
-                kw.setdefault("num_threads", self.c.num_threads)
-                kw.setdefault("mode", self.c.gen_mode)
-                kw.setdefault("max_batch_rows", self.c.max_batch_rows)
-            kw.setdefault("first_line", self.c.first_line)
-            be = make_backend(self.c.backend, self.c.model, **kw)
-            if self.c.backend in ("tiny", "tiny-random"):
-                be.mode, be.max_batch_rows = self.c.gen_mode, self.c.max_batch_rows
-            self._backend = be
+            self._backend = build_backend(self.c)
         return self._backend
+
+    def ray(self):
+        """The run's Ray session (``engine="ray"``), started on first use; closed at the end."""
+        if self._ray is None:
+            from ttp_diag.gen.ray_engine import RaySession
+
+            self._ray = RaySession(self.c.ray_address, workers=self.c.ray_workers)
+        return self._ray
 
     def read_done(self, *names: str) -> tuple[pd.DataFrame, ...] | None:
         """The stage's finished tables, or None to (re)compute them: a table that is missing,
@@ -307,6 +321,11 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     if until not in STAGES:
         raise ConfigError(f"until must be one of {STAGES}, got {until!r}")
     config.validate()
+    if config.engine == "ray":  # refuse a missing Ray or a dead address before any stage runs
+        from ttp_diag._ray import check_address, import_ray
+
+        import_ray()
+        check_address(config.ray_address)
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} is an existing file; give a folder path "
@@ -314,7 +333,11 @@ def run_pipeline(config: RunConfig, run_dir: str | os.PathLike, *, until: str = 
     r = _Run(config, run_dir)  # resolves the task defaults (an unknown task fails here)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
-        return _run_locked(r, until, refresh=refresh, config_file=config_file)
+        try:
+            return _run_locked(r, until, refresh=refresh, config_file=config_file)
+        finally:
+            if r._ray is not None:
+                r._ray.close()
 
 
 def _run_locked(r: _Run, until: str, *, refresh: bool = False,

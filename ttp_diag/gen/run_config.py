@@ -159,6 +159,10 @@ class RunConfig:
         Passed to :func:`ttp_diag.gen.scoring.fit_reward_models`.
     num_threads, rm_num_threads : int, optional
         ``torch.set_num_threads`` for every torch stage / for the reward models.
+    engine, ray_address, ray_workers : str, str, int
+        ``"ray"`` runs candidates, labels and scoring on Ray Data actor pools
+        (:mod:`ttp_diag.gen.ray_engine`; same files, same answer) at ``ray_address``
+        (default: a local Ray started for the run) with ``ray_workers`` actors per stage.
 
     Examples
     --------
@@ -243,6 +247,14 @@ class RunConfig:
                                  help="torch threads")
     rm_num_threads: int | None = _f(None, stage="runtime")
     progress: bool = _f(True, stage="runtime")
+    engine: str = _f("local", stage="runtime", flag="--engine", choices=("local", "ray"),
+                     help="run candidates, labels and scores in this process (local) or on "
+                     "Ray Data actor pools (ray; needs the ray extra)")
+    ray_address: str | None = _f(None, stage="runtime", flag="--address",
+                                 help="Ray cluster address (default: a local Ray for the run)")
+    ray_workers: int | None = _f(None, stage="runtime", flag="--ray-workers", parse="int",
+                                 help="Ray actors per stage (default: the cluster's CPUs, or "
+                                 "GPUs with --device cuda)")
 
     def resolve(self) -> RunConfig:
         """A copy with the task's paper defaults filled in (``None`` settings)."""
@@ -303,7 +315,7 @@ class RunConfig:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise ConfigError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
         self._validate_numbers()
-        for name in ("batch_size", "max_batch_rows"):
+        for name in ("batch_size", "max_batch_rows", "ray_workers"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")

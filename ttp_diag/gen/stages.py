@@ -162,17 +162,16 @@ class _Stages:
 
         c = self.c
         self.torch_threads()
-        gen = CandidateGenerator(
-            self.backend(),
-            n=c.n,
-            temperature=c.temperature,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens,
-            batch_size=c.batch_size,
-            seed=c.seed,
-            dedup=c.dedup,
-            progress=c.progress,
-        )
+        sampling = dict(n=c.n, temperature=c.temperature, top_p=c.top_p,
+                        max_new_tokens=c.max_new_tokens, batch_size=c.batch_size, seed=c.seed,
+                        dedup=c.dedup, progress=c.progress)
+        if c.engine == "ray":  # same chunks, seeds and files; one backend per Ray actor
+            from ttp_diag.gen.ray_engine import RayCandidateGenerator
+
+            gen = RayCandidateGenerator(c, session=self.ray(), worker_dir=self.p("ray_workers"),
+                                        **sampling)
+        else:
+            gen = CandidateGenerator(self.backend(), **sampling)
         # A shard writes its own users' queries; chunks (and so seeds) are those of the
         # whole run, so its texts are the unsharded run's (see ttp_diag.gen.shards).
         keep = shard_queries(prompts, *self.shard) if self.shard else None
@@ -231,7 +230,10 @@ class _Stages:
             empty=cands.attrs.get("n_empty"),
             duplicates=cands.attrs.get("n_duplicates"),
             last_session=stats,
-            backend=getattr(self.backend(), "describe", lambda: {})(),
+            backend=(getattr(self.backend(), "describe", lambda: {})() if c.engine != "ray"
+                     else {"backend": gen.backend.name, "engine": "ray",
+                           "workers": self.ray().workers,
+                           "ray_startup_seconds": round(self.ray().startup_seconds, 2)}),
         )
         return cands
 
@@ -245,14 +247,19 @@ class _Stages:
         t0 = time.perf_counter()
         gold = prompts[["query_id", "body", "output"]].rename(columns={"output": "gold"})
         table = cands.merge(gold, on="query_id", how="left", validate="many_to_one")
-        rouge = label_table(
-            table,
-            text_col="text",
-            gold_col="gold",
-            out_col="reward_rouge",
-            n_jobs=self.c.label_workers,
-            progress=self.c.progress,
-        )["reward_rouge"].to_numpy()
+        if self.c.engine == "ray":
+            from ttp_diag.gen.ray_engine import ray_rouge_labels
+
+            rouge = ray_rouge_labels(self.ray(), table, progress=self.c.progress)
+        else:
+            rouge = label_table(
+                table,
+                text_col="text",
+                gold_col="gold",
+                out_col="reward_rouge",
+                n_jobs=self.c.label_workers,
+                progress=self.c.progress,
+            )["reward_rouge"].to_numpy()
         labels = {"rouge": rouge}
         if "minilm" in {self.c.label, *self.c.extra_labels}:
             from ttp_diag.gen.labels import minilm_similarity
@@ -333,7 +340,15 @@ class _Stages:
 
         self.torch_threads(rm=True)
         t0 = time.perf_counter()
-        scores = score_table(table, models, out_path=None)
+        if self.c.engine == "ray":  # each actor loads the saved models once
+            from ttp_diag.gen.ray_engine import ray_score_table
+
+            scores = ray_score_table(
+                self.ray(), table, rm_dir=self.c.rm_from or self.p("rm"),
+                kinds=self.c.rm_kinds, backbone=self.c.rm_backbone,
+                threads=self.c.rm_num_threads or self.c.num_threads, progress=self.c.progress)
+        else:
+            scores = score_table(table, models, out_path=None)
         keep_extra = [c for c in ("gold", "body") if c in scores.columns]
         scores = scores.drop(columns=keep_extra)
         atomic_write_parquet(scores, sc_p)

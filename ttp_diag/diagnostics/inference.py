@@ -357,12 +357,15 @@ def null_model(qs: QueryStats, user_collapsed: np.ndarray, observed: dict, *, th
     # draws (5 of 40 true nulls rejected at 5% with the full mixture's fitted level)
     m_c = min(0.0, z_cut)
     p0_cum = np.cumsum(p0 / p0.sum())[:-1]
+    # components from their own stream: ``rng`` draws the same noise as before, so the hacking
+    # test's draws (and p-values) are those of the code before the collapse null changed
+    rng_comp = np.random.default_rng(None if seed is None else [int(seed), 20])
 
     def no_collapse_draws(means, size: int) -> np.ndarray:
         """Null draws of z (size, nq) from the no-collapse mixture, each draw's weighted mean
         z held at the observed (undefined queries keep z = 0)."""
         zbar, ivm, sw = means
-        comp = np.searchsorted(p0_cum, rng.random((size, nq)), side="right")
+        comp = np.searchsorted(p0_cum, rng_comp.random((size, nq)), side="right")
         z = m0[comp] + se[None, :] * rng.standard_normal((size, nq))
         shift = zbar[0] - (z * ivm[None, :]).sum(axis=1) / sw[0]
         return np.where(defined[None, :], z + shift[:, None], z_obs[None, :])

@@ -35,7 +35,31 @@ SETTINGS = {
                {"zero_rate": 0.4}),
     "unequal_queries": (SimulatedRM(alpha=0.25, beta=0.3, rho_plus=0.6, rho_minus=-0.3),
                         {"n_queries": "unequal"}),
+    # issue 20: each query hacked independently (simulate_score_table hacks exactly
+    # round(beta * q) of every user's queries, which hid that the first collapse null rejected
+    # here); no collapsed user, so the collapse test should reject in 5% of seeds
+    "beta0.3_random_no_collapse": (SimulatedRM(alpha=0.0, beta=0.3, rho_plus=0.6,
+                                               rho_minus=-0.3), {"hacking": "random"}),
 }
+
+
+def random_hacking_table(rm: SimulatedRM, seed: int, n_users: int, n_queries: int,
+                         n_candidates: int) -> tuple[pd.DataFrame, float]:
+    """No collapse; each query hacked with probability ``rm.beta`` (rho_minus), else rho_plus.
+    Returns the table and the true user-weighted hacking rate."""
+    rng = np.random.default_rng(seed)
+    nq = n_users * n_queries
+    user = np.repeat(np.arange(n_users), n_queries)
+    hacked = rng.random(nq) < rm.beta
+    rho = np.where(hacked, rm.rho_minus, rm.rho_plus)[:, None]
+    x = rng.standard_normal((nq, n_candidates))
+    s = rho * x + np.sqrt(1.0 - rho**2) * rng.standard_normal((nq, n_candidates))
+    t = pd.DataFrame({"user_id": np.repeat(user, n_candidates),
+                      "query_id": np.repeat(np.arange(nq), n_candidates),
+                      "cand_id": np.tile(np.arange(n_candidates), nq),
+                      "reward": 0.15 + 0.05 * x.ravel(), "score_x": s.ravel()})
+    beta = float(np.bincount(user, weights=hacked).mean() / n_queries)
+    return t, beta
 
 
 def truth(rm: SimulatedRM, table: pd.DataFrame, n_users: int) -> tuple[float, float]:
@@ -57,8 +81,12 @@ def one(setting: str, seed: int, n_boot: int) -> dict:
         kw["n_queries"] = np.random.default_rng(1000 + seed).integers(2, 21, kw["n_users"])
     pool = kw["n_candidates"]
     ns = [n for n in NS if n < pool] + [pool]
-    t = td.simulate_score_table(models={"x": rm}, seed=seed, **kw)
-    a_true, b_true = truth(rm, t, kw["n_users"])
+    if kw.pop("hacking", None) == "random":
+        t, b_true = random_hacking_table(rm, seed, **kw)
+        a_true = 0.0
+    else:
+        t = td.simulate_score_table(models={"x": rm}, seed=seed, **kw)
+        a_true, b_true = truth(rm, t, kw["n_users"])
     d = td.diagnose(t, "score_x", ci=0.95, n_boot=n_boot, n_null=500, seed=seed, ns=ns)
     dq = td.diagnose(t, "score_x", weights="query", rho_u="pooled", n_null=0, ns=ns)
     cur = d.curve

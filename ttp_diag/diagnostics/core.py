@@ -19,7 +19,7 @@ For a reward model's score column, :func:`diagnose` measures
   needs; ``rho_collapsed_pooled`` is the paper's mean pooled rho_u;
 * ``beta_corrected`` / ``alpha_corrected``: noise-corrected rates (a mixture with the sampling
   error of each rho_q known from the pool size, see :mod:`.inference`) and the rates expected
-  under a null of one shared correlation with p-values;
+  under the nulls "no collapsed user, hacking allowed" and "no hacking", with p-values;
 * ``spearman`` (mean within-query rank correlation) and ``top1_rank`` (exact expected normalised
   true-reward rank of the top-scored candidate: 0.5 is random, 1 the best), which stay
   informative when many rewards are tied at 0;
@@ -181,7 +181,10 @@ class Diagnostics(Result):
             f"with rho_u < {self.collapse_threshold:g}; rho_u {self.rho_u_method})",
         ]
         if nl:
-            lines.append(f"      expected if one shared rho = {nl['rho0_collapse']:+.3f}: "
+            lines.append(f"      expected with no collapsed user (hacking allowed; fitted "
+                         f"{nl.get('collapse_null_beta', np.nan):.0%} of queries hacked at rho "
+                         f"{nl.get('collapse_null_rho_minus', np.nan):+.2f}, healthy "
+                         f"{nl.get('collapse_null_rho_plus', np.nan):+.2f}): "
                          f"{nl['alpha_null']:.3f}")
             lines.append("      " + null_test_text(nl, "alpha"))
         lines += [
@@ -253,25 +256,28 @@ def null_test_text(null: dict, which: str) -> str:
 
     The collapse and hacking tests compare *smoothed* counts (each unit's probability of lying
     below the cut), not the raw rates alpha and beta: a raw rate of 0 can sit beside a small
-    p-value when many units lie just above the cut. The line names the tested statistic, its
-    expectation under the null and the p-value, which at the Monte Carlo resolution limit
-    reads "p < 0.001, 1,000 draws".
+    p-value when many units lie just above the cut. The line names the tested statistic, the
+    null (collapse: no collapsed user, hacking allowed; hacking: each active user's own
+    correlation, no hacking), the statistic's expectation under it and the p-value, which at
+    the Monte Carlo resolution limit reads "p < 0.001, 1,000 draws".
 
     Examples
     --------
     >>> null_test_text({"alpha_stat": 0.031, "alpha_stat_null": 0.012, "alpha_p": 1 / 1001,
-    ...                 "n_null": 1000}, "alpha")
-    'test: smoothed collapse count 0.031 vs 0.012 expected under the null, p < 0.001, 1,000 draws'
+    ...                 "n_null": 1000}, "alpha")  # doctest: +NORMALIZE_WHITESPACE
+    'test: smoothed collapse count 0.031 vs 0.012 expected with no collapsed user (hacking
+     allowed), p < 0.001, 1,000 draws'
     """
     from ..stats import format_p_value
 
     if f"{which}_p" not in null or not np.isfinite(null.get(f"{which}_p", np.nan)):
         return "test: not available"
-    what = {"alpha": "collapse", "beta": "hacking"}[which]
+    what, null_name = {"alpha": ("collapse", "no collapsed user (hacking allowed)"),
+                       "beta": ("hacking", "no hacking (each user's own rho)")}[which]
     n = null.get("n_null")
     p = format_p_value(float(null[f"{which}_p"]), int(n) if n else None)
     return (f"test: smoothed {what} count {null[f'{which}_stat']:.3f} vs "
-            f"{null[f'{which}_stat_null']:.3f} expected under the null, {p}")
+            f"{null[f'{which}_stat_null']:.3f} expected with {null_name}, {p}")
 
 
 def _default_ns(pool_sizes: np.ndarray) -> list[int]:

@@ -56,7 +56,7 @@ def test_capture_has_one_value_everywhere(outputs):
         want = (sel - rnd).sum() / (orc - rnd).sum()
         assert m["capture_rate"] == pytest.approx(want, abs=1e-12)  # analyze --json
         assert m["capture"] == pytest.approx(want, abs=1e-12)  # its diagnosis
-        row = diag[(diag["score"] == s) & (diag["shape"] == "sqrt_log")].iloc[0]
+        row = diag[(diag["selector"] == s) & (diag["shape"] == "sqrt_log")].iloc[0]
         assert row["mean_capture"] == pytest.approx(want, abs=1e-12)  # diagnostics.csv
         assert row["capture"] == pytest.approx(want, abs=1e-12)
         label = td.names.selector_label(s)
@@ -74,7 +74,7 @@ def test_alpha_beta_rho_eff_and_gains_agree(outputs):
     js, diag, curves = outputs["analyze"], outputs["diag"], outputs["curves"]
     for s in SCORES:
         m = js["models"][s]
-        row = diag[(diag["score"] == s) & (diag["shape"] == "sqrt_log")].iloc[0]
+        row = diag[(diag["selector"] == s) & (diag["shape"] == "sqrt_log")].iloc[0]
         label = td.names.selector_label(s)
         line = next(x for x in outputs["printed"].splitlines() if x.startswith(label))
         for q in ("alpha", "beta", "rho_eff"):

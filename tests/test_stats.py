@@ -17,7 +17,7 @@ from ttp_diag.exceptions import DataError
 
 def test_bon_bootstrap_interval_unchanged_by_the_move():
     x = np.random.default_rng(3).normal(size=(12, 2))
-    low, high = td.bon.bootstrap_user_ci(x, level=0.9, n_boot=500, seed=7)
+    low, high = td.bon.bootstrap_user_ci(x, ci=0.9, n_boot=500, seed=7)
     assert low.tolist() == pytest.approx([-0.4877350299203909, -0.6790135682122551], abs=1e-15)
     assert high.tolist() == pytest.approx([0.4656719647378315, 0.5771846546134315], abs=1e-15)
     lo2, hi2 = stats.bootstrap_mean_ci(x, ci=0.9, n_boot=500, seed=7)

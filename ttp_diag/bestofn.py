@@ -143,6 +143,8 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
                 f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
                 "scores=[...] (--scores on the command line).")
         return found
+    if not isinstance(scores, str) and len(scores) == 0:
+        return []  # explicitly none: the oracle and random curves only (oracle_scaling)
     return check_names(scores, "scores", what="score column")
 
 

@@ -346,8 +346,6 @@ SWEEP = [
     ("BestOfN ns=[1,nan]", lambda: td.BestOfN(ns=[1, float("nan")]).fit(_T), ConfigError,
      "got nan"),
     ("BestOfN ns='1,2'", lambda: td.BestOfN(ns="1,2").fit(_T), TypeError, "list of candidate"),
-    ("BestOfN scores=[]", lambda: td.BestOfN(ns=[1, 2]).fit(_T, []), ConfigError,
-     "scores is empty"),
     ("BestOfN n_boot=0", lambda: td.BestOfN(ns=[1, 2], n_boot=0).fit(_T), ConfigError,
      "n_boot must be a whole number >= 1"),
     ("BestOfN n_boot=1.5", lambda: td.BestOfN(ns=[1, 2], n_boot=1.5).fit(_T), TypeError,

@@ -144,7 +144,8 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
                 f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
                 "scores=[...] (--scores on the command line).")
         return found
-    return check_names(scores, "scores", what="score column")
+    # an empty list is legitimate: random and oracle only (e.g. the oracle calibration figure)
+    return check_names(scores, "scores", what="score column", allow_empty=True)
 
 
 def _accepts(func: Any, name: str) -> bool:

@@ -43,9 +43,9 @@ def _cfg(data: Path, **kw) -> RunConfig:
 # -- 7, 12: run settings ---------------------------------------------------------------------
 @pytest.mark.parametrize("flags, match", [
     (["--time-budget", "nan"], r"candidate_time_budget_s \(--time-budget\) must be a number of "
-                               r"seconds in \(0, inf\]; got nan"),
+                               r"seconds .* in \[0, inf\]; got nan"),
     (["--time-budget", "-5"], r"--time-budget\) must be a number of seconds .* got -5"),
-    (["--time-budget", "0"], r"--time-budget\) must be"),
+    (["--time-budget", "inf"], r"--time-budget\) must be"),
     (["--users", "0"], r"top_k_users \(--users\) must be a number of users >= 1; got 0"),
     (["--seed", "-1"], r"seed \(--seed\) must be a seed >= 0; got -1"),
     (["--threads", "0"], r"num_threads \(--threads\) must be a number of threads >= 1"),

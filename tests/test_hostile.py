@@ -307,13 +307,16 @@ def test_14_sigint_during_figures_leaves_complete_files(table_file, tmp_path):
     """SIGINT at a few moments of a real ``ttp-diag figures``: exit 130 with one line (or
     0 when it finished first), and every PNG on disk complete, no temporary left."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     seen = set()
-    for i, delay in enumerate((3.0, 6.0, 9.0)):
+    for i, delay in enumerate((0.5, 2.0, 5.0)):
         out = tmp_path / f"f{i}"
         proc = subprocess.Popen([sys.executable, "-m", "ttp_diag", "figures", str(table_file),
                                  "--out", str(out), "--n-boot", "20", "--shapes", "gaussian"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # the command has started once it prints its first line (an interrupt while Python
+        # still imports numpy and pandas is Python's own business)
+        assert proc.stdout.readline().startswith(b"ttp-diag figures:")
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=300)

@@ -303,6 +303,27 @@ def test_14_swallowed_interrupt_still_exits_130(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_14_sigint_during_shutdown_is_not_a_traceback(table_file, tmp_path):
+    """Ctrl-C after the command finished, while Python shuts down (an atexit handler here):
+    it used to print "Exception ignored ... KeyboardInterrupt" or end with -2."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import atexit, os, signal, time\n"
+        "def _late():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n"
+        "atexit.register(_late)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": f"{site}{os.pathsep}{Path(__file__).resolve().parents[1]}"}
+    res = subprocess.run([sys.executable, "-m", "ttp_diag", "analyze", str(table_file),
+                          "--ns", "1,2", "--json"], capture_output=True, env=env, timeout=300)
+    err = res.stderr.decode()
+    assert res.returncode == 0, (res.returncode, err)
+    assert "KeyboardInterrupt" not in err and "Exception ignored" not in err, err
+    assert json.loads(res.stdout)["ns"] == [1, 2]  # the output is complete
+
+
 def test_14_sigint_during_figures_leaves_complete_files(table_file, tmp_path):
     """SIGINT at a few moments of a real ``ttp-diag figures``: exit 130 with one line (or
     0 when it finished first), and every PNG on disk complete, no temporary left."""

@@ -180,9 +180,14 @@ def test_16_stale_temporaries_removed_on_resume(tmp_path):
     (run / "rm" / ".global.tmp-k2j4x9" / "model.safetensors").write_bytes(b"half")
     (run / "rm" / "head.safetensors.ab12.tmp").write_bytes(b"half")
     (run / ".scores.parquet.zz9.tmp").write_bytes(b"half")
+    (run / "candidates").mkdir()
+    (run / "candidates" / ".q1.json.x7.tmp").write_bytes(b"half")
+    # a shard's run folder inside: another process may be writing it, so it is left alone
+    (run / "shard-1").mkdir()
+    (run / "shard-1" / ".labeled.parquet.k1.tmp").write_bytes(b"in flight")
     run_pipeline(_cfg(data), run, until="data")
-    left = [p.name for p in run.rglob("*") if ".tmp" in p.name]
-    assert left == []
+    left = [str(p.relative_to(run)) for p in run.rglob("*") if ".tmp" in p.name]
+    assert left == ["shard-1/.labeled.parquet.k1.tmp"]
     assert (run / "examples.parquet").is_file() and (run / "rm").is_dir()
 
 

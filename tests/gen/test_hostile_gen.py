@@ -53,7 +53,7 @@ def _cfg(data: Path, **kw) -> RunConfig:
     (["--val-fraction", "1.5"], r"val_fraction \(--val-fraction\) must be a share .* \(0, 1\)"),
     (["--top-p", "0"], r"top_p \(--top-p\) must be"),
     (["--temperature", "inf"], r"temperature \(--temperature\) must be"),
-    (["--rm-data-pct", "nan"], r"rm_data_pct \(--rm-data-pct\) must be"),
+    (["--rm-data-pct", "nan"], r"rm_data_pct must be a percent in \(0, 100\]"),
 ])
 def test_07_12_run_settings_refused_at_the_boundary(tmp_path, capsys, flags, match):
     data = _users(tmp_path / "users.jsonl")

@@ -271,46 +271,49 @@ class RunConfig:
         return dataclasses.asdict(self.resolve())
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting and its allowed values."""
+        """Raise :class:`~ttp_diag.exceptions.ConfigError` (a ``ValueError``) naming the first
+        bad setting and its allowed values."""
+        from ttp_diag.exceptions import ConfigError
+
         if not self.data_path:
-            raise ValueError(
+            raise ConfigError(
                 "data_path is required (a JSONL user file, LaMP questions or a LongLaMP export)"
             )
         for f in dataclasses.fields(self):
             ch, v = f.metadata.get("choices"), getattr(self, f.name)
             if ch and v not in ch:
-                raise ValueError(f"{f.name} must be one of {list(ch)}, got {v!r}")
+                raise ConfigError(f"{f.name} must be one of {list(ch)}, got {v!r}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ValueError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
+            raise ConfigError(f"n (samples per query) must be an integer >= 1, got {self.n!r}")
         self._validate_numbers()
         for name in ("batch_size", "max_batch_rows"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
         for lab in [self.label, *self.extra_labels]:
             if lab not in ("rouge", "minilm"):
-                raise ValueError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
+                raise ConfigError(f"unknown label {lab!r}; use 'rouge' or 'minilm'")
         pct = self.rm_data_pct
         if isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 < pct <= 100:
-            raise ValueError(
+            raise ConfigError(
                 f"rm_data_pct must be a percent in (0, 100] (share of each user's reward-model "
                 f"training queries kept; 100 keeps all), got {pct!r}"
             )
         names = rm_kind_names()
         bad = [k for k in self.rm_kinds if k not in names]
         if bad or not self.rm_kinds:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown rm_kinds {bad or '[] (empty)'}; use names of the reward-model "
                 f"registry: {list(names)}"
             )
         sh = parse_shard(self.shard)
         if sh is not None and sh[1] > 1 and self.order != "given":
-            raise ValueError(
+            raise ConfigError(
                 "shard needs order='given' (users in contiguous blocks); "
                 f"got order={self.order!r}"
             )
         if self.backend not in ("tiny", "tiny-random") and not self.model:
-            raise ValueError(
+            raise ConfigError(
                 f"backend {self.backend!r} needs model= "
                 "(a local directory, a .gguf file or 'smollm2')"
             )
@@ -346,8 +349,6 @@ class RunConfig:
                    what="a nucleus probability")
         check_real(self.temperature, nm("temperature"), low=0, what="a sampling temperature",
                    allow_none=True)
-        check_real(self.rm_data_pct, nm("rm_data_pct"), low=0, high=100, low_open=True,
-                   what="a percent (share of each user's reward-model training queries)")
         check_real(self.candidate_time_budget_s, nm("candidate_time_budget_s"), low=0,
                    what="a number of seconds (0: stop at once, resumable)", allow_none=True)
 

@@ -61,6 +61,12 @@ def test_01_n_past_the_pool_is_said_and_never_labelled_as_n(table):
     assert "note: N = 50" in fit.summary_text() and "capture@N=6" in fit.summary_text()
     d = fit.to_dict()
     assert d["n_effective"] == [1, 6, 6] and any("N = 50" in n for n in d["notes"])
+    # the law is fitted and compared where the curve was measured (N = 6), not at g(50):
+    # the same calibration as ns=[1, 6, 6] by hand, and the prediction flat past the pool
+    hand = td.calibrate([1, 6, 6], orc, mu=float(fit.curve("random")["utility"].iloc[0]))
+    assert fit.calibration_.c_sigma == pytest.approx(hand.c_sigma, rel=1e-12)
+    pred = fit.predictions_.query("selector == 'score_prob'")["predicted"].to_numpy()
+    assert pred[2] == pred[1]
     # within the pool nothing is said and the label is N itself
     with warnings.catch_warnings():
         warnings.simplefilter("error")

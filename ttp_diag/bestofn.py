@@ -361,7 +361,9 @@ class BestOfN(_BestOfNResults):
         self.ci_, self.n_boot_, self.seed_ = ci, n_boot, seed
         oracle = self._observed("oracle")
         mu = self._mu_value(float(self._observed("random")[0]))
-        self.calibrations_ = {s: calibrate(ns, oracle, shape=s, mu=mu) for s in shapes}
+        # the law is fitted and compared at the N actually used: a clipped N is the pool size
+        self.calibrations_ = {s: calibrate(self.ns_effective, oracle, shape=s, mu=mu)
+                              for s in shapes}
         self.calibration_ = self.calibrations_[shapes[0]]
         self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
         kw: dict[str, Any] = {"collapse_threshold": self.collapse_threshold, "rho_u": self.rho_u,
@@ -372,7 +374,7 @@ class BestOfN(_BestOfNResults):
         self.predictions_ = pd.concat(
             [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
                            "observed": self._observed(sel),
-                           "predicted": self.predict(ns, sel, shape)})
+                           "predicted": self.predict(self.ns_effective, sel, shape)})
              for shape in shapes for sel in ["oracle", *sc]], ignore_index=True)
         return self
 
@@ -380,6 +382,13 @@ class BestOfN(_BestOfNResults):
     def _check_fitted(self) -> None:
         if not hasattr(self, "curves_"):
             raise AttributeError("this BestOfN is not fitted yet; call .fit(table) first.")
+
+    @property
+    def ns_effective(self) -> list[int]:
+        """``ns_`` with every N above the largest candidate pool replaced by the pool size
+        (Best-of-N then takes the whole pool): the N the curves were really measured at."""
+        self._check_fitted()
+        return [int(getattr(self, "clipped_ns_", {}).get(n, n)) for n in self.ns_]
 
     def _observed(self, selector: str) -> np.ndarray:
         c = self.curves_
@@ -403,7 +412,7 @@ class BestOfN(_BestOfNResults):
             if shape not in SHAPES:
                 raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
             mu = self._mu_value(float(self._observed("random")[0]))
-            self.calibrations_[shape] = calibrate(self.ns_, self._observed("oracle"),
+            self.calibrations_[shape] = calibrate(self.ns_effective, self._observed("oracle"),
                                                   shape=shape, mu=mu)
         return self.calibrations_[shape]
 

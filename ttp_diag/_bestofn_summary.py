@@ -141,7 +141,7 @@ class _BestOfNResults:
         ns = self.ns_
         o = self._observed(sel)
         rnd, orc = self._observed("random"), self._observed("oracle")
-        p = self.predict(ns, sel, shape)
+        p = self.predict(self.ns_effective, sel, shape)
         gap = [i for i, n in enumerate(ns) if n > 1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -288,11 +288,11 @@ class _BestOfNResults:
             "ns": list(self.ns_), "shape": self.shapes[0], "n_rows": int(len(self.table_)),
             "pool": self.pool_, "random": rnd.tolist(), "oracle": orc.tolist(),
             "calibration": self.calibration_.to_dict(), "models": {},
-            "n_effective": [int(getattr(self, "clipped_ns_", {}).get(n, n)) for n in self.ns_],
+            "n_effective": self.ns_effective,
             "notes": self.notes}
         for s in self.scores_:
             obs = self._observed(s)
-            pred = self.predict(self.ns_, s)
+            pred = self.predict(self.ns_effective, s)
             try:
                 err: float | None = rel_mae(pred, obs)
             except ValueError:

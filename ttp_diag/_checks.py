@@ -226,8 +226,9 @@ def check_int(value, name: str, *, minimum: int = 1, what: str = "a whole number
     return int(value)
 
 
-def check_names(names: str | Iterable[str], name: str, *, what: str = "column") -> list[str]:
-    """A non-empty list of distinct names (a single string is one name).
+def check_names(names: str | Iterable[str], name: str, *, what: str = "column",
+                allow_empty: bool = False) -> list[str]:
+    """A list of distinct names, non-empty unless ``allow_empty`` (a string is one name).
 
     Examples
     --------
@@ -239,7 +240,7 @@ def check_names(names: str | Iterable[str], name: str, *, what: str = "column") 
     ttp_diag.exceptions.ConfigError: scores names 'score_a' twice; give each column once.
     """
     out = [names] if isinstance(names, str) else list(names)
-    if not out:
+    if not out and not allow_empty:
         raise ConfigError(f"{name} is empty; give at least one {what}.")
     seen: set = set()
     dup = [n for n in out if n in seen or seen.add(n)]

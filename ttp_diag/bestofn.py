@@ -143,9 +143,8 @@ def _as_scores(table: pd.DataFrame, scores: str | Sequence[str] | None) -> list[
                 f"{', '.join(map(str, table.columns))}); add one per reward model or pass "
                 "scores=[...] (--scores on the command line).")
         return found
-    if not isinstance(scores, str) and len(scores) == 0:
-        return []  # explicitly none: the oracle and random curves only (oracle_scaling)
-    return check_names(scores, "scores", what="score column")
+    # an empty list is legitimate: random and oracle only (e.g. the oracle calibration figure)
+    return check_names(scores, "scores", what="score column", allow_empty=True)
 
 
 def _check_fit_ns(ns: Sequence[int]) -> list[int]:
@@ -372,7 +371,9 @@ class BestOfN(_BestOfNResults):
         self.ci_, self.n_boot_, self.seed_ = ci, n_boot, seed
         oracle = self._observed("oracle")
         mu = self._mu_value(float(self._observed("random")[0]))
-        self.calibrations_ = {s: calibrate(ns, oracle, shape=s, mu=mu) for s in shapes}
+        # the law is fitted and compared at the N actually used: a clipped N is the pool size
+        self.calibrations_ = {s: calibrate(self.ns_effective, oracle, shape=s, mu=mu)
+                              for s in shapes}
         self.calibration_ = self.calibrations_[shapes[0]]
         self.best_shape_ = max(self.calibrations_, key=lambda s: self.calibrations_[s].r2)
         # the diagnoses use the fit's own N grid and pool rule, so "capture" is one number
@@ -388,7 +389,7 @@ class BestOfN(_BestOfNResults):
         self.predictions_ = pd.concat(
             [pd.DataFrame({"selector": sel, "shape": shape, "n": ns,
                            "observed": self._observed(sel),
-                           "predicted": self.predict(ns, sel, shape),
+                           "predicted": self.predict(self.ns_effective, sel, shape),
                            "prediction": self.prediction_.get(sel, "calibration")})
              for shape in shapes for sel in ["oracle", *sc]], ignore_index=True)
         return self
@@ -407,7 +408,6 @@ class BestOfN(_BestOfNResults):
                 self.prediction_[s] = "law"
                 self.prediction_reason_[s] = "prediction='law': the paper's law (Prop. 4.4)"
             return
-        ns = self.ns_
         rnd = self._observed("random")
         for s in scores:
             fit = fit_concomitant(val, s, split=None, validate=False, seed=seed or 0)
@@ -419,8 +419,8 @@ class BestOfN(_BestOfNResults):
                 continue
             obs = self._observed(s)
             try:
-                law = gain_error(self.predict(ns, s, prediction="law"), obs, rnd)
-                held = gain_error(fit.predict(ns, held_out=True), obs, rnd)
+                law = gain_error(self.predict(self.ns_effective, s, prediction="law"), obs, rnd)
+                held = gain_error(fit.predict(self.ns_effective, held_out=True), obs, rnd)
             except ValueError:  # no gain over random: nothing to choose on
                 self.prediction_[s] = "law"
                 self.prediction_reason_[s] = "auto: no gain over random to compare on; law"
@@ -446,6 +446,13 @@ class BestOfN(_BestOfNResults):
                                  f".fit(table) first.")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    @property
+    def ns_effective(self) -> list[int]:
+        """``ns_`` with every N above the largest candidate pool replaced by the pool size
+        (Best-of-N then takes the whole pool): the N the curves were really measured at."""
+        self._check_fitted()
+        return [int(getattr(self, "clipped_ns_", {}).get(n, n)) for n in self.ns_]
+
     def _observed(self, selector: str) -> np.ndarray:
         c = self.curves_
         return c.loc[c["selector"] == selector, "utility"].to_numpy()
@@ -470,7 +477,7 @@ class BestOfN(_BestOfNResults):
         if shape not in SHAPES:
             raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
         mu = self._mu_value(float(self._observed("random")[0]))
-        return calibrate(self.ns_, self._observed("oracle"), shape=shape, mu=mu)
+        return calibrate(self.ns_effective, self._observed("oracle"), shape=shape, mu=mu)
 
     def user_curves(self) -> pd.DataFrame:
         """Each user's exact curve of every fitted selector (``selector, user_id, n,

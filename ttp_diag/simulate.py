@@ -52,6 +52,16 @@ class SimulatedRM:
     #: rho_u although the within-query correlation is ``rho_collapsed`` (needs query_mu_sd > 0)
     collapse: str = "flat"
 
+    def __post_init__(self) -> None:
+        from ._checks import check_real
+
+        for name in ("alpha", "beta"):
+            check_real(getattr(self, name), f"SimulatedRM.{name}", low=0, high=1,
+                       what="a rate")
+        for name in ("rho_plus", "rho_minus", "rho_collapsed"):
+            check_real(getattr(self, name), f"SimulatedRM.{name}", low=-1, high=1,
+                       what="a correlation")
+
     @property
     def rho_total(self) -> float:
         rho_eff = (1 - self.beta) * self.rho_plus + self.beta * self.rho_minus

@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     ``OSError`` become one line on stderr, ``ttp-diag: error: ...``, and their exit code; a
     traceback would only bury the message, which already names the file/column and the fix.
     Set ``TTP_DIAG_TRACEBACK=1`` to get the traceback anyway. Anything else is a bug and
-    propagates with its traceback.
+    propagates with its traceback. Warnings are one line each, ``ttp-diag: warning: ...``.
+    Ctrl-C ends with exit code 130 and one line, also when the interrupt was swallowed on
+    the way (``Exception ignored ...``); files are written atomically, so none is partial.
     """
     with _interrupts() as state:
         try:

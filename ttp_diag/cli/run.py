@@ -5,8 +5,11 @@ win). Every stage is cached in the run folder, so the same command resumes a sto
 The flags are built from the metadata of ``RunConfig``'s fields
 (``ttp_diag.gen.run_config``): a new setting with a ``flag`` is a new flag.
 
-Exit codes: 0 done; 1 bad input or settings (one line); 75 the candidate time budget
-(``--time-budget``) ran out: the folder is consistent, run the same command again.
+Exit codes: 0 done; 7 bad settings (one line naming the flag); 8 the run folder cannot be
+used, e.g. an input file (users file, model files, config) changed since the folder used it:
+the message names the stage it invalidates, and ``--refresh`` recomputes from that stage on;
+75 the candidate time budget (``--time-budget``) ran out: the folder is consistent, run the
+same command again; 130 Ctrl-C.
 
 Examples
 --------

@@ -372,10 +372,8 @@ class RunConfig:
                    what="a nucleus probability")
         check_real(self.temperature, nm("temperature"), low=0, what="a sampling temperature",
                    allow_none=True)
-        check_real(self.rm_data_pct, nm("rm_data_pct"), low=0, high=100, low_open=True,
-                   what="a percent (share of each user's reward-model training queries)")
         check_real(self.candidate_time_budget_s, nm("candidate_time_budget_s"), low=0,
-                   low_open=True, what="a number of seconds", allow_none=True)
+                   what="a number of seconds (0: stop at once, resumable)", allow_none=True)
 
 
 def stage_of(name: str) -> str:

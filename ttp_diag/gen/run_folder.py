@@ -153,13 +153,22 @@ STAGE_OUTPUTS = {
 INPUTS_FILE = "inputs.json"
 
 
+def _is_temporary(name: str) -> bool:
+    """Names of atomic-write temporaries: ``.x.<random>.tmp``, ``x.<random>.tmp``,
+    ``.x.tmp-<random>`` (folders) and ``.x.old-<random>`` (an interrupted folder swap)."""
+    return name.endswith(".tmp") or (name.startswith(".") and (".tmp-" in name
+                                                               or ".old-" in name))
+
+
 def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
     """Remove the temporaries a killed process left in a run folder; return them.
 
     Atomic writes make a temporary beside their target and rename it into place, so a kill
     in between orphans it: ``.<name>.<random>.tmp`` files (:mod:`ttp_diag.io`),
     ``.<name>.tmp-<random>`` folders (reward models, sweeps) and ``<name>.<random>.tmp``
-    files (safetensors, score shards). Call it only while holding the folder's lock.
+    files (safetensors, score shards). Only the folder itself and the stage folders
+    (``candidates/``, ``rm/``) are searched, never a run folder nested inside (a shard's,
+    which another process may be writing). Call it only while holding the folder's lock.
 
     Examples
     --------
@@ -175,14 +184,15 @@ def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
     """
     import shutil
 
-    from ttp_diag.io import remove_temp_files
-
     root = Path(run_dir)
-    removed = remove_temp_files(root)
-    for p in sorted(root.rglob("*")):
-        name = p.name
-        if not (name.endswith(".tmp") or (name.startswith(".") and ".tmp-" in name)):
-            continue
+    found = [p for p in root.iterdir() if _is_temporary(p.name)] if root.is_dir() else []
+    for sub in ("candidates", "rm"):
+        if (root / sub).is_dir():
+            found += [p for p in (root / sub).rglob("*") if _is_temporary(p.name)]
+    removed = []
+    for p in sorted(set(found), key=lambda q: len(q.parts)):
+        if not os.path.lexists(p):
+            continue  # inside a temporary folder removed just before
         if p.is_symlink() or p.is_file():
             p.unlink(missing_ok=True)
         elif p.is_dir():

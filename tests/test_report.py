@@ -89,7 +89,8 @@ def test_risk_cli_all_zero_rewards_say_no_reward_signal(tmp_path, capsys):
     path = tmp_path / "zero.parquet"
     td.simulate_score_table(n_users=6, n_queries=4, n_candidates=8, seed=0).assign(
         reward=0.0).to_parquet(path)
-    assert main(["risk", str(path), "--out", str(tmp_path / "r")]) == 1
+    # a table-content error: ScoreTableError's exit code
+    assert main(["risk", str(path), "--out", str(tmp_path / "r")]) == td.ScoreTableError.exit_code
     err = capsys.readouterr().err
     assert "no reward signal: every reward in split 'val' is 0" in err
     assert "nan" not in err

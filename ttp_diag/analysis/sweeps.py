@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ttp_diag.bestofn import BestOfN
+from ttp_diag.exceptions import CorruptFileError, InputFileError
 from ttp_diag.table import score_columns
 
 __all__ = ["SWEEP_COLUMNS", "curve_table", "read_manifest", "sweep_table"]
@@ -81,15 +82,15 @@ def read_manifest(sweep_dir: str | os.PathLike) -> dict:
     """The ``sweep.json`` of a sweep folder (``parent`` and ``points``)."""
     path = Path(sweep_dir) / "sweep.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; is {sweep_dir} a `ttp-diag sweep --out` "
-                                "folder?")
+        raise InputFileError(f"{path} not found; is {sweep_dir} a `ttp-diag sweep --out` "
+                             "folder?")
     try:
         man = json.loads(path.read_text())
     except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); run the sweep again to rewrite "
-                         "it") from None
+        raise CorruptFileError(f"{path} is not valid JSON ({exc}); run the sweep again to "
+                               "rewrite it") from None
     if not isinstance(man, Mapping) or not isinstance(man.get("points"), list):
-        raise ValueError(f"{path} has no 'points' list; run the sweep again to rewrite it")
+        raise CorruptFileError(f"{path} has no 'points' list; run the sweep again to rewrite it")
     return dict(man)
 
 

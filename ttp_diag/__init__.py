@@ -20,9 +20,9 @@ True
 __version__ = "0.1.0"
 
 from . import exceptions, io
-from ._bon_stream import bon_curve_dataset
 from .bestofn import BestOfN
 from .bon import bon_curve, bon_curves, bon_per_query, selection_weights
+from .dataset import bon_curve_dataset
 from .datasets import demo_path, demo_provenance, load_demo
 from .diagnostics import Diagnostics, compare_selectors, diagnose
 from .diagnostics.heterogeneity import ConcomitantFit, fit_concomitant, select_prediction

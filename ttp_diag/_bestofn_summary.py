@@ -338,3 +338,59 @@ class _BestOfNResults:
         if kind not in panels:
             raise ConfigError(f"kind must be one of {PLOT_KINDS}; got {kind!r}.")
         return panels[kind](self, ax=ax, **kwargs)
+
+
+def bestofn_verdict(fit: Any, *, n: int | None = None, unit: str = "",
+                    ci: float | None = None, n_boot: int | None = None,
+                    seed: int | None = None) -> Any:
+    """The :class:`ttp_diag.verdict.Verdict` of a fitted :class:`ttp_diag.BestOfN` (see its
+    ``verdict``)."""
+    from .diagnostics import compare_selectors
+    from .metrics import gain_error, rel_mae
+    from .verdict import LEVEL, Verdict, _rows, diagnostics_numbers, model_findings
+
+    fit._check_fitted()
+    n = int(n if n is not None else fit.ns_[-1])
+    level = ci or fit.ci_ or 0.95
+    n_boot = n_boot or fit.n_boot_ or 1000
+    seed = fit.seed_ if seed is None else seed
+    shape = fit.shapes[0]  # the one default shape (td.DEFAULT_SHAPE unless given)
+    rnd, orc = fit._observed("random"), fit._observed("oracle")
+    j = fit.ns_.index(n) if n in fit.ns_ else None
+    oracle_gain = (float(orc[j] - rnd[j]) if j is not None else None)
+    rows = []
+    n_users = int(fit.table_["user_id"].nunique())
+    for s in fit.scores_:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # < MIN_USERS: said in the text
+            cmp = compare_selectors(fit.table_, s, "random", [n], ci=level, n_boot=n_boot,
+                                    seed=seed, split=None, pool=fit.pool_,
+                                    validate=False).iloc[0]
+        if oracle_gain is None:
+            oc = compare_selectors(fit.table_, "oracle", "random", [n], ci=None, split=None,
+                                   pool=fit.pool_, validate=False).iloc[0]
+            oracle_gain = float(oc["diff"])
+        d = fit.diagnostics_[s]
+        nums = diagnostics_numbers(d)
+        obs, pred = fit._observed(s), fit.predict(fit.ns_effective, s, shape)
+        nums.update(n=n, gain=float(cmp["diff"]), gain_ci=(cmp["ci_low"], cmp["ci_high"]),
+                    gain_p=float(cmp["p_value"]), oracle_gain=oracle_gain, level=level,
+                    n_users=n_users)
+        for key, fn, args in (("rel_mae", rel_mae, (pred, obs)),
+                              ("gain_error", gain_error, (pred, obs, rnd))):
+            try:
+                nums[key] = fn(*args)
+            except ValueError:
+                nums.pop(key, None)
+        label = selector_label(s)
+        rows += _rows(s, label, model_findings(label, unit=unit, **nums))
+    n_q = int(fit.table_["query_id"].nunique())
+    gains = [s for s in fit.scores_
+             if any(r["score"] == s and r["aspect"] == "gain" and r["finding"] == "gain"
+                    for r in rows)]
+    clip = " (whole pool where smaller)" if fit.pool_ == "clip" else ""
+    head = (f"Best-of-{n}{clip} on {n_users} users and {n_q} queries ({level:.0%} intervals over "
+            f"users, tests at level {LEVEL:g}; law shape {shape}): {len(gains)} of "
+            f"{len(fit.scores_)} reward model(s) gain over random beyond noise"
+            + (f" ({', '.join(selector_label(s) for s in gains)})." if gains else "."))
+    return Verdict(pd.DataFrame(rows), head)

@@ -26,7 +26,7 @@ from ttp_diag.exceptions import ConfigError
 
 from ._bon_engine import query_utilities, user_sums
 from ._table_checks import numeric_values, range_reference
-from .bon import _as_int_ns, bon_curve
+from .bon import bon_curve
 from .table import SPECIAL_SELECTORS, ScoreTable, ScoreTableError
 
 
@@ -328,65 +328,3 @@ def _by_user_chunks(dataset, columns, score, ns, *, split, rows_per_batch, pool)
     users_curves = pd.concat(means)
     return pd.DataFrame({"selector": score, "n": ns,
                          "utility": users_curves.to_numpy().mean(axis=0)})
-
-
-def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
-                      rows_per_batch: int = 1_000_000, pool: str = "error",
-                      progress: bool = False, engine: str = "local", workers: int | None = None,
-                      address: str | None = None) -> pd.DataFrame:
-    """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
-
-    Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
-    last, possibly incomplete query of each batch for the next one, runs the exact engine on the
-    complete queries and adds the per-user sums. Memory is bounded by the batch size, not the
-    file. The rows of a query must be contiguous in the file (as every writer in this package
-    leaves them); if they are not, the file is read again in chunks of whole users, with a
-    warning. The result equals ``bon_curve(pd.read_parquet(source), ...)``.
-
-    Parameters
-    ----------
-    source : str, path, list of paths or pyarrow.dataset.Dataset
-        A Parquet file, a directory of Parquet files, a list of files, or a dataset.
-    score, ns, split, pool
-        As in :func:`bon_curve`.
-    rows_per_batch : int, default 1_000_000
-        Rows read at once; memory grows with it (about 100 MB per million rows).
-    progress : bool
-        Print one line per batch.
-    engine : {"local", "ray"}, default "local"
-        ``"ray"``: each file's exact partial sums in a Ray task of its own (``workers`` at
-        once), added up in this process (:mod:`ttp_diag.dataset`); equal to ``"local"`` up to
-        float rounding (1e-12). Each query's rows must sit in one file (checked: a
-        ``ScoreTableError`` names the query and its files). Needs the ``ray`` extra.
-    workers : int, optional
-        Ray tasks at once (default: the cluster's CPUs).
-    address : str, optional
-        A running Ray cluster (default: the Ray of this process, else a local one for the
-        call).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``selector``, ``n``, ``utility``.
-
-    Examples
-    --------
-    >>> import tempfile, os, ttp_diag as td
-    >>> t = td.simulate_score_table(n_users=5, n_queries=3, n_candidates=6, seed=0)
-    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
-    >>> t.to_parquet(path)
-    >>> got = bon_curve_dataset(path, "score_det", [1, 3], rows_per_batch=40)
-    >>> want = bon_curve(t, "score_det", [1, 3])
-    >>> bool(np.allclose(got["utility"], want["utility"], rtol=1e-12))
-    True
-    """
-    if engine == "ray":
-        from .dataset import curve_by_file
-
-        return curve_by_file(source, score, _as_int_ns(ns), split=split,
-                             rows_per_batch=rows_per_batch, pool=pool, progress=progress,
-                             workers=workers, address=address)
-    if engine != "local":
-        raise ConfigError(f"engine must be 'local' or 'ray'; got {engine!r}.")
-    return stream_curve(source, score, _as_int_ns(ns), split=split,
-                        rows_per_batch=rows_per_batch, pool=pool, progress=progress)

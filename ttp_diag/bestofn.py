@@ -549,7 +549,7 @@ class BestOfN(_BestOfNResults):
         >>> v.finding("score_prob", "gain")
         'gain'
         """
-        from .verdict import bestofn_verdict
+        from ._bestofn_summary import bestofn_verdict
 
         self._check_fitted()
         cache = self.__dict__.setdefault("_verdicts", {})

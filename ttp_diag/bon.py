@@ -11,7 +11,7 @@ The engine (:mod:`ttp_diag._bon_engine`) sorts each query's pool on its own, as 
 queries x pool-size matrix, and answers every N with one matrix product; the table is validated
 and laid out once as a :class:`~ttp_diag.table.ScoreTable`, which every function here accepts in
 place of a DataFrame. Population utility is the paper's average: the mean over users of each
-user's mean over queries. :func:`ttp_diag.bon_curve_dataset` (in :mod:`ttp_diag._bon_stream`)
+user's mean over queries. :func:`ttp_diag.bon_curve_dataset` (in :mod:`ttp_diag.dataset`)
 streams a Parquet file through the same engine.
 """
 

@@ -1,11 +1,13 @@
-"""Best-of-N curves of many Parquet files, one exact partial sum per file, optionally on Ray.
+"""Best-of-N curves of Parquet files too large for memory: :func:`bon_curve_dataset`.
 
-:func:`ttp_diag.bon_curve_dataset` with ``engine="ray"`` lands here. Every file goes through the
-same one-pass exact engine as ``engine="local"`` (:func:`ttp_diag._bon_stream.accumulate`: the
-per-user sums of the file's queries, plus what the checks need), in a Ray task of its own; the
-driver adds the per-user sums (:func:`ttp_diag._bon_stream.finish`). A user may span files; a
-*query* may not (its pool would be cut in two): that is checked over all files and refused
-with a :class:`~ttp_diag.exceptions.ScoreTableError` naming the query, its files and the fix.
+``engine="local"`` streams the files through one pass of the exact engine
+(:func:`ttp_diag._bon_stream.stream_curve`); ``engine="ray"`` lands in :func:`curve_by_file`,
+where every file goes through the same one-pass engine
+(:func:`ttp_diag._bon_stream.accumulate`: the per-user sums of the file's queries, plus what the
+checks need) in a Ray task of its own, and the driver adds the per-user sums
+(:func:`ttp_diag._bon_stream.finish`). A user may span files; a *query* may not (its pool would
+be cut in two): that is checked over all files and refused with a
+:class:`~ttp_diag.exceptions.ScoreTableError` naming the query, its files and the fix.
 
 Ray is imported only when ``engine="ray"`` is asked for (the ``ray`` extra; without it an
 :class:`~ttp_diag.exceptions.EngineError` names ``pip install 'ttp-diag[ray]'``).
@@ -20,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._bon_stream import accumulate, check_stream_args, finish
-from .exceptions import InputFileError, TtpDiagError
+from ._bon_stream import accumulate, check_stream_args, finish, stream_curve
+from .bon import _as_int_ns, bon_curve  # noqa: F401  (bon_curve: the doctest's reference)
+from .exceptions import ConfigError, InputFileError, TtpDiagError
 
-__all__ = ["dataset_files", "curve_by_file"]
+__all__ = ["bon_curve_dataset", "dataset_files", "curve_by_file"]
 
 
 def dataset_files(source) -> list[str]:
@@ -109,3 +112,63 @@ def curve_by_file(source, score: str, ns: np.ndarray, *, split, rows_per_batch: 
                       f"({time.perf_counter() - t0:.1f} s, {session.workers} workers)")
     return finish(partials, score, ns, split=split, pool=pool,
                   names=[os.path.basename(f) for f in files])
+
+
+def bon_curve_dataset(source, score: str, ns, *, split: str | None = "val",
+                      rows_per_batch: int = 1_000_000, pool: str = "error",
+                      progress: bool = False, engine: str = "local", workers: int | None = None,
+                      address: str | None = None) -> pd.DataFrame:
+    """:func:`bon_curve` for a Parquet file or dataset too large for memory, in one pass.
+
+    Reads the file once in batches of ``rows_per_batch`` rows (``iter_batches``), holds back the
+    last, possibly incomplete query of each batch for the next one, runs the exact engine on the
+    complete queries and adds the per-user sums. Memory is bounded by the batch size, not the
+    file. The rows of a query must be contiguous in the file (as every writer in this package
+    leaves them); if they are not, the file is read again in chunks of whole users, with a
+    warning. The result equals ``bon_curve(pd.read_parquet(source), ...)``.
+
+    Parameters
+    ----------
+    source : str, path, list of paths or pyarrow.dataset.Dataset
+        A Parquet file, a directory of Parquet files, a list of files, or a dataset.
+    score, ns, split, pool
+        As in :func:`bon_curve`.
+    rows_per_batch : int, default 1_000_000
+        Rows read at once; memory grows with it (about 100 MB per million rows).
+    progress : bool
+        Print one line per batch.
+    engine : {"local", "ray"}, default "local"
+        ``"ray"``: each file's exact partial sums in a Ray task of its own (``workers`` at
+        once), added up in this process (:mod:`ttp_diag.dataset`); equal to ``"local"`` up to
+        float rounding (1e-12). Each query's rows must sit in one file (checked: a
+        ``ScoreTableError`` names the query and its files). Needs the ``ray`` extra.
+    workers : int, optional
+        Ray tasks at once (default: the cluster's CPUs).
+    address : str, optional
+        A running Ray cluster (default: the Ray of this process, else a local one for the
+        call).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``selector``, ``n``, ``utility``.
+
+    Examples
+    --------
+    >>> import tempfile, os, ttp_diag as td
+    >>> t = td.simulate_score_table(n_users=5, n_queries=3, n_candidates=6, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    >>> t.to_parquet(path)
+    >>> got = bon_curve_dataset(path, "score_det", [1, 3], rows_per_batch=40)
+    >>> want = bon_curve(t, "score_det", [1, 3])
+    >>> bool(np.allclose(got["utility"], want["utility"], rtol=1e-12))
+    True
+    """
+    if engine == "ray":
+        return curve_by_file(source, score, _as_int_ns(ns), split=split,
+                             rows_per_batch=rows_per_batch, pool=pool, progress=progress,
+                             workers=workers, address=address)
+    if engine != "local":
+        raise ConfigError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+    return stream_curve(source, score, _as_int_ns(ns), split=split,
+                        rows_per_batch=rows_per_batch, pool=pool, progress=progress)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ttp_diag.gen.model_files import (
     convert_gguf,
@@ -36,6 +36,9 @@ from ttp_diag.gen.model_files import (
 )
 from ttp_diag.gen.sampling import _check_sampling, _postprocess
 from ttp_diag.gen.vllm_backend import VLLMBackend, vllm_kwargs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ttp_diag.gen.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -561,3 +564,17 @@ def make_backend(
     raise ValueError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")
 
 
+def build_backend(c: RunConfig) -> GenerationBackend:
+    """The generation backend of a resolved configuration (one per process or Ray actor)."""
+    kw = dict(c.backend_kwargs)
+    if c.backend in ("transformers", "hf"):
+        kw.setdefault("device", c.device)
+        kw.setdefault("dtype", c.dtype)
+        kw.setdefault("num_threads", c.num_threads)
+        kw.setdefault("mode", c.gen_mode)
+        kw.setdefault("max_batch_rows", c.max_batch_rows)
+    kw.setdefault("first_line", c.first_line)
+    be = make_backend(c.backend, c.model, **kw)
+    if c.backend in ("tiny", "tiny-random"):
+        be.mode, be.max_batch_rows = c.gen_mode, c.max_batch_rows
+    return be

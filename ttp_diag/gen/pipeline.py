@@ -44,8 +44,9 @@ from typing import Any
 import pandas as pd
 
 from ttp_diag.exceptions import ConfigError, TimeBudgetExceeded
+from ttp_diag.gen.backends import build_backend  # noqa: F401  (one home: backends)
 from ttp_diag.gen.candidates import atomic_write_text
-from ttp_diag.gen.run_config import RunConfig, load_config, parse_shard, stage_of
+from ttp_diag.gen.run_config import STAGES, RunConfig, load_config, parse_shard, stage_of
 from ttp_diag.gen.run_folder import (
     RunFolderError,
     RunLock,
@@ -68,7 +69,6 @@ __all__ = [
     "RunFolderError",
 ]
 
-STAGES = ("data", "prompts", "candidates", "labels", "rms", "scores")
 
 _STAGE_FILES = {
     "data": ["examples.parquet", "items.parquet"],
@@ -103,24 +103,6 @@ def package_versions() -> dict:
         with contextlib.suppress(md.PackageNotFoundError):
             out[p] = md.version(p)
     return out
-
-
-def build_backend(c: RunConfig):
-    """The generation backend of a resolved configuration (one per process or Ray actor)."""
-    from ttp_diag.gen.backends import make_backend
-
-    kw = dict(c.backend_kwargs)
-    if c.backend in ("transformers", "hf"):
-        kw.setdefault("device", c.device)
-        kw.setdefault("dtype", c.dtype)
-        kw.setdefault("num_threads", c.num_threads)
-        kw.setdefault("mode", c.gen_mode)
-        kw.setdefault("max_batch_rows", c.max_batch_rows)
-    kw.setdefault("first_line", c.first_line)
-    be = make_backend(c.backend, c.model, **kw)
-    if c.backend in ("tiny", "tiny-random"):
-        be.mode, be.max_batch_rows = c.gen_mode, c.max_batch_rows
-    return be
 
 
 class _Run(_Stages):

@@ -89,7 +89,7 @@ class _GenerateChunks:
     """Ray Data actor: one backend, built once; each row of a batch is one chunk of prompts."""
 
     def __init__(self, config: RunConfig, sampling: dict, worker_dir: str | None):
-        from ttp_diag.gen.pipeline import build_backend
+        from ttp_diag.gen.backends import build_backend
 
         _set_threads(config.num_threads)
         self.backend = build_backend(config)

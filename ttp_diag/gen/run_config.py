@@ -48,7 +48,9 @@ Label = Literal["rouge", "minilm"]
 
 POLICIES = get_args(Policy)
 BACKENDS = get_args(Backend)
-_STAGE_NAMES = ("data", "prompts", "candidates", "labels", "rms", "scores", "runtime")
+#: The stages of a run, in order (``ttp-diag run --until``); ``runtime`` settings change none.
+STAGES = ("data", "prompts", "candidates", "labels", "rms", "scores")
+_STAGE_NAMES = (*STAGES, "runtime")
 
 
 def _f(default: Any = dataclasses.MISSING, *, stage: str, flag: str | None = None,

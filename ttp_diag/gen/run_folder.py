@@ -261,7 +261,7 @@ def check_inputs(run_dir: Path, inputs: dict[str, tuple[str, str]], started, *,
     the results of that stage and every later one are moved aside to ``stale-<time>/`` and
     recomputed. The new checksums are recorded. Returns the stages invalidated.
     """
-    from ttp_diag.gen.pipeline import STAGES
+    from ttp_diag.gen.run_config import STAGES
     from ttp_diag.io import atomic_write_text
 
     path = run_dir / INPUTS_FILE

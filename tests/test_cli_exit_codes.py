@@ -65,7 +65,7 @@ def case_2(tmp_path):
 
 
 def case_3(tmp_path):
-    return ["analyze", str(_table(tmp_path)), "--ns", "1,50"]  # N above every pool
+    return ["analyze", str(_table(tmp_path)), "--ns", "1,50", "--pool", "error"]  # N above every pool
 
 
 def case_4(tmp_path):

@@ -186,11 +186,11 @@ def test_bestofn_prediction_options(hetero):
                                law.predict(ns, "score_between"))
     auto = td.BestOfN(ns=ns).fit(hetero)
     assert auto.prediction == "auto"
-    row = auto.summary.set_index("score").loc["score_between"]
+    row = auto.summary.set_index("selector").loc["score_between"]
     assert row["prediction"] == "refined" and "held-out" in row["prediction_reason"]
     assert row["gain_error"] < 0.05 < 0.15 < row["gain_error_law"]
     assert row["gain_error_refined_held_out"] < 0.05
-    assert np.isnan(law.summary.set_index("score").loc["score_between",
+    assert np.isnan(law.summary.set_index("selector").loc["score_between",
                                                        "gain_error_refined_held_out"])
     assert (auto.predictions_.query("selector == 'score_between'")["prediction"]
             == "refined").all()
@@ -212,9 +212,9 @@ def test_public_tables_every_proxy_with_rho_eff_above_0_2_is_predicted_within_0_
     t = t[[c for c in t.columns if c != "doc"]]
     assert t.groupby("query_id")["cand_id"].nunique().min() >= 10
     fit = td.BestOfN().fit(t)
-    s = fit.summary.query("score != 'oracle'")
+    s = fit.summary.query("kind == 'reward_model'")
     strong = s[s["rho_eff"] > 0.2]
     assert len(strong) >= 5
-    assert (strong["gain_error"] < 0.10).all(), strong[["score", "gain_error"]]
+    assert (strong["gain_error"] < 0.10).all(), strong[["selector", "gain_error"]]
     # and the paper's law alone is not: the refined prediction is what gets there
     assert (strong["gain_error_law"] > 0.10).any()

@@ -121,7 +121,7 @@ def test_03_n_to_close_gap_still_answers():
     lambda t: td.bon_curves(t, ["oracle"], [1, 2], ci=0.95, n_boot=5),
     lambda t: td.BestOfN(ns=[1, 2], ci=0.9, n_boot=3).fit(t),
     lambda t: td.compare_selectors(t, "score_prob", "score_det", [1, 2], ci=0.95, n_boot=2),
-    lambda t: __import__("ttp_diag.bon").bon.bootstrap_user_ci(np.ones((8, 1)), level=0.99,
+    lambda t: __import__("ttp_diag.bon").bon.bootstrap_user_ci(np.ones((8, 1)), ci=0.99,
                                                               n_boot=99),
 ])
 def test_04_interval_needs_enough_draws(table, call):

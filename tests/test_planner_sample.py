@@ -65,7 +65,7 @@ def test_pilot_truths_equal_the_package_estimates():
     plan = td.plan_sample(pilot, users=[8], questions=["gain", "difference", "prediction"],
                           n_sims=10)
     truth = plan.power_.set_index("question")["truth"]
-    comp = td.compare_selectors(pilot, "score_prob", "score_det", [10], n_boot=10)
+    comp = td.compare_selectors(pilot, "score_prob", "score_det", [10], n_boot=20)
     assert truth["difference"] == pytest.approx(float(comp["diff"].iloc[0]), abs=1e-12)
     curve = td.bon_curves(pilot, ["random", "oracle", "score_prob"], [10])
     u = curve.set_index("selector")["utility"]

@@ -186,36 +186,39 @@ class ConcomitantFit(Result):
             out[~inside] = u_top + (h[1:] - h[0]) @ self.coef
         return out
 
-    def plot(self, ax=None):
-        """The concomitant curve: mean centred reward at each normal score (dots, user-weighted,
-        rounded to 0.05) and the fitted piecewise-linear curve, with the law's straight line
-        of the same overall least-squares slope for comparison (dashed)."""
-        ax = self._new_ax(ax)
+    def rank_points(self, step: float = 0.05) -> pd.DataFrame:
+        """Mean centred reward at each normal score of the rank (user-weighted, scores rounded
+        to ``step``): columns ``z``, ``reward`` (the dots of :meth:`plot`)."""
         z, y, w = self._data
-        zr = np.round(z / 0.05) * 0.05
+        zr = np.round(z / step) * step
         pts = pd.DataFrame({"z": zr, "wy": w * y, "w": w}).groupby("z").sum()
-        ax.plot(pts.index, pts["wy"] / pts["w"], "o", ms=3, color="k", label="mean at rank")
-        grid = np.linspace(float(z.min()), float(z.max()), 200)
+        return pd.DataFrame({"z": pts.index.to_numpy(), "reward": (pts["wy"] / pts["w"]).to_numpy()})
+
+    def fitted_curve(self, n_points: int = 200) -> pd.DataFrame:
+        """The fitted piecewise-linear curve and the law's straight line of the same overall
+        least-squares slope, on a grid of normal scores: columns ``z``, ``refined``, ``law``."""
+        z, y, w = self._data
+        grid = np.linspace(float(z.min()), float(z.max()), n_points)
         # the fit is on query-centred bases: centre the curve the same way (weighted mean)
         centre = (w @ _design(z, self.knots)) / w.sum()
-        ax.plot(grid, (_design(grid, self.knots) - centre) @ self.coef, color="tab:blue",
-                lw=1.8, label="refined fit")
         slope = float(np.sum(w * z * y) / np.sum(w * z * z))
-        ax.plot(grid, slope * grid, color="tab:red", ls="--", lw=1.2, label="linear (law)")
-        for k in self.knots:
-            ax.axvline(k, color="0.85", lw=0.8)
-        ax.set_xlabel(f"normal score of the {self.score} rank")
-        ax.set_ylabel("reward minus query mean")
-        ax.legend(fontsize=8, frameon=False)
-        return ax
+        return pd.DataFrame({"z": grid, "refined": (_design(grid, self.knots) - centre) @ self.coef,
+                             "law": slope * grid})
+
+    def plot(self, ax=None):
+        """The concomitant curve against the law's straight line
+        (:func:`ttp_diag.plots.heterogeneity.plot_concomitant`)."""
+        from ttp_diag.plots.heterogeneity import plot_concomitant
+
+        return plot_concomitant(self, ax)
 
     # result convention
     def _summary_frame(self) -> pd.DataFrame:
         names = ["slope_low"] + [f"hinge_{k:g}" for k in self.knots]
-        rows = [{"score": self.score, "quantity": n, "estimate": float(b),
+        rows = [{"selector": self.score, "quantity": n, "estimate": float(b),
                  "ci_low": float(lo), "ci_high": float(hi)}
                 for n, b, lo, hi in zip(names, self.coef, *self.coef_ci, strict=True)]
-        rows.append({"score": self.score, "quantity": "p_linear", "estimate": self.p_linear,
+        rows.append({"selector": self.score, "quantity": "p_linear", "estimate": self.p_linear,
                      "ci_low": np.nan, "ci_high": np.nan})
         return pd.DataFrame(rows)
 

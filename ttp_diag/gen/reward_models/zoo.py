@@ -165,7 +165,7 @@ def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float,
     pu = td.bon_curve(val, col, [1, 16], per_user=True, pool="clip")
     g = pu.pivot(index="user_id", columns="n", values="utility")
     gain_u = (g[16] - g[1]).to_numpy()
-    glo, ghi = bootstrap_user_ci(gain_u, level=0.95, n_boot=2000, seed=0)
+    glo, ghi = bootstrap_user_ci(gain_u, ci=0.95, n_boot=2000, seed=0)
     fb = list(getattr(m, "fallback_users_", []))
     return dict(
         model=name, acc_heldout=float(hits.mean()), acc_lo=q_lo, acc_hi=q_hi,

@@ -336,12 +336,14 @@ class BestOfN(_BestOfNResults):
         scores : str or list of str, optional
             Score columns (default: every ``score_*`` column).
 
-        The bootstrap settings (``ci``, ``n_boot``, ``seed``) are the constructor's.
-
         Returns
         -------
         BestOfN
             ``self``, fitted.
+
+        Notes
+        -----
+        The bootstrap settings (``ci``, ``n_boot``, ``seed``) are the constructor's.
         """
         ci = check_ci(self.ci)
         n_boot = check_n_boot(self.n_boot, ci=ci)

@@ -140,7 +140,7 @@ def test_not_fitted_and_unknown_names(sim):
     kl = fit.calibration("kl")  # a shape not fitted: calibrated on the fly, not stored
     assert kl.shape == "kl" and list(fit.calibrations_) == ["sqrt_log"]
     assert fit.calibration("kl").c_sigma == kl.c_sigma
-    with pytest.raises(KeyError, match="score_prob"):
+    with pytest.raises(td.exceptions.ConfigError, match="score_prob"):
         fit.predict([2], "score_prob")
     with pytest.raises(ValueError, match="unknown curve shape"):
         td.BestOfN(shape="cubic").fit(sim)

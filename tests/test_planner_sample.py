@@ -232,7 +232,7 @@ def test_cli_plan(tmp_path, capsys):
     assert {p.name for p in out.iterdir()} >= {"power.csv", "recommended.csv", "plan.txt",
                                               "power.png"}
     assert len(pd.read_csv(out / "power.csv")) == 2 * 3  # 2 designs x (difference + 2 hacking)
-    assert main(["plan", "--law-a", "alpha=x"]) == 1
+    assert main(["plan", "--law-a", "alpha=x"]) == td.exceptions.ConfigError.exit_code  # 7
     assert capsys.readouterr().err.strip() == \
         "ttp-diag: error: --law-a: alpha must be a number; got 'x'."
     assert main(["plan", "--law-a", "alpha=0.1,rho_plus=0.5", "--users", "5", "--queries", "2",
@@ -243,7 +243,7 @@ def test_cli_plan(tmp_path, capsys):
 def test_cli_plan_subprocess_one_line_error():
     bad = subprocess.run([sys.executable, "-m", "ttp_diag", "plan", "--law-a", "bet=0"],
                          capture_output=True, text=True)
-    assert bad.returncode == 1
+    assert bad.returncode == td.exceptions.ConfigError.exit_code
     assert bad.stderr.strip().startswith("ttp-diag: error: --law-a takes K=V pairs")
 
 

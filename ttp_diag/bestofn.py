@@ -464,8 +464,8 @@ class BestOfN(_BestOfNResults):
         self._check_fitted()
         out = self.curves_[self.curves_["selector"] == selector]
         if out.empty:
-            raise KeyError(f"no curve for {selector!r}; fitted selectors: random, oracle, "
-                           f"{', '.join(self.scores_)}.")
+            raise ConfigError(f"no curve for {selector!r}; fitted selectors: random, oracle, "
+                              f"{', '.join(self.scores_)}.")
         return out
 
     def calibration(self, shape: str | None = None) -> Calibration:
@@ -508,8 +508,8 @@ class BestOfN(_BestOfNResults):
         if score == "random":
             return np.full(np.atleast_1d(ns).shape, cal.mu, dtype=float)
         if score not in self.diagnostics_:
-            raise KeyError(f"{score!r} was not fitted; fitted score columns: "
-                           f"{', '.join(self.scores_)}.")
+            raise ConfigError(f"{score!r} was not fitted; fitted score columns: "
+                              f"{', '.join(self.scores_)}.")
         used = prediction or getattr(self, "prediction_", {}).get(score, "law")
         if used == "refined":
             if score not in getattr(self, "concomitant_", {}):

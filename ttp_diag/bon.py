@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import ConfigError, ConfigTypeError
 
 from ._bon_engine import check_pool, query_utilities, user_sums
 from ._checks import check_ci, check_n_boot, check_names, check_seed
@@ -88,7 +88,7 @@ def _score_queries(table, score, ns: np.ndarray, *, split, pool: str | None, val
     smallest pool, else ``"error"``.
     """
     if not isinstance(score, str):
-        raise TypeError(
+        raise ConfigTypeError(
             f"score must be a column name, 'oracle' or 'random'; got {type(score).__name__}. To "
             f"evaluate a derived selector, add it as a column: table.assign(score_new=...)."
         )

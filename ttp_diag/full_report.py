@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from .bestofn import BestOfN
 from .names import selector_label
 from .theory import DEFAULT_SHAPE
@@ -386,7 +388,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     out = check_output_dir(out_dir)
     _check_columns(table, base=base, new=new, var=var)
     if (base is None) != (new is None):
-        raise ValueError("pass both base= and new= (two score columns to compare) or neither.")
+        raise ConfigError("pass both base= and new= (two score columns to compare) or neither.")
     if var is None and new is not None:
         var = variance_column(table, new)
     scores = list(scores) if scores else None
@@ -397,8 +399,8 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     scores, ns, val = fit.scores_, fit.ns_, fit.table_
     for s in (base, new):
         if s is not None and s not in scores:
-            raise ValueError(f"{s!r} (base/new) is not among the analysed score columns "
-                             f"{scores}; add it to scores.")
+            raise ConfigError(f"{s!r} (base/new) is not among the analysed score columns "
+                              f"{scores}; add it to scores.")
     out.mkdir(parents=True, exist_ok=True)
     n_users, n_queries = val["user_id"].nunique(), val["query_id"].nunique()
     pools = val.groupby("query_id").size()

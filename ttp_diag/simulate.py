@@ -309,18 +309,18 @@ def simulate_heterogeneous_table(n_users: int = 40, n_queries: int = 10, *,
     sp = np.asarray(spreads, dtype=float)
     k = off.size
     if k < 1 or sp.shape != off.shape or np.any(sp <= 0):
-        raise ValueError(f"offsets and spreads must have the same length K >= 1 and spreads "
-                         f"must be > 0; got offsets={list(offsets)}, spreads={list(spreads)}.")
+        raise ConfigError(f"offsets and spreads must have the same length K >= 1 and spreads "
+                          f"must be > 0; got offsets={list(offsets)}, spreads={list(spreads)}.")
     if n_users < 1 or n_queries < 1 or per_system < 1 or k * per_system < 2:
-        raise ValueError(f"need n_users, n_queries, per_system >= 1 and at least 2 candidates "
-                         f"per query; got {n_users}, {n_queries}, {per_system} (K={k}).")
+        raise ConfigError(f"need n_users, n_queries, per_system >= 1 and at least 2 candidates "
+                          f"per query; got {n_users}, {n_queries}, {per_system} (K={k}).")
     if system_sd < 0:
-        raise ValueError(f"system_sd must be >= 0; got {system_sd}.")
+        raise ConfigError(f"system_sd must be >= 0; got {system_sd}.")
     proxies = DEFAULT_HETERO_PROXIES if proxies is None else proxies
     for name, p in proxies.items():
         if not (-1 <= p.rho_between <= 1 and -1 <= p.rho_within <= 1):
-            raise ValueError(f"proxy {name!r}: correlations must lie in [-1, 1]; got "
-                             f"rho_between={p.rho_between}, rho_within={p.rho_within}.")
+            raise ConfigError(f"proxy {name!r}: correlations must lie in [-1, 1]; got "
+                              f"rho_between={p.rho_between}, rho_within={p.rho_within}.")
     rng = np.random.default_rng(seed)
     n_q = n_users * n_queries
     m = k * per_system

@@ -48,7 +48,7 @@ import warnings
 import numpy as np
 
 from ._checks import check_boot_memory, check_ci, check_n_boot, check_seed
-from .exceptions import DataError
+from .exceptions import ConfigError, DataError
 
 __all__ = [
     "MIN_USERS_FOR_CI",
@@ -418,8 +418,8 @@ def pair_wins(a, b, ties: str = "half") -> np.ndarray:
     ([1.0, 0.5, 0.0], [1.0, 0.0])
     """
     if ties not in ("half", "strict"):
-        raise ValueError(f"ties={ties!r}; use 'half' (a tie is half a success) or 'strict' "
-                         f"(the paper's s(chosen) > s(rejected)).")
+        raise ConfigError(f"ties={ties!r}; use 'half' (a tie is half a success) or 'strict' "
+                          f"(the paper's s(chosen) > s(rejected)).")
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise DataError(f"pair_wins: {a.size} chosen scores but {b.size} rejected scores; "

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("rouge_score")
 
+from ttp_diag.exceptions import ScoreTableError  # noqa: E402
 from ttp_diag.gen import labels  # noqa: E402
 from ttp_diag.gen.labels import (  # noqa: E402
     label_table,
@@ -138,7 +139,7 @@ def test_label_table_columns_and_errors():
     assert out["reward"].tolist() == [1.0, 0.0]
     assert {"rouge1_f", "rougeL_f"} <= set(out.columns)
     assert "reward" not in df.columns  # input not modified
-    with pytest.raises(KeyError, match="'gold_text'"):
+    with pytest.raises(ScoreTableError, match="'gold_text'"):
         label_table(df, gold_col="gold_text")
     bad = df.assign(gold=[None, "x"])
     with pytest.raises(ValueError, match="missing value"):

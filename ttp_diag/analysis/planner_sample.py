@@ -36,6 +36,7 @@ import pandas as pd
 from ttp_diag._checks import check_seed
 from ttp_diag._summary import Result
 from ttp_diag.analysis import planner_power as pp
+from ttp_diag.exceptions import ConfigError, ConfigTypeError, ScoreTableError
 
 __all__ = ["QUESTIONS", "UNIT_COSTS", "SamplePlan", "SamplePlanner", "UnitCosts", "plan_sample"]
 
@@ -86,7 +87,7 @@ def _ints(values, name: str, minimum: int) -> tuple[int, ...]:
     vals = tuple(int(v) for v in np.atleast_1d(values))
     if not vals or any(v < minimum for v in vals) or any(
             float(v) != float(w) for v, w in zip(vals, np.atleast_1d(values), strict=True)):
-        raise ValueError(f"{name} must be whole numbers >= {minimum}; got {values!r}.")
+        raise ConfigError(f"{name} must be whole numbers >= {minimum}; got {values!r}.")
     return tuple(sorted(set(vals)))
 
 
@@ -180,21 +181,21 @@ class SamplePlanner:
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > lo
                     and (hi is None or v < hi)):
                 rng = f"({lo:g}, {hi:g})" if hi is not None else f"> {lo:g}"
-                raise ValueError(f"{name} must be a number in {rng}; got {v!r}.")
+                raise ConfigError(f"{name} must be a number in {rng}; got {v!r}.")
         bad = [q for q in self.questions if q not in QUESTIONS]
         if bad or not len(self.questions):
-            raise ValueError(f"questions must be a non-empty subset of {QUESTIONS}; got "
-                             f"{list(self.questions)!r}.")
+            raise ConfigError(f"questions must be a non-empty subset of {QUESTIONS}; got "
+                              f"{list(self.questions)!r}.")
         if int(self.n_sims) < 10 or int(self.n_null) < 19:
-            raise ValueError(f"need n_sims >= 10 and n_null >= 19 (p-values in steps of "
-                             f"1/(n_null+1)); got n_sims={self.n_sims!r}, "
-                             f"n_null={self.n_null!r}.")
+            raise ConfigError(f"need n_sims >= 10 and n_null >= 19 (p-values in steps of "
+                              f"1/(n_null+1)); got n_sims={self.n_sims!r}, "
+                              f"n_null={self.n_null!r}.")
         check_seed(self.seed)
         if self.conservative is not None and not 0.5 <= self.conservative < 1.0:
-            raise ValueError(f"conservative must be a one-sided confidence level in [0.5, 1), "
+            raise ConfigError(f"conservative must be a one-sided confidence level in [0.5, 1), "
                              f"e.g. 0.8, or None; got {self.conservative!r}.")
         if self.collapse_rate is not None and not 0.0 <= self.collapse_rate < 1.0:
-            raise ValueError(f"collapse_rate must be a share of users in [0, 1) or None; got "
+            raise ConfigError(f"collapse_rate must be a share of users in [0, 1) or None; got "
                              f"{self.collapse_rate!r}.")
         costs = []
         for c in self.costs:
@@ -203,8 +204,8 @@ class SamplePlanner:
             elif c in UNIT_COSTS:
                 costs.append((c, UNIT_COSTS[c]))
             else:
-                raise ValueError(f"costs must name {sorted(UNIT_COSTS)} or be UnitCosts; got "
-                                 f"{c!r}.")
+                raise ConfigError(f"costs must name {sorted(UNIT_COSTS)} or be UnitCosts; got "
+                                  f"{c!r}.")
         return costs
 
     # ------------------------------------------------------------------ fit
@@ -226,15 +227,15 @@ class SamplePlanner:
         self.candidates_ = _ints(self.candidates if self.candidates is not None
                                  else defaults["candidates"], "candidates", 2)
         if pilot is not None and max(self.candidates_) > defaults["max_pool"]:
-            raise ValueError(f"candidates {max(self.candidates_)} exceeds the pilot's largest "
-                             f"pool ({defaults['max_pool']}): resampling cannot show candidates "
-                             f"the pilot does not have; lower candidates, or plan larger pools "
-                             f"from stated truths (pilot=None, td.SimulatedRM).")
+            raise ConfigError(f"candidates {max(self.candidates_)} exceeds the pilot's largest "
+                              f"pool ({defaults['max_pool']}): resampling cannot show candidates "
+                              f"the pilot does not have; lower candidates, or plan larger pools "
+                              f"from stated truths (pilot=None, td.SimulatedRM).")
         n = int(self.n) if self.n is not None else min(self.candidates_)
         if n < 2 or n > min(self.candidates_):
-            raise ValueError(f"n (Best-of-N) must lie in [2, smallest candidates value "
-                             f"{min(self.candidates_)}]; got {self.n!r}: lower n or raise "
-                             f"candidates.")
+            raise ConfigError(f"n (Best-of-N) must lie in [2, smallest candidates value "
+                              f"{min(self.candidates_)}]; got {self.n!r}: lower n or raise "
+                              f"candidates.")
         self.n_ = n
         sels = [s for s in (a, b) if s is not None]
         specs: dict[tuple, tuple] = {}
@@ -250,8 +251,8 @@ class SamplePlanner:
                 failure = sels if self.failure is None else list(self.failure)
                 bad = [s for s in failure if s not in sels]
                 if bad:
-                    raise ValueError(f"failure names {bad}, which are not among the planned "
-                                     f"models {sels}; pass some of them or leave it out.")
+                    raise ConfigError(f"failure names {bad}, which are not among the planned "
+                                      f"models {sels}; pass some of them or leave it out.")
                 for s in failure:
                     specs[(q, s, "")] = (q, s)
         rows = []
@@ -316,9 +317,9 @@ class SamplePlanner:
 
         for name, rm in (("a", self.a), ("b", self.b)):
             if not (isinstance(rm, SimulatedRM) or (name == "b" and rm is None)):
-                raise TypeError(f"without a pilot, {name} must be a td.SimulatedRM (the truth "
-                                f"to simulate); got {type(rm).__name__} {rm!r}. Pass a pilot "
-                                f"table to plan from score columns.")
+                raise ConfigTypeError(f"without a pilot, {name} must be a td.SimulatedRM (the "
+                                      f"truth to simulate); got {type(rm).__name__} {rm!r}. Pass "
+                                      f"a pilot table to plan from score columns.")
         self.a_, self.b_ = "score_a", (None if self.b is None else "score_b")
         mix = {"score_a": pp.Mixture.from_rm(self.a)}
         if self.b is not None:
@@ -335,8 +336,8 @@ class SamplePlanner:
             truths[("collapse", s)] = lambda n, m=m: m.alpha
             truths[("hacking", s)] = lambda n, m=m: m.beta
         if self.conservative is not None:
-            raise ValueError("conservative plans for a limit of a pilot's estimate; without a "
-                             "pilot the stated truth is known: leave conservative out.")
+            raise ConfigError("conservative plans for a limit of a pilot's estimate; without a "
+                              "pilot the stated truth is known: leave conservative out.")
         self.mixtures_ = mix
         self.source_ = "stated parameters (td.SimulatedRM) drawn from the law"
         return ([("main", source), ("failure", source)], truths,
@@ -348,12 +349,12 @@ class SamplePlanner:
 
         for name, s in (("a", self.a), ("b", self.b)):
             if not (isinstance(s, str) or (name == "b" and s is None)):
-                raise TypeError(f"with a pilot table, {name} must be a score column name; got "
-                                f"{type(s).__name__} {s!r}.")
+                raise ConfigTypeError(f"with a pilot table, {name} must be a score column name; "
+                                      f"got {type(s).__name__} {s!r}.")
         sels = [s for s in (self.a, self.b) if s is not None]
         if len(set(sels)) < len(sels):
-            raise ValueError(f"a and b must be two different score columns; got {self.a!r} "
-                             f"twice.")
+            raise ConfigError(f"a and b must be two different score columns; got {self.a!r} "
+                              f"twice.")
         table = validate_score_table(pilot, scores=sels, split=self.split)
         self.a_, self.b_ = self.a, self.b
         source = pp.PilotPools(table, sels)
@@ -391,9 +392,9 @@ class SamplePlanner:
             est = inf.estimate(qs, np.arange(uq.size), uq, nu, threshold=self.collapse_threshold,
                                weights="user")
             if est.get("joint_mix") is None:
-                raise ValueError(f"{s!r}: every query of the pilot has constant scores or "
-                                 f"rewards; collapse and hacking cannot be planned from it "
-                                 f"(leave them out of questions).")
+                raise ScoreTableError(f"{s!r}: every query of the pilot has constant scores or "
+                                      f"rewards; collapse and hacking cannot be planned from it "
+                                      f"(leave them out of questions).")
             alpha = (est["alpha_corrected"] if self.collapse_rate is None
                      else float(self.collapse_rate))
             mix[s] = pp.Mixture.from_fit(est["joint_mix"], alpha, est["beta_corrected"],

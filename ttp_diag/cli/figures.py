@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, ScoreTableError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -53,11 +55,11 @@ def load_tasks(paths: Sequence[str | Path],
     from ttp_diag.io import read_table
 
     if names is not None and len(names) != len(paths):
-        raise ValueError(f"--names has {len(names)} name(s) for {len(paths)} table(s); give "
-                         f"one name per table.")
+        raise ConfigError(f"--names has {len(names)} name(s) for {len(paths)} table(s); give "
+                          f"one name per table.")
     names = list(names) if names else [Path(p).stem for p in paths]
     if len(set(names)) != len(names):
-        raise ValueError(f"task names must be distinct, got {names}; pass --names.")
+        raise ConfigError(f"task names must be distinct, got {names}; pass --names.")
     return {n: read_table(p) for n, p in zip(names, paths, strict=True)}
 
 
@@ -75,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     scores = split_list(args.scores, flag="--scores") if args.scores is not None else None
     for task, t in tasks.items():
         if scores is None and not score_columns(t):
-            raise ValueError(f"table {task!r} has no score_* column (columns: "
-                             f"{', '.join(map(str, t.columns))}); add one per reward model or "
-                             f"name the columns to plot with --scores.")
+            raise ScoreTableError(f"table {task!r} has no score_* column (columns: "
+                                  f"{', '.join(map(str, t.columns))}); add one per reward model or "
+                                  f"name the columns to plot with --scores.")
     from ttp_diag.cli._args import check_float_flag
 
     for v in args.training_baseline or []:
@@ -85,13 +87,13 @@ def run(args: argparse.Namespace) -> int:
     base = None
     if args.training_baseline is not None:
         if len(args.training_baseline) != len(tasks):
-            raise ValueError(f"--training-baseline needs one value per table ({len(tasks)}); "
-                             f"got {len(args.training_baseline)}.")
+            raise ConfigError(f"--training-baseline needs one value per table ({len(tasks)}); "
+                              f"got {len(args.training_baseline)}.")
         base = dict(zip(tasks, args.training_baseline, strict=True))
     var = args.var
     if var is not None and not any(var in t.columns for t in tasks.values()):
-        raise ValueError(f"--var {var!r} is not a column of any table; pass an existing "
-                         f"predicted-variance column or leave --var out.")
+        raise ConfigError(f"--var {var!r} is not a column of any table; pass an existing "
+                          f"predicted-variance column or leave --var out.")
     if var is None:
         var = next((v for t in tasks.values() if (v := variance_column(t, args.new))), None)
     print(f"ttp-diag figures: {len(tasks)} table(s): {', '.join(tasks)}")

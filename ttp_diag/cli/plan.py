@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ttp_diag.exceptions import ConfigError
+
 _LAW_KEYS = ("alpha", "beta", "rho_plus", "rho_minus", "rho_collapsed")
 
 
@@ -75,12 +77,12 @@ def _law(text: str | None, flag: str):
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in _LAW_KEYS:
-            raise ValueError(f"{flag} takes K=V pairs with K in {', '.join(_LAW_KEYS)}, e.g. "
-                             f"{flag} alpha=0,beta=0.1,rho_plus=0.6; got {item!r}.")
+            raise ConfigError(f"{flag} takes K=V pairs with K in {', '.join(_LAW_KEYS)}, e.g. "
+                              f"{flag} alpha=0,beta=0.1,rho_plus=0.6; got {item!r}.")
         try:
             kw[key] = float(value)
         except ValueError:
-            raise ValueError(f"{flag}: {key} must be a number; got {value!r}.") from None
+            raise ConfigError(f"{flag}: {key} must be a number; got {value!r}.") from None
     return SimulatedRM(**kw)
 
 
@@ -93,8 +95,8 @@ def _ints(values, flag: str):
     try:
         return [int(v) for v in items]
     except ValueError:
-        raise ValueError(f"{flag} must be whole numbers, e.g. {flag} 10,20,40; got "
-                         f"{' '.join(items)!r}.") from None
+        raise ConfigError(f"{flag} must be whole numbers, e.g. {flag} 10,20,40; got "
+                          f"{' '.join(items)!r}.") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,16 +117,16 @@ def run(args: argparse.Namespace) -> int:
         settings["failure"] = split_list(args.failure)
     if args.table is None:
         if args.law_a is None:
-            raise ValueError("give a pilot table (or 'demo'), or the law of model a with "
-                             "--law-a alpha=...,beta=...,rho_plus=...,rho_minus=...")
+            raise ConfigError("give a pilot table (or 'demo'), or the law of model a with "
+                              "--law-a alpha=...,beta=...,rho_plus=...,rho_minus=...")
         if args.a is not None or args.b is not None:
-            raise ValueError("--a/--b name score columns of a pilot table; without a table "
-                             "use --law-a/--law-b.")
+            raise ConfigError("--a/--b name score columns of a pilot table; without a table "
+                              "use --law-a/--law-b.")
         pilot, a, b = None, _law(args.law_a, "--law-a"), _law(args.law_b, "--law-b")
     else:
         if args.law_a is not None or args.law_b is not None:
-            raise ValueError("--law-a/--law-b are for planning without a pilot table; drop "
-                             "them or the table.")
+            raise ConfigError("--law-a/--law-b are for planning without a pilot table; drop "
+                              "them or the table.")
         if args.table == "demo":
             from ttp_diag.datasets import load_demo
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 
+from ttp_diag.exceptions import ConfigError
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -66,7 +68,7 @@ def _run(args) -> int:
     try:
         from ttp_diag.gen.sweep import run_sweep
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ValueError(
+        raise ConfigError(
             f"`ttp-diag sweep` needs the gen extra: pip install 'ttp-diag[gen]' ({exc})"
         ) from exc
     from ttp_diag.analysis.sweeps import sweep_table

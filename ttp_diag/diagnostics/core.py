@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from .._checks import check_real, check_seed
 from .._summary import Result
 from ..bon import bon_per_query
@@ -358,18 +360,18 @@ def diagnose(table: pd.DataFrame, score: str, *, collapse_threshold: float = 0.1
     (0.25, True)
     """
     if rho_u not in RHO_U_METHODS:
-        raise ValueError(f"rho_u must be one of {RHO_U_METHODS}; got {rho_u!r}.")
+        raise ConfigError(f"rho_u must be one of {RHO_U_METHODS}; got {rho_u!r}.")
     if weights not in WEIGHTS:
-        raise ValueError(f"weights must be one of {WEIGHTS}; got {weights!r}.")
+        raise ConfigError(f"weights must be one of {WEIGHTS}; got {weights!r}.")
     if shape not in SHAPES:
-        raise ValueError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
+        raise ConfigError(f"unknown curve shape {shape!r}; use one of {SHAPES}.")
     check_real(collapse_threshold, "collapse_threshold", low=-1, high=1,
                what="a correlation threshold")
     ci, n_boot, n_null = _check_ci(ci, n_boot, n_null, ns)
     seed = check_seed(seed)
     if score == "random":
-        raise ValueError("'random' has no scores to correlate; diagnose a score column or "
-                         "'oracle'.")
+        raise ConfigError("'random' has no scores to correlate; diagnose a score column or "
+                          "'oracle'.")
     # one validated ScoreTable: its integer layout is built once and reused by every engine
     # call below (and by the caller's other calls when a ScoreTable is passed in)
     table = as_score_table(table, scores=[score], split=split if validate else None,

@@ -66,7 +66,7 @@ import pandas as pd
 
 from .._checks import check_ci, check_n_boot, check_seed
 from .._summary import Result
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 from ..table import validate_score_table
 from ..theory.prediction import expected_hinge_of_max
 
@@ -168,8 +168,8 @@ class ConcomitantFit(Result):
         out = np.empty(ns_arr.size)
         inside = ns_arr <= largest
         if held_out and self._fitted_oof is None:
-            raise ValueError("predict(held_out=True) needs a fit with folds >= 2 "
-                             "(fit_concomitant(..., folds=5)).")
+            raise ConfigError("predict(held_out=True) needs a fit with folds >= 2 "
+                              "(fit_concomitant(..., folds=5)).")
         fitted = self._fitted_oof if held_out else self._fitted
         if inside.any():
             n_in = [int(n) for n in ns_arr[inside]]
@@ -192,7 +192,8 @@ class ConcomitantFit(Result):
         z, y, w = self._data
         zr = np.round(z / step) * step
         pts = pd.DataFrame({"z": zr, "wy": w * y, "w": w}).groupby("z").sum()
-        return pd.DataFrame({"z": pts.index.to_numpy(), "reward": (pts["wy"] / pts["w"]).to_numpy()})
+        return pd.DataFrame({"z": pts.index.to_numpy(),
+                             "reward": (pts["wy"] / pts["w"]).to_numpy()})
 
     def fitted_curve(self, n_points: int = 200) -> pd.DataFrame:
         """The fitted piecewise-linear curve and the law's straight line of the same overall

@@ -28,6 +28,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.gen.model_files import (
     convert_gguf,
     default_cache_dir,
@@ -178,9 +179,9 @@ class TransformersBackend:
         max_batch_rows: int | None = None,
     ):
         if mode not in ("auto", "prefix", "batched"):
-            raise ValueError(f"mode must be 'auto', 'prefix' or 'batched', got {mode!r}")
+            raise ConfigError(f"mode must be 'auto', 'prefix' or 'batched', got {mode!r}")
         if max_batch_rows is not None and int(max_batch_rows) < 1:
-            raise ValueError(f"max_batch_rows must be >= 1, got {max_batch_rows}")
+            raise ConfigError(f"max_batch_rows must be >= 1, got {max_batch_rows}")
         self.mode = mode
         self.max_batch_rows = max_batch_rows
         self.model = model
@@ -215,7 +216,7 @@ class TransformersBackend:
             self._tok = self.tokenizer or AutoTokenizer.from_pretrained(path)
         else:
             if self.tokenizer is None:
-                raise ValueError("a loaded model needs its tokenizer: pass tokenizer=...")
+                raise ConfigError("a loaded model needs its tokenizer: pass tokenizer=...")
             self._model, self._tok = self.model, self.tokenizer
             self.model_path_ = getattr(getattr(self._model, "config", None), "_name_or_path", None)
         self._model.to(self.device).eval()
@@ -554,14 +555,14 @@ def make_backend(
     if kind in {"tiny", "tiny-random"}:
         return tiny_random_backend(**kwargs)
     if model is None:
-        raise ValueError(
+        raise ConfigError(
             f"backend {kind!r} needs a model (a local directory, a .gguf file or 'smollm2')"
         )
     if kind in {"transformers", "hf"}:
         return TransformersBackend(model, **kwargs)
     if kind == "vllm":
         return VLLMBackend(model, **kwargs)
-    raise ValueError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")
+    raise ConfigError(f"unknown backend {kind!r}; choose 'transformers', 'vllm' or 'tiny'")
 
 
 def build_backend(c: RunConfig) -> GenerationBackend:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import ConfigError, DataError
+from ttp_diag.exceptions import ConfigError, ConfigTypeError, DataError, ScoreTableError
 
 __all__ = [
     "embed_texts",
@@ -167,7 +167,7 @@ def _as_str_list(values: Iterable, name: str) -> list[str]:
     vals = list(values)
     for i, v in enumerate(vals):
         if not isinstance(v, str):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"{name}[{i}] is {type(v).__name__} ({v!r}), expected str; "
                 "replace missing texts with '' (they score 0) before labelling"
             )
@@ -317,7 +317,7 @@ def label_table(
     """
     for col in (text_col, gold_col):
         if col not in table.columns:
-            raise KeyError(
+            raise ScoreTableError(
                 f"label_table: column {col!r} not found (columns: {list(table.columns)}); "
                 f"pass text_col=/gold_col= naming the candidate and gold text columns"
             )

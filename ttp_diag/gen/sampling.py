@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import re
 
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import ConfigError, ConfigTypeError
 
 __all__ = ["_check_sampling", "_postprocess"]
 
 
 def _check_sampling(prompts, n, temperature, top_p, max_new_tokens) -> list[str]:
     if isinstance(prompts, str):
-        raise TypeError(
+        raise ConfigTypeError(
             "prompts must be a sequence of strings, got a single str; wrap it in a list"
         )
     prompts = list(prompts)
     if not all(isinstance(p, str) for p in prompts):
-        raise TypeError("every prompt must be a str")
+        raise ConfigTypeError("every prompt must be a str")
     if int(n) < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
     if not temperature > 0:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import ConfigError, ScoreTableError
 from ttp_diag.io import atomic_write_parquet
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ _KEY_COLUMNS = ["user_id", "query_id", "cand_id", "split", "reward"]
 def _require(table: pd.DataFrame, cols: Sequence[str], where: str, fix: str) -> None:
     missing = [c for c in cols if c not in table.columns]
     if missing:
-        raise KeyError(
+        raise ScoreTableError(
             f"{where}: column(s) {missing} not found (columns: {list(table.columns)}); {fix}"
         )
 
@@ -120,8 +120,8 @@ def add_rm_inputs(
         from ttp_diag.gen.reward_models.base import rm_context
 
         if formatter is not reward_model_prompt:
-            raise ValueError("add_rm_inputs: prompt_col= needs the default formatter (the "
-                             "prompt of a custom format is unknown); drop formatter=")
+            raise ConfigError("add_rm_inputs: prompt_col= needs the default formatter (the "
+                              "prompt of a custom format is unknown); drop formatter=")
         ctx = {q: rm_context(task, q) for q in out[input_col].astype(str).unique()}
         out[prompt_col] = out[input_col].astype(str).map(ctx)
     return out

@@ -100,7 +100,7 @@ def _convert(name: str, text: str, typ: type) -> Any:
     try:
         if typ is bool:
             if t.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
+                raise ValueError  # internal: caught just below, re-raised as ConfigError
             return t.lower() in ("true", "1", "yes")
         if typ is int:
             return int(t)

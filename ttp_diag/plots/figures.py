@@ -55,7 +55,7 @@ from ttp_diag.analysis import (
 )
 from ttp_diag.bestofn import BestOfN
 from ttp_diag.diagnostics import Diagnostics, diagnose
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import ConfigError, ConfigTypeError
 from ttp_diag.plots._common import REWARD_LABEL, RHO_Q, THRESHOLD_COLOR, panel_letter
 from ttp_diag.plots._common import color as _color
 from ttp_diag.plots._common import legend_top as _legend_top
@@ -111,8 +111,8 @@ def as_tasks(tables: Tables) -> dict[str, Any]:
     if isinstance(tables, Mapping) and tables and all(
             isinstance(v, (pd.DataFrame, BestOfN)) for v in tables.values()):
         return dict(tables)
-    raise TypeError("pass a score table (DataFrame), a fitted BestOfN, or a non-empty dict "
-                    "task name -> either.")
+    raise ConfigTypeError("pass a score table (DataFrame), a fitted BestOfN, or a non-empty dict "
+                          "task name -> either.")
 
 
 def as_fits(tables: Tables, scores: str | Sequence[str] | None = None,

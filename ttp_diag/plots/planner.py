@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.plots._common import new_axes
 from ttp_diag.plots.style import new_figure, rm_label, styled
 
@@ -58,9 +59,9 @@ def plot_power(plan: SamplePlan, question: str = "difference", selector: str | N
         rows = rows[rows["selector"] == selector]
     if rows.empty:
         have = sorted(set(zip(p["question"], p["selector"], strict=True)))
-        raise ValueError(f"the plan has no question {question!r}"
-                         + (f" for selector {selector!r}" if selector else "")
-                         + f"; it has {have}.")
+        raise ConfigError(f"the plan has no question {question!r}"
+                          + (f" for selector {selector!r}" if selector else "")
+                          + f"; it has {have}.")
     selector = rows["selector"].iloc[0]
     rows = rows[rows["selector"] == selector]
     versus = rows["versus"].iloc[0]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttp_diag.exceptions import ConfigError
+from ttp_diag.exceptions import ConfigError, ConfigTypeError
 
 from .extremes import curve_shape
 from .laws import total_correlation
@@ -37,18 +37,18 @@ def _check_objects(diagnostics, calibration, where: str) -> None:
 
     if (diagnostics is not None and kind(diagnostics) == "Calibration"
             and (calibration is None or kind(calibration) == "Diagnostics")):
-        raise TypeError(
+        raise ConfigTypeError(
             f"{where}: the arguments look swapped: the second argument (diagnostics) is a "
             f"Calibration and the third (calibration) is a "
             f"{kind(calibration) if calibration is not None else 'None'}. Call "
             f"{where}(ns, diagnostics, calibration), e.g. {where}(ns, td.diagnose(table, score), "
             f"td.calibrate(ns, oracle_utility)).")
     if diagnostics is not None and kind(diagnostics) != "Diagnostics":
-        raise TypeError(
+        raise ConfigTypeError(
             f"{where}: diagnostics (the second argument) must be a Diagnostics from "
             f"td.diagnose(table, score) with {list(_DIAG_FIELDS)}; got {kind(diagnostics)}.")
     if calibration is not None and kind(calibration) != "Calibration":
-        raise TypeError(
+        raise ConfigTypeError(
             f"{where}: calibration (the third argument) must be a Calibration from "
             f"td.calibrate(ns, oracle_utility) with mu and c_sigma; got {kind(calibration)}.")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
 from ttp_diag.gen.evaluation.runner import Evaluation, _select
 
 __all__ = ["run_method", "icl_setting"]
@@ -267,4 +268,4 @@ def run_method(ev: Evaluation, split, method: str, pairs) -> pd.DataFrame:
         return bon(ev, split, method)
     if method.startswith("judge_"):
         return judges(ev, split, method, pairs)
-    raise ValueError(f"run_method cannot run {method!r}")  # lora handled by the caller
+    raise ConfigError(f"run_method cannot run {method!r}")  # lora handled by the caller

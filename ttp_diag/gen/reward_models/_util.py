@@ -19,7 +19,13 @@ WEIGHTS_NAME = "weights.safetensors"
 
 
 # one NotFittedError for the package (a ValueError and AttributeError, as in scikit-learn)
-from ttp_diag.exceptions import NotFittedError  # noqa: E402, F401  (re-exported)
+from ttp_diag.exceptions import (  # noqa: E402, F401  (re-exported)
+    ConfigError,
+    ConfigTypeError,
+    InputFileError,
+    NotFittedError,
+    ScoreTableError,
+)
 from ttp_diag.io import (  # noqa: E402, F401  (swap_in_dir: used by the families)
     atomic_write,
     atomic_write_text,
@@ -170,8 +176,8 @@ def join_prompt_response(tok, responses: Sequence[str], prompts: Sequence[str] |
         ctx: list[list[int]] = [[] for _ in resp]
     else:
         if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts for {len(responses)} texts; pass one "
-                             "prompt per text (or prompts=None)")
+            raise ConfigError(f"{len(prompts)} prompts for {len(responses)} texts; pass one "
+                              "prompt per text (or prompts=None)")
         ctx = tok([str(p) for p in prompts], add_special_tokens=False)["input_ids"] \
             if len(prompts) else []
     core = tok("a", add_special_tokens=False)["input_ids"]
@@ -224,7 +230,7 @@ def _check_labels(y: np.ndarray, name: str = "labels") -> np.ndarray:
     bad = ~np.isfinite(y) | (y < 0) | (y > 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise ScoreTableError(
             f"{name}: {int(bad.sum())} value(s) outside [0, 1] or not finite (first at "
             f"position {i}: {y[i]!r}); reward-model labels are rewards in [0, 1], clip or "
             "drop those rows"
@@ -236,7 +242,7 @@ def _check_texts(texts: Sequence, name: str = "texts") -> list[str]:
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"{name}[{i}] is {type(t).__name__} ({t!r}), expected the formatted "
                 "reward-model input string (see ttp_diag.gen.prompts.reward_model_prompt)"
             )
@@ -297,7 +303,7 @@ def read_config(path: Path, kind: str | None = None) -> dict:
         raise FileNotFoundError(f"{f} not found; is {path} a saved reward model directory?")
     cfg = json.loads(f.read_text())
     if kind is not None and cfg.get("kind") != kind:
-        raise ValueError(f"{path} holds a {cfg.get('kind')!r} reward model, expected {kind!r}")
+        raise InputFileError(f"{path} holds a {cfg.get('kind')!r} reward model, expected {kind!r}")
     return cfg
 
 
@@ -320,5 +326,5 @@ def groups_to_codes(groups, n: int) -> np.ndarray:
         return np.zeros(n, dtype=np.int64)  # one group: every pair in a batch counts
     g = pd.Series(list(groups))
     if len(g) != n:
-        raise ValueError(f"groups has {len(g)} items but there are {n} texts")
+        raise ConfigError(f"groups has {len(g)} items but there are {n} texts")
     return pd.factorize(g)[0].astype(np.int64)

@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import CorruptFileError
+from ttp_diag.exceptions import ConfigError, CorruptFileError
 
 from ._util import CONFIG_NAME, NotFittedError, data_fingerprint, init_param_names
 
@@ -66,7 +66,7 @@ def register(name: str) -> Callable[[type], type]:
 
     def deco(cls: type) -> type:
         if name in REGISTRY and REGISTRY[name] is not cls:
-            raise ValueError(f"reward model name {name!r} is already registered")
+            raise ConfigError(f"reward model name {name!r} is already registered")
         cls.name = name
         REGISTRY[name] = cls
         return cls
@@ -85,7 +85,7 @@ def get_model_class(name: str) -> type[RewardModel]:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown reward-model kind {name!r}; registered kinds: {sorted(REGISTRY)}"
         ) from None
 
@@ -130,7 +130,7 @@ class RewardModel:
         valid = set(self._param_names())
         for k, v in params.items():
             if k not in valid:
-                raise ValueError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
+                raise ConfigError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
             setattr(self, k, v)
         return self
 
@@ -150,10 +150,13 @@ class RewardModel:
         """
         if not self.personalized:
             return self
-        raise TypeError(
+        adaptable = sorted(n for n, c in REGISTRY.items()
+                           if c.personalized and c.adapt is not RewardModel.adapt)
+        raise ConfigError(
             f"{type(self).__name__} has no adapt(): it trains one pointwise model per user "
             "from labelled rows, not user parameters on a shared model; fit it on the "
-            "user's labelled rows instead")
+            f"user's labelled rows instead, or use a family that supports adapt(): "
+            f"{', '.join(adaptable)}")
 
     def save(self, path: str | os.PathLike) -> Path:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 from ._util import _torch, default_backbone
 
 __all__ = ["FeatureEncoder", "clear_feature_cache"]
@@ -93,11 +95,11 @@ class FeatureEncoder:
         """Features of ``texts`` (responses; with ``prompts``, one context per text): an
         (n, d) float32 array, or for ``"tokens"`` a list of (T_i, d) float16 arrays."""
         if pooling not in ("mean", "last", "tokens"):
-            raise ValueError(f"pooling={pooling!r}; use 'mean', 'last' or 'tokens'")
+            raise ConfigError(f"pooling={pooling!r}; use 'mean', 'last' or 'tokens'")
         texts = [str(t) for t in texts]
         if prompts is not None and len(prompts) != len(texts):
-            raise ValueError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt "
-                             "per text (or prompts=None)")
+            raise ConfigError(f"{len(prompts)} prompts for {len(texts)} texts; pass one prompt "
+                              "per text (or prompts=None)")
         keys = texts if prompts is None else list(zip([str(p) for p in prompts], texts,
                                                       strict=True))
         cache = _CACHE.setdefault(self._key(), {})

@@ -86,6 +86,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ScoreTableError
+
 from ._util import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -294,8 +296,8 @@ class GenARM(RewardModel):
         pairs = check_pairs(data, where)
         pairs = pairs[pairs["split"] == "train"]
         if pairs.empty:
-            raise ValueError(f"{where}: no pairs with split == 'train'; pass pairs from "
-                             "pairs_from_pools/split_users or a labelled table")
+            raise ScoreTableError(f"{where}: no pairs with split == 'train'; pass pairs from "
+                                  "pairs_from_pools/split_users or a labelled table")
         return pairs
 
     _prompts = staticmethod(pair_prompts)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, ScoreTableError
+
 from ._util import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -96,7 +98,7 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
             return np.ones_like(y)
         if self.weighting == "inverse_frequency":
             return extreme_score_weights(y, self.n_bins, self.max_weight)
-        raise ValueError(f"weighting={self.weighting!r}; use 'inverse_frequency' or 'none'")
+        raise ConfigError(f"weighting={self.weighting!r}; use 'inverse_frequency' or 'none'")
 
     def _loss(self, mu_raw, s_raw, y, w, g):
         loss = bce_loss(mu_raw, y, w)
@@ -129,15 +131,15 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         if isinstance(texts, pd.DataFrame):
             return self.fit_table(texts, text_col=text_col, prompt_col=prompt_col)
         if labels is None:
-            raise ValueError("pass labels= (one reward in [0, 1] per text)")
+            raise ConfigError("pass labels= (one reward in [0, 1] per text)")
         texts = _check_texts(texts)
         y = _check_labels(np.asarray(labels, dtype=float))
         if len(texts) != len(y):
-            raise ValueError(f"texts has {len(texts)} items but labels has {len(y)}")
+            raise ConfigError(f"texts has {len(texts)} items but labels has {len(y)}")
         if len(texts) < 2:
-            raise ValueError(f"need at least 2 training rows, got {len(texts)}")
+            raise ScoreTableError(f"need at least 2 training rows, got {len(texts)}")
         if self.weighting not in ("inverse_frequency", "none"):
-            raise ValueError(f"weighting={self.weighting!r}; use 'inverse_frequency' or 'none'")
+            raise ConfigError(f"weighting={self.weighting!r}; use 'inverse_frequency' or 'none'")
         g = groups_to_codes(groups, len(texts))
         self._build(two_heads=False)
         ids = self._tokenize(texts, None if prompts is None else _check_texts(prompts, "prompts"))

@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, ConfigTypeError, ScoreTableError
+
 from ._util import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -239,14 +241,14 @@ class FeatureRewardModel(RewardModel):
         torch = _torch()
         torch.manual_seed(int(self.seed))
         if self.loss not in ("bt", "mse"):
-            raise ValueError(f"loss={self.loss!r}; use 'bt' or 'mse'")
+            raise ConfigError(f"loss={self.loss!r}; use 'bt' or 'mse'")
         users = np.asarray([str(x) for x in users])
         chosen = np.asarray(chosen, np.int64)
         rejected = np.asarray(rejected if rejected is not None else chosen, np.int64)
         split = np.full(len(users), "train", object) if split is None else np.asarray(split)
         tr = split == "train"
         if not tr.any():
-            raise ValueError("no training pairs (split == 'train'); nothing to fit")
+            raise ScoreTableError("no training pairs (split == 'train'); nothing to fit")
         train_users = list(dict.fromkeys(users[tr].tolist()))
         sup = (split == "support") & ~np.isin(users, train_users)
         self.users_ = train_users
@@ -264,7 +266,7 @@ class FeatureRewardModel(RewardModel):
         c_t, r_t = t(chosen[tr]), t(rejected[tr])
         y = None if labels is None else t(np.asarray(labels, np.float32)[tr])
         if y is not None and self.loss != "mse":
-            raise ValueError("labels given but loss='bt'; pass loss='mse' for pointwise labels")
+            raise ConfigError("labels given but loss='bt'; pass loss='mse' for pointwise labels")
         self._init_from_data(module, X, c_t, r_t, u_tr)
         self._train_shared(module, X, c_t, r_t, u_tr, y)
         self.module_ = module
@@ -412,12 +414,12 @@ class FeatureRewardModel(RewardModel):
         self
         """
         if not isinstance(data, pd.DataFrame):
-            raise TypeError("fit takes a pairs DataFrame or a labelled candidate table")
+            raise ConfigTypeError("fit takes a pairs DataFrame or a labelled candidate table")
         if {"chosen", "rejected"} <= set(data.columns):
             pairs = check_pairs(data, type(self).__name__)
             use = pairs[pairs["split"].isin(["train", "support"])]
             if not (use["split"] == "train").any():
-                raise ValueError("no training pairs (split == 'train'); nothing to fit")
+                raise ScoreTableError("no training pairs (split == 'train'); nothing to fit")
             F, c, r = self._pair_items(use)
             self.fit_features(F, c, r, use["user_id"].to_numpy(), use["split"].to_numpy())
             self._mark_fallback([x for x in dict.fromkeys(pairs["user_id"].astype(str))
@@ -446,8 +448,8 @@ class FeatureRewardModel(RewardModel):
                                  min_gap=self.min_gap,
                                  max_pairs_per_query=self.max_pairs_per_query, seed=self.seed)
         if pairs.empty:
-            raise ValueError(f"no preference pairs with a reward gap >= {self.min_gap} in the "
-                             "train split; lower min_gap")
+            raise ScoreTableError(f"no preference pairs with a reward gap >= {self.min_gap} in the "
+                                  "train split; lower min_gap")
         self.fit(pairs)
         self._mark_fallback([x for x in dict.fromkeys(tr["user_id"].astype(str))
                              if x not in self.users_])
@@ -457,7 +459,7 @@ class FeatureRewardModel(RewardModel):
         """Row of each user in ``users_``; -1 for a user scored by the population model."""
         if users is None:
             if self.personalized:
-                raise ValueError(f"{type(self).__name__}.score needs users= (one id per text)")
+                raise ConfigError(f"{type(self).__name__}.score needs users= (one id per text)")
             return np.zeros(0, np.int64)
         idx = {x: i for i, x in enumerate(self.users_)}
         u = np.array([idx.get(str(x), -1) for x in users], np.int64)
@@ -466,8 +468,10 @@ class FeatureRewardModel(RewardModel):
             bad = sorted({str(x) for x, i in zip(users, u, strict=True)
                           if i < 0 and str(x) not in known})
             if bad:
-                raise KeyError(f"{type(self).__name__}: no parameters for user(s) {bad[:5]}; "
-                               "give them train pairs, or support pairs to adapt to them")
+                raise ConfigError(f"{type(self).__name__}: no parameters for user(s) {bad[:5]} "
+                                  "(not in training or adapt()); adapt() to them with their "
+                                  "support pairs first, or score them with the population model "
+                                  "(a non-personalized family such as 'global_bt')")
         return u
 
     def _has_fallback(self) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError
+
 __all__ = [
     "bce_loss",
     "bounded_variance",
@@ -228,7 +230,7 @@ def extreme_score_weights(y, n_bins: int = 10, max_weight: float = 10.0) -> np.n
     if y.size == 0:
         return y.copy()
     if n_bins < 1 or max_weight < 1:
-        raise ValueError(f"need n_bins >= 1 and max_weight >= 1, got {n_bins}, {max_weight}")
+        raise ConfigError(f"need n_bins >= 1 and max_weight >= 1, got {n_bins}, {max_weight}")
     b = np.minimum((y * n_bins).astype(int), n_bins - 1)
     counts = np.bincount(b, minlength=n_bins).astype(float)
     w = 1.0 / counts[b]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ttp_diag.exceptions import ConfigError
+
 from ._util import _torch
 
 
@@ -10,7 +12,7 @@ def _detect_target_modules(model) -> list[str]:
     for pair in (["query", "value"], ["q_proj", "v_proj"], ["q_lin", "v_lin"], ["c_attn"]):
         if all(p in names for p in pair):
             return pair
-    raise ValueError(
+    raise ConfigError(
         "could not find attention query/value projections in the backbone (looked for "
         "query/value, q_proj/v_proj, q_lin/v_lin, c_attn); pass target_modules=[...]"
     )

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError
+
 from ._util import NotFittedError, _torch, load_tensors
 from .base import register
 from .genarm import GenARM
@@ -118,8 +120,8 @@ class PDPO(GenARM):
         if self.length_norm:
             # inherited from GenARM's constructor, but P-DPO's reward is the DPO implicit
             # reward (a sum of policy/reference log-ratios); averaging it is not implemented
-            raise ValueError("PDPO does not implement length_norm=True (its reward is the "
-                             "summed DPO log-ratio); use length_norm=False")
+            raise ConfigError("PDPO does not implement length_norm=True (its reward is the "
+                              "summed DPO log-ratio); use length_norm=False")
         torch = _torch()
         if not {"chosen", "rejected"} <= set(data.columns):
             return self.fit_table(data, text_col=text_col, prompt_col=prompt_col)
@@ -254,12 +256,12 @@ class PDPO(GenARM):
         if not hasattr(self, "_users_emb") or not hasattr(self, "history_"):
             raise NotFittedError("PDPO is not fitted; call fit() or load() first")
         if users is None:
-            raise ValueError("PDPO.score needs users= (one id per text)")
+            raise ConfigError("PDPO.score needs users= (one id per text)")
         texts = [str(t) for t in texts]
         users = [str(x) for x in users]
         if len(users) != len(texts):
-            raise ValueError(f"PDPO.score: {len(users)} users for {len(texts)} texts; pass "
-                             "one user id per text")
+            raise ConfigError(f"PDPO.score: {len(users)} users for {len(texts)} texts; pass "
+                              "one user id per text")
         idx = {x: i for i, x in enumerate(self.users_)}
         enc = self._encode(texts, None if prompts is None else [str(p) for p in prompts])
         ref = self._ref_logps(enc)

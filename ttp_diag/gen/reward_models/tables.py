@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ttp_diag.exceptions import ConfigError, ConfigTypeError, ScoreTableError
+
 __all__ = ["PAIR_COLUMNS", "check_pairs", "pair_prompts", "pairs_from_pools", "split_users",
            "subsample_user_train", "train_rows"]
 
@@ -44,11 +46,12 @@ def train_rows(table: pd.DataFrame, cols: Sequence[str], where: str) -> pd.DataF
     """
     missing = [c for c in ["split", *cols] if c not in table.columns]
     if missing:
-        raise KeyError(f"{where}: column(s) {missing} not found (columns: {list(table.columns)}); "
-                       "label the table and add the reward-model inputs (add_rm_inputs)")
+        raise ScoreTableError(f"{where}: column(s) {missing} not found (columns: "
+                              f"{list(table.columns)}); label the table and add the "
+                              "reward-model inputs (add_rm_inputs)")
     tr = table[table["split"] == "train"]
     if tr.empty:
-        raise ValueError(
+        raise ScoreTableError(
             "no rows with split == 'train' (splits present: "
             f"{sorted(map(str, table['split'].unique()))}); reward models train on the train split"
         )
@@ -96,12 +99,12 @@ def subsample_user_train(table: pd.DataFrame, pct: float, *, seed: int = 0) -> p
     """
     if isinstance(pct, bool) or not isinstance(pct, (int, float, np.number)) or not (
             0 < float(pct) <= 100):
-        raise ValueError(f"pct must be a percent in (0, 100] (share of each user's train queries "
-                         f"kept; 100 keeps all), got {pct!r}")
+        raise ConfigError(f"pct must be a percent in (0, 100] (share of each user's train queries "
+                          f"kept; 100 keeps all), got {pct!r}")
     missing = [c for c in ("user_id", "query_id", "split") if c not in table.columns]
     if missing:
-        raise KeyError(f"subsample_user_train: column(s) {missing} not found (columns: "
-                       f"{list(table.columns)})")
+        raise ScoreTableError(f"subsample_user_train: column(s) {missing} not found (columns: "
+                              f"{list(table.columns)})")
     if float(pct) == 100:
         return table
     train = table["split"] == "train"
@@ -164,10 +167,10 @@ def pairs_from_pools(
         [prompt_col] if prompt_col is not None else [])
     missing = [c for c in need if c not in table.columns]
     if missing:
-        raise KeyError(f"pairs_from_pools: column(s) {missing} not found (columns: "
-                       f"{list(table.columns)}); pass text_col= for the reward-model input")
+        raise ScoreTableError(f"pairs_from_pools: column(s) {missing} not found (columns: "
+                              f"{list(table.columns)}); pass text_col= for the reward-model input")
     if min_gap < 0:
-        raise ValueError(f"min_gap={min_gap!r} must be >= 0")
+        raise ConfigError(f"min_gap={min_gap!r} must be >= 0")
     t = table if split is None else table[table["split"] == split]
     rng = np.random.default_rng(seed)
     out = []
@@ -185,8 +188,9 @@ def pairs_from_pools(
         else:
             ps = g[prompt_col].astype(str).unique()
             if len(ps) != 1:
-                raise ValueError(f"pairs_from_pools: query {qid!r} has {len(ps)} different "
-                                 f"{prompt_col!r} values; a query's candidates share one prompt")
+                raise ScoreTableError(f"pairs_from_pools: query {qid!r} has {len(ps)} different "
+                                      f"{prompt_col!r} values; a query's candidates share one "
+                                      "prompt")
             prompt = ps[0]
         out.append(pd.DataFrame({
             "user_id": g["user_id"].astype(str).to_numpy()[i],
@@ -229,7 +233,7 @@ def split_users(
     """
     users = np.array(sorted(pairs["user_id"].astype(str).unique()))
     if len(users) < 2:
-        raise ValueError(f"split_users needs at least 2 users, got {len(users)}")
+        raise ScoreTableError(f"split_users needs at least 2 users, got {len(users)}")
     rng = np.random.default_rng(seed)
     n_adapt = int(np.clip(round(adapt_frac * len(users)), 1, len(users) - 1))
     adapt = set(rng.choice(users, n_adapt, replace=False).tolist())
@@ -271,12 +275,12 @@ def check_pairs(pairs: pd.DataFrame, where: str) -> pd.DataFrame:
     """Check the agreed pair columns and string texts; returns ``pairs`` unchanged."""
     missing = [c for c in PAIR_COLUMNS if c not in pairs.columns]
     if missing:
-        raise KeyError(f"{where}: pairs column(s) {missing} not found (columns: "
-                       f"{list(pairs.columns)}); pairs need {PAIR_COLUMNS} "
-                       "(build them with pairs_from_pools)")
+        raise ScoreTableError(f"{where}: pairs column(s) {missing} not found (columns: "
+                              f"{list(pairs.columns)}); pairs need {PAIR_COLUMNS} "
+                              "(build them with pairs_from_pools)")
     for c in ("chosen", "rejected"):
         bad = ~pairs[c].map(lambda x: isinstance(x, str))
         if bad.any():
-            raise TypeError(f"{where}: pairs[{c!r}] has {int(bad.sum())} non-string value(s) "
-                            f"(first at row {pairs.index[bad.to_numpy()][0]!r}); drop them")
+            raise ConfigTypeError(f"{where}: pairs[{c!r}] has {int(bad.sum())} non-string value(s) "
+                                  f"(first at row {pairs.index[bad.to_numpy()][0]!r}); drop them")
     return pairs

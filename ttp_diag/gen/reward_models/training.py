@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ttp_diag.exceptions import ConfigError, InputFileError
+
 from ._util import _torch, default_backbone, init_param_names, versions
 from .losses import bounded_variance, high_score_contrastive
 from .network import _build_net_class, _detect_target_modules
@@ -115,24 +117,24 @@ class LoRATrainer:
         valid = set(self._param_names())
         for k, v in params.items():
             if k not in valid:
-                raise ValueError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
+                raise ConfigError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
             setattr(self, k, v)
         return self
 
     def _validate_settings(self) -> None:
         if self.pooling not in ("mean", "last"):
-            raise ValueError(f"pooling={self.pooling!r}; use 'mean' or 'last'")
+            raise ConfigError(f"pooling={self.pooling!r}; use 'mean' or 'last'")
         if self.head not in ("mlp", "linear"):
-            raise ValueError(f"head={self.head!r}; use 'mlp' or 'linear'")
+            raise ConfigError(f"head={self.head!r}; use 'mlp' or 'linear'")
         if self.truncation not in ("middle", "left", "right"):
-            raise ValueError(f"truncation={self.truncation!r}; use 'middle', 'left' or 'right'")
+            raise ConfigError(f"truncation={self.truncation!r}; use 'middle', 'left' or 'right'")
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision={self.precision!r}; use 'auto', 'fp32' or 'bf16'")
+            raise ConfigError(f"precision={self.precision!r}; use 'auto', 'fp32' or 'bf16'")
         for name in ("max_length", "batch_size", "lora_r"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be >= 1")
         if not self.epochs > 0:
-            raise ValueError(f"epochs={self.epochs!r} must be > 0")
+            raise ConfigError(f"epochs={self.epochs!r} must be > 0")
 
     # network -------------------------------------------------------------------------
     def _resolve_device(self) -> str:
@@ -179,7 +181,7 @@ class LoRATrainer:
                 n_layers = int(base.config.num_hidden_layers)
                 k = int(self.lora_layers)
                 if not 1 <= k <= n_layers:
-                    raise ValueError(f"lora_layers={k} must be in [1, {n_layers}]")
+                    raise ConfigError(f"lora_layers={k} must be in [1, {n_layers}]")
                 layers = list(range(n_layers - k, n_layers))
             cfg = LoraConfig(
                 r=int(self.lora_r),
@@ -484,7 +486,7 @@ class LoRATrainer:
         missing = set(params) - set(tensors)
         extra = set(tensors) - set(params)
         if missing or extra:
-            raise ValueError(
+            raise InputFileError(
                 f"saved reward-model weights do not match this network (missing "
                 f"{sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}); load with the "
                 "same backbone and settings that trained it"

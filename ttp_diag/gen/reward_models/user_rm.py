@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttp_diag.exceptions import CorruptFileError
+from ttp_diag.exceptions import ConfigError, CorruptFileError, RunFolderError, ScoreTableError
 
 from ._util import (
     CONFIG_NAME,
@@ -110,7 +110,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
 
     def _check_kind(self):
         if self.kind not in ("det", "prob"):
-            raise ValueError(f"kind={self.kind!r}; use 'det' (MSE) or 'prob' (Gaussian NLL)")
+            raise ConfigError(f"kind={self.kind!r}; use 'det' (MSE) or 'prob' (Gaussian NLL)")
 
     def _outputs(self, mu_raw, s_raw):
         torch = _torch()
@@ -133,7 +133,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
             need = [self.text_col, "user_id"] + (["reward"] if need_y else [])
             missing = [c for c in need if c not in X.columns]
             if missing:
-                raise KeyError(
+                raise ScoreTableError(
                     f"UserRewardModels: column(s) {missing} not found (columns: "
                     f"{list(X.columns)}); the table needs user_id, reward, query_id, split "
                     f"and the formatted reward-model input in {self.text_col!r} "
@@ -147,20 +147,20 @@ class UserRewardModels(LoRATrainer, RewardModel):
         else:
             texts = list(X)
             if users is None:
-                raise ValueError("pass users= (one user id per text) with array input")
+                raise ConfigError("pass users= (one user id per text) with array input")
             users = np.asarray([str(u) for u in users])
             if len(users) != len(texts):
-                raise ValueError(f"users has {len(users)} items but there are {len(texts)} texts")
+                raise ConfigError(f"users has {len(users)} items but there are {len(texts)} texts")
             if need_y:
                 if y is None:
-                    raise ValueError("pass labels y= with array input")
+                    raise ConfigError("pass labels y= with array input")
                 y = np.asarray(y, dtype=float)
                 if len(y) != len(texts):
-                    raise ValueError(f"y has {len(y)} items but there are {len(texts)} texts")
+                    raise ConfigError(f"y has {len(y)} items but there are {len(texts)} texts")
             if splits is not None:
                 splits = np.asarray(splits)
                 if len(splits) != len(texts):
-                    raise ValueError(
+                    raise ConfigError(
                         f"splits has {len(splits)} items but there are {len(texts)} texts")
         texts = _check_texts(texts, self.text_col)
         return texts, y, users, groups, splits
@@ -195,7 +195,8 @@ class UserRewardModels(LoRATrainer, RewardModel):
         prompts = self._table_prompts(X, prompts, len(texts))
         keep = np.ones(len(texts), bool) if splits is None else (np.asarray(splits) == "train")
         if not keep.any():
-            raise ValueError("no rows with split == 'train'; per-user RMs train on the train split")
+            raise ScoreTableError("no rows with split == 'train'; per-user RMs train on the train "
+                                  "split")
         idx = np.flatnonzero(keep)
         texts = [texts[i] for i in idx]
         prompts = None if prompts is None else [prompts[i] for i in idx]
@@ -206,7 +207,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         counts = pd.Series(users).value_counts()
         small = counts[counts < 2]
         if len(small):
-            raise ValueError(
+            raise ScoreTableError(
                 f"user(s) {small.index.tolist()[:5]} have fewer than 2 train rows; "
                 "drop them or give them more candidates"
             )
@@ -260,7 +261,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
                  if k not in skip}
             if a != b or old.get("kind") != cfg["kind"]:
                 diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-                raise ValueError(
+                raise RunFolderError(
                     f"{out_dir} holds user RMs trained with other settings (differ in "
                     f"{diff}); use another output_dir or delete that one to retrain"
                 )
@@ -280,7 +281,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         """Each text's reward under its own user's model (the predicted mean); with
         ``prompts``, each text is a response read after its prompt."""
         if users is None:
-            raise ValueError(f"{type(self).__name__}.score needs users= (one id per text)")
+            raise ConfigError(f"{type(self).__name__}.score needs users= (one id per text)")
         return self._predict(list(texts), users=users, prompts=prompts)
 
     def score_with_var(self, texts: Sequence[str], users: Sequence, *,
@@ -300,14 +301,14 @@ class UserRewardModels(LoRATrainer, RewardModel):
         col = getattr(self, "_prompt_col", None)
         if prompts is None and isinstance(X, pd.DataFrame) and col is not None:
             if col not in X.columns:
-                raise KeyError(f"UserRewardModels: prompt column {col!r} not found (columns: "
-                               f"{list(X.columns)})")
+                raise ScoreTableError(f"UserRewardModels: prompt column {col!r} not found "
+                                      f"(columns: {list(X.columns)})")
             prompts = X[col]
         if prompts is None:
             return None
         prompts = _check_texts(list(prompts), "prompts")
         if len(prompts) != n:
-            raise ValueError(f"{len(prompts)} prompts for {n} texts; pass one per text")
+            raise ConfigError(f"{len(prompts)} prompts for {n} texts; pass one per text")
         return prompts
 
     def fit_table(self, table: pd.DataFrame, *, text_col: str = "rm_text",
@@ -369,14 +370,15 @@ class UserRewardModels(LoRATrainer, RewardModel):
         if not hasattr(self, "_states"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load() first")
         if return_var and self.kind != "prob":
-            raise ValueError("return_var=True needs kind='prob'; det models have no variance")
+            raise ConfigError("return_var=True needs kind='prob'; det models have no variance")
         texts, _, users, _, _ = self._unpack(X, users=users, need_y=False)
         prompts = self._table_prompts(X, prompts, len(texts))
         unknown = sorted(set(users.tolist()) - set(self._states))
         if unknown:
-            raise KeyError(
-                f"no trained reward model for user(s) {unknown[:5]}; fit on a table that "
-                "has train rows for them"
+            raise ConfigError(
+                f"{type(self).__name__}: no trained reward model for user(s) {unknown[:5]}; "
+                "fit on a table that has train rows for them (det/prob have no adapt()), or "
+                "score them with the population model (kind 'global')"
             )
         mu = np.empty(len(texts))
         var = np.empty(len(texts)) if self.kind == "prob" else None

@@ -65,7 +65,8 @@ def case_2(tmp_path):
 
 
 def case_3(tmp_path):
-    return ["analyze", str(_table(tmp_path)), "--ns", "1,50", "--pool", "error"]  # N above every pool
+    # N above every pool, with the pool rule that refuses it
+    return ["analyze", str(_table(tmp_path)), "--ns", "1,50", "--pool", "error"]
 
 
 def case_4(tmp_path):

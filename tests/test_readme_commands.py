@@ -127,4 +127,4 @@ def test_demo_claims_agree_with_a_fresh_run():
     n_gain = sum(fit.verdict().finding(s, "gain") == "gain" for s in fit.scores_)
     assert f"{n_gain} of {len(fit.scores_)} reward models" in prose
     if all(fit.verdict().finding(s, "collapse") != "collapse" for s in fit.scores_):
-        assert "not distinguishable from one uniformly weak" in prose
+        assert "not distinguishable from a reward model with no collapsed user" in prose

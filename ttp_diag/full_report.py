@@ -142,9 +142,9 @@ def _significance_section(rep: Report, fit: BestOfN, val: pd.DataFrame, *, ci: f
                               f"{r['p_text']})")
         lines.append(f"{selector_label(s)}: " + "; ".join(parts))
     rep.pre(f"{ci:.0%} two-level bootstrap intervals (users, then queries within users). "
-            "Null model: one shared correlation (collapse) or each user's own correlation "
-            "(hacking), drawn for the observed pools conditional on the observed mean "
-            "correlations; 'the null model gives' is the raw rate under it (it can exceed the "
+            "Null models: no collapsed user (collapse: every user active, each query healthy "
+            "or hacked as the fitted mixture says) or each user's own correlation (hacking), "
+            "drawn for the observed pools conditional on the observed mean correlations; 'the null model gives' is the raw rate under it (it can exceed the "
             "observed rate: then nothing beyond the null is seen). The test compares "
             "smoothed counts (each unit's probability of lying below the cut), which it names "
             "with their expectation under the null; p is the chance of a smoothed count at "

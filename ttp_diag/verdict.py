@@ -9,9 +9,10 @@ written by hand. The thresholds and the wording live here, in one place:
   fewer than :data:`MIN_USERS` users there is no honest interval: the sentence says the sample
   is too small. The share of the oracle's gain (oracle minus random at the same N) follows.
 * **Collapse** (alpha, users with rho_u below the collapse threshold) is called collapse only
-  when the null test of one uniformly weak correlation rejects at :data:`LEVEL`; otherwise the
-  sentence says the rate is *not distinguishable from a uniformly weak reward model* and
-  gives the rate that null expects, so that a null rate above the observed one is not read as
+  when the null test of *no collapsed user* (every user active, each query healthy or hacked
+  as fitted: :func:`ttp_diag.diagnostics.inference.null_model`) rejects at :data:`LEVEL`;
+  otherwise the sentence says the rate is *not distinguishable from a reward model with no
+  collapsed user* and gives the rate that null expects, so that a null rate above the observed one is not read as
   a contradiction.
 * **Hacking** (beta, queries of active users ranked against the reward) is called *reward
   hacking beyond noise* only when the null of no hacking (each user's own correlation, drawn
@@ -36,8 +37,8 @@ Examples
 ...                     rel_mae=0.003, gain_error=0.2))  # doctest: +NORMALIZE_WHITESPACE
 Best-of-16 with Prob RM gains +0.0120 [+0.0030, +0.0220] ROUGE over random (95% interval over
 10 users), 10% of the oracle's gain (+0.120). 5 of 10 users (50%) have rho_u < 0.1, but this
-collapse rate is not distinguishable from a uniformly weak reward model (one shared
-correlation gives 60%, p = 0.99). No sign of reward hacking beyond noise (30% of active
+collapse rate is not distinguishable from a reward model with no collapsed user (that null
+gives 60%, p = 0.99). No sign of reward hacking beyond noise (30% of active
 queries have rho_q < 0; noise alone gives 28%, p = 0.4). The law predicts the curve within
 0.3% of its level and 20% of its gain (good).
 """
@@ -181,12 +182,12 @@ def model_findings(label: str, *, n: int | None = None, gain: float | None = Non
             code, text = "untested", f"{count} have {thr} (no null test run){corr}."
         elif alpha_p < LEVEL:
             code = "collapse"
-            text = (f"{count} collapse ({thr}), more than one uniformly weak correlation "
-                    f"explains (it gives {alpha_null:.0%}, {_p(alpha_p)}){corr}.")
+            text = (f"{count} collapse ({thr}), more than a reward model with no collapsed "
+                    f"user explains (that null gives {alpha_null:.0%}, {_p(alpha_p)}){corr}.")
         else:
             code = "weak_rm"
             text = (f"{count} have {thr}, but this collapse rate is not distinguishable from "
-                    f"a uniformly weak reward model (one shared correlation gives "
+                    f"a reward model with no collapsed user (that null gives "
                     f"{alpha_null:.0%}, {_p(alpha_p)}).")
         out.append({"aspect": "collapse", "finding": code, "text": text})
 

@@ -12,8 +12,8 @@ written by hand. The thresholds and the wording live here, in one place:
   when the null test of *no collapsed user* (every user active, each query healthy or hacked
   as fitted: :func:`ttp_diag.diagnostics.inference.null_model`) rejects at :data:`LEVEL`;
   otherwise the sentence says the rate is *not distinguishable from a reward model with no
-  collapsed user* and gives the rate that null expects, so that a null rate above the observed one is not read as
-  a contradiction.
+  collapsed user* and gives the rate that null expects, so that a null rate above the observed
+  one is not read as a contradiction.
 * **Hacking** (beta, queries of active users ranked against the reward) is called *reward
   hacking beyond noise* only when the null of no hacking (each user's own correlation, drawn
   with each query's pool size) rejects at :data:`LEVEL`.

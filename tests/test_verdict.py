@@ -185,3 +185,70 @@ def test_frame_verdict_on_the_zoo_results_table():
     n_gain = int((zoo["gain_lo"] > 0).sum())
     assert n_gain >= 2  # the demo table's det and prob rows at least
     assert sum(v.summary.query("aspect == 'gain'")["finding"] == "gain") == n_gain
+
+
+def test_zoo_verdict_on_known_truth_rows():
+    """Hand-made zoo rows whose answers are known: accuracy interval above / spanning / below
+    0.5, gain interval above / spanning 0, nulls rejecting or not; a table without the null
+    columns says untested, never a finding."""
+    import pandas as pd
+
+    from ttp_diag.verdict import CHANCE_ACCURACY, zoo_verdict
+
+    assert CHANCE_ACCURACY == 0.5
+    base = dict(n_pairs=100, n_users=10, alpha=0.2, alpha_null=0.1, beta=0.3, beta_null=0.25)
+    r = pd.DataFrame([
+        dict(model="good", acc_heldout=0.7, acc_lo=0.6, acc_hi=0.8, bon_gain_N16=0.05,
+             gain_lo=0.02, gain_hi=0.08, alpha_p=0.01, beta_p=0.5, **base),
+        dict(model="coin", acc_heldout=0.52, acc_lo=0.45, acc_hi=0.59, bon_gain_N16=0.001,
+             gain_lo=-0.01, gain_hi=0.012, alpha_p=0.3, beta_p=0.001, **base),
+        dict(model="bad", acc_heldout=0.3, acc_lo=0.2, acc_hi=0.4, bon_gain_N16=-0.05,
+             gain_lo=-0.08, gain_hi=-0.02, alpha_p=0.9, beta_p=0.9, **base)])
+    v = zoo_verdict(r)
+    want = {"good": ("better", "gain", "collapse", "noise"),
+            "coin": ("chance", "none", "weak_rm", "hacking"),
+            "bad": ("worse", "loss", "weak_rm", "noise")}
+    for m, w in want.items():
+        got = tuple(v.finding(m, a) for a in ("accuracy", "gain", "collapse", "hacking"))
+        assert got == w, m
+    assert "2 of 10 users" in v.sentences("good")  # alpha 0.2 of 10 users
+    assert "70.0% [60.0%, 80.0%]" in v.sentences("good")
+    bare = r.drop(columns=["alpha_null", "beta_null", "alpha_p", "beta_p"])
+    vb = zoo_verdict(bare)
+    assert {vb.finding(m, "collapse") for m in want} == {"untested"}
+    assert {vb.finding(m, "hacking") for m in want} == {"untested"}
+
+
+def test_eval_verdict_on_known_truth_tables():
+    """Paired differences above / across / below 0 give better / same / worse; without them
+    the verdict says the paired difference is missing; rho_eff's difference interval decides
+    which predictor wins, or says the sample cannot tell."""
+    import pandas as pd
+
+    from ttp_diag.verdict import eval_verdict, verdict_markdown
+
+    s = pd.DataFrame({
+        "method": ["zero_shot", "icl", "args", "lora"], "metric": "rouge1",
+        "mean": [0.2, 0.3, 0.2, 0.1], "ci_low": [0.18, 0.27, 0.17, 0.08],
+        "ci_high": [0.22, 0.33, 0.23, 0.12], "diff": [0.0, 0.1, 0.0, -0.1],
+        "diff_low": [0.0, 0.07, -0.02, -0.13], "diff_high": [0.0, 0.13, 0.02, -0.07],
+        "n_users": 9})
+    rho = pd.DataFrame({"family": ["best_of_n", "best_of_n", "lora_best_of_n"],
+                        "quality": ["reward", "rouge1", "reward"],
+                        "statistic": "spearman_rho", "rho_eff": [0.9, 0.1, 0.5],
+                        "rm_accuracy": [0.1, 0.8, 0.4], "difference": [0.8, -0.7, 0.1],
+                        "ci_low": [0.3, -1.2, -0.4], "ci_high": [1.3, -0.2, 0.6],
+                        "n_points": 4, "n_users": 9})
+    v = eval_verdict(s, rho)
+    assert [v.finding(m, "rouge1") for m in ("icl", "args", "lora")] == [
+        "better", "same", "worse"]
+    assert v.finding("zero_shot", "rouge1") is None  # the baseline is not compared to itself
+    codes = list(v.findings.loc[v.findings["aspect"] == "rho_eff", "finding"])
+    assert codes == ["rho_eff", "accuracy", "undecided"]
+    assert "+0.80 [+0.30, +1.30]" in v.sentences("rho_eff vs accuracy (best_of_n, reward)")
+    unpaired = eval_verdict(s.drop(columns=["diff", "diff_low", "diff_high"]))
+    assert set(unpaired.findings.loc[unpaired.findings["aspect"] == "rouge1", "finding"]) == {
+        "untested"}
+    assert "no paired difference against zero_shot" in unpaired.sentences("icl")
+    assert unpaired.finding("rho_eff vs accuracy", "rho_eff") == "missing"
+    assert verdict_markdown(v, "Evaluation verdict").startswith("# Evaluation verdict")

@@ -55,8 +55,9 @@ import pandas as pd
 
 from ._summary import Result
 
-__all__ = ["GAIN_ERROR_GOOD", "GAIN_ERROR_POOR", "GAIN_WORDS", "LEVEL", "MIN_USERS", "Verdict",
-           "frame_verdict", "model_findings", "model_verdict"]
+__all__ = ["CHANCE_ACCURACY", "GAIN_ERROR_GOOD", "GAIN_ERROR_POOR", "GAIN_WORDS", "LEVEL",
+           "MIN_USERS", "Verdict", "eval_verdict", "frame_verdict", "model_findings",
+           "model_verdict", "verdict_markdown", "zoo_verdict"]
 
 #: Significance level of the null tests (collapse, hacking) and the paired gain test.
 LEVEL = 0.05
@@ -66,6 +67,9 @@ MIN_USERS = 5
 GAIN_ERROR_GOOD = 0.5
 #: Gain error at or above which the law is no better than predicting no gain at all.
 GAIN_ERROR_POOR = 1.0
+#: Pairwise ranking accuracy of a coin flip (a reward model is *better than chance* only when
+#: the interval of its held-out accuracy lies above this).
+CHANCE_ACCURACY = 0.5
 #: Short words for the gain findings (figure annotations).
 GAIN_WORDS = {"gain": "real gain", "weak": "weak evidence", "none": "within noise",
               "loss": "worse than random", "too_few_users": "too few users",
@@ -406,3 +410,177 @@ def result_html(verdict: Verdict, table: pd.DataFrame, png: bytes | None = None)
     tab = table.to_html(index=False, border=0, na_rep="", float_format=lambda x: f"{x:.3g}")
     return (f"<div class='ttp-result'>{verdict._repr_html_()}"
             f"<div style='overflow-x:auto'>{tab}</div>{img}</div>")
+
+
+def _interval_code(lo: Any, hi: Any, ref: float) -> str:
+    """``above`` / ``below`` / ``spans`` (the interval against ``ref``), ``unknown`` if absent."""
+    if not (_ok(lo) and _ok(hi)):
+        return "unknown"
+    return "above" if lo > ref else ("below" if hi < ref else "spans")
+
+
+def accuracy_finding(label: str, acc: float, lo: Any = None, hi: Any = None, *,
+                     n_pairs: Any = None, level: float = 0.95) -> dict[str, str]:
+    """The ``accuracy`` finding of one reward model: held-out pairwise accuracy against chance
+    (:data:`CHANCE_ACCURACY`); ``better``, ``worse``, ``chance`` or ``unknown`` (no interval).
+
+    Examples
+    --------
+    >>> accuracy_finding("RM", 0.62, 0.55, 0.69, n_pairs=200)["finding"]
+    'better'
+    """
+    on = f" on {int(n_pairs)} held-out pairs" if _ok(n_pairs) else ""
+    code = {"above": "better", "below": "worse", "spans": "chance", "unknown": "unknown"}[
+        _interval_code(lo, hi, CHANCE_ACCURACY)]
+    if code == "unknown":
+        text = f"{label} ranks {acc:.1%} of pairs right{on} (no interval computed)."
+    else:
+        iv = f"{acc:.1%} [{lo:.1%}, {hi:.1%}] of pairs right{on} ({level:.0%} interval)"
+        text = {"better": f"{label} ranks {iv}: better than chance ({CHANCE_ACCURACY:.0%}).",
+                "worse": f"{label} ranks {iv}: worse than chance ({CHANCE_ACCURACY:.0%}).",
+                "chance": f"{label} ranks {iv}: not distinguishable from chance "
+                          f"({CHANCE_ACCURACY:.0%})."}[code]
+    return {"aspect": "accuracy", "finding": code, "text": text}
+
+
+_ZOO_COLUMNS = {"gain": "bon_gain_N16", "gain_ci": ("gain_lo", "gain_hi"), "alpha": "alpha",
+                "alpha_null": "alpha_null", "alpha_p": "alpha_p", "beta": "beta",
+                "beta_null": "beta_null", "beta_p": "beta_p", "n_users": "n_users"}
+
+
+def zoo_verdict(results: pd.DataFrame, *, n: int = 16, level: float = 0.95) -> Verdict:
+    """The :class:`Verdict` of the reward-model zoo (``zoo_results.csv`` of ``ttp-diag zoo``):
+    per model, held-out accuracy against chance, the Best-of-``n`` gain over random and
+    collapse and hacking with their null tests, each only where its columns exist.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame([dict(model="m", acc_heldout=0.5, acc_lo=0.4, acc_hi=0.6, n_pairs=50,
+    ...                        bon_gain_N16=0.02, gain_lo=0.01, gain_hi=0.03, n_users=8)])
+    >>> v = zoo_verdict(r)
+    >>> v.finding("m", "accuracy"), v.finding("m", "gain")
+    ('chance', 'gain')
+    """
+    rows: list[dict[str, str]] = []
+    for rec in results.to_dict("records"):
+        name = str(rec["model"])
+        nums: dict[str, Any] = {"n": n, "level": level}
+        for arg, col in _ZOO_COLUMNS.items():
+            cols = col if isinstance(col, tuple) else (col,)
+            if all(c in rec for c in cols):
+                nums[arg] = tuple(rec[c] for c in cols) if isinstance(col, tuple) else rec[col]
+        if _ok(nums.get("n_users")):
+            nums["n_users"] = int(nums["n_users"])
+            if _ok(nums.get("alpha")):
+                nums["n_collapsed"] = int(round(nums["alpha"] * nums["n_users"]))
+        else:
+            nums.pop("n_users", None)
+        found = []
+        if "acc_heldout" in rec:
+            found.append(accuracy_finding(name, rec["acc_heldout"], rec.get("acc_lo"),
+                                          rec.get("acc_hi"), n_pairs=rec.get("n_pairs"),
+                                          level=level))
+        rows += _rows(name, name, found + model_findings(name, **nums))
+    users = results["n_users"].max() if "n_users" in results else None
+    head = (f"{len(results)} reward model(s) of the zoo"
+            + (f" on up to {int(users)} users" if _ok(users) else "")
+            + f"; {level:.0%} intervals (accuracy: bootstrap over queries; gain: over users).")
+    return Verdict(pd.DataFrame(rows, columns=["score", "rm", "aspect", "finding", "text"]),
+                   head)
+
+
+def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
+                 baseline: str = "zero_shot", metrics: Sequence[str] = ("rouge1", "reward"),
+                 statistic: str = "spearman_rho", level: float = 0.95) -> Verdict:
+    """The :class:`Verdict` of ``ttp-diag evaluate``.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``method, metric, mean, ci_low, ci_high, n_users`` (``tables/summary_long.csv``, the
+        numbers of the generation_quality table). A paired difference against ``baseline``
+        is read from optional columns ``diff, diff_low, diff_high``
+        (metric ``<metric>_vs_<baseline>`` is not needed); without them each method's mean
+        and interval are given beside the baseline's and the verdict says the paired
+        difference is missing, so no win over ``baseline`` is claimed.
+    rho : pandas.DataFrame, optional
+        ``tables/rho_eff_vs_accuracy.csv``: ``family, quality, statistic, rho_eff,
+        rm_accuracy, difference, ci_low, ci_high, n_points, n_users``; rows of ``statistic``.
+    baseline, metrics, statistic, level
+        What each method is compared with, on which metrics, and which correlation.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"method": ["zero_shot", "icl"], "metric": "rouge1",
+    ...     "mean": [0.2, 0.3], "ci_low": [0.18, 0.27], "ci_high": [0.22, 0.33],
+    ...     "diff": [0.0, 0.1], "diff_low": [0.0, 0.07], "diff_high": [0.0, 0.13],
+    ...     "n_users": 9})
+    >>> eval_verdict(s).finding("icl", "rouge1")
+    'better'
+    """
+    rows: list[dict[str, str]] = []
+    s = summary[summary["metric"].isin(metrics)]
+    paired = {"diff", "diff_low", "diff_high"} <= set(s.columns)
+    base = s[s["method"] == baseline].set_index("metric")
+    for m in [x for x in dict.fromkeys(s["method"]) if x != baseline]:
+        for rec in s[s["method"] == m].to_dict("records"):
+            k = rec["metric"]
+            users = f", {int(rec['n_users'])} users" if _ok(rec.get("n_users")) else ""
+            mine = f"{rec['mean']:.3f}" + (f" [{rec['ci_low']:.3f}, {rec['ci_high']:.3f}]"
+                                          if _ok(rec["ci_low"]) else "")
+            if k not in base.index:
+                code, text = "missing", (f"{m}: {k} {mine}{users}; the table has no {baseline} "
+                                         f"row to compare with.")
+            elif paired and _ok(rec["diff_low"]) and _ok(rec["diff_high"]):
+                code = {"above": "better", "below": "worse", "spans": "same"}[
+                    _interval_code(rec["diff_low"], rec["diff_high"], 0.0)]
+                g = _num(rec["diff"], rec["diff_low"], rec["diff_high"])
+                word = {"better": f"beats {baseline}", "worse": f"is worse than {baseline}",
+                        "same": f"is not distinguishable from {baseline}"}[code]
+                text = (f"{m} {word} on {k}: {g(rec['diff'])} [{g(rec['diff_low'])}, "
+                        f"{g(rec['diff_high'])}] ({level:.0%} interval of the paired "
+                        f"difference{users}).")
+            else:
+                b = base.loc[k]
+                bs = f"{b['mean']:.3f}" + (f" [{b['ci_low']:.3f}, {b['ci_high']:.3f}]"
+                                           if _ok(b["ci_low"]) else "")
+                code = "untested"
+                text = (f"{m}: {k} {mine} against {baseline} {bs}{users}; the table has no "
+                        f"paired difference against {baseline} (per-user difference and its "
+                        f"interval), so whether {m} beats {baseline} is not tested here.")
+            rows.append({"score": m, "rm": m, "aspect": k, "finding": code, "text": text})
+    if rho is not None and len(rho):
+        for rec in rho[rho["statistic"] == statistic].to_dict("records"):
+            key = f"rho_eff vs accuracy ({rec['family']}, {rec['quality']})"
+            code = {"above": "rho_eff", "below": "accuracy", "spans": "undecided",
+                    "unknown": "unknown"}[_interval_code(rec["ci_low"], rec["ci_high"], 0.0)]
+            on = (f"{int(rec['n_points'])} reward models, {int(rec['n_users'])} users, "
+                  f"{statistic}")
+            d = f"{rec['difference']:+.2f} [{rec['ci_low']:+.2f}, {rec['ci_high']:+.2f}]" \
+                if code != "unknown" else f"{rec['difference']:+.2f} (no interval)"
+            say = {"rho_eff": "rho_eff predicts quality better than ranking accuracy",
+                   "accuracy": "ranking accuracy predicts quality better than rho_eff",
+                   "undecided": "this sample cannot tell which predicts quality better",
+                   "unknown": "no interval, so nothing is decided"}[code]
+            text = (f"corr(rho_eff, {rec['quality']}) {rec['rho_eff']:+.2f} vs "
+                    f"corr(accuracy, {rec['quality']}) {rec['rm_accuracy']:+.2f}; difference "
+                    f"{d} ({level:.0%} interval; {on}): {say}.")
+            rows.append({"score": key, "rm": key, "aspect": "rho_eff", "finding": code,
+                         "text": text})
+    else:
+        rows.append({"score": "rho_eff vs accuracy", "rm": "rho_eff vs accuracy",
+                     "aspect": "rho_eff", "finding": "missing",
+                     "text": "No rho_eff_vs_accuracy table (it needs Best-of-N methods with "
+                             "rho_eff and RM accuracy, and intervals: ci set)."})
+    n_u = summary["n_users"].max() if "n_users" in summary and len(summary) else None
+    head = (f"{summary['method'].nunique()} method(s) against {baseline}"
+            + (f" on up to {int(n_u)} adaptation users" if _ok(n_u) else "") + ".")
+    return Verdict(pd.DataFrame(rows, columns=["score", "rm", "aspect", "finding", "text"]),
+                   head)
+
+
+def verdict_markdown(verdict: Verdict, title: str = "Verdict") -> str:
+    """The verdict as a Markdown page (``verdict.md`` of the zoo and the evaluation)."""
+    lines = [f"# {title}", "", verdict.headline, ""]
+    lines += [f"- **{rm}**: {p}" for rm, p in verdict.by_model().items()]
+    return "\n".join(lines) + "\n"

@@ -42,10 +42,14 @@ def test_zoo_command_runs_the_adaptation_protocol_and_resumes(tmp_path, tiny_bac
     assert ((res.acc_lo <= res.acc_heldout) & (res.acc_heldout <= res.acc_hi)).all()
     assert (res.n_fallback_users == 0).all()
     assert "| lore |" in (out / "zoo_table.md").read_text()
+    printed = capsys.readouterr().out
+    assert printed.index("Verdict:") < printed.index("model(s):")  # the verdict comes first
+    page = (out / "verdict.md").read_text()
+    for m in ("lore", "global_bt"):  # one paragraph per model, from its own numbers
+        assert f"**{m}**" in page and f"{m} ranks" in page and "over random" in page
     cfg = json.loads((out / "lore" / "config.json").read_text())
     assert len(cfg["adapted_users"]) == 2  # adaptation users, adapted from support pairs
     assert cfg["n_train_users"] == 4
-    capsys.readouterr()
     assert main(argv) == 0  # resumes: both rows reused
     assert capsys.readouterr().out.count("reused") == 2
 

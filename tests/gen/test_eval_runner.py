@@ -62,6 +62,11 @@ def test_every_method_end_to_end_and_resume(run_dir):
 
     s = run_evaluation(run_dir, _cfg(), encoder=HashEncoder())
     ev = run_dir / "eval"
+    from ttp_diag.cli.evaluate import write_eval_verdict
+
+    write_eval_verdict(s)  # what `ttp-diag evaluate` prints first and writes
+    page = (ev / "verdict.md").read_text()
+    assert "against zero_shot" in page and "rho_eff" in page
     res = pd.read_parquet(ev / "results.parquet")
     assert list(res.columns) == ["method", "user_id", "query_id", "metric", "value"]
     got = set(res["method"])

@@ -90,6 +90,25 @@ def _check_args(args) -> None:
     check_real(args.min_gap, "--min-gap", low=0, what="a reward gap")
 
 
+def write_eval_verdict(summary: dict) -> None:
+    """Print the evaluation's verdict and write it as ``eval/verdict.md``
+    (:func:`ttp_diag.verdict.eval_verdict` on ``summary_long`` and ``rho_eff_vs_accuracy``)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ttp_diag.io import atomic_write_text
+    from ttp_diag.verdict import eval_verdict, verdict_markdown
+
+    out = summary["outputs"]
+    rho = (pd.read_csv(out["rho_eff_vs_accuracy"]) if "rho_eff_vs_accuracy" in out else None)
+    v = eval_verdict(pd.read_csv(out["summary_long"]), rho)
+    print(v, flush=True)
+    path = Path(out["summary_long"]).parent.parent / "verdict.md"
+    atomic_write_text(path, verdict_markdown(v, "Evaluation verdict"))
+    out["verdict"] = str(path)
+
+
 def _run(args) -> int:
     from ttp_diag.gen.evaluation.results import run_evaluation
     from ttp_diag.gen.evaluation.runner import EvalConfig
@@ -109,6 +128,7 @@ def _run(args) -> int:
                      n_boot=args.n_boot, ci=args.ci, seed=args.seed,
                      progress=not args.no_progress)
     summary = run_evaluation(args.run_dir, cfg)
+    write_eval_verdict(summary)
     print(f"evaluated {len(summary['methods'])} methods on {len(summary['adapt_users'])} "
           f"adaptation users in {summary['seconds']} s")
     for name, path in summary["outputs"].items():

@@ -5,7 +5,8 @@ Training users' pairs train each model; each adaptation user is then adapted fro
 support pairs only (shared parameters frozen) and evaluated on their held-out query pairs;
 training users are evaluated on pairs from their val-split pools. Prompt (the article) and
 response (the headline) are separate all the way through. Writes ``zoo_results.csv``,
-``zoo_table.md`` (the table of ``docs/zoo.md``), ``settings.json`` and one folder per model;
+``zoo_table.md`` (the table of ``docs/zoo.md``), ``verdict.md`` (the verdict, also printed
+first: :func:`ttp_diag.verdict.zoo_verdict`), ``settings.json`` and one folder per model;
 rerunning the same command resumes (finished models are reused). See
 :mod:`ttp_diag.gen.reward_models.zoo`.
 
@@ -109,5 +110,14 @@ def _run(args) -> int:
     res = run_zoo(table, args.out, models=models, settings=settings, task=args.task,
                   adapt_frac=args.adapt_frac, support_frac=args.support_frac, seed=args.seed,
                   reference_cols=ref, log=lambda s: print(s, flush=True))
-    print(f"{len(res)} model(s): {args.out}/zoo_results.csv, {args.out}/zoo_table.md")
+    from pathlib import Path
+
+    from ttp_diag.io import atomic_write_text
+    from ttp_diag.verdict import verdict_markdown, zoo_verdict
+
+    v = zoo_verdict(res)
+    print(v, flush=True)
+    atomic_write_text(Path(args.out) / "verdict.md", verdict_markdown(v, "Zoo verdict"))
+    print(f"{len(res)} model(s): {args.out}/zoo_results.csv, {args.out}/zoo_table.md, "
+          f"{args.out}/verdict.md")
     return 0

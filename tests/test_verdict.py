@@ -249,6 +249,10 @@ def test_eval_verdict_on_known_truth_tables():
     unpaired = eval_verdict(s.drop(columns=["diff", "diff_low", "diff_high"]))
     assert set(unpaired.findings.loc[unpaired.findings["aspect"] == "rouge1", "finding"]) == {
         "untested"}
-    assert "no paired difference against zero_shot" in unpaired.sentences("icl")
+    assert "no paired difference against zero_shot" in unpaired.headline
+    assert "0.300 [0.270, 0.330] against zero_shot 0.200" in unpaired.sentences("icl")
+    assert "Beats zero_shot on rouge1: +0.100 [+0.070, +0.130]" in v.sentences("icl")
+    nan_rho = rho.assign(rho_eff=float("nan"))
+    assert set(eval_verdict(s, nan_rho).findings["finding"].iloc[-3:]) == {"unknown"}
     assert unpaired.finding("rho_eff vs accuracy", "rho_eff") == "missing"
     assert verdict_markdown(v, "Evaluation verdict").startswith("# Evaluation verdict")

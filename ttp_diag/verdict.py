@@ -529,7 +529,7 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
             mine = f"{rec['mean']:.3f}" + (f" [{rec['ci_low']:.3f}, {rec['ci_high']:.3f}]"
                                           if _ok(rec["ci_low"]) else "")
             if k not in base.index:
-                code, text = "missing", (f"{m}: {k} {mine}{users}; the table has no {baseline} "
+                code, text = "missing", (f"{k} {mine}{users}; the table has no {baseline} "
                                          f"row to compare with.")
             elif paired and _ok(rec["diff_low"]) and _ok(rec["diff_high"]):
                 code = {"above": "better", "below": "worse", "spans": "same"}[
@@ -537,17 +537,15 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
                 g = _num(rec["diff"], rec["diff_low"], rec["diff_high"])
                 word = {"better": f"beats {baseline}", "worse": f"is worse than {baseline}",
                         "same": f"is not distinguishable from {baseline}"}[code]
-                text = (f"{m} {word} on {k}: {g(rec['diff'])} [{g(rec['diff_low'])}, "
-                        f"{g(rec['diff_high'])}] ({level:.0%} interval of the paired "
-                        f"difference{users}).")
+                text = (f"{word[0].upper() + word[1:]} on {k}: {g(rec['diff'])} "
+                        f"[{g(rec['diff_low'])}, {g(rec['diff_high'])}] ({level:.0%} interval "
+                        f"of the paired difference{users}).")
             else:
                 b = base.loc[k]
                 bs = f"{b['mean']:.3f}" + (f" [{b['ci_low']:.3f}, {b['ci_high']:.3f}]"
                                            if _ok(b["ci_low"]) else "")
                 code = "untested"
-                text = (f"{m}: {k} {mine} against {baseline} {bs}{users}; the table has no "
-                        f"paired difference against {baseline} (per-user difference and its "
-                        f"interval), so whether {m} beats {baseline} is not tested here.")
+                text = f"{k} {mine} against {baseline} {bs}{users} (not tested)."
             rows.append({"score": m, "rm": m, "aspect": k, "finding": code, "text": text})
     if rho is not None and len(rho):
         for rec in rho[rho["statistic"] == statistic].to_dict("records"):
@@ -556,6 +554,12 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
                     "unknown": "unknown"}[_interval_code(rec["ci_low"], rec["ci_high"], 0.0)]
             on = (f"{int(rec['n_points'])} reward models, {int(rec['n_users'])} users, "
                   f"{statistic}")
+            if not (_ok(rec["rho_eff"]) and _ok(rec["rm_accuracy"])):
+                rows.append({"score": key, "rm": key, "aspect": "rho_eff",
+                             "finding": "unknown",
+                             "text": f"Not computable ({on}): too few reward models or users, "
+                                     f"or a constant predictor."})
+                continue
             d = f"{rec['difference']:+.2f} [{rec['ci_low']:+.2f}, {rec['ci_high']:+.2f}]" \
                 if code != "unknown" else f"{rec['difference']:+.2f} (no interval)"
             say = {"rho_eff": "rho_eff predicts quality better than ranking accuracy",
@@ -574,7 +578,10 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
                              "rho_eff and RM accuracy, and intervals: ci set)."})
     n_u = summary["n_users"].max() if "n_users" in summary and len(summary) else None
     head = (f"{summary['method'].nunique()} method(s) against {baseline}"
-            + (f" on up to {int(n_u)} adaptation users" if _ok(n_u) else "") + ".")
+            + (f" on up to {int(n_u)} adaptation users" if _ok(n_u) else "") + "."
+            + ("" if paired else f" The table has no paired difference against {baseline} "
+               f"(per-user difference with its interval), so no method is said to beat "
+               f"{baseline}: means [intervals over users] are shown side by side."))
     return Verdict(pd.DataFrame(rows, columns=["score", "rm", "aspect", "finding", "text"]),
                    head)
 

@@ -159,7 +159,7 @@ def test_policy_accuracy_length_effect_and_normalised_variant():
 
 
 def test_harmonic_lambda_rule_by_hand():
-    from ttp_diag.gen.evaluation.args import harmonic_lambda
+    from ttp_diag.gen.evaluation.guided_decoding import harmonic_lambda
     from ttp_diag.gen.evaluation.runner import EvalConfig
 
     g = pd.DataFrame({"lam": [0.0, 1.0, 2.0, 4.0], "accuracy": [0.5, 0.7, 0.9, 0.9],

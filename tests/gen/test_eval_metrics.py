@@ -63,6 +63,21 @@ def test_gold_rouge_reward_model_gives_expected_accuracy_and_win_rate():
     assert win_rate(m, z) == 0.5
 
 
+def test_score_candidates_takes_score_not_the_removed_predict():
+    class OnlyPredict:  # the pre-0.1.0 interface (predict), no longer an alias of score
+        def predict(self, texts, users=None):
+            return np.zeros(len(texts))
+
+    class Scorer:
+        def score(self, texts, users):
+            return np.array([len(t) for t in texts], float)
+
+    got = score_candidates(Scorer(), "lamp4", ["a"], ["xyz"], ["u"])
+    assert got.shape == (1,) and got[0] > len("xyz")  # the E.2 input holds the candidate
+    with pytest.raises(EvaluationInputError, match=r"OnlyPredict has neither score\(texts"):
+        score_candidates(OnlyPredict(), "lamp4", ["a"], ["xyz"], ["u"])
+
+
 def test_behavioural_alignment_against_rouge_score_package():
     rs = pytest.importorskip("rouge_score.rouge_scorer")
     gen = ["the cat sat on the mat", "a b c", ""]

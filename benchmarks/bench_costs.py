@@ -86,9 +86,9 @@ def bench_rm(n_train: int, n_score: int, quick: bool, threads: int) -> dict:
     rm.fit(texts[:n_train], y[:n_train], users=users, groups=[i // 8 for i in range(n_train)])
     train_s = time.perf_counter() - t0
     score_texts = texts[:n_score]
-    rm.predict(score_texts[:8], users=["bench"] * 8)  # warm-up
+    rm.score(score_texts[:8], ["bench"] * 8)  # warm-up
     t0 = time.perf_counter()
-    rm.predict(score_texts, users=["bench"] * n_score, return_var=True)
+    rm.score_with_var(score_texts, ["bench"] * n_score)
     score_s = time.perf_counter() - t0
     return {
         "rm_backbone": "tiny random BERT" if quick else "all-MiniLM-L6-v2 + LoRA r=8",

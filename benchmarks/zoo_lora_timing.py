@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 import ttp_diag as td
-from ttp_diag.gen.reward_models import pairs_from_pools, split_users
+from ttp_diag.gen.reward_models import pairs_from_pools, split_pair_users
 
 _TARGETS = {"minilm": ["query", "key", "value", "dense"],
             "smollm2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -39,7 +39,7 @@ _TARGETS = {"minilm": ["query", "key", "value", "dense"],
 def _pairs(seed: int):
     t = td.load_demo()
     t["rm_text"] = t["text"]
-    pairs = split_users(pairs_from_pools(t, split="train", seed=seed), adapt_frac=0.3,
+    pairs = split_pair_users(pairs_from_pools(t, split="train", seed=seed), adapt_frac=0.3,
                         support_frac=0.5, seed=seed)
     val = pairs_from_pools(t, split="val", seed=seed)
     adapt = sorted(pairs.loc[pairs.role == "adapt", "user_id"].unique())

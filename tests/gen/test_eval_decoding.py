@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from ttp_diag.gen.backends import tiny_random_backend  # noqa: E402
-from ttp_diag.gen.evaluation.args import args_decode, prefix_rewards, select_lambda  # noqa: E402
+from ttp_diag.gen.evaluation.guided_decoding import args_decode, prefix_rewards, select_lambda  # noqa: E402
 from ttp_diag.gen.evaluation.metrics import score_base  # noqa: E402
 from ttp_diag.gen.evaluation.policy import (  # noqa: E402
     PolicyModel,

@@ -63,6 +63,21 @@ def test_gold_rouge_reward_model_gives_expected_accuracy_and_win_rate():
     assert win_rate(m, z) == 0.5
 
 
+def test_score_candidates_takes_score_not_the_removed_predict():
+    class OnlyPredict:  # the pre-0.1.0 interface (predict), no longer an alias of score
+        def predict(self, texts, users=None):
+            return np.zeros(len(texts))
+
+    class Scorer:
+        def score(self, texts, users):
+            return np.array([len(t) for t in texts], float)
+
+    got = score_candidates(Scorer(), "lamp4", ["a"], ["xyz"], ["u"])
+    assert got.shape == (1,) and got[0] > len("xyz")  # the E.2 input holds the candidate
+    with pytest.raises(EvaluationInputError, match=r"OnlyPredict has neither score\(texts"):
+        score_candidates(OnlyPredict(), "lamp4", ["a"], ["xyz"], ["u"])
+
+
 def test_behavioural_alignment_against_rouge_score_package():
     rs = pytest.importorskip("rouge_score.rouge_scorer")
     gen = ["the cat sat on the mat", "a b c", ""]
@@ -159,7 +174,7 @@ def test_policy_accuracy_length_effect_and_normalised_variant():
 
 
 def test_harmonic_lambda_rule_by_hand():
-    from ttp_diag.gen.evaluation.args import harmonic_lambda
+    from ttp_diag.gen.evaluation.guided_decoding import harmonic_lambda
     from ttp_diag.gen.evaluation.runner import EvalConfig
 
     g = pd.DataFrame({"lam": [0.0, 1.0, 2.0, 4.0], "accuracy": [0.5, 0.7, 0.9, 0.9],

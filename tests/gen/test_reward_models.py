@@ -1,6 +1,7 @@
 """Tests for ttp_diag.gen.reward_models: losses against hand-computed values, plumbing on a
 tiny random BERT, save/load round trips, per-user isolation, and one real MiniLM smoke test."""
 
+import json
 import math
 
 import numpy as np
@@ -157,19 +158,36 @@ def _table(n_users=3, n_queries=5, n_cands=6, seed=0):
     return pd.DataFrame(rows)
 
 
-def test_global_fit_predict_save_load_exact(tiny, tmp_path):
+def _texts_users(df):
+    """The reward-model inputs and user ids of a table, as ``score`` takes them."""
+    return df.rm_text.tolist(), df.user_id.tolist()
+
+
+def test_global_fit_score_save_load_exact(tiny, tmp_path):
     df = _table()
     tr = df[df.split == "train"]
     rm = GlobalRewardModel(tiny, **FAST).fit(tr.rm_text.tolist(), tr.reward, groups=tr.query_id)
     assert rm is not None and len(rm.history_["epoch_losses"]) == 2
-    p = rm.predict(df.rm_text.tolist())
+    p = rm.score(df.rm_text.tolist())
     assert p.shape == (len(df),) and ((p > 0) & (p < 1)).all()
     rm.save(tmp_path / "g")
-    p2 = GlobalRewardModel.load(tmp_path / "g").predict(df.rm_text.tolist())
+    p2 = GlobalRewardModel.load(tmp_path / "g").score(df.rm_text.tolist())
     np.testing.assert_array_equal(p, p2)  # exact, not approximate
+    # A folder saved before the rename (config key ``random_state``) loads, read as ``seed``.
+    cfg_file = tmp_path / "g" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    assert cfg["params"]["seed"] == FAST.get("seed", 0) and "random_state" not in cfg["params"]
+    cfg["params"]["random_state"] = 7
+    del cfg["params"]["seed"]
+    cfg_file.write_text(json.dumps(cfg))
+    old = GlobalRewardModel.load(tmp_path / "g")
+    assert old.seed == 7 and "random_state" not in old.get_params()
+    np.testing.assert_array_equal(old.score(df.rm_text.tolist()), p)
+    # the deprecated ``predict`` alias is gone: one name, ``score``
+    assert not hasattr(GlobalRewardModel, "predict") and not hasattr(UserRewardModels, "predict")
     # Same seed, same data -> same model.
     p3 = GlobalRewardModel(tiny, **FAST).fit(tr.rm_text.tolist(), tr.reward,
-                                             groups=tr.query_id).predict(df.rm_text.tolist())
+                                             groups=tr.query_id).score(df.rm_text.tolist())
     np.testing.assert_array_equal(p, p3)
 
 
@@ -180,22 +198,28 @@ def test_user_models_round_trip_and_resume(tiny, tmp_path, kind, monkeypatch):
     rms = UserRewardModels(kind, tiny, output_dir=out, **FAST).fit(df)
     assert rms.users_ == ["user 0", "user 1", "user 2"]
     if kind == "prob":
-        mu, var = rms.predict(df, return_var=True)
+        mu, var = rms.score_with_var(*_texts_users(df))
         assert ((var >= 1e-4) & (var <= 0.5)).all()
     else:
-        mu = rms.predict(df)
+        mu = rms.score(*_texts_users(df))
         with pytest.raises(ValueError, match="kind='prob'"):
-            rms.predict(df, return_var=True)
+            rms.score_with_var(*_texts_users(df))
     assert ((mu > 0) & (mu < 1)).all()
     loaded = UserRewardModels.load(out)
-    got = loaded.predict(df, return_var=(kind == "prob"))
-    np.testing.assert_array_equal(np.asarray(got), np.asarray(rms.predict(
-        df, return_var=(kind == "prob"))))
+    got = (loaded.score_with_var if kind == "prob" else loaded.score)(*_texts_users(df))
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(
+        (rms.score_with_var if kind == "prob" else rms.score)(*_texts_users(df))))
     # Users' models differ from each other (separate adapters and heads).
     s0, s1 = rms._states["user 0"], rms._states["user 1"]
     assert any(not torch.equal(s0[k], s1[k]) for k in s0)
 
-    # Resume: delete one user's file; a new fit retrains only that user.
+    # Resume: delete one user's file; a new fit retrains only that user. The folder's config
+    # is rewritten as saved before the rename (``random_state``): it still counts as the same
+    # settings, so resuming works.
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["params"]["random_state"] = cfg["params"].pop("seed")
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert UserRewardModels.load(out).seed == 0
     files = sorted((out / "users").glob("*.safetensors"))
     assert len(files) == 3
     files[1].unlink()
@@ -211,7 +235,8 @@ def test_user_models_round_trip_and_resume(tiny, tmp_path, kind, monkeypatch):
     assert len(calls) == 1
     assert sum(bool(h.get("resumed")) for h in again.history_.values()) == 2
     # The retrained user is identical to the first run (seeded by user id, not position).
-    np.testing.assert_array_equal(np.asarray(again.predict(df)), np.asarray(rms.predict(df)))
+    np.testing.assert_array_equal(np.asarray(again.score(*_texts_users(df))),
+                                  np.asarray(rms.score(*_texts_users(df))))
 
     # Stale files: user 2's train labels change -> only user 2 is retrained.
     calls.clear()
@@ -248,10 +273,10 @@ def test_user_array_input_and_errors(tiny):
     rms = UserRewardModels("det", tiny, **FAST).fit(
         df.rm_text.tolist(), df.reward.to_numpy(), users=df.user_id, groups=df.query_id,
         splits=df.split)
-    assert rms.predict(df.rm_text.tolist(), users=df.user_id).shape == (len(df),)
+    assert rms.score(df.rm_text.tolist(), df.user_id).shape == (len(df),)
     with pytest.raises(ConfigError,
                        match=r"no trained reward model for user.*'stranger'.*population model"):
-        rms.predict(["x"], users=["stranger"])
+        rms.score(["x"], ["stranger"])
     # det/prob have no adapt(): a ConfigError naming the families that do
     with pytest.raises(ConfigError, match=r"has no adapt\(\).*supports adapt\(\): lore, .*vpl"):
         rms.adapt(pd.DataFrame())
@@ -289,7 +314,7 @@ def test_user_array_input_and_errors(tiny):
 def test_ablation_switches_run(tiny, settings):
     df = _table(n_users=1, n_queries=3)
     rms = UserRewardModels("prob", tiny, **FAST, **settings).fit(df)
-    mu, var = rms.predict(df, return_var=True)
+    mu, var = rms.score_with_var(*_texts_users(df))
     assert np.isfinite(mu).all() and ((var >= 1e-4) & (var <= 0.5)).all()
     n_lora = sum("lora_" in k for k in rms._states["user 0"])
     assert (n_lora == 0) == (settings.get("use_lora") is False)
@@ -319,7 +344,7 @@ def test_llama_style_backbone_targets_q_v_proj(tmp_path):
     df = _table(n_users=1, n_queries=2)
     tr = df[df.split == "train"]
     rm = GlobalRewardModel(str(tmp_path / "llama"), pooling="last", **FAST)
-    p = rm.fit(tr.rm_text.tolist(), tr.reward).predict(df.rm_text.tolist())
+    p = rm.fit(tr.rm_text.tolist(), tr.reward).score(df.rm_text.tolist())
     assert np.isfinite(p).all()
     assert any("q_proj.lora_A" in k for k in rm._snapshot())
 
@@ -364,7 +389,7 @@ def test_minilm_smoke_learns_synthetic_signal():
     rms.fit(tr_x, tr_y, users=["u"] * 48, groups=tr_g)
     losses = rms.history_["u"]["epoch_losses"]
     assert losses[-1] < losses[0]
-    mu = rms.predict(te_x, users=["u"] * 32)
+    mu = rms.score(te_x, ["u"] * 32)
     assert np.corrcoef(mu, te_y)[0, 1] > 0.3
 
 

@@ -18,7 +18,7 @@ from ttp_diag.gen.reward_models import (  # noqa: E402
     LoRE,
     PReF,
     pairs_from_pools,
-    split_users,
+    split_pair_users,
 )
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2"]
@@ -177,12 +177,12 @@ def test_pairs_from_pools_gap_and_user_split_protocol():
                       "rm_text": [f"t{i}" for i in range(24)]})
     p = pairs_from_pools(t, min_gap=0.1)
     assert (p.gap >= 0.1).all() and len(p) == 6 * 5  # (0.6, 0.55) is a near-tie
-    s = split_users(p, adapt_frac=0.34, support_frac=0.5, seed=0)
+    s = split_pair_users(p, adapt_frac=0.34, support_frac=0.5, seed=0)
     adapt = s[s.role == "adapt"]
     assert set(adapt.split) == {"support", "query"} and set(s[s.role == "train"].split) == {"train"}
     for _, g in adapt.groupby("query_id"):
         assert g.split.nunique() == 1  # a query's pairs stay on one side
-    assert s.equals(split_users(p, adapt_frac=0.34, support_frac=0.5, seed=0))
+    assert s.equals(split_pair_users(p, adapt_frac=0.34, support_frac=0.5, seed=0))
 
 
 @pytest.mark.parametrize("name", ["lore", "vpl", "global_bt_v2", "mpu_avg"])

@@ -13,7 +13,7 @@ split       seeded training/adaptation users, time-ordered support/query sets
 pairs       the tidy pairs table: Pref-LaMP hard negatives, candidate-pool pairs
 metrics     Definitions 1-3, scoring functions, win rates, rank agreement
 policy      token log-probabilities, ICL prompts and demonstrations, reward-model adapter
-args        ARGS decoding and the choice of lambda
+guided_decoding  ARGS decoding and the choice of lambda
 judges      pointwise and pairwise (knockout tournament) LLM judges
 lora        per-user LoRA fine-tuning of the policy
 methods     method names

@@ -30,7 +30,7 @@ def icl_setting(method: str, ks) -> tuple[str, int]:
 
 
 def _greedy(ev: Evaluation, pm, prompts, **kw):
-    from ttp_diag.gen.evaluation.args import args_decode
+    from ttp_diag.gen.evaluation.guided_decoding import args_decode
 
     return [args_decode(pm, p, max_new_tokens=ev.max_new_tokens,
                         first_line=pm.backend.first_line, **kw)["text"] for p in prompts]
@@ -89,7 +89,7 @@ def icl(ev: Evaluation, split, method: str, pairs):
 
 
 def args_method(ev: Evaluation, split, method: str, pairs):
-    from ttp_diag.gen.evaluation.args import args_decode
+    from ttp_diag.gen.evaluation.guided_decoding import args_decode
     from ttp_diag.gen.evaluation.policy import icl_prompt
 
     kind = method_kind = method.removeprefix("args_").removesuffix("_sampled")

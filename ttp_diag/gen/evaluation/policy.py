@@ -59,11 +59,12 @@ def score_candidates(model, task: str, bodies: Sequence[str], candidates: Sequen
         return np.asarray(model.score(candidates, users, prompts=[ctx[b] for b in bodies]),
                           float)
     texts = [reward_model_prompt(task, b, c) for b, c in zip(bodies, candidates, strict=True)]
-    if hasattr(model, "score"):
-        return np.asarray(model.score(texts, users), float)
-    if "users" in inspect.signature(model.predict).parameters:
-        return np.asarray(model.predict(texts, users=users), float)
-    return np.asarray(model.predict(texts), float)
+    if not hasattr(model, "score"):
+        raise EvaluationInputError(
+            f"{type(model).__name__} has neither score(texts, users) nor "
+            "score_candidates(bodies, candidates, users); pass a reward model of "
+            "ttp_diag.gen.reward_models or a GoldRouge")
+    return np.asarray(model.score(texts, users), float)
 
 
 class GoldRouge:

@@ -335,7 +335,7 @@ class Evaluation:
                         r_rejected=[np.asarray(v, float) / s for v in d["r_rejected"]])
 
     def rm_pair_scores(self, kind: str, pairs):
-        from ttp_diag.gen.evaluation.args import prefix_rewards
+        from ttp_diag.gen.evaluation.guided_decoding import prefix_rewards
         from ttp_diag.gen.evaluation.policy import score_candidates
 
         def fn(p):
@@ -355,7 +355,7 @@ class Evaluation:
         return self.pair_scores(f"rm_{kind}", pairs, fn)
 
     def choose_lambda(self, kind: str, pairs) -> float:
-        from ttp_diag.gen.evaluation.args import select_lambda
+        from ttp_diag.gen.evaluation.guided_decoding import select_lambda
 
         f = self.out / "lambda_grid.csv"
         old = pd.read_csv(f) if f.is_file() else pd.DataFrame(columns=["rm", "lam"])
@@ -366,7 +366,7 @@ class Evaluation:
         d = tr[["pair_id", "user_id"]].merge(self.lp_zero(pairs), on="pair_id").merge(
             self.rm_pair_scores(kind, pairs), on="pair_id")
         if self.cfg.args_lambda_rule == "harmonic":
-            from ttp_diag.gen.evaluation.args import harmonic_lambda
+            from ttp_diag.gen.evaluation.guided_decoding import harmonic_lambda
 
             _, grid = select_lambda(self.scaled_prefix_rewards(kind, d), self.cfg.lambda_grid,
                                     extend=False)
@@ -388,7 +388,7 @@ class Evaluation:
                            lam: float) -> tuple[float, float]:
         """(mean ROUGE-1 against the gold, mean inverse perplexity) of ARGS answers at ``lam``
         to the first ``lambda_gen_items`` training items (the LaMP-5 lambda rule's inputs)."""
-        from ttp_diag.gen.evaluation.args import args_decode
+        from ttp_diag.gen.evaluation.guided_decoding import args_decode
         from ttp_diag.gen.evaluation.policy import icl_prompt
         from ttp_diag.gen.labels import rouge_scores
 

@@ -124,6 +124,11 @@ def split_users(
     Returns
     -------
     UserSplit
+
+    See Also
+    --------
+    ttp_diag.gen.reward_models.tables.split_pair_users : the same protocol on a preference
+        pairs table (train/adapt users, support/query queries) for the reward-model zoo.
     """
     need = [c for c in ("user_id", "item_id", "position") if c not in items.columns]
     if need:

@@ -89,7 +89,7 @@ from .losses import (
     weighted_mse,
 )
 from .network import _detect_target_modules  # noqa: F401  (used by tests)
-from .tables import PAIR_COLUMNS, pairs_from_pools, split_users
+from .tables import PAIR_COLUMNS, pairs_from_pools, split_pair_users
 from .training import LoRATrainer
 from .user_rm import DetUserRewardModels, ProbUserRewardModels, UserRewardModels
 
@@ -130,7 +130,7 @@ __all__ = [
     "make_tiny_backbone",
     "pairs_from_pools",
     "register",
-    "split_users",
+    "split_pair_users",
     "tiny_backbone",
     "weighted_mse",
 ]

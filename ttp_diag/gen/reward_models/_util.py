@@ -195,9 +195,9 @@ def join_prompt_response(tok, responses: Sequence[str], prompts: Sequence[str] |
     return out
 
 
-def _user_seed(random_state: int, user_id: str) -> int:
+def _user_seed(seed: int, user_id: str) -> int:
     # Seed from the id, not the position, so a resumed run trains each user identically.
-    return (int(random_state) * 1_000_003 + zlib.crc32(str(user_id).encode())) % (2**31 - 1)
+    return (int(seed) * 1_000_003 + zlib.crc32(str(user_id).encode())) % (2**31 - 1)
 
 
 def _user_key(user_id: str) -> str:
@@ -302,6 +302,9 @@ def read_config(path: Path, kind: str | None = None) -> dict:
     if not f.exists():
         raise FileNotFoundError(f"{f} not found; is {path} a saved reward model directory?")
     cfg = json.loads(f.read_text())
+    # folders saved before the 0.1.0 rename (issue 23) hold ``random_state``: read it as ``seed``
+    if "random_state" in cfg.get("params", {}):
+        cfg["params"]["seed"] = cfg["params"].pop("random_state")
     if kind is not None and cfg.get("kind") != kind:
         raise InputFileError(f"{path} holds a {cfg.get('kind')!r} reward model, expected {kind!r}")
     return cfg

@@ -297,7 +297,7 @@ class GenARM(RewardModel):
         pairs = pairs[pairs["split"] == "train"]
         if pairs.empty:
             raise ScoreTableError(f"{where}: no pairs with split == 'train'; pass pairs from "
-                                  "pairs_from_pools/split_users or a labelled table")
+                                  "pairs_from_pools/split_pair_users or a labelled table")
         return pairs
 
     _prompts = staticmethod(pair_prompts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         ``lora_alpha=16``, ``lora_dropout=0.05``, ``lora_layers=None`` (all layers; ``k``
         adapts only the top ``k``, which makes CPU training cheaper), ``pooling="mean"``
         (or ``"last"``), ``head="mlp"`` (or ``"linear"``), ``device="auto"``,
-        ``precision="fp32"`` (or ``"bf16"``), ``random_state=0``, ``verbose=True``,
+        ``precision="fp32"`` (or ``"bf16"``), ``seed=0``, ``verbose=True``,
         ``truncation="middle"`` (inputs longer than ``max_length`` lose the middle of the
         query input, never the candidate at the end; ``"right"``/``"left"`` also work).
 
@@ -143,7 +142,7 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         g = groups_to_codes(groups, len(texts))
         self._build(two_heads=False)
         ids = self._tokenize(texts, None if prompts is None else _check_texts(prompts, "prompts"))
-        self.history_ = self._train(ids, y, g, int(self.random_state), "global RM")
+        self.history_ = self._train(ids, y, g, int(self.seed), "global RM")
         self.history_["data_sha"] = data_fingerprint(
             texts if prompts is None else [f"{p}\0{t}" for p, t in zip(prompts, texts,
                                                                       strict=True)], y)
@@ -178,12 +177,6 @@ class GlobalRewardModel(LoRATrainer, RewardModel):
         pr = None if prompts is None else _check_texts(prompts, "prompts")
         mu, _ = self._infer(self._tokenize(texts, pr), desc="global RM score")
         return mu
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        """Deprecated alias of :meth:`score` (kept for one release)."""
-        warnings.warn("GlobalRewardModel.predict is deprecated; use score(texts)",
-                      DeprecationWarning, stacklevel=2)
-        return self.score(texts)
 
     def _require_fitted(self):
         if not hasattr(self, "_net") or not hasattr(self, "history_"):

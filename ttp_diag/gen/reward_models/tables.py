@@ -7,7 +7,7 @@
   ``max_pairs_per_query`` pairs per query are kept, drawn with a seeded generator.
 * :func:`subsample_user_train` - keep a seeded share of each user's train queries (the first
   paper's per-user data-volume sweep, appendix B.5); nested across shares.
-* :func:`split_users` - the second paper's protocol (section 3.1): users are split, seeded,
+* :func:`split_pair_users` - the second paper's protocol (section 3.1): users are split, seeded,
   into training users (all their pairs are ``"train"``) and adaptation users, whose pairs are
   split per query into ``"support"`` (used to adapt the user-specific parameters) and
   ``"query"`` (held out for evaluation).
@@ -29,7 +29,7 @@ import pandas as pd
 
 from ttp_diag.exceptions import ConfigError, ConfigTypeError, ScoreTableError
 
-__all__ = ["PAIR_COLUMNS", "check_pairs", "pair_prompts", "pairs_from_pools", "split_users",
+__all__ = ["PAIR_COLUMNS", "check_pairs", "pair_prompts", "pairs_from_pools", "split_pair_users",
            "subsample_user_train", "train_rows"]
 
 PAIR_COLUMNS = ["user_id", "split", "prompt", "chosen", "rejected", "source"]
@@ -204,7 +204,7 @@ def pairs_from_pools(
     return pd.concat(out, ignore_index=True)
 
 
-def split_users(
+def split_pair_users(
     pairs: pd.DataFrame,
     *,
     adapt_frac: float = 0.3,
@@ -223,17 +223,22 @@ def split_users(
     pandas.DataFrame
         A copy of ``pairs`` with ``split`` rewritten and ``role`` = train/adapt.
 
+    See Also
+    --------
+    ttp_diag.gen.evaluation.split.split_users : the same protocol on items (one row per
+        user's text, time-ordered) for the evaluation suite, returning a ``UserSplit``.
+
     Examples
     --------
     >>> p = pd.DataFrame({"user_id": list("aabbcc"), "query_id": [1, 2, 3, 4, 5, 6],
     ...                   "split": "train", "prompt": "", "chosen": "x", "rejected": "y",
     ...                   "source": "t"})
-    >>> split_users(p, adapt_frac=0.34, seed=0).groupby("user_id")["role"].first().tolist()
+    >>> split_pair_users(p, adapt_frac=0.34, seed=0).groupby("user_id")["role"].first().tolist()
     ['train', 'train', 'adapt']
     """
     users = np.array(sorted(pairs["user_id"].astype(str).unique()))
     if len(users) < 2:
-        raise ScoreTableError(f"split_users needs at least 2 users, got {len(users)}")
+        raise ScoreTableError(f"split_pair_users needs at least 2 users, got {len(users)}")
     rng = np.random.default_rng(seed)
     n_adapt = int(np.clip(round(adapt_frac * len(users)), 1, len(users) - 1))
     adapt = set(rng.choice(users, n_adapt, replace=False).tolist())

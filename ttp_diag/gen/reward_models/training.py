@@ -66,7 +66,7 @@ class LoRATrainer:
         device: str = "auto",
         precision: str = "auto",
         score_batch_size: int | None = None,
-        random_state: int = 0,
+        seed: int = 0,
         verbose: bool = True,
         truncation: str = "middle",
     ):
@@ -100,7 +100,7 @@ class LoRATrainer:
         self.device = device
         self.precision = precision
         self.score_batch_size = score_batch_size
-        self.random_state = random_state
+        self.seed = seed
         self.verbose = verbose
 
     # sklearn-style parameter access -------------------------------------------------
@@ -166,7 +166,7 @@ class LoRATrainer:
         tok = AutoTokenizer.from_pretrained(path)
         if tok.pad_token is None:  # decoder-only models (Llama, Qwen) often ship without one
             tok.pad_token = tok.eos_token
-        torch.manual_seed(int(self.random_state))
+        torch.manual_seed(int(self.seed))
         base = AutoModel.from_pretrained(path)
         base.config.use_cache = False
         for p in base.parameters():

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ._util import (
     data_fingerprint,
     groups_to_codes,
     new_save_dir,
+    read_config,
     swap_in_dir,
 )
 from .base import RewardModel, register
@@ -53,7 +53,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         (``users/<id>.safetensors``, atomic). Users whose file exists and whose training
         rows are unchanged are loaded, not retrained, so an interrupted fit resumes.
     text_col : str, default "rm_text"
-        Column holding the formatted reward-model input when ``fit``/``predict`` get a
+        Column holding the formatted reward-model input when ``fit`` gets a
         DataFrame.
     beta_nll : float, default 0.0
         ``kind="prob"`` only: 0 for the paper's NLL, > 0 for beta-NLL.
@@ -239,7 +239,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
                 # Same settings but other training rows: the saved model is stale.
                 logger.warning("user %s: saved model was trained on other data; retraining", u)
             ids = [all_ids[i] for i in rows]
-            hist = self._train(ids, y[rows], g[rows], _user_seed(self.random_state, u),
+            hist = self._train(ids, y[rows], g[rows], _user_seed(self.seed, u),
                                f"{self.kind} RM {u}")
             hist["data_sha"] = sha
             self._states[u] = self._snapshot()
@@ -254,7 +254,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         cfg = self._settings_json()
         f = out_dir / CONFIG_NAME
         if f.exists():
-            old = json.loads(f.read_text())
+            old = read_config(out_dir)
             skip = {"verbose", "device", "output_dir"}
             a = {k: v for k, v in old.get("params", {}).items() if k not in skip}
             b = {k: v for k, v in json.loads(json.dumps(cfg["params"], default=str)).items()
@@ -269,13 +269,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
             cfg["params"]["output_dir"] = str(cfg["params"]["output_dir"])
             _atomic_write_json(json.loads(json.dumps(cfg, default=str)), f)
 
-    # predict -------------------------------------------------------------------------
-    def predict(self, X, *, users=None, return_var: bool = False):
-        """Deprecated alias: use :meth:`score` (mean) or :meth:`score_with_var`."""
-        warnings.warn(f"{type(self).__name__}.predict is deprecated; use score(texts, users) "
-                      "or score_with_var(texts, users)", DeprecationWarning, stacklevel=2)
-        return self._predict(X, users=users, return_var=return_var)
-
+    # score ---------------------------------------------------------------------------
     def score(self, texts: Sequence[str], users: Sequence | None = None, *,
               prompts: Sequence[str] | None = None) -> np.ndarray:
         """Each text's reward under its own user's model (the predicted mean); with
@@ -407,7 +401,7 @@ class UserRewardModels(LoRATrainer, RewardModel):
         f = out / CONFIG_NAME
         if not f.exists():
             raise FileNotFoundError(f"{f} not found; is {out} a UserRewardModels output_dir?")
-        cfg = json.loads(f.read_text())
+        cfg = read_config(out)
         params = {**dict(cfg["params"]), **overrides}
         params = {k: v for k, v in params.items() if k in cls._param_names()}
         params["output_dir"] = str(out)

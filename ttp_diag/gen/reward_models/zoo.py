@@ -6,7 +6,7 @@
    the query's input text ``body``); prompt and response stay separate from here on;
 2. preference pairs from the train-split candidate pools (higher vs lower true reward,
    gap >= ``min_gap``), each carrying its real prompt;
-3. :func:`~.tables.split_users`: seeded *training users* (all their pairs train the model)
+3. :func:`~.tables.split_pair_users`: seeded *training users* (all their pairs train the model)
    and *adaptation users*, whose pairs are split per query into ``support`` and ``query``;
 4. each model is fitted on the training users' pairs only, then adapted to each adaptation
    user with ``adapt(support_pairs, user)`` (shared parameters frozen); a user with no
@@ -95,11 +95,11 @@ def zoo_pairs(table: pd.DataFrame, *, task: str = "lamp4", adapt_frac: float = 0
     """
     from ttp_diag.gen.scoring import add_rm_inputs
 
-    from .tables import pairs_from_pools, split_users
+    from .tables import pairs_from_pools, split_pair_users
 
     t = add_rm_inputs(attach_bodies(table), task, prompt_col="rm_prompt")
     kw = dict(text_col="text", prompt_col="rm_prompt", min_gap=min_gap, seed=seed)
-    pairs = split_users(pairs_from_pools(t, split="train", **kw), adapt_frac=adapt_frac,
+    pairs = split_pair_users(pairs_from_pools(t, split="train", **kw), adapt_frac=adapt_frac,
                         support_frac=support_frac, seed=seed)
     adapt_users = sorted(pairs.loc[pairs["role"] == "adapt", "user_id"].unique())
     val = pairs_from_pools(t, split="val", **kw)

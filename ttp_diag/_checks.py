@@ -23,10 +23,11 @@ import math
 import numbers
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from .exceptions import ConfigError, ConfigTypeError
+from .exceptions import ConfigError, ConfigTypeError, InputFileError
 
 #: Fewest bootstrap draws behind any interval (see the module docstring).
 MIN_BOOT_DRAWS = 10
@@ -273,3 +274,47 @@ def check_ns(ns: Sequence | np.ndarray, name: str = "ns") -> list[int]:
         raise ConfigError(f"{name} is empty; give candidate counts N >= 1, e.g. "
                           f"{name}=[1, 4, 16].")
     return [int(check_int(v, f"{name} value", what="a candidate count N")) for v in vals]
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -> Path:
+    """Refuse an output folder that names an existing file, with one line saying so.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "out.txt"; _ = f.write_text("x")
+    >>> check_output_dir(f, "--out")
+    Traceback (most recent call last):
+    ...
+    ttp_diag.exceptions.InputFileError: --out '...out.txt' is an existing file, not a folder; ...
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"{what} {str(out)!r} is an existing file, not a folder; choose "
+                             f"another path (a folder, created if missing).")
+    return out
+
+
+def output_dir_note(path: str | os.PathLike, what: str = "--out") -> str | None:
+    """One line for a command-line user when the output folder exists and holds files: the
+    commands that write reports (``demo``, ``risk``) replace files of the same name and keep the
+    others. None when the folder is new or empty.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> output_dir_note(d) is None
+    True
+    >>> _ = (d / "report.html").write_text("x")
+    >>> output_dir_note(d, "--out")  # doctest: +ELLIPSIS
+    "note: --out '...' exists (1 file): report files of the same name are replaced, ..."
+    """
+    out = Path(path)
+    if not out.is_dir():
+        return None
+    n = sum(1 for _ in out.iterdir())
+    if not n:
+        return None
+    return (f"note: {what} {str(out)!r} exists ({n} file{'s' if n != 1 else ''}): report files "
+            f"of the same name are replaced, other files are kept.")

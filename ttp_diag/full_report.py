@@ -384,7 +384,7 @@ def full_report(table: pd.DataFrame, out_dir: str | Path, *,
     ci = check_ci(ci, allow_none=False)
     n_boot = check_n_boot(n_boot, ci=ci)  # the bands and tests are ci-level intervals
     seed = check_seed(seed)
-    from .io import check_output_dir
+    from ._checks import check_output_dir
 
     out = check_output_dir(out_dir)
     _check_columns(table, base=base, new=new, var=var)

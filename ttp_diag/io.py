@@ -65,6 +65,7 @@ __all__ = [
     "atomic_write_parquet",
     "atomic_write_csv",
     "atomic_dir",
+    "remove_paths",
     "remove_temp_files",
     "PARQUET_WRITE_OPTIONS",
 ]
@@ -573,6 +574,24 @@ def atomic_dir(path: str | os.PathLike, *, replace: bool = True) -> Iterator[Pat
         raise
 
 
+def remove_paths(paths) -> list[Path]:
+    """Remove each of ``paths`` (a file, a link or a whole folder; outermost first, so a path
+    inside a folder removed just before is skipped) and return those removed. The one removal
+    loop behind :func:`remove_temp_files` and the run folder's stale-temporary cleanup."""
+    removed = []
+    for p in sorted({Path(q) for q in paths}, key=lambda q: len(q.parts)):
+        if not os.path.lexists(p):
+            continue  # inside a folder removed just before
+        if p.is_symlink() or p.is_file():
+            p.unlink(missing_ok=True)
+        elif p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            continue
+        removed.append(p)
+    return removed
+
+
 def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Remove what a killed atomic write left behind in ``folder`` (recursively).
 
@@ -589,64 +608,9 @@ def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
     >>> [p.name for p in remove_temp_files(d)], sorted(p.name for p in d.iterdir())
     (['.scores.parquet.k2j4x9.tmp'], ['scores.parquet'])
     """
-    removed = []
-    for p in sorted(Path(folder).rglob(".*.tmp")):
-        if p.is_symlink() or p.is_file():
-            p.unlink(missing_ok=True)
-        elif p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            continue
-        removed.append(p)
+    removed = remove_paths(sorted(Path(folder).rglob(".*.tmp")))
     for p in sorted(Path(folder).rglob(".*.old-*")):  # an interrupted non-exchange swap
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
-
-
-def check_output_dir(path: str | os.PathLike, what: str = "the output folder") -> Path:
-    """Refuse an output folder that names an existing file, with one line saying so.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "out.txt"; _ = f.write_text("x")
-    >>> check_output_dir(f, "--out")
-    Traceback (most recent call last):
-    ...
-    ttp_diag.exceptions.InputFileError: --out '...out.txt' is an existing file, not a folder; ...
-    """
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        from .exceptions import InputFileError
-
-        raise InputFileError(f"{what} {str(out)!r} is an existing file, not a folder; choose "
-                             f"another path (a folder, created if missing).")
-    return out
-
-
-def output_dir_note(path: str | os.PathLike, what: str = "--out") -> str | None:
-    """One line for a command-line user when the output folder exists and holds files: the
-    commands that write reports (``demo``, ``risk``) replace files of the same name and keep the
-    others. None when the folder is new or empty.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> output_dir_note(d) is None
-    True
-    >>> _ = (d / "report.html").write_text("x")
-    >>> output_dir_note(d, "--out")  # doctest: +ELLIPSIS
-    "note: --out '...' exists (1 file): report files of the same name are replaced, ..."
-    """
-    out = Path(path)
-    if not out.is_dir():
-        return None
-    n = sum(1 for _ in out.iterdir())
-    if not n:
-        return None
-    return (f"note: {what} {str(out)!r} exists ({n} file{'s' if n != 1 else ''}): report files "
-            f"of the same name are replaced, other files are kept.")
-

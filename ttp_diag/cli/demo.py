@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                              f"or leave {flag} out.")
     if args.export_table:
         return export_table(table, args.export_table, source)
-    from ttp_diag.io import check_output_dir, output_dir_note
+    from ttp_diag._checks import check_output_dir, output_dir_note
 
     note = output_dir_note(check_output_dir(args.out, "--out"), "--out")
     if note:

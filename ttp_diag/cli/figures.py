@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ttp_diag.table import score_columns
 
     check_cli_bootstrap(args)  # Fig. A4's bands are 95% intervals: at least 20 draws
-    from ttp_diag.io import check_output_dir
+    from ttp_diag._checks import check_output_dir
 
     out = check_output_dir(args.out, "--out")
     tasks = load_tasks(args.tables, args.names)

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         b = None if (args.b or "").lower() == "none" else (args.b or "score_det")
     out = None
     if args.out is not None:
-        from ttp_diag.io import check_output_dir
+        from ttp_diag._checks import check_output_dir
 
         out = check_output_dir(args.out, "--out")
     plan = plan_sample(pilot, a, b, **settings)

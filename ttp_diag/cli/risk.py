@@ -40,9 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from ttp_diag._checks import check_output_dir, output_dir_note
     from ttp_diag.analysis import risk_report
     from ttp_diag.cli._args import split_list
-    from ttp_diag.io import check_output_dir, output_dir_note, read_table
+    from ttp_diag.io import read_table
 
     out = check_output_dir(args.out, "--out")
     note = output_dir_note(out, "--out")

@@ -182,24 +182,14 @@ def remove_stale_temporaries(run_dir: str | os.PathLike) -> list[Path]:
     >>> sorted(p.name for p in d.rglob("*"))
     ['rm', 'scores.parquet']
     """
-    import shutil
+    from ttp_diag.io import remove_paths
 
     root = Path(run_dir)
     found = [p for p in root.iterdir() if _is_temporary(p.name)] if root.is_dir() else []
     for sub in ("candidates", "rm"):
         if (root / sub).is_dir():
             found += [p for p in (root / sub).rglob("*") if _is_temporary(p.name)]
-    removed = []
-    for p in sorted(set(found), key=lambda q: len(q.parts)):
-        if not os.path.lexists(p):
-            continue  # inside a temporary folder removed just before
-        if p.is_symlink() or p.is_file():
-            p.unlink(missing_ok=True)
-        elif p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            continue
-        removed.append(p)
+    removed = remove_paths(found)
     if removed:
         logger.warning("removed %d stale temporary file(s) of an interrupted run: %s",
                        len(removed), ", ".join(str(p.relative_to(root)) for p in removed[:5]))

@@ -91,3 +91,13 @@ def check_float_flag(value: float | None, flag: str, **kw) -> float | None:
     from ttp_diag._checks import check_real
 
     return check_real(value, flag, allow_none=True, **kw)
+
+
+def add_map_flag(p: argparse.ArgumentParser) -> None:
+    """The ``--map FIELD=COLUMN ...`` flag of the commands that read a score table (analyze,
+    demo, risk): read with :func:`ttp_diag.mapping.parse_map` and ``read_table(columns=...)``."""
+    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
+                   help="read a table in another layout: user=COL (or const:NAME, "
+                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
+                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
+                        "prompt) become one row per candidate (docs: bring your own table)")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ttp_diag.cli._args import check_cli_bootstrap, parse_ns, split_list
+from ttp_diag.cli._args import add_map_flag, check_cli_bootstrap, parse_ns, split_list
 from ttp_diag.theory.extremes import DEFAULT_SHAPE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,11 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "unified law's prediction with its relMAE.",
     )
     p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
-    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
-                   help="read a table in another layout: user=COL (or const:NAME, "
-                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
-                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
-                        "prompt) become one row per candidate (docs: bring your own table)")
+    add_map_flag(p)
     p.add_argument("--scores", default=None,
                    help="comma-separated score columns (default: every score_* column)")
     p.add_argument("--ns", default=None,

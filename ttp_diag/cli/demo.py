@@ -12,7 +12,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ttp_diag.cli._args import check_cli_bootstrap, check_float_flag, parse_ns, split_list
+from ttp_diag.cli._args import (
+    add_map_flag,
+    check_cli_bootstrap,
+    check_float_flag,
+    parse_ns,
+    split_list,
+)
 
 #: The paper's pair of reward models compared by the failure-mode analyses; used only when
 #: --base/--new are not given and the table has both columns.
@@ -30,11 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--table", default=None,
                    help="score table (.parquet or .csv); default: the embedded demo table")
-    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
-                   help="read a table in another layout: user=COL (or const:NAME, "
-                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
-                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
-                        "prompt) become one row per candidate (docs: bring your own table)")
+    add_map_flag(p)
     p.add_argument("--out", default="ttp_diag_out",
                    help="output folder (default %(default)s; when it exists, report files of "
                         "the same name are replaced and a note says so)")

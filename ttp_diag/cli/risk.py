@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ttp_diag.cli._args import add_map_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,11 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "risk_report.html.",
     )
     p.add_argument("table", help="score table (.parquet, .csv or .jsonl)")
-    p.add_argument("--map", nargs="+", default=None, metavar="FIELD=COLUMN",
-                   help="read a table in another layout: user=COL (or const:NAME, "
-                        "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
-                        "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
-                        "prompt) become one row per candidate (docs: bring your own table)")
+    add_map_flag(p)
     p.add_argument("--out", required=True,
                    help="output folder (created; when it exists, report files of the same name "
                         "are replaced and a note says so, as with `ttp-diag demo`)")

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -227,3 +228,27 @@ def test_smollm2_generates_headlines(tmp_path):
     assert all(isinstance(t, str) and "\n" not in t for t in out[0])
     assert sum(len(t) > 0 for t in out[0]) >= 2
     assert be.generate([prompt], n=3, temperature=0.7, max_new_tokens=12, seed=0) == out
+
+
+def test_pipeline_scores_equal_the_evaluation_path(tmp_path, tiny_backbone):
+    """Issue 20: the pipeline's reward models read (prompt, candidate) as the evaluation suite
+    and the zoo score them. Before, they were trained and scored on the whole E.2 text, so a
+    score in ``scores.parquet`` differed from the same model's score through
+    ``score_candidates`` (the path ``evaluate`` uses)."""
+    from ttp_diag.gen.evaluation.policy import score_candidates
+    from ttp_diag.gen.scoring import load_reward_models
+
+    data = _write_users(tmp_path / "users.jsonl")
+    run = tmp_path / "run"
+    out = run_pipeline(_config(data, tiny_backbone), run)
+    scores = out["outputs"]["scores"]
+    assert "rm_prompt" not in scores.columns and "rm_text" not in scores.columns
+    ex = pd.read_parquet(run / "examples.parquet")[["query_id", "body"]]
+    t = scores.merge(ex.drop_duplicates("query_id"), on="query_id")
+    assert len(t) == len(scores)
+    models = load_reward_models(run / "rm", kinds=["global", "det", "prob"],
+                                backbone=tiny_backbone)
+    for kind in ("global", "det", "prob"):
+        via_eval = score_candidates(models[kind], "lamp4", t["body"].tolist(),
+                                    t["text"].tolist(), t["user_id"].tolist())
+        np.testing.assert_allclose(via_eval, t[f"score_{kind}"], rtol=1e-4, atol=1e-6)

@@ -77,7 +77,12 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
     from ttp_diag.gen.evaluation.lora import UserLoRA
     from ttp_diag.gen.evaluation.policy import PolicyModel, icl_prompt
     from ttp_diag.gen.labels import label_table
-    from ttp_diag.gen.scoring import add_rm_inputs, load_reward_models, score_table
+    from ttp_diag.gen.scoring import (
+        PIPELINE_RM_INPUT,
+        add_rm_inputs,
+        load_reward_models,
+        score_table,
+    )
 
     if log is None:
         def log(line: str) -> None:
@@ -147,8 +152,9 @@ def lora_policy_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, epoch
                       "text": t, "body": q.body, "gold": q.output} for j, t in enumerate(texts)]
         table = label_table(pd.DataFrame(rows), text_col="text", gold_col="gold",
                             out_col="reward", n_jobs=1, progress=False)
-        table = add_rm_inputs(table, cfg.task, input_col="body", text_col="text")
-        scores = score_table(table, models).drop(columns=["gold", "body"])
+        table = add_rm_inputs(table, cfg.task, input_col="body", text_col="text",
+                              prompt_col=PIPELINE_RM_INPUT["rm_prompt_col"])
+        scores = score_table(table, models, **PIPELINE_RM_INPUT).drop(columns=["gold", "body"])
         atomic_write_parquet(scores, f)
         loss = trainer.history_.get(u, {}).get("losses", [float("nan")])
         log(f"[{i}/{len(users)}] {u}: LoRA on {len(sup)} items (loss {loss[0]:.2f} -> "

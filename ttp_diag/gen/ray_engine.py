@@ -271,9 +271,9 @@ class _ScoreRows:
         self.models = load_reward_models(rm_dir, kinds=kinds, backbone=backbone)
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
-        from ttp_diag.gen.scoring import score_table
+        from ttp_diag.gen.scoring import PIPELINE_RM_INPUT, score_table
 
-        return score_table(df, self.models, out_path=None)
+        return score_table(df, self.models, out_path=None, **PIPELINE_RM_INPUT)
 
 
 def ray_score_table(session: RaySession, table: pd.DataFrame, *, rm_dir: str | os.PathLike,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RM_KINDS",
+    "PIPELINE_RM_INPUT",
     "FittedRewardModels",
     "add_rm_inputs",
     "fit_reward_models",
@@ -47,6 +48,14 @@ logger = logging.getLogger(__name__)
 
 RM_KINDS = ("global", "det", "prob")
 _KEY_COLUMNS = ["user_id", "query_id", "cand_id", "split", "reward"]
+
+#: How the pipeline (``ttp-diag run``, its shards, Ray actors and the LoRA policy) hands
+#: candidates to its reward models: the candidate ``text`` is the response and
+#: ``rm_prompt`` (appendix E.2 up to ``[Document]:``, from :func:`add_rm_inputs` with
+#: ``prompt_col="rm_prompt"``) its prompt, in training and in scoring alike, as the
+#: evaluation suite and ``ttp-diag zoo`` score them. Pass as
+#: ``fit_reward_models(table, **PIPELINE_RM_INPUT)`` / ``score_table(table, m, **...)``.
+PIPELINE_RM_INPUT = {"rm_text_col": "text", "rm_prompt_col": "rm_prompt"}
 
 
 def _require(table: pd.DataFrame, cols: Sequence[str], where: str, fix: str) -> None:
@@ -353,8 +362,12 @@ def score_table(
             out[c] = v
             score_cols.append(c)
         secs[kind] = time.perf_counter() - t0
-    if not keep_rm_text and rm_text_col != "text":  # "text": the responses themselves
-        out = out.drop(columns=[rm_text_col])
+    if not keep_rm_text:
+        # "text" holds the responses themselves; "rm_text" (the joined E.2 input) and the
+        # prompt column are inputs, not scores
+        drop = [c for c in ("rm_text", rm_text_col, rm_prompt_col)
+                if c is not None and c != "text" and c in out.columns]
+        out = out.drop(columns=drop)
     front = [c for c in _KEY_COLUMNS + score_cols + ["text"] if c in out.columns]
     out = out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)
     for c in score_cols:

@@ -285,11 +285,18 @@ class _Stages:
         return table
 
     def stage_rms(self, table):
-        from ttp_diag.gen.scoring import add_rm_inputs, fit_reward_models, load_reward_models
+        from ttp_diag.gen.scoring import (
+            PIPELINE_RM_INPUT,
+            add_rm_inputs,
+            fit_reward_models,
+            load_reward_models,
+        )
 
         self.torch_threads(rm=True)
         t0 = time.perf_counter()
-        table = add_rm_inputs(table, self.c.task, input_col="body", text_col="text")
+        # prompt and response separate, as the evaluation suite and the zoo score them
+        table = add_rm_inputs(table, self.c.task, input_col="body", text_col="text",
+                              prompt_col=PIPELINE_RM_INPUT["rm_prompt_col"])
         if self.c.rm_from:
             # Reward models trained once (in the merged run folder), loaded by every shard.
             models = load_reward_models(
@@ -318,6 +325,7 @@ class _Stages:
             settings=self.c.rm_settings,
             kind_settings=self.c.rm_kind_settings,
             verbose=self.c.progress,
+            **PIPELINE_RM_INPUT,
         )
         timings = models.timings
         n_train = int((fit_on["split"] == "train").sum())
@@ -336,7 +344,7 @@ class _Stages:
         done = self.read_done("scores.parquet")
         if done is not None:
             return done[0]
-        from ttp_diag.gen.scoring import score_table
+        from ttp_diag.gen.scoring import PIPELINE_RM_INPUT, score_table
 
         self.torch_threads(rm=True)
         t0 = time.perf_counter()
@@ -348,7 +356,7 @@ class _Stages:
                 kinds=self.c.rm_kinds, backbone=self.c.rm_backbone,
                 threads=self.c.rm_num_threads or self.c.num_threads, progress=self.c.progress)
         else:
-            scores = score_table(table, models, out_path=None)
+            scores = score_table(table, models, out_path=None, **PIPELINE_RM_INPUT)
         keep_extra = [c for c in ("gold", "body") if c in scores.columns]
         scores = scores.drop(columns=keep_extra)
         atomic_write_parquet(scores, sc_p)

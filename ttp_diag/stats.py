@@ -56,6 +56,7 @@ __all__ = [
     "two_level_indices",
     "percentile_interval",
     "bootstrap_mean_ci",
+    "cluster_ratio_ci",
     "wilson_interval",
     "sign_flip_test",
     "paired_difference",
@@ -246,6 +247,44 @@ def bootstrap_mean_ci(per_user, *, ci: float = 0.95, n_boot: int = 1000, seed=0,
         tail = (1.0 - ci) / 2.0
         return np.quantile(boots, tail, axis=0), np.quantile(boots, 1.0 - tail, axis=0)
     return percentile_interval(weighted_means(counts, per_user), ci)
+
+
+def cluster_ratio_ci(successes, clusters, *, ci: float = 0.95, n_boot: int = 2000,
+                     seed=0) -> tuple[float, float]:
+    """Percentile interval of a pooled proportion, resampling clusters (e.g. queries).
+
+    The pairs of one query share candidates and are not independent; resampling whole
+    queries (with replacement, ``resample_counts`` over clusters) gives the interval of the
+    pooled ``sum(successes) / n`` that a Wilson interval over pairs makes too narrow.
+
+    Parameters
+    ----------
+    successes : array (n,)
+        1 = success, 0 = failure, 0.5 = tie counted as half.
+    clusters : array (n,)
+        The cluster of each trial (any labels).
+    ci : float, default 0.95
+    n_boot : int, default 2000
+    seed : int, None or numpy.random.Generator, default 0
+
+    Examples
+    --------
+    >>> lo, hi = cluster_ratio_ci(np.array([1, 1, 0, 1, 0, 1.]), np.array([0, 0, 1, 1, 2, 2]))
+    >>> bool(0 <= lo <= 4 / 6 <= hi <= 1)
+    True
+    """
+    import pandas as pd
+
+    x = np.asarray(successes, dtype=float)
+    codes, uniq = pd.factorize(pd.Series(np.asarray(clusters)).astype(str))
+    if len(x) != len(codes) or len(x) == 0:
+        raise DataError(f"cluster_ratio_ci: {len(x)} outcomes and {len(codes)} cluster labels; "
+                        "pass one cluster label per outcome (at least one).")
+    k = np.bincount(codes, weights=x)
+    n = np.bincount(codes).astype(float)
+    c = resample_counts(len(uniq), n_boot, seed)
+    lo, hi = percentile_interval((c @ k) / (c @ n), ci)
+    return float(lo), float(hi)
 
 
 def wilson_interval(successes, n, ci: float = 0.95) -> tuple[float, float]:

@@ -53,6 +53,32 @@ def test_zoo_command_runs_the_adaptation_protocol_and_resumes(tmp_path, tiny_bac
     assert main(argv) == 0  # resumes: both rows reused
     assert capsys.readouterr().out.count("reused") == 2
 
+    # A row of an older format (no row_version) is recomputed, the model never retrained:
+    # from the cached scores when they are there, else by scoring the saved model.
+    weights = out / "lore" / "weights.safetensors"
+    mtime = weights.stat().st_mtime_ns
+    f = out / "rows" / "lore.json"
+    for cached in (True, False):
+        row = json.loads(f.read_text())
+        row.pop("row_version")
+        row.pop("alpha_null")
+        f.write_text(json.dumps(row))
+        if not cached:
+            (out / "rows" / "lore.val.parquet").unlink()
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert ("row recomputed from the cached scores" in printed) == cached
+        assert ("scoring the saved model" in printed) == (not cached)
+        again = pd.read_csv(out / "zoo_results.csv")
+        pd.testing.assert_frame_equal(again.drop(columns=["score_s"]),
+                                      res.drop(columns=["score_s"]), rtol=1e-6)
+        assert weights.stat().st_mtime_ns == mtime
+    # a changed learned setting retrains that model only
+    argv[argv.index("lore.max_length=64")] = "lore.max_length=48"
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reused") == 1 and weights.stat().st_mtime_ns != mtime
+
 
 def test_zoo_set_refuses_unknown_setting():
     from ttp_diag.cli.zoo import parse_sets

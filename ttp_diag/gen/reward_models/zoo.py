@@ -33,11 +33,18 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "run_zoo",
-           "zoo_markdown", "query_bootstrap_ci"]
+           "zoo_markdown"]
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
        "genarm", "pdpo"]
 LM_MODELS = {"genarm", "pdpo"}
+
+#: Version of a result row's columns; a saved row of an older version is recomputed (from the
+#: cached scores when they match, else from the saved model), never the model retrained.
+ROW_VERSION = 2
+#: Settings that change no learned parameter (left out when saved and requested settings are
+#: compared).
+_RUNTIME = {"verbose", "device", "num_threads", "batch_size_score"}
 
 
 def attach_bodies(table: pd.DataFrame) -> pd.DataFrame:
@@ -57,33 +64,6 @@ def attach_bodies(table: pd.DataFrame) -> pd.DataFrame:
                         f"{sorted(out.loc[miss, 'query_id'].unique())[:3]} are not in the HuffPost "
                         "set; give the table a 'body' column (the query input)")
     return out
-
-
-def query_bootstrap_ci(hits: np.ndarray, queries: np.ndarray, *, level: float = 0.95,
-                       n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of a pooled accuracy, resampling queries (clusters of pairs).
-
-    Examples
-    --------
-    >>> lo, hi = query_bootstrap_ci(np.array([1, 1, 0, 1, 0, 1.]), np.array([0, 0, 1, 1, 2, 2]))
-    >>> bool(0 <= lo <= 4 / 6 <= hi <= 1)
-    True
-    """
-    codes, q = pd.factorize(pd.Series(queries).astype(str))
-    k = np.bincount(codes, weights=np.asarray(hits, float))
-    n = np.bincount(codes).astype(float)
-    rng = np.random.default_rng(seed)
-    c = rng.multinomial(len(q), np.full(len(q), 1 / len(q)), size=n_boot)
-    boots = (c @ k) / (c @ n)
-    tail = (1 - level) / 2
-    return float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))
-
-
-def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(c - h), float(c + h)
 
 
 def zoo_pairs(table: pd.DataFrame, *, task: str = "lamp4", adapt_frac: float = 0.3,
@@ -139,34 +119,75 @@ def _score(m, texts, users, prompts) -> np.ndarray:
     return np.asarray(m.score(list(texts), list(users), prompts=list(prompts)), float)
 
 
-def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float,
-         out: Path | None = None) -> dict:
-    import ttp_diag as td
-    from ttp_diag.bon import bootstrap_user_ci
-
+def _model_scores(m, t: pd.DataFrame, held: pd.DataFrame) -> dict:
+    """Everything a row needs from a model: held-out pair scores and the val-split scores."""
     t1 = time.perf_counter()
     sc = _score(m, held["chosen"], held["user_id"], held["prompt"])
     sr = _score(m, held["rejected"], held["user_id"], held["prompt"])
+    val = t[t["split"] == "val"]
+    sv = _score(m, val["text"], val["user_id"], val["rm_prompt"])
+    return dict(s_chosen=sc, s_rejected=sr, s_val=sv, score_s=time.perf_counter() - t1,
+                fallback_users=list(getattr(m, "fallback_users_", [])))
+
+
+def _save_scores(out: Path, name: str, sc: dict, t: pd.DataFrame, held: pd.DataFrame) -> None:
+    """Cache a model's scores (``rows/<name>.pairs.parquet``, ``rows/<name>.val.parquet``), so
+    that a new row format is recomputed without scoring again."""
+    from ttp_diag.io import atomic_write_parquet, atomic_write_text
+
+    hits = (sc["s_chosen"] > sc["s_rejected"]) + 0.5 * (sc["s_chosen"] == sc["s_rejected"])
+    atomic_write_parquet(held.assign(s_chosen=sc["s_chosen"], s_rejected=sc["s_rejected"],
+                                     hit=hits.astype(float))[
+        ["user_id", "query_id", "who", "s_chosen", "s_rejected", "hit"]],
+        out / "rows" / f"{name}.pairs.parquet")
+    val = t[t["split"] == "val"]
+    atomic_write_parquet(val[["user_id", "query_id", "cand_id"]].assign(score=sc["s_val"]),
+                         out / "rows" / f"{name}.val.parquet")
+    atomic_write_text(out / "rows" / f"{name}.meta.json", json.dumps(
+        {"score_s": sc["score_s"], "fallback_users": sc["fallback_users"]}))
+
+
+def _cached_scores(out: Path, name: str, t: pd.DataFrame, held: pd.DataFrame) -> dict | None:
+    """The cached scores of ``name`` when they belong to these pairs and this val split."""
+    fp, fv = out / "rows" / f"{name}.pairs.parquet", out / "rows" / f"{name}.val.parquet"
+    fm = out / "rows" / f"{name}.meta.json"
+    if not (fp.is_file() and fv.is_file() and fm.is_file()):
+        return None
+    p, v = pd.read_parquet(fp), pd.read_parquet(fv)
+    val = t[t["split"] == "val"]
+    key_p, key_v = ["user_id", "query_id", "who"], ["user_id", "query_id", "cand_id"]
+    if (len(p) != len(held) or len(v) != len(val)
+            or not p[key_p].astype(str).equals(held[key_p].astype(str).reset_index(drop=True))
+            or not v[key_v].astype(str).equals(val[key_v].astype(str).reset_index(drop=True))):
+        return None
+    meta = json.loads(fm.read_text())
+    return dict(s_chosen=p["s_chosen"].to_numpy(float), s_rejected=p["s_rejected"].to_numpy(float),
+                s_val=v["score"].to_numpy(float), score_s=float(meta["score_s"]),
+                fallback_users=list(meta["fallback_users"]))
+
+
+def _row(name: str, sc: dict, t: pd.DataFrame, held: pd.DataFrame, train_s: float) -> dict:
+    """One result row from a model's scores (see the module docstring for the intervals)."""
+    import ttp_diag as td
+    from ttp_diag.stats import bootstrap_mean_ci, cluster_ratio_ci, wilson_interval
+
+    s_c, s_r = sc["s_chosen"], sc["s_rejected"]
+    hits = (s_c > s_r).astype(float) + 0.5 * (s_c == s_r)  # a tie counts half
+    who = held["who"].to_numpy()
+    q_lo, q_hi = cluster_ratio_ci(hits, held["query_id"].to_numpy(), ci=0.95, n_boot=2000,
+                                  seed=0)
+    w_lo, w_hi = wilson_interval(float(hits.sum()), len(hits), ci=0.95)
     val = t[t["split"] == "val"].copy()
     col = f"score_{name}"
-    val[col] = _score(m, val["text"], val["user_id"], val["rm_prompt"])
-    score_s = time.perf_counter() - t1
-    hits = (sc > sr).astype(float) + 0.5 * (sc == sr)  # a tie counts half
-    if out is not None:  # per-pair outcomes, for paired comparisons between models
-        held.assign(s_chosen=sc, s_rejected=sr, hit=hits)[
-            ["user_id", "query_id", "who", "s_chosen", "s_rejected", "hit"]].to_parquet(
-            out / "rows" / f"{name}.pairs.parquet", index=False)
-    who = held["who"].to_numpy()
-    q_lo, q_hi = query_bootstrap_ci(hits, held["query_id"].to_numpy())
-    w_lo, w_hi = _wilson(int((sc > sr).sum()), len(hits))
+    val[col] = sc["s_val"]
     d = td.diagnose(val, col, ci=0.95)
     iv = d.intervals or {}
     nan2 = (float("nan"), float("nan"))
     pu = td.bon_curve(val, col, [1, 16], per_user=True, pool="clip")
     g = pu.pivot(index="user_id", columns="n", values="utility")
     gain_u = (g[16] - g[1]).to_numpy()
-    glo, ghi = bootstrap_user_ci(gain_u, ci=0.95, n_boot=2000, seed=0)
-    fb = list(getattr(m, "fallback_users_", []))
+    glo, ghi = bootstrap_mean_ci(gain_u, ci=0.95, n_boot=2000, seed=0)
+    fb = list(sc["fallback_users"])
     return dict(
         model=name, acc_heldout=float(hits.mean()), acc_lo=q_lo, acc_hi=q_hi,
         acc_wilson_lo=w_lo, acc_wilson_hi=w_hi, n_pairs=int(len(hits)),
@@ -181,7 +202,11 @@ def _row(name: str, m, t: pd.DataFrame, held: pd.DataFrame, train_s: float,
         rho_eff_lo=iv.get("rho_eff", nan2)[0], rho_eff_hi=iv.get("rho_eff", nan2)[1],
         bon_gain_N16=float(gain_u.mean()), gain_lo=float(glo[0]), gain_hi=float(ghi[0]),
         n_users=int(len(gain_u)), n_fallback_users=len(fb), fallback_users=";".join(fb),
-        train_s=train_s, score_s=score_s)
+        train_s=train_s, score_s=sc["score_s"], row_version=ROW_VERSION)
+
+
+def _learned(settings: Mapping) -> dict:
+    return {k: v for k, v in dict(settings).items() if k not in _RUNTIME}
 
 
 def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tuple(ZOO),
@@ -209,9 +234,12 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
     settings = {k: dict(v) for k, v in (settings or {}).items()}
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "settings.json", json.dumps(
-        {"models": list(models), "settings": settings, "task": task, "adapt_frac": adapt_frac,
-         "support_frac": support_frac, "seed": seed}, indent=1))
+    prev_f = out / "settings.json"
+    # the settings the saved models were trained with (rows of older versions do not say)
+    prev = json.loads(prev_f.read_text()).get("settings", {}) if prev_f.is_file() else {}
+    atomic_write_text(prev_f, json.dumps(
+        {"models": list(models), "settings": {**prev, **settings}, "task": task,
+         "adapt_frac": adapt_frac, "support_frac": support_frac, "seed": seed}, indent=1))
     t, pairs, held = zoo_pairs(table, task=task, adapt_frac=adapt_frac,
                                support_frac=support_frac, seed=seed)
     sp = pairs["split"].value_counts()
@@ -221,15 +249,30 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
     rows = []
     for name in models:
         f = out / "rows" / f"{name}.json"
-        if f.exists():
-            rows.append(json.loads(f.read_text()))
+        want = _learned(settings.get(name, {}))
+        old = json.loads(f.read_text()) if f.is_file() else None
+        had = _learned(old.get("settings", prev.get(name, {}))) if old else None
+        if old is not None and had == want and old.get("row_version") == ROW_VERSION:
+            rows.append(old)
             log(f"{name}: reused {f}")
             continue
-        t0 = time.perf_counter()
-        m = _fit_protocol(name, pairs, settings.get(name, {}), seed)
-        train_s = time.perf_counter() - t0
-        m.save(out / name)
-        row = _row(name, m, t, held, train_s, out)
+        sc = _cached_scores(out, name, t, held) if had == want else None
+        train_s = float(old["train_s"]) if old else float("nan")
+        if sc is not None:
+            log(f"{name}: row recomputed from the cached scores")
+        elif had == want and (out / name / "config.json").is_file():
+            # a model trained by an older version of this command: scored again, not retrained
+            log(f"{name}: scoring the saved model {out / name}")
+            m = get_model_class(name).load(out / name)
+            sc = _model_scores(m, t, held)
+        else:
+            t0 = time.perf_counter()
+            m = _fit_protocol(name, pairs, settings.get(name, {}), seed)
+            train_s = time.perf_counter() - t0
+            m.save(out / name)
+            sc = _model_scores(m, t, held)
+        _save_scores(out, name, sc, t, held)
+        row = dict(_row(name, sc, t, held, train_s), settings=settings.get(name, {}))
         atomic_write_text(f, json.dumps(row, default=float))
         rows.append(row)
         log(f"{name}: acc {row['acc_heldout']:.3f} [{row['acc_lo']:.3f}, {row['acc_hi']:.3f}], "
@@ -237,7 +280,9 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
             f"{row['score_s']:.0f} s")
     for col in reference_cols:
         name = f"{col.removeprefix('score_')} (table)"
-        rows.append(_row(name, TableScores(t, col), t, held, float("nan")))
+        ref = TableScores(t, col)
+        sc = _model_scores(ref, t, held)
+        rows.append(_row(name, sc, t, held, float("nan")))
         log(f"{name}: acc {rows[-1]['acc_heldout']:.3f} (reference: the table's own scores)")
     res = pd.DataFrame(rows)
     res.to_csv(out / "zoo_results.csv", index=False)

@@ -119,3 +119,45 @@ def test_report_paragraph_answers_the_rho_eff_question(tmp_path):
     text = evaluation_summary(tmp_path)
     assert "Across 4 Best-of-N reward models and 8 users" in text
     assert "rho_eff predicts it better" in text
+
+
+def test_paired_difference_against_zero_shot_by_hand(tmp_path):
+    """Issue 20: each method minus zero_shot on the same users, with its interval and an exact
+    sign-flip p; the evaluation verdict then says which methods beat zero-shot."""
+    from ttp_diag.gen.evaluation.tables import method_summary
+    from ttp_diag.stats import bootstrap_mean_ci, resample_counts
+    from ttp_diag.verdict import eval_verdict
+
+    users = [f"u{i}" for i in range(6)]
+    zs = np.array([0.10, 0.20, 0.15, 0.30, 0.25, 0.05])
+    good = zs + np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06])  # every user gains
+    mixed = zs + np.array([0.05, -0.04, 0.03, -0.02, 0.01, -0.03])
+    rows = [dict(method=m, user_id=u, metric="reward", value=v)
+            for m, vals in (("zero_shot", zs), ("good", good), ("mixed", mixed))
+            for u, v in zip(users, vals, strict=True)]
+    rows.append(dict(method="good", user_id="u6", metric="reward", value=0.9))  # unpaired
+    s = method_summary(pd.DataFrame(rows), ci=0.9, n_boot=400, seed=3).set_index("method")
+    assert s.loc["good", "diff"] == pytest.approx(0.035)  # u6 has no zero_shot: left out
+    assert s.loc["good", "n_paired"] == 6 and s.loc["good", "n_users"] == 7
+    # exact sign flip over 2**6 patterns: only the observed one and its mirror are as extreme
+    assert s.loc["good", "diff_p"] == pytest.approx(2 / 64)
+    # mixed: |mean| 0 -> every pattern is at least as extreme
+    assert s.loc["mixed", "diff"] == pytest.approx(0.0, abs=1e-12)
+    assert s.loc["mixed", "diff_p"] == pytest.approx(1.0)
+    # the interval is the user bootstrap of the per-user differences on the shared resamples
+    counts = resample_counts(7, 400, 3)
+    d = np.append(good - zs, np.nan)
+    lo, hi = bootstrap_mean_ci(d, ci=0.9, counts=counts)
+    assert (s.loc["good", "diff_low"], s.loc["good", "diff_high"]) == pytest.approx(
+        (lo[0], hi[0]))
+    assert np.isnan(s.loc["zero_shot", "diff_low"])
+    v = eval_verdict(s.reset_index(), metrics=("reward",))
+    assert v.finding("good", "reward") == "better"
+    assert v.finding("mixed", "reward") == "same"
+    # the table file
+    q = pd.DataFrame(rows).assign(query_id="q")
+    paths = write_tables(tmp_path, q, pd.DataFrame(columns=["method", "user_id", "metric",
+                                                            "value"]), ci=0.9, n_boot=400)
+    vs = pd.read_csv(paths["generation_quality_vs_zero_shot"]).set_index("method")
+    assert vs.loc["good", "reward"].startswith("+0.035 [")
+    assert vs.loc["good", "reward"].endswith("(p = 0.031)")

@@ -46,7 +46,9 @@ from ttp_diag.stats import (
     MIN_USERS_FOR_CI,
     bootstrap_mean_ci,
     correlation_difference,
+    format_p_value,
     resample_counts,
+    sign_flip_test,
 )
 
 __all__ = ["write_tables", "method_summary", "to_markdown", "UPSTREAM", "OUTCOME_DERIVED",
@@ -222,8 +224,9 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
 
 
 def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: int = 1000,
-                   seed: int | None = 0) -> pd.DataFrame:
-    """Mean over users per (method, metric) with a bootstrap interval over users.
+                   seed: int | None = 0, baseline: str | None = "zero_shot") -> pd.DataFrame:
+    """Mean over users per (method, metric) with a bootstrap interval over users, and the
+    paired difference against ``baseline`` on the same users.
 
     Parameters
     ----------
@@ -234,14 +237,23 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
         (:func:`ttp_diag.stats.bootstrap_mean_ci` on one resample matrix shared by every
         method and metric); NaN for a method and metric with fewer than 5 users.
     n_boot, seed : int
+    baseline : str or None, default "zero_shot"
+        Each method's per-user difference from this method on the same metric and users:
+        ``diff`` (mean), ``diff_low``/``diff_high`` (bootstrap interval over users on the same
+        shared resamples) and ``diff_p`` (two-sided sign-flip test of
+        :func:`ttp_diag.stats.sign_flip_test`, exact up to 12 users; ``diff_p_draws`` random
+        sign patterns beyond, NaN when exact), ``n_paired`` users. NaN
+        where the baseline is missing, for the baseline itself, or below 5 paired users.
+        Two methods' intervals overlapping says nothing about their difference; this does.
 
     Examples
     --------
-    >>> d = pd.DataFrame({"method": "m", "user_id": ["a", "b"], "metric": "x",
-    ...                   "value": [0.2, 0.4]})
-    >>> method_summary(d, ci=None)[["method", "metric", "mean", "n_users"]]
-      method metric  mean  n_users
-    0      m      x   0.3        2
+    >>> d = pd.DataFrame({"method": ["m"] * 2 + ["zero_shot"] * 2, "user_id": ["a", "b"] * 2,
+    ...                   "metric": "x", "value": [0.2, 0.4, 0.1, 0.1]})
+    >>> method_summary(d, ci=None)[["method", "metric", "mean", "diff", "n_users"]]
+          method metric  mean  diff  n_users
+    0          m      x   0.3   0.2        2
+    1  zero_shot      x   0.1   0.0        2
     """
     d = per_user.dropna(subset=["value"])
     users = sorted(d["user_id"].unique())
@@ -250,17 +262,46 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
     # equal intervals and adding a method or a metric moves no other interval
     counts = (resample_counts(len(users), n_boot, seed)
               if ci is not None and len(users) >= MIN_USERS_FOR_CI else None)
+    by_user = {mk: g.groupby("user_id")["value"].mean().reindex(users)
+               for mk, g in d.groupby(["method", "metric"])}
     rows = []
-    for (m, k), g in d.groupby(["method", "metric"]):
-        v = g.groupby("user_id")["value"].mean().reindex(users)
+    for (m, k), v in by_user.items():
         lo = hi = np.nan
         n = int(v.notna().sum())
         if counts is not None and n >= MIN_USERS_FOR_CI:
             low, high = bootstrap_mean_ci(v.to_numpy(float), ci=ci, counts=counts)
             lo, hi = float(low[0]), float(high[0])
-        rows.append(dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
-                         n_users=n))
+        row = dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
+                   n_users=n)
+        b = by_user.get((baseline, k)) if baseline is not None else None
+        if b is not None:
+            diff = (v - b).to_numpy(float)  # NaN where either is missing
+            ok = np.isfinite(diff)
+            row.update(diff=float(diff[ok].mean()) if ok.any() else np.nan, diff_low=np.nan,
+                       diff_high=np.nan, diff_p=np.nan, diff_p_draws=np.nan,
+                       n_paired=int(ok.sum()))
+            if m != baseline and counts is not None and ok.sum() >= MIN_USERS_FOR_CI:
+                dl, dh = bootstrap_mean_ci(diff, ci=ci, counts=counts)
+                p, draws = sign_flip_test(diff[ok], n_flips=n_boot, seed=seed)
+                row.update(diff_low=float(dl[0]), diff_high=float(dh[0]), diff_p=float(p[0]),
+                           diff_p_draws=np.nan if draws is None else draws)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _pivot_diff(s: pd.DataFrame, metrics, baseline: str) -> pd.DataFrame:
+    """Paired differences against ``baseline`` as one cell per method and metric."""
+    s = s[s["metric"].isin(metrics) & (s["method"] != baseline)].dropna(subset=["diff"])
+    if s.empty:
+        return pd.DataFrame()
+    s = s.assign(cell=[
+        f"{x:+.3f} [{lo:+.3f}, {hi:+.3f}] ({format_p_value(p, None if np.isnan(n) else int(n))})"
+        if np.isfinite(lo) else f"{x:+.3f}"
+        for x, lo, hi, p, n in zip(s["diff"], s["diff_low"], s["diff_high"], s["diff_p"],
+                                   s["diff_p_draws"], strict=True)])
+    w = s.pivot(index="method", columns="metric", values="cell")
+    n = s.groupby("method")["n_paired"].max().rename("n_users")
+    return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()
 
 
 def _write(out: Path, name: str, df: pd.DataFrame, paths: dict, note: str = "") -> None:
@@ -319,9 +360,17 @@ def write_tables(eval_dir, quality: pd.DataFrame, upstream: pd.DataFrame, *,
     summ = method_summary(per_user, ci=ci, n_boot=n_boot, seed=seed)
     _write(out, "summary_long", summ, paths)
     lvl = f"{int(round(100 * ci))}%" if ci else "no"
-    _write(out, "generation_quality", _pivot(summ, ["rouge1", "rougeL", "minilm", "reward"]),
+    quality_metrics = ["rouge1", "rougeL", "minilm", "reward"]
+    _write(out, "generation_quality", _pivot(summ, quality_metrics),
            paths, f"Generation quality against the users' gold text: mean over adaptation "
            f"users [{lvl} bootstrap interval over users].")
+    vs = _pivot_diff(summ, quality_metrics, "zero_shot")
+    if len(vs):
+        _write(out, "generation_quality_vs_zero_shot", vs, paths,
+               "Each method minus zero_shot on the same adaptation users: mean paired "
+               f"difference [{lvl} bootstrap interval over users] and the two-sided sign-flip "
+               "p-value (exact over all sign patterns up to 12 users). An interval that spans "
+               "0 means this sample cannot tell the method from zero-shot.")
     present = set(per_user.dropna(subset=["value"])["metric"])
     acc_metrics = _accuracy_metrics(present)
     acc = _pivot(summ, acc_metrics)

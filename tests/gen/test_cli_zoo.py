@@ -81,7 +81,7 @@ def test_zoo_command_runs_the_adaptation_protocol_and_resumes(tmp_path, tiny_bac
 
 
 def test_zoo_set_refuses_unknown_setting():
-    from ttp_diag.cli.zoo import parse_sets
+    from ttp_diag.cli._args import parse_sets
     from ttp_diag.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="no setting 'nope'"):

@@ -185,3 +185,65 @@ def test_cli_evaluate_unknown_method(run_dir, capsys):
     assert issubclass(EvaluationInputError, ValueError)
     assert rc == exit_code(ConfigError("x")) == 7
     assert "unknown method 'nope'" in capsys.readouterr().err
+    # --adapt-models: a family without adapt() and a --set for a model not adapted, by name
+    rc = main(["evaluate", "--run-dir", str(run_dir), "--adapt-models", "det"])
+    assert rc == 7 and "adapt model 'det' has no adapt()" in capsys.readouterr().err
+    rc = main(["evaluate", "--run-dir", str(run_dir), "--set", "lore.epochs=3"])
+    assert rc == 7 and "lore is not among the models" in capsys.readouterr().err
+
+
+def test_evaluate_adapts_new_users_by_the_protocol(run_dir, tmp_path):
+    """Issue 20, defect 5: ``adapt_models`` fits a zoo family on the training users' pairs
+    only and adapts each adaptation user from its support pairs, shared parameters frozen;
+    its Best-of-N selects by the adapted user's own score."""
+    import shutil
+
+    from ttp_diag.exceptions import ConfigError
+    from ttp_diag.gen.evaluation.results import run_evaluation
+    from ttp_diag.gen.evaluation.runner import Evaluation
+    from ttp_diag.gen.reward_models import LoRE
+    from ttp_diag.gen.reward_models.base import rm_context
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("eval"))
+    bb = str(run_dir.parent / "bb")
+    lore = {"lore": {"backbone": bb, "max_length": 64, "epochs": 3}}
+    cfg = _cfg(methods=["zero_shot", "bon_lore", "bon_prob"], adapt_models=["lore"],
+               adapt_settings=lore)
+    s = run_evaluation(run, cfg, encoder=HashEncoder())
+    ev = Evaluation(run, cfg, encoder=HashEncoder())
+    m = LoRE.load(run / "eval" / "rm" / "lore")
+    split = ev.split()
+    assert m.adapted_users_ == split.adapt_users == s["adapt_users"]
+    # the shared parameters are those of a model fitted on the training users' pairs alone
+    pairs = pd.read_parquet(run / "eval" / "pairs.parquet")
+    p = pairs.assign(prompt=[rm_context("lamp4", b) for b in pairs["prompt"]])
+    ref = LoRE(seed=0, **lore["lore"]).fit(p[p["split"] == "train"])
+    assert set(ref.users_) == set(split.train_users)
+    got, want = m.module_.state_dict(), ref.module_.state_dict()
+    for k, v in want.items():
+        n = len(ref.users_)
+        assert torch.equal(got[k][:n] if k.startswith("user_") else got[k], v), k
+    # Best-of-N by the adapted user's own scores of the pool
+    pool = ev.pool()
+    res = pd.read_parquet(run / "eval" / "results.parquet")
+    for u in split.adapt_users:
+        for qi in split.items_in("query", u)["item_id"]:
+            g = pool[pool["query_id"] == qi]
+            sc = m.score(g["text"].astype(str).tolist(), [u] * len(g),
+                         prompts=[rm_context("lamp4", b) for b in g["body"]])
+            np.testing.assert_allclose(sc, g["score_lore"], rtol=1e-5, atol=1e-6)
+            best = g["reward"].to_numpy()[sc == sc.max()].mean()
+            got_r = res.query("method == 'bon_lore' and query_id == @qi and metric == 'reward'")
+            assert got_r["value"].iloc[0] == pytest.approx(best)
+    up = pd.read_parquet(run / "eval" / "upstream.parquet")
+    assert {"rm_accuracy", "rho_eff"} <= set(up.loc[up["method"] == "bon_lore", "metric"])
+    # a changed setting of an adapted model is refused; families without adapt() too
+    bad = dict(lore["lore"], epochs=4)
+    with pytest.raises(EvaluationInputError, match="adapt_settings.lore"):
+        run_evaluation(run, _cfg(methods=["zero_shot", "bon_lore"], adapt_models=["lore"],
+                                 adapt_settings={"lore": bad}), encoder=HashEncoder())
+    for name in ("det", "prob"):
+        with pytest.raises(ConfigError, match=f"adapt model '{name}'"):
+            run_evaluation(run, _cfg(methods=["zero_shot"], adapt_models=[name]),
+                           encoder=HashEncoder())

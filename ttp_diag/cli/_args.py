@@ -7,6 +7,7 @@ to flags, naming the flag (``--n-boot``, not ``n_boot``) in the message.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable
 
 from ttp_diag._checks import check_ci, check_n_boot, check_names, check_seed
@@ -101,3 +102,38 @@ def add_map_flag(p: argparse.ArgumentParser) -> None:
                         "prefix:COL:SEP), query=COL, candidate=COL, reward=COL, split=COL, "
                         "text=COL, scores.NAME=COL, var.NAME=COL; list columns (one row per "
                         "prompt) become one row per candidate (docs: bring your own table)")
+
+
+def parse_sets(items, models) -> dict[str, dict]:
+    """``["genarm.beta=2.0"]`` -> ``{"genarm": {"beta": 2.0}}``, checked against the registry.
+
+    The ``--set MODEL.PARAM=VALUE`` flag of ``ttp-diag zoo`` and ``ttp-diag evaluate``;
+    VALUE is read as JSON (``2.0``, ``true``, ``[1, 2]``), else as text; ``models`` are the
+    models the command runs.
+
+    Examples
+    --------
+    >>> parse_sets(["genarm.beta=2.0", "lore.n_bases=3"], ["genarm", "lore"])
+    {'genarm': {'beta': 2.0}, 'lore': {'n_bases': 3}}
+    """
+    from ttp_diag.gen.reward_models import REGISTRY
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, val = str(item).partition("=")
+        name, dot, param = key.partition(".")
+        if not sep or not dot or name not in REGISTRY:
+            raise ConfigError(f"--set {item!r}: expected MODEL.PARAM=VALUE with MODEL one of "
+                              f"{sorted(REGISTRY)}, e.g. --set genarm.beta=2.0")
+        if param not in REGISTRY[name]._param_names():
+            raise ConfigError(f"--set {item!r}: {name} has no setting {param!r}; valid: "
+                              f"{sorted(REGISTRY[name]._param_names())}")
+        if name not in models:
+            raise ConfigError(f"--set {item!r}: {name} is not among the models this command "
+                              f"runs ({list(models)})")
+        try:
+            v = json.loads(val)
+        except json.JSONDecodeError:
+            v = val
+        out.setdefault(name, {})[param] = v
+    return out

@@ -13,6 +13,10 @@ Examples
     ttp-diag evaluate --run-dir runs/hp6 \\
         --methods zero_shot,icl,icl_rag,args_global,args_prob,bon_prob,judge_pairwise,lora
     ttp-diag evaluate --run-dir runs/hp6 --methods icl,icl_rag --icl-k 0,1,2,4,8
+    # a zoo family by the adaptation protocol: trained on the training users, adapted to each
+    # adaptation user from its support pairs, then used like the run's reward models
+    ttp-diag evaluate --run-dir runs/hp6 --adapt-models mpu_avg,lore \
+        --methods zero_shot,bon_mpu_avg,bon_lore,bon_prob --set lore.epochs=100
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ def register(subparsers) -> None:
                    help="epochs of the per-user LoRA fine-tuning (default %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="new tokens per generated answer (default: the task's)")
+    p.add_argument("--adapt-models", default=None, metavar="NAMES",
+                   help="comma-separated reward-model families (e.g. mpu_avg,lore) fitted on "
+                        "the training users' pairs and adapted to each adaptation user from "
+                        "its support pairs (shared parameters frozen); each adds the methods "
+                        "bon_<name>, args_<name>, lora_bon_<name>")
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                   help="a setting of an --adapt-models family, e.g. --set lore.epochs=100 "
+                        "(repeatable)")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap resamples over users (default %(default)s)")
     p.add_argument("--ci", type=float, default=0.95,
@@ -110,10 +122,13 @@ def write_eval_verdict(summary: dict) -> None:
 
 
 def _run(args) -> int:
+    from ttp_diag.cli._args import parse_sets, split_list
     from ttp_diag.gen.evaluation.results import run_evaluation
     from ttp_diag.gen.evaluation.runner import EvalConfig
 
     _check_args(args)
+    adapt = split_list([args.adapt_models], flag="--adapt-models") if args.adapt_models else []
+    adapt_settings = parse_sets(args.set, adapt)
     if args.threads:
         import torch
 
@@ -126,6 +141,7 @@ def _run(args) -> int:
                      max_support=args.max_support, min_gap=args.min_gap,
                      lora_epochs=args.lora_epochs, max_new_tokens=args.max_new_tokens,
                      n_boot=args.n_boot, ci=args.ci, seed=args.seed,
+                     adapt_models=adapt, adapt_settings=adapt_settings,
                      progress=not args.no_progress)
     summary = run_evaluation(args.run_dir, cfg)
     write_eval_verdict(summary)

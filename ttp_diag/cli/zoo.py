@@ -21,7 +21,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(subparsers) -> None:
@@ -54,37 +53,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
-def parse_sets(items, models) -> dict[str, dict]:
-    """``["genarm.beta=2.0"]`` -> ``{"genarm": {"beta": 2.0}}``, checked against the registry.
-
-    Examples
-    --------
-    >>> parse_sets(["genarm.beta=2.0", "lore.n_bases=3"], ["genarm", "lore"])
-    {'genarm': {'beta': 2.0}, 'lore': {'n_bases': 3}}
-    """
-    from ttp_diag.exceptions import ConfigError
-    from ttp_diag.gen.reward_models import REGISTRY
-
-    out: dict[str, dict] = {}
-    for item in items:
-        key, sep, val = str(item).partition("=")
-        name, dot, param = key.partition(".")
-        if not sep or not dot or name not in REGISTRY:
-            raise ConfigError(f"--set {item!r}: expected MODEL.PARAM=VALUE with MODEL one of "
-                              f"{sorted(REGISTRY)}, e.g. --set genarm.beta=2.0")
-        if param not in REGISTRY[name]._param_names():
-            raise ConfigError(f"--set {item!r}: {name} has no setting {param!r}; valid: "
-                              f"{sorted(REGISTRY[name]._param_names())}")
-        if name not in models:
-            raise ConfigError(f"--set {item!r}: {name} is not among --models {list(models)}")
-        try:
-            v = json.loads(val)
-        except json.JSONDecodeError:
-            v = val
-        out.setdefault(name, {})[param] = v
-    return out
-
-
 def _run(args) -> int:
     import os
 
@@ -92,7 +60,7 @@ def _run(args) -> int:
     import pandas as pd
 
     import ttp_diag as td
-    from ttp_diag.cli._args import split_list
+    from ttp_diag.cli._args import parse_sets, split_list
     from ttp_diag.gen.reward_models.zoo import ZOO, run_zoo
 
     models = split_list([args.models]) if args.models else list(ZOO)

@@ -110,14 +110,8 @@ def args_method(ev: Evaluation, split, method: str, pairs):
     return ev.generate(method, split, fn)
 
 
-def _pool(ev: Evaluation) -> pd.DataFrame:
-    f = ev.run / "scores.parquet"
-    src = f if f.is_file() else ev.run / "labeled.parquet"
-    return pd.read_parquet(src)
-
-
 def bon(ev: Evaluation, split, method: str):
-    pool = _pool(ev)
+    pool = ev.pool()
     kind = method.removeprefix("bon_")
 
     def fn(u, q, sup):
@@ -134,8 +128,8 @@ def bon(ev: Evaluation, split, method: str):
             if col not in g.columns:
                 from ttp_diag.gen.evaluation.policy import score_candidates
 
-                s = score_candidates(ev.rms()[kind], ev.task, g["body"].tolist() if "body"
-                                     in g else [""] * len(g), texts, [u] * len(g))
+                s = score_candidates(ev.rms()[kind], ev.task, g["body"].astype(str).tolist(),
+                                     texts, [u] * len(g))
             else:
                 s = g[col].to_numpy(float)
             rows += [(qi, t, w) for t, w in _select(texts, s)]
@@ -152,9 +146,9 @@ def judges(ev: Evaluation, split, method: str, pairs):
     judge = LLMJudge(ev.policy())
     col = f"score_{method}"
     f = ev.out / "judge_scores.parquet"
-    pool = _pool(ev)
+    pool = ev.pool()
     pool = pool[pool["query_id"].isin(set(split.items_in("query")["item_id"]))]
-    table = pd.read_parquet(f) if f.is_file() else pool.copy()
+    table = pd.read_parquet(f) if f.is_file() else pool.drop(columns=["body"])
     items = pd.read_parquet(ev.run / "items.parquet").set_index("item_id")
     ctx = {u: persona_context(ev._support(split, u).to_dict("records"),
                               ev.cfg.judge_persona_items) for u in split.adapt_users}

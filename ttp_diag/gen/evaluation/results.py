@@ -183,9 +183,14 @@ def _selector_diagnostics(ev, split, methods, quality) -> pd.DataFrame | None:
            or m.startswith("judge_")]
     if not sel:
         return None
-    jf = ev.out / "judge_scores.parquet"
-    table = pd.read_parquet(jf) if jf.is_file() else pd.read_parquet(ev.run / "scores.parquet")
+    table = ev.pool()  # the run's and the adapted models' scores
     table = table[table["query_id"].isin(set(split.items_in("query")["item_id"]))]
+    jf = ev.out / "judge_scores.parquet"
+    if jf.is_file():
+        j = pd.read_parquet(jf)
+        jc = [c for c in j.columns if c.startswith("score_judge_")]
+        table = table.merge(j[["query_id", "cand_id", *jc]], on=["query_id", "cand_id"],
+                            how="left")
     rw = quality[quality["metric"] == "reward"].groupby(["method", "user_id"])["value"].mean()
     rows = []
     for m in sel:

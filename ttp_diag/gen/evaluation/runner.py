@@ -78,6 +78,16 @@ class EvalConfig:
     lora_lr: float = 5e-4
     lora_n: int | None = None
     judge_persona_items: int = 5
+    #: reward-model families of the registry (e.g. ``["mpu_avg", "lore"]``) trained by the
+    #: second paper's protocol (section 3.1) inside the evaluation: fitted on the training
+    #: users' pairs only, then ``adapt(support_pairs, user)`` for each adaptation user with
+    #: every shared parameter frozen. Each becomes a reward model ``<name>`` of this
+    #: evaluation (methods ``bon_<name>``, ``args_<name>``, ``lora_bon_<name>``), saved in
+    #: ``eval/rm/<name>``; the run's own models (``rm/``) saw the adaptation users'
+    #: support items in ordinary training instead.
+    adapt_models: list[str] = field(default_factory=list)
+    #: constructor settings per adapted family, ``{"lore": {"n_bases": 3}}``
+    adapt_settings: dict = field(default_factory=dict)
     ci: float = 0.95
     n_boot: int = 1000
     seed: int = 0
@@ -85,6 +95,8 @@ class EvalConfig:
     progress: bool = True
 
     def validate(self, rm_kinds) -> None:
+        check_adapt_models(self.adapt_models, self.adapt_settings,
+                           [k for k in rm_kinds if k not in self.adapt_models])
         self.methods = parse_methods(self.methods, rm_kinds)
         for lam in self.lambda_grid:
             if lam < 0:
@@ -103,6 +115,36 @@ class EvalConfig:
         for k in self.icl_ks:
             if int(k) < 0:
                 raise EvaluationInputError(f"ICL k={k}; use k >= 0 (0 = zero-shot)")
+
+
+def check_adapt_models(names, settings, run_kinds) -> None:
+    """``adapt_models`` must be registered families that can adapt, not named like a run model.
+
+    Examples
+    --------
+    >>> check_adapt_models(["lore"], {}, ["global", "prob"])
+    >>> check_adapt_models(["det"], {}, ["global"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ttp_diag.exceptions.ConfigError: adapt model 'det' has no adapt(): ...
+    """
+    from ttp_diag.exceptions import ConfigError
+    from ttp_diag.gen.reward_models import REGISTRY
+    from ttp_diag.gen.reward_models.base import RewardModel, get_model_class
+
+    for name in names:
+        cls = get_model_class(name)  # an unknown name: one ConfigError listing the registry
+        if name in run_kinds:
+            raise ConfigError(f"adapt model {name!r} is also a reward model of the run (rm/"
+                              f"{name}); adapt another family or leave it out of adapt_models")
+        if cls.personalized and cls.adapt is RewardModel.adapt:
+            ok = sorted(n for n, c in REGISTRY.items()
+                        if not c.personalized or c.adapt is not RewardModel.adapt)
+            raise ConfigError(f"adapt model {name!r} has no adapt(): it trains one model per "
+                              f"user from labelled rows. Use one of {ok}")
+    extra = sorted(set(settings) - set(names))
+    if extra:
+        raise ConfigError(f"adapt_settings for {extra}, which are not in adapt_models {names}")
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -155,6 +197,7 @@ class Evaluation:
         self.out = self.run / "eval"
         self._backend, self._encoder, self._rms = backend, encoder, reward_models
         self._policy = None
+        self._pool: pd.DataFrame | None = None
         self._reward_scales: dict[str, float] = {}
         self.timings: dict[str, float] = {}
 
@@ -164,17 +207,76 @@ class Evaluation:
         return self.rc.task
 
     def rm_kinds(self) -> list[str]:
+        """The run's reward models (``rm/``) and the evaluation's adapted ones."""
         if self._rms is not None:
-            return list(self._rms)
-        d = self.run / "rm"
-        return [k for k in self.rc.rm_kinds if (d / k).exists()]
+            kinds = list(self._rms)
+        else:
+            d = self.run / "rm"
+            kinds = [k for k in self.rc.rm_kinds if (d / k).exists()]
+        return kinds + [k for k in self.cfg.adapt_models if k not in kinds]
 
     def rms(self) -> dict:
         if self._rms is None:
             from ttp_diag.gen.scoring import load_reward_models
 
-            self._rms = load_reward_models(self.run / "rm", kinds=self.rm_kinds())
+            run_kinds = [k for k in self.rm_kinds() if k not in self.cfg.adapt_models]
+            self._rms = dict(load_reward_models(self.run / "rm", kinds=run_kinds))
+        for name in self.cfg.adapt_models:
+            if name not in self._rms:
+                self._rms[name] = self.adapted_model(name)
         return self._rms
+
+    def adapted_model(self, name: str):
+        """Reward model ``name`` by the protocol: fitted on the training users' pairs, then
+        adapted to each adaptation user from that user's support pairs (shared parameters
+        frozen); saved in ``eval/rm/<name>`` and loaded from there on resume."""
+        from ttp_diag.gen.reward_models.base import get_model_class, rm_context
+
+        path = self.out / "rm" / name
+        cls = get_model_class(name)
+        if (path / "config.json").is_file():
+            return cls.load(path)
+        split = self.split()
+        pairs = self.pairs(split)
+        # the pairs' prompt is the query input; the model's prompt is the E.2 context of it
+        ctx = {b: rm_context(self.task, b) for b in pairs["prompt"].astype(str).unique()}
+        p = pairs.assign(prompt=pairs["prompt"].astype(str).map(ctx))
+        t0 = time.perf_counter()
+        m = cls(seed=self.cfg.seed, **dict(self.cfg.adapt_settings.get(name, {})))
+        m.fit(p[p["split"] == "train"])
+        sup = p[p["split"] == "support"]
+        for u in split.adapt_users:
+            m.adapt(sup[sup["user_id"] == u], user=u)
+        self.timings[f"adapt:{name}"] = time.perf_counter() - t0
+        m.save(path)
+        return m
+
+    def pool(self) -> pd.DataFrame:
+        """The run's candidate pools (``scores.parquet``, else ``labeled.parquet``) with each
+        query's input ``body`` and a ``score_<name>`` column per adapted model (cached in
+        ``eval/rm/<name>/pool_scores.parquet``)."""
+        if self._pool is not None:
+            return self._pool
+        f = self.run / "scores.parquet"
+        pool = pd.read_parquet(f if f.is_file() else self.run / "labeled.parquet")
+        if "body" not in pool.columns:
+            ex = pd.read_parquet(self.run / "examples.parquet", columns=["query_id", "body"])
+            pool = pool.merge(ex.drop_duplicates("query_id"), on="query_id", how="left")
+        for name in self.cfg.adapt_models:
+            cf = self.out / "rm" / name / "pool_scores.parquet"
+            if cf.is_file():
+                sc = pd.read_parquet(cf)
+            else:
+                from ttp_diag.gen.evaluation.policy import score_candidates
+
+                sc = pool[["query_id", "cand_id"]].assign(score=score_candidates(
+                    self.rms()[name], self.task, pool["body"].astype(str).tolist(),
+                    pool["text"].astype(str).tolist(), pool["user_id"].astype(str).tolist()))
+                _atomic_parquet(sc, cf)
+            pool = pool.merge(sc.rename(columns={"score": f"score_{name}"}),
+                              on=["query_id", "cand_id"], how="left")
+        self._pool = pool
+        return pool
 
     def policy(self):
         from ttp_diag.gen.evaluation.policy import PolicyModel
@@ -231,6 +333,11 @@ class Evaluation:
             if old.get("args_reward_scale", "raw") != new["args_reward_scale"]:
                 diff["args_reward_scale"] = (old.get("args_reward_scale", "raw"),
                                              new["args_reward_scale"])
+            for name in set(old.get("adapt_models", [])) & set(new["adapt_models"]):
+                a = old.get("adapt_settings", {}).get(name, {})
+                b = new["adapt_settings"].get(name, {})
+                if a != b:  # eval/rm/<name> and every answer selected with it depend on it
+                    diff[f"adapt_settings.{name}"] = (a, b)
             if diff:
                 raise EvaluationInputError(
                     f"{self.out} was made with other settings {diff} (old, new); use those "
@@ -317,7 +424,7 @@ class Evaluation:
         cache = self._reward_scales
         if kind not in cache:
             col = f"score_{kind}"
-            sc = pd.read_parquet(self.run / "scores.parquet", columns=["query_id", "split", col])
+            sc = self.pool()[["query_id", "split", col]]
             sc = sc[sc["split"] == "train"]
             sd = float(sc.groupby("query_id")[col].std().median()) if len(sc) else float("nan")
             if not np.isfinite(sd) or sd <= 0:

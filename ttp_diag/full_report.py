@@ -41,7 +41,8 @@ from .theory import DEFAULT_SHAPE
 if TYPE_CHECKING:
     from .report import Report
 
-__all__ = ["REPORT_SHAPES", "evaluation_summary", "full_report", "variance_column"]
+__all__ = ["REPORT_SHAPES", "evaluation_summary", "evaluation_verdict", "full_report",
+           "variance_column"]
 
 #: The key printed under the one-line-per-model summary (all columns: docs/glossary.md).
 _SUMMARY_KEY = ("(alpha: share of users with rho_u < 0.1; beta: share of active queries with "
@@ -287,10 +288,29 @@ def evaluation_summary(eval_dir: str | Path) -> str:
     return " ".join(parts)
 
 
+def evaluation_verdict(eval_dir: str | Path):
+    """The :func:`ttp_diag.verdict.eval_verdict` of an evaluation folder, from its
+    ``tables/summary_long.csv`` and (when written) ``tables/rho_eff_vs_accuracy.csv``: what
+    ``ttp-diag evaluate`` prints first and the report's evaluation section shows."""
+    from .exceptions import InputFileError
+    from .verdict import eval_verdict
+
+    t = Path(eval_dir) / "tables"
+    if not (t / "summary_long.csv").is_file():
+        raise InputFileError(f"{t / 'summary_long.csv'} not found: run `ttp-diag evaluate "
+                             f"--run-dir <run>` first")
+    rho_f = t / "rho_eff_vs_accuracy.csv"
+    return eval_verdict(pd.read_csv(t / "summary_long.csv"),
+                        pd.read_csv(rho_f) if rho_f.is_file() else None)
+
+
 def evaluation_section(rep: Any, eval_dir: str | Path, out: Path) -> None:
-    """Add the "Generation evaluation" section: the paragraph, the figure, the table paths."""
+    """Add the "Generation evaluation" section: the verdict, the paragraph, the figure, the
+    table paths."""
     ev = Path(eval_dir)
     rep.heading("Generation evaluation")
+    v = evaluation_verdict(ev)
+    rep.callout(v.headline, v.by_model())
     rep.text(evaluation_summary(ev))
     fig = ev / "figures" / "comparison.png"
     if fig.is_file():

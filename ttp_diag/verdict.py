@@ -491,7 +491,7 @@ def zoo_verdict(results: pd.DataFrame, *, n: int = 16, level: float = 0.95) -> V
 
 def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
                  baseline: str = "zero_shot", metrics: Sequence[str] = ("rouge1", "reward"),
-                 statistic: str = "spearman_rho", level: float = 0.95) -> Verdict:
+                 statistic: str = "spearman_rho", level: float | None = None) -> Verdict:
     """The :class:`Verdict` of ``ttp-diag evaluate``.
 
     Parameters
@@ -506,8 +506,11 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
     rho : pandas.DataFrame, optional
         ``tables/rho_eff_vs_accuracy.csv``: ``family, quality, statistic, rho_eff,
         rm_accuracy, difference, ci_low, ci_high, n_points, n_users``; rows of ``statistic``.
-    baseline, metrics, statistic, level
+    baseline, metrics, statistic
         What each method is compared with, on which metrics, and which correlation.
+    level : float, optional
+        Level of the intervals, for the wording; default: the table's ``ci_level`` column,
+        else 0.95.
 
     Examples
     --------
@@ -518,6 +521,9 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
     >>> eval_verdict(s).finding("icl", "rouge1")
     'better'
     """
+    if level is None:  # the level the table's intervals were computed at
+        lv = summary["ci_level"].dropna() if "ci_level" in summary else pd.Series(dtype=float)
+        level = float(lv.iloc[0]) if len(lv) else 0.95
     rows: list[dict[str, str]] = []
     s = summary[summary["metric"].isin(metrics)]
     paired = {"diff", "diff_low", "diff_high"} <= set(s.columns)
@@ -577,8 +583,21 @@ def eval_verdict(summary: pd.DataFrame, rho: pd.DataFrame | None = None, *,
                      "text": "No rho_eff_vs_accuracy table (it needs Best-of-N methods with "
                              "rho_eff and RM accuracy, and intervals: ci set)."})
     n_u = summary["n_users"].max() if "n_users" in summary and len(summary) else None
+    tally = []
+    if paired:  # the answer first: how many methods beat the baseline on each metric
+        f = pd.DataFrame(rows, columns=["score", "rm", "aspect", "finding", "text"])
+        for k in metrics:
+            g = f[(f["aspect"] == k) & f["finding"].isin(["better", "worse", "same"])]
+            if len(g):
+                better = g.loc[g["finding"] == "better", "score"].tolist()
+                n_w = int((g["finding"] == "worse").sum())
+                tally.append(f"on {k}, {len(better)} of {len(g)} beat {baseline} beyond noise"
+                             + (f" ({', '.join(better[:4])}{', ...' if len(better) > 4 else ''})"
+                                if better else "") + f", {n_w} are worse")
     head = (f"{summary['method'].nunique()} method(s) against {baseline}"
-            + (f" on up to {int(n_u)} adaptation users" if _ok(n_u) else "") + "."
+            + (f" on up to {int(n_u)} adaptation users" if _ok(n_u) else "")
+            + (f" ({level:.0%} intervals of the paired difference): " + "; ".join(tally)
+               if tally else "") + "."
             + ("" if paired else f" The table has no paired difference against {baseline} "
                f"(per-user difference with its interval), so no method is said to beat "
                f"{baseline}: means [intervals over users] are shown side by side."))

@@ -161,3 +161,24 @@ def test_paired_difference_against_zero_shot_by_hand(tmp_path):
     vs = pd.read_csv(paths["generation_quality_vs_zero_shot"]).set_index("method")
     assert vs.loc["good", "reward"].startswith("+0.035 [")
     assert vs.loc["good", "reward"].endswith("(p = 0.031)")
+
+
+def test_report_section_opens_with_the_evaluation_verdict(tmp_path):
+    import json
+
+    from ttp_diag.full_report import evaluation_section, evaluation_verdict
+    from ttp_diag.report import Report
+
+    quality, upstream = _planted()
+    write_tables(tmp_path, quality, upstream, ci=0.9, n_boot=200, seed=0)
+    (tmp_path / "eval_summary.json").write_text(json.dumps({"adapt_users": ["u0"] * 8}))
+    rep = Report("r")
+    evaluation_section(rep, tmp_path, tmp_path)
+    page = rep.to_html()
+    v = evaluation_verdict(tmp_path)
+    # planted: every bon/args method has reward 0.23-0.41 vs zero_shot 0.25 on all 8 users
+    assert v.finding("bon_d", "reward") == "better"
+    assert v.finding("bon_a", "reward") == "worse"
+    assert "on reward, 6 of 8 beat zero_shot beyond noise" in v.headline
+    assert "90% interval" in v.headline
+    assert page.index("6 of 8 beat zero_shot") < page.index("An evaluation of")

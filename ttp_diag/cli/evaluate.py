@@ -107,16 +107,15 @@ def write_eval_verdict(summary: dict) -> None:
     (:func:`ttp_diag.verdict.eval_verdict` on ``summary_long`` and ``rho_eff_vs_accuracy``)."""
     from pathlib import Path
 
-    import pandas as pd
-
+    from ttp_diag.full_report import evaluation_verdict
     from ttp_diag.io import atomic_write_text
-    from ttp_diag.verdict import eval_verdict, verdict_markdown
+    from ttp_diag.verdict import verdict_markdown
 
     out = summary["outputs"]
-    rho = (pd.read_csv(out["rho_eff_vs_accuracy"]) if "rho_eff_vs_accuracy" in out else None)
-    v = eval_verdict(pd.read_csv(out["summary_long"]), rho)
+    eval_dir = Path(out["summary_long"]).parent.parent
+    v = evaluation_verdict(eval_dir)
     print(v, flush=True)
-    path = Path(out["summary_long"]).parent.parent / "verdict.md"
+    path = eval_dir / "verdict.md"
     atomic_write_text(path, verdict_markdown(v, "Evaluation verdict"))
     out["verdict"] = str(path)
 

@@ -272,7 +272,7 @@ def method_summary(per_user: pd.DataFrame, *, ci: float | None = 0.95, n_boot: i
             low, high = bootstrap_mean_ci(v.to_numpy(float), ci=ci, counts=counts)
             lo, hi = float(low[0]), float(high[0])
         row = dict(method=m, metric=k, mean=float(v.mean()), ci_low=lo, ci_high=hi,
-                   n_users=n)
+                   n_users=n, ci_level=np.nan if ci is None else float(ci))
         b = by_user.get((baseline, k)) if baseline is not None else None
         if b is not None:
             diff = (v - b).to_numpy(float)  # NaN where either is missing

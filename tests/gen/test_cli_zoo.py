@@ -52,6 +52,14 @@ def test_zoo_command_runs_the_adaptation_protocol_and_resumes(tmp_path, tiny_bac
     assert cfg["n_train_users"] == 4
     assert main(argv) == 0  # resumes: both rows reused
     assert capsys.readouterr().out.count("reused") == 2
+    # paired accuracy difference on the same pairs, by hand
+    pa = pd.read_csv(out / "zoo_paired.csv")
+    assert len(pa) == 1 and (pa.a[0], pa.b[0]) == ("lore", "global_bt")
+    ha = pd.read_parquet(out / "rows" / "lore.pairs.parquet")["hit"]
+    hb = pd.read_parquet(out / "rows" / "global_bt.pairs.parquet")["hit"]
+    assert pa["diff"][0] == pytest.approx(ha.mean() - hb.mean())
+    assert pa["acc_a"][0] == pytest.approx(res.acc_heldout[0])
+    assert pa.ci_low[0] <= pa["diff"][0] <= pa.ci_high[0]
 
     # A row of an older format (no row_version) is recomputed, the model never retrained:
     # from the cached scores when they are there, else by scoring the saved model.

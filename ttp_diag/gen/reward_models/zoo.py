@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "run_zoo",
-           "zoo_markdown"]
+           "zoo_markdown", "paired_accuracy"]
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
        "genarm", "pdpo"]
@@ -287,7 +287,51 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
     res = pd.DataFrame(rows)
     res.to_csv(out / "zoo_results.csv", index=False)
     atomic_write_text(out / "zoo_table.md", zoo_markdown(res))
+    done = [n for n in models if (out / "rows" / f"{n}.pairs.parquet").is_file()]
+    if len(done) >= 2:
+        atomic_write_text(out / "zoo_paired.csv",
+                          paired_accuracy(out, done).to_csv(index=False))
     return res
+
+
+def paired_accuracy(out: str | Path, models: Sequence[str], *, ci: float = 0.95,
+                    n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Held-out accuracy differences between zoo models on the *same* pairs.
+
+    Two models' accuracy intervals overlapping says little about their difference; on the
+    same pairs the difference is much better determined. For every pair of models ``a, b``
+    (from ``out/rows/<name>.pairs.parquet``): ``diff`` = acc(a) - acc(b), its interval by the
+    cluster bootstrap over queries (:func:`ttp_diag.stats.cluster_ratio_ci` on the per-pair
+    hit differences), and ``queries_needed``: the held-out queries at which an interval of
+    this width, shrinking as 1/sqrt(queries), would exclude 0 if the observed difference were
+    the truth (a planning figure, not a power calculation; inf for a zero difference).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``a, b, acc_a, acc_b, diff, ci_low, ci_high, n_pairs, n_queries, queries_needed``.
+    """
+    from itertools import combinations
+
+    from ttp_diag.stats import cluster_ratio_ci
+
+    out = Path(out)
+    hits = {m: pd.read_parquet(out / "rows" / f"{m}.pairs.parquet") for m in models}
+    rows = []
+    for a, b in combinations(models, 2):
+        ha, hb = hits[a], hits[b]
+        if len(ha) != len(hb) or not ha["query_id"].astype(str).equals(hb["query_id"].astype(str)):
+            continue  # scored on other pairs (another table or split): not paired
+        d = ha["hit"].to_numpy(float) - hb["hit"].to_numpy(float)
+        q = ha["query_id"].to_numpy()
+        lo, hi = cluster_ratio_ci(d, q, ci=ci, n_boot=n_boot, seed=seed)
+        diff, nq = float(d.mean()), int(pd.Series(q).nunique())
+        half = (hi - lo) / 2
+        need = float(np.ceil(nq * (half / abs(diff)) ** 2)) if diff != 0 else float("inf")
+        rows.append(dict(a=a, b=b, acc_a=float(ha["hit"].mean()), acc_b=float(hb["hit"].mean()),
+                         diff=diff, ci_low=lo, ci_high=hi, n_pairs=len(d), n_queries=nq,
+                         queries_needed=need))
+    return pd.DataFrame(rows)
 
 
 def zoo_markdown(res: pd.DataFrame) -> str:

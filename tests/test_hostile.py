@@ -514,3 +514,25 @@ def test_battery(tmp_path):
     bad = [f"{r['outcome']}: {r['target']} {r['input']}: {r['message']}" for r in rows
            if r["outcome"] not in GOOD and (r["target"], r["input"]) not in OPEN]
     assert not bad, "\n".join(bad)
+
+
+def test_clipped_n_is_drawn_where_it_was_measured():
+    """Issue 17's open case: ``--ns 1,50`` on pools of 6 warned but drew the point at x = 50.
+    A clipped N is drawn at the pool size (where Best-of-N was measured)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ttp_diag.plots.curves import plot_bands, plot_predicted, plot_theory
+
+    t = td.simulate_score_table(n_users=6, n_queries=4, n_candidates=6, seed=0)
+    with pytest.warns(UserWarning, match="exceeds the largest candidate pool"):
+        fit = td.BestOfN([1, 2, 50], n_boot=20, seed=0).fit(t)
+    c = fit.curve("oracle")
+    assert c["n"].tolist() == [1, 2, 6] and c["n_requested"].tolist() == [1, 2, 50]
+    for fn in (plot_theory, plot_predicted, plot_bands):
+        ax = fn(fit)
+        xs = [x for line in ax.get_lines() for x in np.atleast_1d(line.get_xdata())]
+        assert max(xs) <= 6, fn.__name__
+        plt.close(ax.figure)

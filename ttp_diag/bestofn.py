@@ -460,13 +460,19 @@ class BestOfN(_BestOfNResults):
         return c.loc[c["selector"] == selector, "utility"].to_numpy()
 
     def curve(self, selector: str) -> pd.DataFrame:
-        """The observed curve of one selector (``"random"``, ``"oracle"`` or a score column)."""
+        """The observed curve of one selector (``"random"``, ``"oracle"`` or a score column).
+
+        ``n`` is the N each point was measured at (:attr:`ns_effective`: the pool size where
+        a requested N exceeds it, ``pool="clip"``), ``n_requested`` the N asked for, so a
+        plot draws a clipped point where it was measured, not at the N requested.
+        """
         self._check_fitted()
         out = self.curves_[self.curves_["selector"] == selector]
         if out.empty:
             raise ConfigError(f"no curve for {selector!r}; fitted selectors: random, oracle, "
                               f"{', '.join(self.scores_)}.")
-        return out
+        eff = dict(zip(self.ns_, self.ns_effective, strict=True))
+        return out.assign(n_requested=out["n"], n=out["n"].map(eff).astype(int))
 
     def calibration(self, shape: str | None = None) -> Calibration:
         """The oracle calibration for ``shape`` (default: the primary one); a shape that was

@@ -97,12 +97,13 @@ def plot_theory(fit: BestOfN, ax: Axes | None = None, *, shape: str | None = Non
 
     ax = new_axes(ax)
     shape = shape or fit.shapes[0]
-    grid = dense(fit.ns_)
+    grid = dense(fit.ns_effective)  # where the points were measured (clipped N: the pool)
     for sel in (["random"] if with_random else []) + [*fit.scores_, "oracle"]:
         label = rm_label(sel)
         if sel != "random":
             try:
-                err = rel_mae(fit.predict(fit.ns_, sel, shape), fit.curve(sel)["utility"])
+                err = rel_mae(fit.predict(fit.ns_effective, sel, shape),
+                              fit.curve(sel)["utility"])
                 label += f" (relMAE {err:.1%})"
             except ValueError:  # an observed utility of 0: relMAE undefined
                 label += " (relMAE n/a)"
@@ -130,7 +131,7 @@ def plot_oracle(fit: BestOfN, ax: Axes | None = None, *, shapes: Sequence[str] |
             label=LABELS["random"])
     ax.plot(orc["n"], orc["utility"], color=COLORS["oracle"], marker="o", markersize=4,
             linewidth=2, label=LABELS["oracle"] + " (observed)")
-    grid = dense(fit.ns_)
+    grid = dense(fit.ns_effective)
     for j, shape in enumerate(shapes):
         cal = fit.calibration(shape)
         ax.plot(grid, cal.predict(grid), color=COLORS["theory"], linewidth=1.8,
@@ -151,11 +152,12 @@ def plot_predicted(fit: BestOfN, ax: Axes | None = None, *, score: str | None = 
     ax = new_axes(ax, (4.2, 3.4))
     s = score or fit.scores_[0]
     obs = fit.curve(s)
-    pred = fit.predict(fit.ns_, s, shape)
+    pred = fit.predict(fit.ns_effective, s, shape)
     col = color(s, fit.scores_)
     ax.plot(obs["n"], obs["utility"], color=col, marker=rm_marker(s), markersize=4,
             linewidth=1.8, label="observed")
-    ax.plot(fit.ns_, pred, color=col, linestyle="--", linewidth=1.8, label="predicted")
+    ax.plot(fit.ns_effective, pred, color=col, linestyle="--", linewidth=1.8,
+            label="predicted")
     ax.axhline(fit.curve("random")["utility"].iloc[0], color=COLORS["random"], linestyle=":",
                linewidth=1, label="random")
     with warnings.catch_warnings():
@@ -193,7 +195,7 @@ def plot_bands(fit: BestOfN, ax: Axes | None = None, *, gain: bool = False, ci: 
     ax = new_axes(ax, (5.6, 4.0))
     n_boot = n_boot or fit.n_boot_
     seed = fit.seed_ if seed is None else seed
-    ns = fit.ns_
+    ns = fit.ns_effective
     uc = fit.user_curves()
     per = {sel: uc.loc[uc["selector"] == sel, "utility"].to_numpy().reshape(-1, len(ns))
            for sel in ["random", *fit.scores_, *(["oracle"] if oracle else [])]}

@@ -261,16 +261,18 @@ def evaluation_summary(eval_dir: str | Path) -> str:
         if len(ra):
             r = ra.loc[ra["estimate"].idxmax()]
             iv = _fmt_iv(r["estimate"], r["ci_low"], r["ci_high"])
-            if "n_points" in ra.columns:  # one point per reward model within a family
-                over = (f"{int(r['n_points'])} reward models ({r.get('family', 'all')} "
-                        f"decoding)")
-                what = "reward models"
+            if "n_points" not in ra.columns:
+                # written before the agreement was computed over reward models (one point per
+                # method, with the same RM repeated): not comparable, so not summarised
+                parts.append(f"{ra_f} was written by an older version (correlations over "
+                             f"methods); re-run `ttp-diag evaluate` on this run to recompute "
+                             f"it over reward models.")
             else:
-                over, what = f"{int(r['n_methods'])} methods", "methods"
-            parts.append(f"Of the upstream metrics, {r['upstream']} ranks the {what} most like "
-                         f"generation quality: Kendall tau {iv} over {over} (bootstrap over "
-                         f"users); with so few {what} and users, read the intervals, not the "
-                         f"points.")
+                parts.append(
+                    f"Of the upstream metrics, {r['upstream']} ranks the reward models most "
+                    f"like generation quality: Kendall tau {iv} over {int(r['n_points'])} reward "
+                    f"models ({r.get('family', 'all')} decoding; bootstrap over users); with so "
+                    f"few reward models and users, read the intervals, not the points.")
     rq_f = ev / "tables" / "rho_eff_vs_accuracy.csv"
     if rq_f.is_file():
         rq = pd.read_csv(rq_f)

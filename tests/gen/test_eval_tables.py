@@ -182,3 +182,18 @@ def test_report_section_opens_with_the_evaluation_verdict(tmp_path):
     assert "on reward, 6 of 8 beat zero_shot beyond noise" in v.headline
     assert "90% interval" in v.headline
     assert page.index("6 of 8 beat zero_shot") < page.index("An evaluation of")
+
+
+def test_old_table6_is_named_not_summarised(tmp_path):
+    import json
+
+    from ttp_diag.full_report import evaluation_summary
+
+    quality, upstream = _planted()
+    write_tables(tmp_path, quality, upstream, ci=0.9, n_boot=100, seed=0)
+    (tmp_path / "eval_summary.json").write_text(json.dumps({"adapt_users": ["u0"] * 8}))
+    f = tmp_path / "tables" / "table6_rank_agreement.csv"
+    t6 = pd.read_csv(f)
+    t6.drop(columns=["n_points"]).assign(n_methods=8).to_csv(f, index=False)
+    text = evaluation_summary(tmp_path)
+    assert "written by an older version" in text and "ranks the reward models" not in text

@@ -7,12 +7,13 @@ increments (what ``BestOfN`` does), ``refined_own_tail`` with its own top segmen
 (``ConcomitantFit.predict``), and the gain error is computed on the held-out N
 (m < N <= pool) against the exact full-pool curve. Repeated over ``--repeats`` random halves.
 
-    python scripts/public_data_extrapolation.py --repeats 5
+    python paper_figures/public_data/extrapolation.py --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import pandas as pd
 
 import ttp_diag as td
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _tables beside this script
+from _tables import load  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", RuntimeWarning)
     rows = []
     for name in ("hanna", "summeval"):
-        t = pd.read_csv(HERE / "public_data" / f"{name}.csv.gz")
+        t = load(name)
         t = t[[c for c in t.columns if c != "doc"]]
         pool = int(t.groupby("query_id").size().min())
         m = pool // 2

@@ -1,11 +1,12 @@
 """Figure: observed Best-of-N curves of public proxies with the law and the refined prediction.
 
-    python scripts/public_data_figure.py --out docs/figures/public_data_law_vs_refined.png
+    python paper_figures/public_data/figure.py --out docs/figures/public_data_law_vs_refined.png
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,11 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 import ttp_diag as td  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _tables beside this script
+from _tables import load  # noqa: E402
+
 PANELS = [("hanna", "score_bartscore_sh", "HANNA: BARTScore-SH"),
           ("hanna", "score_judge_chatgpt", "HANNA: ChatGPT judge"),
           ("summeval", "score_rouge2", "SummEval: ROUGE-2"),
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, len(PANELS), figsize=(13.5, 3.4), constrained_layout=True)
     for ax, (name, score, title) in zip(axes, PANELS, strict=True):
         if name not in fits:
-            t = pd.read_csv(HERE / "public_data" / f"{name}.csv.gz")
+            t = load(name)
             fits[name] = td.BestOfN(prediction="refined").fit(
                 t[[c for c in t.columns if c != "doc"]])
         fit = fits[name]

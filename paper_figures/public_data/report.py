@@ -7,12 +7,13 @@ utility), of the refined (concomitant) prediction in-sample and held out (5-fold
 inputs), and the one ``BestOfN(prediction="auto")`` selects, each with a percentile bootstrap
 interval over inputs (inputs resampled with replacement, everything refitted per replicate).
 
-    python scripts/public_data_report.py --n-boot 200 --out docs/public_data_results.csv
+    python paper_figures/public_data/report.py --n-boot 200 --out docs/public_data_results.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,11 +24,12 @@ import pandas as pd
 import ttp_diag as td
 from ttp_diag.io import atomic_write_csv
 
-HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _tables beside this script
+from _tables import load  # noqa: E402
 
 
 def _load(name: str) -> pd.DataFrame:
-    t = pd.read_csv(HERE / "public_data" / f"{name}.csv.gz")
+    t = load(name)
     return t[[c for c in t.columns if c != "doc"]]
 
 

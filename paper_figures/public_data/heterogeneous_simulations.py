@@ -5,7 +5,7 @@ Heterogeneous pools (``td.simulate_heterogeneous_table`` defaults: 40 users x 10
 (``td.simulate_score_table``: 30 users x 8 queries x 16 candidates, models global/det/prob),
 seeds 0..``--seeds``-1; ``BestOfN()`` defaults (``sqrt_log`` shape).
 
-    python scripts/heterogeneous_simulations.py --seeds 4
+    python paper_figures/public_data/heterogeneous_simulations.py --seeds 4
 """
 
 from __future__ import annotations

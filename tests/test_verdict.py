@@ -167,21 +167,15 @@ def test_frame_verdict_on_the_zoo_results_table():
     # the zoo table re-run with the fixed reward-model contract (issue 20, `ttp-diag zoo`)
     zoo = pd.read_csv(Path(__file__).resolve().parents[1] / "docs" / "zoo_results_demo10.csv")
     cols = {"gain": "bon_gain_N16", "gain_ci": ("gain_lo", "gain_hi"), "alpha": "alpha",
-            "alpha_p": "alpha_p", "beta": "beta", "beta_p": "beta_p"}
-    tested = {"alpha_null", "beta_null"} <= set(zoo.columns)  # tables written after issue 20
-    if tested:
-        cols.update(alpha_null="alpha_null", beta_null="beta_null")
+            "alpha_p": "alpha_p", "beta": "beta", "beta_p": "beta_p",
+            "alpha_null": "alpha_null", "beta_null": "beta_null"}
     v = frame_verdict(zoo, label="model", n=16, n_users=10, headline="zoo", columns=cols)
     for rec in zoo.to_dict("records"):
         m = rec["model"]
         want_gain = "gain" if rec["gain_lo"] > 0 else ("loss" if rec["gain_hi"] < 0 else "none")
         assert v.finding(m, "gain") == want_gain
-        if tested:
-            assert (v.finding(m, "hacking") == "hacking") == (rec["beta_p"] < LEVEL)
-            assert (v.finding(m, "collapse") == "collapse") == (rec["alpha_p"] < LEVEL)
-        else:  # a rate without its null rate is reported as untested, never as a finding
-            assert v.finding(m, "hacking") in ("untested", "unmeasurable")
-            assert v.finding(m, "collapse") in ("untested", "none")
+        assert (v.finding(m, "hacking") == "hacking") == (rec["beta_p"] < LEVEL)
+        assert (v.finding(m, "collapse") == "collapse") == (rec["alpha_p"] < LEVEL)
     n_gain = int((zoo["gain_lo"] > 0).sum())
     assert n_gain >= 2  # the demo table's det and prob rows at least
     assert sum(v.summary.query("aspect == 'gain'")["finding"] == "gain") == n_gain

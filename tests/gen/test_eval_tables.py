@@ -161,6 +161,8 @@ def test_paired_difference_against_zero_shot_by_hand(tmp_path):
     vs = pd.read_csv(paths["generation_quality_vs_zero_shot"]).set_index("method")
     assert vs.loc["good", "reward"].startswith("+0.035 [")
     assert vs.loc["good", "reward"].endswith("(p = 0.031)")
+    md = (tmp_path / "tables" / "generation_quality_vs_zero_shot.md").read_text()
+    assert md.rstrip().splitlines()[-1].endswith("| 6 |")  # a count, not 6.000
 
 
 def test_report_section_opens_with_the_evaluation_verdict(tmp_path):

@@ -300,7 +300,7 @@ def _pivot_diff(s: pd.DataFrame, metrics, baseline: str) -> pd.DataFrame:
         for x, lo, hi, p, n in zip(s["diff"], s["diff_low"], s["diff_high"], s["diff_p"],
                                    s["diff_p_draws"], strict=True)])
     w = s.pivot(index="method", columns="metric", values="cell")
-    n = s.groupby("method")["n_paired"].max().rename("n_users")
+    n = s.groupby("method")["n_paired"].max().astype(int).rename("n_users")
     return w.reindex(columns=[c for c in metrics if c in w.columns]).join(n).reset_index()
 
 

@@ -24,10 +24,10 @@ def _fake_eval(ev):
                               n_users=3) for m, a, lo, hi in rows])
     long.to_csv(ev / "tables" / "summary_long.csv", index=False)
     (ev / "tables" / "summary_long.md").write_text("| x |\n")
-    pd.DataFrame({"upstream": ["rm_accuracy", "rho_eff", "win_rate"], "quality": "rouge1",
-                  "statistic": "kendall_tau", "estimate": [-0.2, 0.6, np.nan],
-                  "ci_low": [-0.5, 0.1, np.nan], "ci_high": [0.3, 0.9, np.nan],
-                  "n_methods": [3, 4, 0], "n_users": 3}).to_csv(
+    pd.DataFrame({"family": "best_of_n", "upstream": ["rm_accuracy", "rho_eff", "win_rate"],
+                  "quality": "rouge1", "statistic": "kendall_tau",
+                  "estimate": [-0.2, 0.6, np.nan], "ci_low": [-0.5, 0.1, np.nan],
+                  "ci_high": [0.3, 0.9, np.nan], "n_points": [3, 4, 0], "n_users": 3}).to_csv(
         ev / "tables" / "table6_rank_agreement.csv", index=False)
     import matplotlib
 
@@ -48,7 +48,8 @@ def test_evaluation_summary_states_the_numbers(tmp_path):
     # the oracle is a ceiling, not a method to beat: best is icl_rag_k2, worst args_global
     assert "icl_rag_k2 at 0.090 [0.060, 0.120]" in s and "args_global at 0.030" in s
     assert "zero-shot 0.050" in s and "reaches 0.200" in s
-    assert "rho_eff" in s and "0.600 [0.100, 0.900] over 4 methods" in s
+    assert "rho_eff ranks the reward models most" in s
+    assert "0.600 [0.100, 0.900] over 4 reward models (best_of_n decoding" in s
 
 
 def test_evaluation_summary_refuses_a_folder_that_is_not_one(tmp_path):

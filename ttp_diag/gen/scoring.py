@@ -261,8 +261,12 @@ def fit_reward_models(
 
 
 def load_reward_models(output_dir: str | os.PathLike, *, kinds: Sequence[str] = RM_KINDS,
-                       backbone: str | None = None) -> FittedRewardModels:
+                       backbone: str | None = None,
+                       verbose: bool | None = None) -> FittedRewardModels:
     """Load models saved by :func:`fit_reward_models` with ``output_dir``.
+
+    ``backbone`` and ``verbose`` (progress bars while scoring) override the saved settings
+    when given.
 
     Examples
     --------
@@ -275,14 +279,19 @@ def load_reward_models(output_dir: str | os.PathLike, *, kinds: Sequence[str] = 
     ...                       settings={"epochs": 1}, verbose=False)
     >>> list(load_reward_models(d, kinds=["det"]))
     ['det']
+    >>> load_reward_models(d, kinds=["det"], verbose=True)["det"].verbose
+    True
     """
     from ttp_diag.gen.reward_models import get_model_class
 
     out = Path(output_dir)
     result = FittedRewardModels()
     for kind in kinds:
-        over = {"backbone": backbone} if backbone is not None else {}
-        result.models[kind] = get_model_class(kind).load(out / kind, **over)
+        cls = get_model_class(kind)
+        over: dict[str, Any] = {"backbone": backbone} if backbone is not None else {}
+        if verbose is not None and "verbose" in cls._param_names():
+            over["verbose"] = bool(verbose)
+        result.models[kind] = cls.load(out / kind, **over)
     return result
 
 

@@ -220,7 +220,8 @@ class Evaluation:
             from ttp_diag.gen.scoring import load_reward_models
 
             run_kinds = [k for k in self.rm_kinds() if k not in self.cfg.adapt_models]
-            self._rms = dict(load_reward_models(self.run / "rm", kinds=run_kinds))
+            self._rms = dict(load_reward_models(self.run / "rm", kinds=run_kinds,
+                                                verbose=self.cfg.progress))
         for name in self.cfg.adapt_models:
             if name not in self._rms:
                 self._rms[name] = self.adapted_model(name)

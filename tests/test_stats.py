@@ -253,9 +253,10 @@ def test_vectorised_correlations_equal_scipy_row_by_row():
 
 
 def test_cluster_ratio_ci_covers_under_clustering_where_wilson_does_not():
-    """Known truth: 40 queries of 15 pairs, each query with its own success rate (Beta(6, 4), mean 0.6)
-    (pairs of one query share candidates). The query bootstrap covers the true 0.6 at about the
-    nominal rate; the Wilson interval over pairs, treating pairs as independent, does not."""
+    """Known truth: 40 queries of 15 pairs, each query with its own success rate (Beta(6, 4),
+    mean 0.6; pairs of one query share candidates). The query bootstrap covers the true 0.6
+    at about the nominal rate; the Wilson interval over pairs, treating pairs as independent,
+    does not."""
     from ttp_diag.stats import cluster_ratio_ci, wilson_interval
 
     rng = np.random.default_rng(7)

@@ -102,8 +102,8 @@ def policy_families(tables: Mapping[str, pd.DataFrame | BestOfN], *,
         if capture_of in fit.scores_:
             cap = capture_at_max(fit, capture_of)
             if np.isfinite(cap):
-                sub += f"\ncapture ({rm_label(capture_of, short=True)}, N={fit.ns_effective[-1]}) " \
-                       f"= {cap:.0%}"
+                n_eff = fit.ns_effective[-1]
+                sub += f"\ncapture ({rm_label(capture_of, short=True)}, N={n_eff}) = {cap:.0%}"
         ax.set_title(sub)
         label_n_axes(ax, reward_label if i == 0 else "")
     legend_top(axes[0, 0], fontsize=7)

@@ -134,10 +134,10 @@ def _save_scores(out: Path, name: str, sc: dict, t: pd.DataFrame, held: pd.DataF
     """Cache a model's scores (``rows/<name>.pairs.parquet``, ``rows/<name>.val.parquet``), so
     that a new row format is recomputed without scoring again."""
     from ttp_diag.io import atomic_write_parquet, atomic_write_text
+    from ttp_diag.stats import pair_wins
 
-    hits = (sc["s_chosen"] > sc["s_rejected"]) + 0.5 * (sc["s_chosen"] == sc["s_rejected"])
     atomic_write_parquet(held.assign(s_chosen=sc["s_chosen"], s_rejected=sc["s_rejected"],
-                                     hit=hits.astype(float))[
+                                     hit=pair_wins(sc["s_chosen"], sc["s_rejected"]))[
         ["user_id", "query_id", "who", "s_chosen", "s_rejected", "hit"]],
         out / "rows" / f"{name}.pairs.parquet")
     val = t[t["split"] == "val"]
@@ -169,10 +169,9 @@ def _cached_scores(out: Path, name: str, t: pd.DataFrame, held: pd.DataFrame) ->
 def _row(name: str, sc: dict, t: pd.DataFrame, held: pd.DataFrame, train_s: float) -> dict:
     """One result row from a model's scores (see the module docstring for the intervals)."""
     import ttp_diag as td
-    from ttp_diag.stats import bootstrap_mean_ci, cluster_ratio_ci, wilson_interval
+    from ttp_diag.stats import bootstrap_mean_ci, cluster_ratio_ci, pair_wins, wilson_interval
 
-    s_c, s_r = sc["s_chosen"], sc["s_rejected"]
-    hits = (s_c > s_r).astype(float) + 0.5 * (s_c == s_r)  # a tie counts half
+    hits = pair_wins(sc["s_chosen"], sc["s_rejected"])  # the one tie rule: a tie counts half
     who = held["who"].to_numpy()
     q_lo, q_hi = cluster_ratio_ci(hits, held["query_id"].to_numpy(), ci=0.95, n_boot=2000,
                                   seed=0)

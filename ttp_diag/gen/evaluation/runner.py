@@ -130,16 +130,15 @@ def check_adapt_models(names, settings, run_kinds) -> None:
     """
     from ttp_diag.exceptions import ConfigError
     from ttp_diag.gen.reward_models import REGISTRY
-    from ttp_diag.gen.reward_models.base import RewardModel, get_model_class
+    from ttp_diag.gen.reward_models.base import get_model_class
 
     for name in names:
         cls = get_model_class(name)  # an unknown name: one ConfigError listing the registry
         if name in run_kinds:
             raise ConfigError(f"adapt model {name!r} is also a reward model of the run (rm/"
                               f"{name}); adapt another family or leave it out of adapt_models")
-        if cls.personalized and cls.adapt is RewardModel.adapt:
-            ok = sorted(n for n, c in REGISTRY.items()
-                        if not c.personalized or c.adapt is not RewardModel.adapt)
+        if not cls.can_adapt():
+            ok = sorted(n for n, c in REGISTRY.items() if c.can_adapt())
             raise ConfigError(f"adapt model {name!r} has no adapt(): it trains one model per "
                               f"user from labelled rows. Use one of {ok}")
     extra = sorted(set(settings) - set(names))

@@ -142,6 +142,12 @@ class RewardModel:
               prompts: Sequence[str] | None = None) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract
 
+    @classmethod
+    def can_adapt(cls) -> bool:
+        """Whether :meth:`adapt` works: a non-personalized family (nothing to adapt) or a
+        personalized one that overrides it."""
+        return not cls.personalized or cls.adapt is not RewardModel.adapt
+
     def adapt(self, support_pairs: pd.DataFrame, user: str | None = None) -> RewardModel:
         """Adapt to a new user from support pairs, shared parameters frozen.
 
@@ -150,8 +156,7 @@ class RewardModel:
         """
         if not self.personalized:
             return self
-        adaptable = sorted(n for n, c in REGISTRY.items()
-                           if c.personalized and c.adapt is not RewardModel.adapt)
+        adaptable = sorted(n for n, c in REGISTRY.items() if c.personalized and c.can_adapt())
         raise ConfigError(
             f"{type(self).__name__} has no adapt(): it trains one pointwise model per user "
             "from labelled rows, not user parameters on a shared model; fit it on the "

@@ -231,22 +231,19 @@ class Evaluation:
         adapted to each adaptation user from that user's support pairs (shared parameters
         frozen); saved in ``eval/rm/<name>`` and loaded from there on resume."""
         from ttp_diag.gen.reward_models.base import get_model_class, rm_context
+        from ttp_diag.gen.reward_models.zoo import fit_protocol
 
         path = self.out / "rm" / name
-        cls = get_model_class(name)
         if (path / "config.json").is_file():
-            return cls.load(path)
+            return get_model_class(name).load(path)
         split = self.split()
         pairs = self.pairs(split)
         # the pairs' prompt is the query input; the model's prompt is the E.2 context of it
         ctx = {b: rm_context(self.task, b) for b in pairs["prompt"].astype(str).unique()}
         p = pairs.assign(prompt=pairs["prompt"].astype(str).map(ctx))
         t0 = time.perf_counter()
-        m = cls(seed=self.cfg.seed, **dict(self.cfg.adapt_settings.get(name, {})))
-        m.fit(p[p["split"] == "train"])
-        sup = p[p["split"] == "support"]
-        for u in split.adapt_users:
-            m.adapt(sup[sup["user_id"] == u], user=u)
+        m = fit_protocol(name, p, split.adapt_users, settings=self.cfg.adapt_settings.get(name),
+                         seed=self.cfg.seed)
         self.timings[f"adapt:{name}"] = time.perf_counter() - t0
         m.save(path)
         return m

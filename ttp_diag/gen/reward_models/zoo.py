@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "run_zoo",
-           "zoo_markdown", "paired_accuracy"]
+__all__ = ["ZOO", "LM_MODELS", "TableScores", "attach_bodies", "zoo_pairs", "fit_protocol",
+           "run_zoo", "zoo_markdown", "paired_accuracy"]
 
 ZOO = ["mpu", "mpu_avg", "lore", "lore_alt", "pref", "pal", "vpl", "global_bt", "global_bt_v2",
        "genarm", "pdpo"]
@@ -89,13 +89,19 @@ def zoo_pairs(table: pd.DataFrame, *, task: str = "lamp4", adapt_frac: float = 0
     return t, pairs, held
 
 
-def _fit_protocol(name: str, pairs: pd.DataFrame, settings: Mapping, seed: int):
+def fit_protocol(name: str, pairs: pd.DataFrame, adapt_users: Sequence[str], *,
+                 settings: Mapping | None = None, seed: int = 0):
+    """Family ``name`` by the protocol (section 3.1): fitted on the pairs with ``split ==
+    "train"`` (the training users'), then ``adapt(support_pairs, user)`` for each of
+    ``adapt_users`` from its ``split == "support"`` pairs, shared parameters frozen; a user
+    without support pairs is scored by the population model (``fallback_users_``). Used by
+    ``ttp-diag zoo`` and by ``ttp-diag evaluate --adapt-models``."""
     from .base import get_model_class
 
-    m = get_model_class(name)(seed=seed, **dict(settings))
+    m = get_model_class(name)(seed=seed, **dict(settings or {}))
     m.fit(pairs[pairs["split"] == "train"])
     sup = pairs[pairs["split"] == "support"]
-    for u in sorted(pairs.loc[pairs["role"] == "adapt", "user_id"].unique()):
+    for u in adapt_users:
         m.adapt(sup[sup["user_id"] == u], user=u)
     return m
 
@@ -242,9 +248,10 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
     t, pairs, held = zoo_pairs(table, task=task, adapt_frac=adapt_frac,
                                support_frac=support_frac, seed=seed)
     sp = pairs["split"].value_counts()
+    adapt_users = sorted(pairs.loc[pairs["role"] == "adapt", "user_id"].unique())
     log(f"pairs: {int(sp.get('train', 0))} train, {int(sp.get('support', 0))} support, "
         f"{int(sp.get('query', 0))} query; {len(held)} held out; adaptation users "
-        f"{sorted(pairs.loc[pairs['role'] == 'adapt', 'user_id'].unique())}")
+        f"{adapt_users}")
     rows = []
     for name in models:
         f = out / "rows" / f"{name}.json"
@@ -266,7 +273,7 @@ def run_zoo(table: pd.DataFrame, out: str | Path, *, models: Sequence[str] = tup
             sc = _model_scores(m, t, held)
         else:
             t0 = time.perf_counter()
-            m = _fit_protocol(name, pairs, settings.get(name, {}), seed)
+            m = fit_protocol(name, pairs, adapt_users, settings=settings.get(name), seed=seed)
             train_s = time.perf_counter() - t0
             m.save(out / name)
             sc = _model_scores(m, t, held)

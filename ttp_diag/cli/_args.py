@@ -104,6 +104,14 @@ def add_map_flag(p: argparse.ArgumentParser) -> None:
                         "prompt) become one row per candidate (docs: bring your own table)")
 
 
+def add_set_flag(p: argparse.ArgumentParser, of: str, example: str) -> None:
+    """The ``--set MODEL.PARAM=VALUE`` flag of ``zoo`` and ``evaluate`` (read with
+    :func:`parse_sets`); ``of`` names whose settings it sets, ``example`` shows one."""
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
+                   help=f"a setting of {of}, e.g. --set {example} (repeatable; values parsed "
+                        "as JSON, else kept as strings)")
+
+
 def parse_sets(items, models) -> dict[str, dict]:
     """``["genarm.beta=2.0"]`` -> ``{"genarm": {"beta": 2.0}}``, checked against the registry.
 

@@ -15,13 +15,15 @@ Examples
     ttp-diag evaluate --run-dir runs/hp6 --methods icl,icl_rag --icl-k 0,1,2,4,8
     # a zoo family by the adaptation protocol: trained on the training users, adapted to each
     # adaptation user from its support pairs, then used like the run's reward models
-    ttp-diag evaluate --run-dir runs/hp6 --adapt-models mpu_avg,lore \
+    ttp-diag evaluate --run-dir runs/hp6 --adapt-models mpu_avg,lore \\
         --methods zero_shot,bon_mpu_avg,bon_lore,bon_prob --set lore.epochs=100
 """
 
 from __future__ import annotations
 
 import argparse
+
+from ttp_diag.cli._args import add_set_flag
 
 
 def _floats(s: str) -> list[float]:
@@ -67,9 +69,7 @@ def register(subparsers) -> None:
                         "the training users' pairs and adapted to each adaptation user from "
                         "its support pairs (shared parameters frozen); each adds the methods "
                         "bon_<name>, args_<name>, lora_bon_<name>")
-    p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
-                   help="a setting of an --adapt-models family, e.g. --set lore.epochs=100 "
-                        "(repeatable)")
+    add_set_flag(p, "an --adapt-models family", "lore.epochs=100")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap resamples over users (default %(default)s)")
     p.add_argument("--ci", type=float, default=0.95,

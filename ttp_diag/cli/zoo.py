@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 
+from ttp_diag.cli._args import add_set_flag
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -47,9 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-reference", dest="reference", action="store_false",
                    help="leave out the reference rows of the table's own score_* columns")
-    p.add_argument("--set", action="append", default=[], metavar="MODEL.PARAM=VALUE",
-                   help="a model setting, e.g. genarm.max_train_pairs=200 (repeatable; values "
-                        "parsed as JSON, else kept as strings)")
+    add_set_flag(p, "a --models family", "genarm.max_train_pairs=200")
     p.set_defaults(func=_run)
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import matplotlib.colors as mcolors
+import numpy as np
 import pytest
 
 import ttp_diag as td
@@ -189,3 +190,26 @@ def test_axes_level_panels_accept_ax(table, func):
     ax = Figure().subplots()
     assert getattr(curves, func)(fit, ax) is ax
     assert ax.get_xlabel() == "N (candidates per query)"
+
+
+def test_theory_panel_draws_the_refined_prediction_at_whole_n_only():
+    """The refined prediction exists at whole N; on a dense grid it was drawn as steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ttp_diag.plots.curves import plot_theory
+
+    t = td.simulate_score_table(n_users=20, n_queries=6, n_candidates=6, seed=0)
+    fit = td.BestOfN([1, 2, 4, 6], n_boot=20, seed=0, prediction="refined").fit(t)
+    ax = plot_theory(fit)
+    from ttp_diag.plots._common import color
+
+    dashdot = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-." and len(ln.get_xdata())]
+    for sel in fit.scores_:  # one prediction line per reward model, in its colour
+        (ln,) = [x for x in dashdot if mcolors.same_color(x.get_color(), color(sel, fit.scores_))]
+        assert np.asarray(ln.get_xdata(), float).tolist() == [1, 2, 3, 4, 5, 6]
+    oracle = [x for x in dashdot if mcolors.same_color(x.get_color(), color("oracle", fit.scores_))]
+    assert len(oracle[0].get_xdata()) == 200  # the law stays a smooth curve
+    plt.close(ax.figure)

@@ -108,7 +108,11 @@ def plot_theory(fit: BestOfN, ax: Axes | None = None, *, shape: str | None = Non
             except ValueError:  # an observed utility of 0: relMAE undefined
                 label += " (relMAE n/a)"
         plot_observed(ax, fit, sel, label=label)
-        ax.plot(grid, fit.predict(grid, sel, shape), color=color(sel, fit.scores_),
+        # the refined prediction exists at whole N only (rank weights of N candidates); on the
+        # dense grid it would be drawn as steps
+        xs = (np.arange(1, max(fit.ns_effective) + 1)
+              if getattr(fit, "prediction_", {}).get(sel) == "refined" else grid)
+        ax.plot(xs, fit.predict(xs, sel, shape), color=color(sel, fit.scores_),
                 linestyle="-.", linewidth=1.2, alpha=0.9)
     ax.plot([], [], color="#555555", linestyle="-.", label="Theory prediction (dash-dot)")
     ax.set_title(letter + title(task, f"Best-of-N with theory ({shape})"))
